@@ -1,0 +1,864 @@
+"""The agent: wires observers, the scanner, the scheduler and the upload workers together.
+
+Threads and who owns what:
+- the scheduler (the thread that calls `run`) owns every piece of state below; all other threads only
+  post messages to its inbox;
+- one watchdog observer per folder posts `PathEvent`s;
+- the scanner thread walks folders (at start, every `rescan_seconds`, when a subfolder appears) and
+  posts `ScanBatch`es;
+- `concurrency` worker threads each take one `UploadJob` at a time and post `JobDone`.
+
+A file waiting for its settle time, its next retry or its account's resumption is a small entry in a
+dict plus a timer in a heap: it holds no thread, no open file and none of its bytes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import queue
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from watcher.config import Config, ConfigError, Folder
+from watcher.dedupe import DedupeIndex, KnownUpload
+from watcher.media import looks_complete as image_looks_complete
+from watcher.media import read_head_and_tail
+from watcher.outcome import (
+    FailureClass,
+    FileChanged,
+    UploadFailure,
+    UploadOutcome,
+    UploadSuccess,
+    operator_hint,
+)
+from watcher.retry import RetryPolicy
+from watcher.scanning import FileState, FoundFile, classify, signature_of, walk_candidates
+from watcher.settle import FileSignature, Ready, SettleTracker
+from watcher.sidecar import write_sidecar_atomically
+from watcher.systemd import Notifier
+from watcher.uploader import UploadJob, record_failure, record_success, sidecar_for, upload_one
+from watcher.watching import EventKind, FolderWatch, PathEvent
+
+log = logging.getLogger("watcher")
+
+SCAN_BATCH = 500
+STATUS_INTERVAL = 2.0
+SIDECAR_RETRY_SECONDS = 15.0
+ROOT_RECHECK_SECONDS = 5.0
+# Account pauses are probed with one real upload, at growing intervals up to this.
+ACCOUNT_PROBE_FIRST = 30.0
+ACCOUNT_PROBE_CAP = 900.0
+STOP_GRACE_SECONDS = 5.0
+
+
+class Phase(StrEnum):
+    SETTLING = "settling"
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    RETRY_WAIT = "retry_wait"
+    PAUSED = "paused"
+
+
+@dataclass
+class Tracked:
+    folder: Folder
+    phase: Phase = Phase.SETTLING
+    due: float = 0.0
+    failures: int = 0  # temporary failures in a row
+    attempts: int = 0  # attempts since the file last changed
+    last_error: str = ""
+
+
+@dataclass
+class AccountPause:
+    reason: str
+    next_probe: float
+    probes: int = 0
+    probing: str | None = None
+    files: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class ScanBatch:
+    folder: Folder
+    files: list[FoundFile]
+
+
+@dataclass(frozen=True)
+class ScanFinished:
+    folder: Folder
+    root: str  # the folder or subfolder that was walked
+    seen: frozenset[str]
+    initial: bool
+
+
+@dataclass(frozen=True)
+class JobDone:
+    job: UploadJob
+    outcome: UploadOutcome
+    signature: FileSignature | None
+    reused: bool
+    seconds: float
+    sidecar: dict[str, Any] | None = None
+    record_error: str | None = None  # the sidecar or error record could not be written
+
+
+class Control(StrEnum):
+    RELOAD = "reload"
+    STOP = "stop"
+
+
+@dataclass(frozen=True)
+class _ScanRequest:
+    folder: Folder
+    root: str
+    initial: bool
+
+
+class InFlightChanges:
+    """Write events seen for files while they upload, so a worker can tell its bytes went stale.
+
+    Observers bump, workers begin/end; the stat comparison in the uploader covers changes made too
+    fast for the event to arrive before the upload ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed: dict[str, bool] = {}
+
+    def begin(self, path: str) -> None:
+        with self._lock:
+            self._changed[path] = False
+
+    def bump(self, path: str) -> None:
+        with self._lock:
+            if path in self._changed:
+                self._changed[path] = True
+
+    def end(self, path: str) -> bool:
+        with self._lock:
+            return self._changed.pop(path, False)
+
+
+class Agent:
+    """Runs until `request_stop`; `once=True` makes it the `scan` command (no observers, exit when idle)."""
+
+    def __init__(
+        self,
+        config: Config,
+        client_factory: Callable[[Config], Any],
+        *,
+        once: bool = False,
+        notifier: Notifier | None = None,
+        config_loader: Callable[[], Config] | None = None,
+        retry_policy: RetryPolicy | None = None,
+        once_max_failures: int = 5,
+    ) -> None:
+        self.config = config
+        self._client_factory = client_factory
+        self.client = client_factory(config)
+        self.once = once
+        self.notifier = notifier or Notifier({})
+        self._config_loader = config_loader
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._once_max_failures = once_max_failures
+
+        self.tracker = SettleTracker(config.settings.settle_seconds)
+        self.tracked: dict[str, Tracked] = {}
+        self.done: dict[str, FileSignature] = {}
+        self.failed: dict[str, tuple[FileSignature, str]] = {}
+        self.gave_up: dict[str, str] = {}  # `scan` only: temporary failures it stopped retrying
+        self.unwritten: dict[str, tuple[UploadJob, dict[str, Any], FileSignature]] = {}
+        self.paused: dict[str, AccountPause] = {}
+        self.dedupe = DedupeIndex()
+        self.changes = InFlightChanges()
+
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[UploadJob | None] = queue.SimpleQueue()
+        self._scan_requests: queue.SimpleQueue[_ScanRequest | None] = queue.SimpleQueue()
+        self._timers: list[tuple[float, int, str]] = []
+        self._timer_seq = 0
+        self._ready: deque[str] = deque()
+        self._in_flight = 0
+        self._workers: list[threading.Thread] = []
+        self._watches: dict[str, FolderWatch] = {}
+        self._initial_scans_left = 0
+        self._is_ready = False
+        self._stopping = False
+        self._next_rescan = 0.0
+        self._next_status = 0.0
+        self._next_watchdog = 0.0
+        self._next_sidecar_retry = float("inf")
+        self._next_root_check = float("inf")
+        self.uploaded_count = 0
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the scheduler on the calling thread until stopped (or, with once=True, until idle)."""
+        threading.Thread(target=self._scan_loop, name="scanner", daemon=True).start()
+        self._ensure_workers(self.config.settings.concurrency)
+        if not self.once:
+            for folder in self.config.folders:
+                self._start_watch(folder)
+        self._initial_scans_left = len(self.config.folders)
+        for folder in self.config.folders:
+            self._scan_requests.put(_ScanRequest(folder, folder.path, initial=True))
+        self._next_rescan = time.monotonic() + self.config.settings.rescan_seconds
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+        if self.once:
+            return 1 if (self.failed or self.gave_up) else 0
+        return 0
+
+    def post(self, message: Any) -> None:
+        """Thread-safe (and signal-handler-safe): hand a message to the scheduler."""
+        self._inbox.put(message)
+
+    def request_stop(self) -> None:
+        self.post(Control.STOP)
+
+    def request_reload(self) -> None:
+        self.post(Control.RELOAD)
+
+    def _ensure_workers(self, count: int) -> None:
+        while len(self._workers) < count:
+            worker = threading.Thread(
+                target=self._work_loop, name=f"upload-{len(self._workers)}", daemon=True
+            )
+            worker.start()
+            self._workers.append(worker)
+
+    def _start_watch(self, folder: Folder) -> None:
+        watch = FolderWatch(folder, self._on_path_event)
+        try:
+            watch.start()
+        except OSError as exc:
+            log.error(
+                "%s: cannot watch this folder: %s; it is rescanned every %.0f s instead",
+                folder.path,
+                exc.strerror,
+                self.config.settings.rescan_seconds,
+            )
+            return
+        self._watches[folder.path] = watch
+        log.info(
+            "watching %s (%s%s, account %s)",
+            folder.path,
+            watch.mode,
+            ", recursive" if folder.recursive else "",
+            folder.account or "default",
+        )
+
+    def _on_path_event(self, event: PathEvent) -> None:
+        if event.kind is EventKind.WRITE or event.kind is EventKind.DELETED:
+            self.changes.bump(event.path)
+        self._inbox.put(event)
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        for watch in self._watches.values():
+            watch.stop()
+        self._scan_requests.put(None)
+        for _ in self._workers:
+            self._jobs.put(None)
+        # Uploads in flight get a short grace to finish and write their sidecars; one cut short
+        # leaves no sidecar and is redone at the next start.
+        deadline = time.monotonic() + (0 if self.once else STOP_GRACE_SECONDS)
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if any(w.is_alive() for w in self._workers):
+            log.info("stopping with uploads in flight; they are redone at the next start")
+        self.client.close()
+
+    # ---- the scheduler loop ----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            now = time.monotonic()
+            timeout = max(0.0, self._next_deadline() - now)
+            try:
+                message = self._inbox.get(timeout=min(timeout, 60.0))
+            except queue.Empty:
+                message = None
+            if message is not None:
+                self._handle(message)
+                # Drain what else is waiting before acting on timers: bursts coalesce.
+                for _ in range(10_000):
+                    try:
+                        self._handle(self._inbox.get_nowait())
+                    except queue.Empty:
+                        break
+            self._fire_timers(time.monotonic())
+            self._dispatch()
+            self._housekeeping(time.monotonic())
+            if self.once and self._is_ready and self._idle():
+                break
+
+    def _next_deadline(self) -> float:
+        deadline = min(self._next_status, self._next_sidecar_retry, self._next_root_check)
+        if self._timers:
+            deadline = min(deadline, self._timers[0][0])
+        if not self.once:
+            deadline = min(deadline, self._next_rescan)
+        if self.notifier.watchdog_interval:
+            deadline = min(deadline, self._next_watchdog)
+        for pause in self.paused.values():
+            if pause.probing is None and pause.files:
+                deadline = min(deadline, pause.next_probe)
+        return deadline
+
+    def _idle(self) -> bool:
+        return not self.tracked and self._in_flight == 0 and not self.unwritten
+
+    def _handle(self, message: Any) -> None:
+        if isinstance(message, PathEvent):
+            self._on_event(message)
+        elif isinstance(message, JobDone):
+            self._on_job_done(message)
+        elif isinstance(message, ScanBatch):
+            self._on_scan_batch(message)
+        elif isinstance(message, ScanFinished):
+            self._on_scan_finished(message)
+        elif message is Control.STOP:
+            log.info("stopping")
+            self._stopping = True
+        elif message is Control.RELOAD:
+            self._reload()
+
+    # ---- timers ----------------------------------------------------------------------------------
+
+    def _schedule(self, path: str, entry: Tracked, at: float) -> None:
+        entry.due = at
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (at, self._timer_seq, path))
+
+    def _fire_timers(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            at, _, path = heapq.heappop(self._timers)
+            entry = self.tracked.get(path)
+            if entry is None or entry.due != at:
+                continue  # superseded by a later schedule
+            if entry.phase in (Phase.SETTLING, Phase.RETRY_WAIT):
+                entry.phase = Phase.SETTLING
+                self._settle_check(path, entry, now)
+        for key, pause in self.paused.items():
+            if pause.probing is None and pause.files and pause.next_probe <= now:
+                probe = pause.files.pop()
+                pause.probing = probe
+                log.info(
+                    "account %s: probing with %s to see whether uploads can resume", key or "default", probe
+                )
+                entry = self.tracked.get(probe)
+                if entry is not None:
+                    entry.phase = Phase.QUEUED
+                    self._ready.appendleft(probe)
+
+    def _settle_check(self, path: str, entry: Tracked, now: float) -> None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            self._untrack(path)
+            return
+        if not stat.S_ISREG(st.st_mode):
+            self._untrack(path)
+            return
+        signature = signature_of(st)
+        if self.done.get(path) == signature or self._failed_signature(path) == signature:
+            self._untrack(path)
+            return
+        complete = False
+        if signature.size > 0 and self.tracker.is_finished(path):
+            try:
+                head, tail, _ = read_head_and_tail(path)
+                complete = image_looks_complete(head, tail, signature.size)
+            except OSError:
+                complete = False
+        decision = self.tracker.check(path, signature, now=now, wall_now=time.time(), looks_complete=complete)
+        if not isinstance(decision, Ready):
+            self._schedule(path, entry, decision.at)
+            return
+        # A sidecar or error record written by an earlier run (or by hand) may already cover it.
+        found = classify(path, signature)
+        if found.state is not FileState.PENDING:
+            self._record_found(entry.folder, found)
+            self._untrack(path)
+            return
+        pause = self.paused.get(entry.folder.account_key)
+        if pause is not None:
+            entry.phase = Phase.PAUSED
+            pause.files.add(path)
+            return
+        entry.phase = Phase.QUEUED
+        self._ready.append(path)
+
+    def _failed_signature(self, path: str) -> FileSignature | None:
+        failed = self.failed.get(path)
+        return failed[0] if failed else None
+
+    # ---- events ----------------------------------------------------------------------------------
+
+    def _on_event(self, event: PathEvent) -> None:
+        now = time.monotonic()
+        if event.kind is EventKind.DIR_APPEARED:
+            self._scan_requests.put(_ScanRequest(event.folder, event.path, initial=False))
+            return
+        if event.kind is EventKind.ROOT_GONE:
+            log.warning(
+                "%s: the watched folder was removed or moved away; waiting for it to come back",
+                event.folder.path,
+            )
+            self._next_root_check = min(self._next_root_check, now + ROOT_RECHECK_SECONDS)
+            return
+        path = event.path
+        if event.kind is EventKind.DELETED:
+            self.done.pop(path, None)
+            self.failed.pop(path, None)
+            self.unwritten.pop(path, None)
+            entry = self.tracked.get(path)
+            if entry is not None and entry.phase is not Phase.UPLOADING:
+                self._untrack(path)
+            return
+        if event.kind is EventKind.SIDECAR_DELETED:
+            if path not in self.done:
+                return
+            del self.done[path]  # the sidecar must be written again; dedupe avoids a second upload
+        entry = self.tracked.get(path)
+        if entry is None:
+            entry = self.tracked[path] = Tracked(event.folder)
+        if event.kind is EventKind.FINISHED:
+            self.tracker.note_finished(path, now)
+            wait = self.tracker.confirm_seconds
+        else:
+            self.tracker.note_write(path, now)
+            wait = self.tracker.settle_seconds
+        if entry.phase is Phase.SETTLING and (entry.due <= now or entry.due > now + wait):
+            self._schedule(path, entry, now + wait)
+        elif entry.phase in (Phase.RETRY_WAIT, Phase.PAUSED) and event.kind is not EventKind.SIDECAR_DELETED:
+            # The file changed: a new version gets a fresh start (its account may still be paused).
+            entry.failures = 0
+            if entry.phase is Phase.RETRY_WAIT:
+                entry.phase = Phase.SETTLING
+                self._schedule(path, entry, now + wait)
+
+    def _untrack(self, path: str) -> None:
+        entry = self.tracked.pop(path, None)
+        self.tracker.forget(path)
+        if entry is not None:
+            pause = self.paused.get(entry.folder.account_key)
+            if pause is not None:
+                pause.files.discard(path)
+                if pause.probing == path:
+                    pause.probing = None
+
+    # ---- scanning --------------------------------------------------------------------------------
+
+    def _scan_loop(self) -> None:
+        while True:
+            request = self._scan_requests.get()
+            if request is None:
+                return
+            try:
+                self._scan(request)
+            except Exception:
+                log.exception("scan of %s failed; it is retried at the next rescan", request.root)
+                if request.initial:
+                    self.post(ScanFinished(request.folder, request.root, frozenset(), True))
+
+    def _scan(self, request: _ScanRequest) -> None:
+        folder = request.folder
+        batch: list[FoundFile] = []
+        seen: set[str] = set()
+        for found in walk_candidates(
+            request.root, folder.recursive, known=self.done.get, remove_stale_temporaries=request.initial
+        ):
+            seen.add(found.path)
+            batch.append(found)
+            if len(batch) >= SCAN_BATCH:
+                self.post(ScanBatch(folder, batch))
+                batch = []
+        if batch:
+            self.post(ScanBatch(folder, batch))
+        self.post(ScanFinished(folder, request.root, frozenset(seen), request.initial))
+
+    def _on_scan_batch(self, message: ScanBatch) -> None:
+        if message.folder.path not in {f.path for f in self.config.folders}:
+            return  # removed by a reload while it was being scanned
+        now = time.monotonic()
+        for found in message.files:
+            if found.state is FileState.PENDING:
+                if found.path not in self.tracked:
+                    entry = self.tracked[found.path] = Tracked(message.folder)
+                    self._schedule(found.path, entry, now)
+            elif found.path not in self.tracked:
+                self._record_found(message.folder, found)
+
+    def _record_found(self, folder: Folder, found: FoundFile) -> None:
+        if found.state is FileState.DONE:
+            self.done[found.path] = found.signature
+            self.failed.pop(found.path, None)
+            record = found.record
+            if record is not None:
+                self.dedupe.add(
+                    folder.account_key,
+                    found.signature.size,
+                    str(record.get("sha256", "")),
+                    KnownUpload(str(record["fileID"]), str(record.get("ossPath", ""))),
+                )
+        elif found.state is FileState.FAILED:
+            error = str(found.record.get("error", "")) if found.record else ""
+            self.failed[found.path] = (found.signature, error)
+
+    def _on_scan_finished(self, message: ScanFinished) -> None:
+        prefix = message.root.rstrip("/") + "/"
+        # Forget what vanished without an event (inotify overflow, network filesystems).
+        for table in (self.done, self.failed):
+            for path in [p for p in table if p.startswith(prefix) and p not in message.seen]:
+                if message.folder.recursive or os.path.dirname(path) == message.root:
+                    del table[path]
+        if message.initial:
+            self._initial_scans_left -= 1
+            if self._initial_scans_left == 0 and not self._is_ready:
+                self._is_ready = True
+                log.info(
+                    "ready: %d folders, %d files already uploaded, %d pending, %d failed",
+                    len(self.config.folders),
+                    len(self.done),
+                    len(self.tracked),
+                    len(self.failed),
+                )
+                self.notifier.ready(self.status_line())
+
+    # ---- uploads ---------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        limit = self.config.settings.concurrency
+        while self._ready and self._in_flight < limit and not self._stopping:
+            path = self._ready.popleft()
+            entry = self.tracked.get(path)
+            if entry is None or entry.phase is not Phase.QUEUED:
+                continue
+            pause = self.paused.get(entry.folder.account_key)
+            if pause is not None and pause.probing != path:
+                entry.phase = Phase.PAUSED
+                pause.files.add(path)
+                continue
+            signature = self.tracker.signature(path)
+            entry.phase = Phase.UPLOADING
+            entry.attempts += 1
+            self._in_flight += 1
+            self.changes.begin(path)
+            self._jobs.put(UploadJob(path, entry.folder.account, signature, entry.attempts))
+
+    def _work_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            started = time.monotonic()
+            try:
+                self.post(self._upload(job, started))
+            except Exception as exc:  # a bug must not lose the file: report it as temporary
+                log.exception("unexpected error while uploading %s", job.path)
+                failure = UploadFailure(FailureClass.TEMPORARY, f"internal error: {exc}", "internal")
+                self.post(JobDone(job, failure, None, False, time.monotonic() - started))
+
+    def _upload(self, job: UploadJob, started: float) -> JobDone:
+        outcome, signature, reused = upload_one(self.client, job, self.dedupe)
+        if self.changes.end(job.path) and not isinstance(outcome, FileChanged):
+            outcome = FileChanged("the file was written to while it was uploaded")
+        seconds = time.monotonic() - started
+        if signature is None:
+            return JobDone(job, outcome, signature, reused, seconds)
+        sidecar = sidecar_for(job, outcome, signature) if isinstance(outcome, UploadSuccess) else None
+        try:
+            if sidecar is not None:
+                record_success(job, sidecar)
+            elif isinstance(outcome, UploadFailure) and outcome.failure_class is FailureClass.PERMANENT:
+                record_failure(job, outcome, signature)
+        except OSError as exc:
+            return JobDone(
+                job, outcome, signature, reused, seconds, sidecar, record_error=exc.strerror or str(exc)
+            )
+        return JobDone(job, outcome, signature, reused, seconds, sidecar)
+
+    def _on_job_done(self, done: JobDone) -> None:
+        self._in_flight -= 1
+        path = done.job.path
+        entry = self.tracked.get(path)
+        if entry is None:
+            return
+        now = time.monotonic()
+        outcome = done.outcome
+        pause = self.paused.get(entry.folder.account_key)
+        was_probe = pause is not None and pause.probing == path
+        if isinstance(outcome, FileChanged):
+            log.info("%s: %s; waiting for it to settle again", path, outcome.reason)
+            entry.phase = Phase.SETTLING
+            self.tracker.note_write(path, now)
+            self._schedule(path, entry, now + self.tracker.settle_seconds)
+            if was_probe and pause is not None:
+                pause.probing = None
+            return
+        if isinstance(outcome, UploadSuccess):
+            self._on_success(path, entry, done, outcome)
+            if was_probe:
+                self._resume_account(entry.folder.account_key, now)
+            return
+        assert isinstance(outcome, UploadFailure)
+        entry.last_error = outcome.error
+        if outcome.failure_class is FailureClass.TEMPORARY:
+            entry.failures += 1
+            if self.once and entry.failures >= self._once_max_failures:
+                log.error(
+                    "%s: %s; gave up after %d attempts (the service would keep retrying)",
+                    path,
+                    outcome.error,
+                    entry.failures,
+                )
+                self.gave_up[path] = outcome.error
+                self._untrack(path)
+                return
+            delay = self.retry_policy.delay(entry.failures, outcome.retry_after)
+            log.warning("%s: %s; retry %d in %.1f s", path, outcome.error, entry.failures + 1, delay)
+            entry.phase = Phase.RETRY_WAIT
+            self._schedule(path, entry, now + delay)
+            if was_probe and pause is not None:
+                pause.probing = None
+                pause.files.add(path)
+                entry.phase = Phase.PAUSED
+                pause.next_probe = now + delay
+            return
+        if outcome.failure_class is FailureClass.PERMANENT:
+            assert done.signature is not None or done.record_error is None
+            if done.record_error:
+                log.error(
+                    "%s: %s; and its error record cannot be written: %s",
+                    path,
+                    outcome.error,
+                    done.record_error,
+                )
+            else:
+                log.error(
+                    "%s: %s; error record written, the file is retried when it changes", path, outcome.error
+                )
+            if done.signature is not None:
+                self.failed[path] = (done.signature, outcome.error)
+            self._untrack(path)
+            if was_probe and pause is not None:
+                pause.next_probe = now
+            return
+        self._pause_account(path, entry, outcome, now)
+
+    def _on_success(self, path: str, entry: Tracked, done: JobDone, outcome: UploadSuccess) -> None:
+        assert done.signature is not None
+        self.dedupe.add(
+            entry.folder.account_key,
+            outcome.size,
+            outcome.sha256,
+            KnownUpload(outcome.file_id, outcome.oss_path),
+        )
+        how = "reused the fileID of identical bytes" if done.reused else f"uploaded in {done.seconds:.2f} s"
+        if done.record_error is not None and done.sidecar is not None:
+            log.error(
+                "%s: %s (%s), but its sidecar cannot be written: %s; the fileID is kept and the "
+                "sidecar written as soon as the folder allows",
+                path,
+                outcome.file_id,
+                how,
+                done.record_error,
+            )
+            self.unwritten[path] = (done.job, done.sidecar, done.signature)
+            self._next_sidecar_retry = min(self._next_sidecar_retry, time.monotonic() + SIDECAR_RETRY_SECONDS)
+        else:
+            log.info("%s: %s → %s", path, how, outcome.file_id)
+            self.done[path] = done.signature
+            self.uploaded_count += 1
+        self.failed.pop(path, None)
+        self._untrack(path)
+
+    def _pause_account(self, path: str, entry: Tracked, outcome: UploadFailure, now: float) -> None:
+        key = entry.folder.account_key
+        pause = self.paused.get(key)
+        hint = operator_hint(outcome.code if isinstance(outcome.code, int) else None)
+        if self.once:
+            log.error("account %s: %s. %s", key or "default", outcome.error, hint)
+            self.gave_up[path] = outcome.error
+            self._untrack(path)
+            return
+        if pause is None:
+            pause = self.paused[key] = AccountPause(outcome.error, now + ACCOUNT_PROBE_FIRST)
+            log.error(
+                "account %s: %s. Uploads for this account are paused: %s. They resume by themselves "
+                "once the API accepts them again (probed every few minutes) or on reload.",
+                key or "default",
+                outcome.error,
+                hint or "check the account on useapi.net",
+            )
+        elif pause.probing == path:
+            pause.probes += 1
+            pause.probing = None
+            pause.reason = outcome.error
+            pause.next_probe = now + min(ACCOUNT_PROBE_CAP, ACCOUNT_PROBE_FIRST * 2**pause.probes)
+            log.warning(
+                "account %s: still refused (%s); next probe in %.0f s",
+                key or "default",
+                outcome.error,
+                pause.next_probe - now,
+            )
+        if outcome.retry_after:
+            pause.next_probe = max(pause.next_probe, now + outcome.retry_after)
+        entry.phase = Phase.PAUSED
+        pause.files.add(path)
+
+    def _resume_account(self, key: str, now: float) -> None:
+        pause = self.paused.pop(key, None)
+        if pause is None:
+            return
+        log.info(
+            "account %s: the API accepts uploads again; resuming %d files", key or "default", len(pause.files)
+        )
+        for path in pause.files:
+            entry = self.tracked.get(path)
+            if entry is not None and entry.phase is Phase.PAUSED:
+                entry.phase = Phase.SETTLING
+                self._schedule(path, entry, now)
+
+    # ---- periodic work ---------------------------------------------------------------------------
+
+    def _housekeeping(self, now: float) -> None:
+        if not self.once and now >= self._next_rescan:
+            self._next_rescan = now + self.config.settings.rescan_seconds
+            for folder in self.config.folders:
+                self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
+        if now >= self._next_sidecar_retry:
+            self._retry_unwritten_sidecars(now)
+        if now >= self._next_root_check:
+            self._recheck_roots(now)
+        if self.notifier.watchdog_interval and now >= self._next_watchdog:
+            if all(w.is_alive() for w in self._workers):
+                self.notifier.watchdog()
+            self._next_watchdog = now + self.notifier.watchdog_interval
+        if now >= self._next_status:
+            self._next_status = now + STATUS_INTERVAL
+            if self._is_ready:
+                self.notifier.status(self.status_line())
+
+    def _retry_unwritten_sidecars(self, now: float) -> None:
+        for path, (job, sidecar, signature) in list(self.unwritten.items()):
+            try:
+                current = signature_of(os.stat(path, follow_symlinks=False))
+            except OSError:
+                del self.unwritten[path]
+                continue
+            if current != signature:
+                del self.unwritten[path]  # the file changed: it is uploaded again anyway
+                self._track_now(path, job, now)
+                continue
+            try:
+                write_sidecar_atomically(path, sidecar)
+            except OSError:
+                continue
+            log.info("%s: sidecar written at last → %s", path, sidecar["fileID"])
+            del self.unwritten[path]
+            self.done[path] = signature
+            self.uploaded_count += 1
+        self._next_sidecar_retry = now + SIDECAR_RETRY_SECONDS if self.unwritten else float("inf")
+
+    def _track_now(self, path: str, job: UploadJob, now: float) -> None:
+        folder = next((f for f in self.config.folders if path.startswith(f.path.rstrip("/") + "/")), None)
+        if folder is not None and path not in self.tracked:
+            entry = self.tracked[path] = Tracked(folder)
+            self._schedule(path, entry, now)
+
+    def _recheck_roots(self, now: float) -> None:
+        self._next_root_check = float("inf")
+        for folder in self.config.folders:
+            watch = self._watches.get(folder.path)
+            if watch is not None and watch.is_alive():
+                continue
+            if os.path.isdir(folder.path):
+                if watch is not None:
+                    watch.stop()
+                    del self._watches[folder.path]
+                log.info("%s: the folder is back; watching it again", folder.path)
+                self._start_watch(folder)
+                self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
+            else:
+                self._next_root_check = now + ROOT_RECHECK_SECONDS
+
+    def status_line(self) -> str:
+        uploading = self._in_flight
+        failed = len(self.failed)
+        pending = len(self.tracked) - uploading
+        parts = [
+            f"{len(self.config.folders)} folders watched",
+            f"{uploading} uploading",
+            f"{pending} pending",
+            f"{failed} failed",
+            f"{self.uploaded_count} uploaded since start",
+        ]
+        if self.paused:
+            parts.append(
+                "paused: " + ", ".join(f"{k or 'default'} ({p.reason})" for k, p in self.paused.items())
+            )
+        return "; ".join(parts)
+
+    # ---- reload ----------------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        if self._config_loader is None:
+            return
+        self.notifier.reloading()
+        try:
+            new = self._config_loader()
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            self.notifier.ready(self.status_line())
+            return
+        self._apply_config(new)
+        log.info("config reloaded from %s: %d folders", new.source, len(new.folders))
+        self.notifier.ready(self.status_line())
+
+    def _apply_config(self, new: Config) -> None:
+        old_folders = {f.path: f for f in self.config.folders}
+        new_folders = {f.path: f for f in new.folders}
+        for path, folder in old_folders.items():
+            if new_folders.get(path) != folder:
+                watch = self._watches.pop(path, None)
+                if watch is not None:
+                    watch.stop()
+                self._drop_folder_state(folder)
+        # The token or base URL may have changed; jobs in flight finish on the old client.
+        self.client = self._client_factory(new)
+        self.config = new
+        self.tracker.settle_seconds = new.settings.settle_seconds
+        self.tracker.confirm_seconds = min(self.tracker.confirm_seconds, new.settings.settle_seconds)
+        self._ensure_workers(new.settings.concurrency)
+        now = time.monotonic()
+        for path, folder in new_folders.items():
+            if old_folders.get(path) != folder:
+                self._start_watch(folder)
+                self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
+        for pause in self.paused.values():
+            pause.next_probe = now  # an operator reloads after fixing things: probe at once
+
+    def _drop_folder_state(self, folder: Folder) -> None:
+        prefix = folder.path.rstrip("/") + "/"
+        for table in (self.done, self.failed, self.unwritten):
+            for path in [p for p in table if p.startswith(prefix)]:
+                del table[path]
+        for path in [
+            p for p, e in self.tracked.items() if e.folder == folder and e.phase is not Phase.UPLOADING
+        ]:
+            self._untrack(path)

@@ -1,0 +1,320 @@
+"""The `minimax-watcher` command line: run, scan, upload, status, check-config, emulate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+from watcher import __version__
+from watcher.agent import Agent
+from watcher.client import DEFAULT_BASE_URL, UploadClient
+from watcher.config import (
+    EX_CONFIG,
+    TOKEN_ENV,
+    Config,
+    ConfigError,
+    ResolvedToken,
+    default_config_path,
+    describe_effective,
+    load_config,
+    resolve_token,
+)
+from watcher.logs import configure_logging
+from watcher.outcome import FailureClass, UploadFailure, UploadSuccess
+from watcher.retry import RetryPolicy
+from watcher.systemd import Notifier
+from watcher.uploader import UploadJob, record_failure, record_success, sidecar_for, upload_one
+
+log = logging.getLogger("watcher")
+
+EMULATOR_TOKEN = "user:1-emulator"
+EMULATOR_ACCOUNT = "123456"
+UPLOAD_ATTEMPTS = 5
+
+DESCRIPTION = """\
+Watch drop folders and upload each settled PNG, JPEG or WebP image to the useapi.net MiniMax
+files API, writing <image>.json beside it with the fileID that videos/create accepts.
+
+The token comes from $USEAPI_TOKEN, api.token_file in the config, or the systemd credential
+`useapi-token`. The config is --config, else $MINIMAX_WATCHER_CONFIG, else ./config.yaml, else
+/etc/minimax-watcher/config.yaml.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minimax-watcher", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", type=Path, help="config file (default: see above)")
+        return p
+
+    run = with_config(
+        commands.add_parser("run", help="watch the folders and upload, in the foreground (the service)")
+    )
+    run.add_argument(
+        "--emulate",
+        action="store_true",
+        help="start the built-in API emulator on loopback and upload to it instead of useapi.net",
+    )
+    scan = with_config(
+        commands.add_parser("scan", help="upload everything pending now, then exit (1 if any failed)")
+    )
+    scan.add_argument("--emulate", action="store_true", help="upload to the built-in emulator")
+    upload = with_config(commands.add_parser("upload", help="upload one file now and print its sidecar JSON"))
+    upload.add_argument("file", type=Path, help="the image to upload")
+    upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
+    status = with_config(commands.add_parser("status", help="per folder: uploaded, pending, failed and why"))
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    with_config(
+        commands.add_parser("check-config", help="validate the config and print the effective settings")
+    )
+    emulate = commands.add_parser(
+        "emulate", help="run the API emulator alone (for trying things and for tests)"
+    )
+    emulate.add_argument(
+        "--port", type=int, default=8787, help="port on 127.0.0.1 (default 8787; 0 picks one)"
+    )
+    emulate.add_argument(
+        "--account",
+        dest="accounts",
+        action="append",
+        help=f"an account the emulator knows (repeatable; default {EMULATOR_ACCOUNT})",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    handlers = {
+        "run": cmd_run,
+        "scan": cmd_scan,
+        "upload": cmd_upload,
+        "status": cmd_status,
+        "check-config": cmd_check_config,
+        "emulate": cmd_emulate,
+    }
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        log.error("configuration error: %s", exc)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return args.config if args.config is not None else default_config_path()
+
+
+def _client_for(token: ResolvedToken, pool_size: int) -> Any:
+    def factory(config: Config) -> UploadClient:
+        # A reload may bring a new token source; resolve it again, except for the emulator's fixed one.
+        fresh = token if token.source == "emulator" else (resolve_token(config) or token)
+        return UploadClient(
+            config.base_url, fresh.value, pool_size=max(pool_size, config.settings.concurrency)
+        )
+
+    return factory
+
+
+def _start_emulator(config: Config, token: ResolvedToken | None) -> tuple[Config, ResolvedToken, Any]:
+    from watcher.emulator import Emulator
+
+    accounts = sorted({f.account for f in config.folders if f.account}) or [EMULATOR_ACCOUNT]
+    token = ResolvedToken(token.value if token else EMULATOR_TOKEN, "emulator")
+    emulator = Emulator(token=token.value, accounts=accounts).start()
+    log.info(
+        "emulating the API at %s (accounts %s); nothing leaves this machine",
+        emulator.base_url,
+        ", ".join(accounts),
+    )
+    api = config.settings.api.model_copy(update={"base_url": emulator.base_url})
+    settings = config.settings.model_copy(update={"api": api})
+    return Config(config.source, settings, config.folders), token, emulator
+
+
+def _prepare(args: argparse.Namespace, emulate: bool) -> tuple[Config, ResolvedToken, Any]:
+    config = load_config(_config_path(args))
+    token = resolve_token(config)
+    if emulate:
+        return _start_emulator(config, token)
+    if token is None:
+        raise ConfigError(
+            f"no API token: set ${TOKEN_ENV}, api.token_file in {config.source}, or the systemd credential "
+            "useapi-token (or add --emulate to try the agent without an account)"
+        )
+    return config, token, None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config, token, emulator = _prepare(args, args.emulate)
+    notifier = Notifier()
+    source = config.source
+
+    def reload_config() -> Config:
+        new = load_config(source)
+        if emulator is not None:
+            api = new.settings.api.model_copy(update={"base_url": emulator.base_url})
+            new = Config(new.source, new.settings.model_copy(update={"api": api}), new.folders)
+        return new
+
+    agent = Agent(
+        config,
+        _client_for(token, config.settings.concurrency),
+        notifier=notifier,
+        config_loader=reload_config,
+    )
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        agent.request_stop()
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        agent.request_reload()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_reload)
+    log.info("minimax-watcher %s starting with %s (token from %s)", __version__, source, token.source)
+    try:
+        return agent.run()
+    finally:
+        notifier.close()
+        if emulator is not None:
+            emulator.stop()
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    config, token, emulator = _prepare(args, args.emulate)
+    agent = Agent(config, _client_for(token, config.settings.concurrency), once=True)
+    try:
+        code = agent.run()
+    finally:
+        if emulator is not None:
+            emulator.stop()
+    log.info(
+        "scan finished: %d uploaded, %d failed, %d not uploaded after repeated temporary errors",
+        agent.uploaded_count,
+        len(agent.failed),
+        len(agent.gave_up),
+    )
+    return code
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    path = os.path.abspath(args.file)
+    config: Config | None = None
+    config_path = _config_path(args)
+    if args.config is not None or config_path.exists():
+        config = load_config(config_path)
+    token = resolve_token(config)
+    if token is None:
+        raise ConfigError(f"no API token: set ${TOKEN_ENV} or api.token_file in the config")
+    account = args.account
+    if account is None and config is not None:
+        account = next((f.account for f in config.folders if path.startswith(f.path.rstrip("/") + "/")), None)
+    base_url = config.base_url if config is not None else DEFAULT_BASE_URL
+    client = UploadClient(base_url, token.value, pool_size=1)
+    progress = _ProgressBar(os.path.basename(path)) if sys.stderr.isatty() else None
+    policy = RetryPolicy(cap=30.0)
+    try:
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            job = UploadJob(path, account, None, attempt)
+            outcome, signature, _ = upload_one(client, job, progress=progress)
+            if progress is not None:
+                progress.finish()
+            if isinstance(outcome, UploadSuccess) and signature is not None:
+                sidecar = sidecar_for(job, outcome, signature)
+                try:
+                    record_success(job, sidecar)
+                except OSError as exc:
+                    log.error("%s: uploaded, but the sidecar cannot be written: %s", path, exc.strerror)
+                print(json.dumps(sidecar, indent=2, ensure_ascii=False))
+                return 0
+            if isinstance(outcome, UploadFailure):
+                if outcome.failure_class is not FailureClass.TEMPORARY or attempt == UPLOAD_ATTEMPTS:
+                    if outcome.failure_class is FailureClass.PERMANENT and signature is not None:
+                        try:
+                            record_failure(job, outcome, signature)
+                        except OSError:
+                            pass
+                    log.error("%s: %s", path, outcome.error)
+                    return 1
+                delay = policy.delay(attempt, outcome.retry_after)
+                log.warning("%s: %s; retrying in %.1f s", path, outcome.error, delay)
+                time.sleep(delay)
+            else:
+                log.error("%s: %s", path, getattr(outcome, "reason", "cannot be uploaded"))
+                return 1
+        return 1
+    finally:
+        client.close()
+
+
+class _ProgressBar:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = time.monotonic()
+        self.total = 0
+        self.last_draw = 0.0
+
+    def __call__(self, sent: int) -> None:
+        now = time.monotonic()
+        if now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        self.total = sent
+        rate = sent / max(1e-6, now - self.started) / 1e6
+        sys.stderr.write(f"\r{self.name}: {sent / 1e6:8.1f} MB sent  {rate:6.1f} MB/s")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.last_draw:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from watcher.status import folder_report, render_text
+
+    config = load_config(_config_path(args))
+    report = folder_report(config)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else render_text(report))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(_config_path(args))
+    token = resolve_token(config)
+    print(yaml.safe_dump(describe_effective(config, token), sort_keys=False), end="")
+    if token is None:
+        log.warning("no API token found: `run` needs one (or --emulate to try without an account)")
+    return 0
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    from watcher.emulator import serve_forever
+
+    token = os.environ.get(TOKEN_ENV, "").strip() or EMULATOR_TOKEN
+    if token == EMULATOR_TOKEN:
+        log.info("the emulator accepts the token %s (set %s to choose another)", EMULATOR_TOKEN, TOKEN_ENV)
+    else:
+        log.info("the emulator accepts the token in $%s", TOKEN_ENV)
+    serve_forever(token=token, accounts=args.accounts or [EMULATOR_ACCOUNT], port=args.port)
+    return 0

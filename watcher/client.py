@@ -1,0 +1,181 @@
+"""The useapi.net MiniMax files client: one streaming POST per file over a reused connection.
+
+The body is read from disk in large chunks and hashed in the same pass, so memory stays flat whatever
+the file's size and the sha256 in the sidecar is exactly the hash of the bytes that were sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from watcher import __version__
+from watcher.outcome import (
+    FailureClass,
+    FileChanged,
+    UploadFailure,
+    UploadOutcome,
+    UploadSuccess,
+    classify_status,
+    temporary,
+)
+from watcher.retry import parse_retry_after
+
+DEFAULT_BASE_URL = "https://api.useapi.net/v1/minimax"
+READ_CHUNK = 1 << 20
+CONNECT_TIMEOUT = 10.0
+# The API answers after it has stored the whole body; a stalled answer beyond this is retried.
+READ_TIMEOUT = 180.0
+
+ProgressCallback = Callable[[int], None]
+
+
+class _FileShrank(Exception):
+    """Raised from inside the request body when the file ends before its announced size."""
+
+
+class HashingReader:
+    """A file-like body for requests: exactly `size` bytes from `fd`, hashed as they are read."""
+
+    def __init__(self, fd: int, size: int, progress: ProgressCallback | None = None) -> None:
+        self._fd = fd
+        self._size = size
+        self._progress = progress
+        self.sent = 0
+        self.shrank = False
+        self._hash = hashlib.sha256()
+        os.lseek(fd, 0, os.SEEK_SET)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, n: int = -1) -> bytes:
+        remaining = self._size - self.sent
+        if remaining <= 0:
+            return b""
+        chunk = os.read(self._fd, min(n if n > 0 else READ_CHUNK, remaining))
+        if not chunk:
+            self.shrank = True
+            raise _FileShrank
+        self._hash.update(chunk)
+        self.sent += len(chunk)
+        if self._progress is not None:
+            self._progress(self.sent)
+        return chunk
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+class _LargeBlockAdapter(HTTPAdapter):
+    """urllib3 reads a file body `blocksize` bytes at a time (16 KiB by default); 1 MiB is far cheaper."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["blocksize"] = READ_CHUNK
+        super().init_poolmanager(*args, **kwargs)
+
+
+class UploadClient:
+    """Posts files to `{base_url}/files/`; thread-safe, one connection pool shared by all workers."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        pool_size: int = 4,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/files/"
+        self._timeout = (connect_timeout, read_timeout)
+        self._session = requests.Session()
+        adapter = _LargeBlockAdapter(pool_connections=1, pool_maxsize=max(1, pool_size))
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update(
+            {"Authorization": f"Bearer {token}", "User-Agent": f"minimax-watcher/{__version__}"}
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    def post_file(
+        self,
+        fd: int,
+        size: int,
+        content_type: str,
+        account: str | None,
+        progress: ProgressCallback | None = None,
+    ) -> UploadOutcome:
+        """Send `size` bytes of the open file `fd`; never raises for network or API trouble."""
+        body = HashingReader(fd, size, progress)
+        params = {"account": account} if account else None
+        try:
+            response = self._session.post(
+                self.url,
+                params=params,
+                data=body,
+                headers={"Content-Type": content_type},
+                timeout=self._timeout,
+            )
+        except _FileShrank:
+            return FileChanged("the file became shorter while it was being uploaded")
+        except requests.Timeout:
+            return temporary("the API did not answer in time", "timeout")
+        except requests.RequestException as exc:
+            if body.shrank:
+                return FileChanged("the file became shorter while it was being uploaded")
+            return temporary(f"network error: {_describe(exc)}", "network")
+        with response:
+            return _interpret(response, body, size, content_type)
+
+
+def _interpret(
+    response: requests.Response, body: HashingReader, size: int, content_type: str
+) -> UploadOutcome:
+    try:
+        payload: Any = response.json()
+    except (json.JSONDecodeError, requests.JSONDecodeError, ValueError):
+        payload = None
+    status = response.status_code
+    if status == 200:
+        if not isinstance(payload, dict):
+            return temporary("the API answered 200 with a body that is not JSON", 200)
+        file_id = payload.get("fileID")
+        if not isinstance(file_id, str) or not file_id:
+            return temporary("the API answered 200 without a fileID", 200)
+        if body.sent != size:
+            return temporary(f"only {body.sent} of {size} bytes were sent", "network")
+        oss_path = payload.get("ossPath")
+        return UploadSuccess(
+            file_id=file_id,
+            oss_path=oss_path if isinstance(oss_path, str) else "",
+            sha256=body.hexdigest(),
+            size=size,
+            content_type=content_type,
+        )
+    message = ""
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        message = payload["error"]
+    error = f"HTTP {status}" + (f": {message}" if message else f" {response.reason or ''}".rstrip())
+    failure_class = classify_status(status, message)
+    retry_after = None
+    if failure_class is not FailureClass.PERMANENT:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return UploadFailure(failure_class, error, status, retry_after)
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason without URLs or headers (they never carry the token, but stay terse)."""
+    inner: BaseException = exc
+    while inner.__context__ is not None and inner.__context__ is not inner:
+        inner = inner.__context__
+    text = str(inner) or type(inner).__name__
+    return text if len(text) <= 200 else text[:200] + "…"

@@ -1,0 +1,53 @@
+"""Logging to stderr: journald-style `<N>` priority prefixes under systemd, timestamps otherwise."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+
+# syslog priorities, as sd-daemon(3) prefixes expect them.
+_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
+class JournalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _PRIORITY.get(record.levelno, 6)
+        text = super().format(record)
+        # Each line gets its prefix, so a multi-line traceback keeps its priority.
+        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
+
+
+def stderr_is_journal(env: Mapping[str, str] | None = None) -> bool:
+    """True when stderr is the journal stream systemd connected (JOURNAL_STREAM=dev:inode)."""
+    env = os.environ if env is None else env
+    value = env.get("JOURNAL_STREAM", "")
+    if ":" not in value:
+        return False
+    dev, _, ino = value.partition(":")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return f"{st.st_dev}" == dev and f"{st.st_ino}" == ino
+
+
+def configure_logging(verbose: bool = False, env: Mapping[str, str] | None = None) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if stderr_is_journal(env):
+        handler.setFormatter(JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # urllib3 logs every new connection at DEBUG; keep it for --verbose only.
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("watchdog").setLevel(logging.WARNING)

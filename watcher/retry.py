@@ -1,0 +1,52 @@
+"""The retry policy as a value: exponential backoff with full jitter, capped, honouring Retry-After."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to wait before attempt `n + 1` after `n` temporary failures in a row.
+
+    Full jitter (a uniform draw between `floor` and the capped exponential) spreads a backlog's retries
+    out after an outage instead of hammering the API in lockstep. There is no attempt limit: an outage
+    may last as long as it likes and nothing is dropped.
+    """
+
+    base: float = 1.0
+    cap: float = 300.0
+    floor: float = 0.1
+    # A server may ask for a longer wait than `cap`; it is honoured up to this bound.
+    max_retry_after: float = 3600.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def backoff(self, failures: int) -> float:
+        ceiling = min(self.cap, self.base * 2 ** max(0, failures - 1))
+        return self.rng.uniform(min(self.floor, ceiling), ceiling)
+
+    def delay(self, failures: int, retry_after: float | None = None) -> float:
+        wait = self.backoff(failures)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.max_retry_after))
+        return wait
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date. None when absent or bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())

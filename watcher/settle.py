@@ -1,0 +1,125 @@
+"""The settle rule: when has a file stopped changing long enough to upload it?
+
+`SettleTracker` is a plain object: callers feed it what they saw (a stat, a modify event, a
+close-after-write event) with the monotonic time, and it answers "ready" or "look again at T".
+It never touches the filesystem or a clock itself, so the rule is tested with an injected clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# After a close-after-write (or a rename into the folder) of a structurally complete image, the file
+# still has to hold still for this long: a shorter wait, never a zero one.
+DEFAULT_CONFIRM_SECONDS = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class FileSignature:
+    """What identifies one version of a file's bytes without reading them."""
+
+    size: int
+    mtime_ns: int
+    ino: int = 0
+
+
+@dataclass(frozen=True)
+class Ready:
+    signature: FileSignature
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    at: float
+
+
+SettleDecision = Ready | WaitUntil
+
+
+@dataclass
+class _Observation:
+    signature: FileSignature
+    stable_since: float
+    finished: bool  # a close-after-write or move-in arrived and no write came after it
+
+
+class SettleTracker:
+    """Tracks, per path, since when its size and mtime have held still."""
+
+    def __init__(self, settle_seconds: float, confirm_seconds: float = DEFAULT_CONFIRM_SECONDS) -> None:
+        if settle_seconds <= 0:
+            raise ValueError("settle_seconds must be positive")
+        self.settle_seconds = settle_seconds
+        self.confirm_seconds = min(confirm_seconds, settle_seconds)
+        self._seen: dict[str, _Observation] = {}
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._seen
+
+    def note_write(self, path: str, now: float) -> None:
+        """A modify event: whatever was seen so far no longer counts as quiet."""
+        seen = self._seen.get(path)
+        if seen is not None:
+            seen.stable_since = now
+            seen.finished = False
+
+    def note_finished(self, path: str, now: float) -> None:
+        """A close-after-write, or the file was renamed into place: its writer says it is done."""
+        seen = self._seen.get(path)
+        if seen is not None:
+            seen.stable_since = now
+            seen.finished = True
+        else:
+            # Nothing stat'ed yet: remember the hint; the first check starts the confirmation window.
+            self._seen[path] = _Observation(FileSignature(-1, -1), now, True)
+
+    def is_finished(self, path: str) -> bool:
+        seen = self._seen.get(path)
+        return seen is not None and seen.finished
+
+    def signature(self, path: str) -> FileSignature | None:
+        """The signature last seen by `check`, None when the path has not been stat'ed yet."""
+        seen = self._seen.get(path)
+        if seen is None or seen.signature.size < 0:
+            return None
+        return seen.signature
+
+    def forget(self, path: str) -> None:
+        self._seen.pop(path, None)
+
+    def check(
+        self,
+        path: str,
+        signature: FileSignature,
+        *,
+        now: float,
+        wall_now: float,
+        looks_complete: bool,
+    ) -> SettleDecision:
+        """Decide from a fresh stat whether `path` is ready.
+
+        `looks_complete` says the image's own structure is whole (see `media.looks_complete`); only
+        then may a close event shorten the wait. A file whose mtime is already older than the settle
+        time (found by a scan after a restart, say) needs only the short confirmation as well.
+        """
+        seen = self._seen.get(path)
+        if seen is None:
+            seen = self._seen[path] = _Observation(signature, now, False)
+        elif seen.signature != signature:
+            seen.signature = signature
+            seen.stable_since = now
+        if signature.size == 0:
+            # An empty file is a writer that has not started: never upload it, look again later.
+            seen.stable_since = now
+            return WaitUntil(now + self.settle_seconds)
+
+        required = self.settle_seconds
+        quiet_by_mtime = wall_now - signature.mtime_ns / 1e9 >= self.settle_seconds
+        if (seen.finished and looks_complete) or quiet_by_mtime:
+            required = self.confirm_seconds
+        if now - seen.stable_since >= required:
+            return Ready(signature)
+        return WaitUntil(seen.stable_since + required)

@@ -1,0 +1,150 @@
+"""Sidecars (`<image>.json`) and error records (`<image>.error.json`): format, atomic writes, reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from watcher.media import error_record_path, sidecar_path
+from watcher.settle import FileSignature
+
+# A sidecar larger than this is not ours; never read a huge file into memory to find out.
+MAX_RECORD_BYTES = 64 * 1024
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def build_sidecar(
+    *,
+    image_path: str,
+    account: str,
+    file_id: str,
+    oss_path: str,
+    signature: FileSignature,
+    sha256: str,
+    content_type: str,
+    uploaded_at: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "fileID": file_id,
+        "ossPath": oss_path,
+        "account": account,
+        "file": os.path.basename(image_path),
+        "size": signature.size,
+        "mtime_ns": signature.mtime_ns,
+        "sha256": sha256,
+        "contentType": content_type,
+        "uploadedAt": uploaded_at or utc_now_iso(),
+    }
+
+
+def build_error_record(
+    *, error: str, code: int | str, attempts: int, signature: FileSignature
+) -> dict[str, Any]:
+    return {
+        "error": error,
+        "code": code,
+        "attempts": attempts,
+        "failedAt": utc_now_iso(),
+        "size": signature.size,
+        "mtime_ns": signature.mtime_ns,
+    }
+
+
+def write_json_atomically(path: str, data: dict[str, Any]) -> None:
+    """Write `data` so that a reader sees either the old file or the complete new one, never a part.
+
+    The temporary is a dot-file in the same folder (the agent and other tools ignore dot-files), it is
+    fsynced before the rename, and the rename replaces a symlink planted at `path` instead of writing
+    through it. The folder is fsynced so the new name survives a power cut.
+    """
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+    payload = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: str) -> None:
+    try:
+        dfd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def write_sidecar_atomically(image_path: str, sidecar: dict[str, Any]) -> None:
+    write_json_atomically(sidecar_path(image_path), sidecar)
+
+
+def write_error_record(image_path: str, record: dict[str, Any]) -> None:
+    write_json_atomically(error_record_path(image_path), record)
+
+
+def remove_error_record(image_path: str) -> None:
+    try:
+        os.unlink(error_record_path(image_path))
+    except FileNotFoundError:
+        pass
+
+
+def read_record(path: str) -> dict[str, Any] | None:
+    """A sidecar or error record as a dict; None when absent, a symlink, unreadable or not ours."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        raw = os.read(fd, MAX_RECORD_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_RECORD_BYTES:
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def record_matches(record: dict[str, Any] | None, signature: FileSignature) -> bool:
+    """True when a sidecar or error record describes this exact version (size and mtime_ns) of the file."""
+    if record is None:
+        return False
+    return record.get("size") == signature.size and record.get("mtime_ns") == signature.mtime_ns
+
+
+def is_valid_sidecar(record: dict[str, Any] | None) -> bool:
+    return (
+        record is not None
+        and isinstance(record.get("fileID"), str)
+        and bool(record["fileID"])
+        and isinstance(record.get("sha256"), str)
+    )

@@ -1,0 +1,164 @@
+"""One file, start to finish: check it, sniff it, dedupe or upload it, and record the result beside it.
+
+Used by the agent's workers and by `minimax-watcher upload`. The agent decides *when*; this module
+decides nothing about scheduling and holds no state between files.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from watcher.client import READ_CHUNK, ProgressCallback, UploadClient
+from watcher.dedupe import DedupeIndex, KnownUpload
+from watcher.media import (
+    MAX_UPLOAD_BYTES,
+    NOT_AN_IMAGE,
+    SNIFF_BYTES,
+    NotRegularFileError,
+    open_regular_file,
+    sniff_content_type,
+)
+from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadOutcome, UploadSuccess
+from watcher.scanning import signature_of
+from watcher.settle import FileSignature
+from watcher.sidecar import (
+    build_error_record,
+    build_sidecar,
+    remove_error_record,
+    write_error_record,
+    write_sidecar_atomically,
+)
+
+_ACCOUNT_IN_FILE_ID = re.compile(r"-minimax:([^-]+)-file:")
+
+
+@dataclass(frozen=True)
+class UploadJob:
+    path: str
+    account: str | None  # None: the token's only account
+    expected: FileSignature | None  # the settled signature; None accepts whatever is there now
+    attempt: int = 1  # counts attempts since the file last changed, for the error record
+
+    @property
+    def account_key(self) -> str:
+        return self.account or ""
+
+
+def upload_one(
+    client: UploadClient,
+    job: UploadJob,
+    dedupe: DedupeIndex | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[UploadOutcome, FileSignature | None, bool]:
+    """Upload `job.path` unless its bytes are already known for the account.
+
+    Returns the outcome, the signature it applies to, and whether the fileID was reused from the
+    dedupe index. A file that changes, shrinks, vanishes or is swapped while it is read yields
+    `FileChanged`, so no result is ever recorded for bytes other than the file's final ones.
+    """
+    try:
+        fd = open_regular_file(job.path)
+    except FileNotFoundError:
+        return FileChanged("the file disappeared"), None, False
+    except NotRegularFileError:
+        return FileChanged("the name no longer points at a regular file"), None, False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return FileChanged("the name is now a symlink"), None, False
+        reason = f"cannot open the file: {exc.strerror}; fix its permissions"
+        try:
+            seen: FileSignature | None = signature_of(os.stat(job.path, follow_symlinks=False))
+        except OSError:
+            seen = None
+        return UploadFailure(FailureClass.PERMANENT, reason, "unreadable"), seen, False
+    try:
+        signature = signature_of(os.fstat(fd))
+        if job.expected is not None and signature != job.expected:
+            return FileChanged("the file changed after it settled"), signature, False
+        if signature.size == 0:
+            return FileChanged("the file is empty"), signature, False
+        if signature.size > MAX_UPLOAD_BYTES:
+            reason = f"the file is {signature.size} bytes; the API accepts at most 5 GB"
+            return UploadFailure(FailureClass.PERMANENT, reason, "too_large"), signature, False
+        content_type = sniff_content_type(os.pread(fd, SNIFF_BYTES, 0))
+        if content_type is None:
+            return UploadFailure(FailureClass.PERMANENT, NOT_AN_IMAGE, "not_an_image"), signature, False
+
+        reused: KnownUpload | None = None
+        if dedupe is not None and dedupe.has_size(job.account_key, signature.size):
+            sha256 = _hash_file(fd, signature.size)
+            if sha256 is None:
+                return FileChanged("the file became shorter while it was read"), signature, False
+            reused = dedupe.find(job.account_key, signature.size, sha256)
+            if reused is not None:
+                outcome: UploadOutcome = UploadSuccess(
+                    reused.file_id, reused.oss_path, sha256, signature.size, content_type
+                )
+        if reused is None:
+            outcome = client.post_file(fd, signature.size, content_type, job.account, progress)
+        if isinstance(outcome, UploadSuccess) and _changed_since(job.path, fd, signature):
+            return FileChanged("the file changed while it was uploaded"), signature, False
+        return outcome, signature, reused is not None
+    finally:
+        os.close(fd)
+
+
+def _hash_file(fd: int, size: int) -> str | None:
+    digest = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(READ_CHUNK, size - offset), offset)
+        if not chunk:
+            return None
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
+def _changed_since(path: str, fd: int, signature: FileSignature) -> bool:
+    """Whether the open file or the name's current target no longer match `signature`."""
+    if signature_of(os.fstat(fd)) != signature:
+        return True
+    try:
+        return signature_of(os.stat(path, follow_symlinks=False)) != signature
+    except OSError:
+        return True
+
+
+def account_of(job: UploadJob, file_id: str) -> str:
+    """The account a fileID belongs to: the folder's, else the one the fileID itself names."""
+    if job.account:
+        return job.account
+    match = _ACCOUNT_IN_FILE_ID.search(file_id)
+    return match.group(1) if match else ""
+
+
+def sidecar_for(job: UploadJob, success: UploadSuccess, signature: FileSignature) -> dict[str, Any]:
+    return build_sidecar(
+        image_path=job.path,
+        account=account_of(job, success.file_id),
+        file_id=success.file_id,
+        oss_path=success.oss_path,
+        signature=signature,
+        sha256=success.sha256,
+        content_type=success.content_type,
+    )
+
+
+def record_success(job: UploadJob, sidecar: dict[str, Any]) -> None:
+    """Write the sidecar (atomically) and drop any stale error record. Raises OSError if it cannot."""
+    write_sidecar_atomically(job.path, sidecar)
+    remove_error_record(job.path)
+
+
+def record_failure(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> None:
+    """Write the error record of a permanent failure. Raises OSError if it cannot."""
+    write_error_record(
+        job.path,
+        build_error_record(error=failure.error, code=failure.code, attempts=job.attempt, signature=signature),
+    )

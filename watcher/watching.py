@@ -1,0 +1,162 @@
+"""Filesystem observers: watchdog events turned into the few facts the agent cares about.
+
+One observer per folder: inotify where the kernel delivers events, polling where `polling: true`
+(NFS, SMB, FUSE). The handler runs on watchdog's thread, so it only filters names and hands a small
+`PathEvent` to the agent's inbox; every decision is taken on the agent's own thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers.inotify import InotifyObserver
+from watchdog.observers.polling import PollingObserver
+
+from watcher.config import Folder
+from watcher.media import SIDECAR_SUFFIX, is_candidate_name
+
+log = logging.getLogger(__name__)
+
+POLLING_INTERVAL = 1.0
+EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
+
+
+class EventKind(StrEnum):
+    WRITE = "write"  # created, written or its attributes changed: not quiet yet
+    FINISHED = "finished"  # closed after writing, or renamed into place by its writer
+    DELETED = "deleted"  # gone, or renamed away
+    SIDECAR_DELETED = "sidecar_deleted"  # someone removed an image's sidecar: it must be written again
+    DIR_APPEARED = "dir_appeared"  # a subfolder was created or moved in (recursive folders)
+    ROOT_GONE = "root_gone"  # the watched folder itself was deleted or moved away
+
+
+@dataclass(frozen=True, slots=True)
+class PathEvent:
+    kind: EventKind
+    path: str
+    folder: Folder
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, folder: Folder, post: Callable[[PathEvent], None]) -> None:
+        self.folder = folder
+        self._post = post
+
+    def _emit(self, kind: EventKind, path: str | bytes) -> None:
+        path = os.fsdecode(path)
+        if not path:
+            return
+        name = os.path.basename(path)
+        if is_candidate_name(name):
+            self._post(PathEvent(kind, path, self.folder))
+        elif kind is EventKind.DELETED and name.endswith(SIDECAR_SUFFIX):
+            image = path[: -len(SIDECAR_SUFFIX)]
+            if is_candidate_name(os.path.basename(image)):
+                self._post(PathEvent(EventKind.SIDECAR_DELETED, image, self.folder))
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            self._directory_event(event)
+            return
+        if isinstance(event, FileMovedEvent):
+            self._emit(EventKind.DELETED, event.src_path)
+            self._emit(EventKind.FINISHED, event.dest_path)
+        elif isinstance(event, FileClosedEvent):
+            self._emit(EventKind.FINISHED, event.src_path)
+        elif isinstance(event, FileDeletedEvent):
+            self._emit(EventKind.DELETED, event.src_path)
+        elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
+            self._emit(EventKind.WRITE, event.src_path)
+
+    def _directory_event(self, event: FileSystemEvent) -> None:
+        src = os.fsdecode(event.src_path)
+        if isinstance(event, DirDeletedEvent) and src == self.folder.path:
+            self._post(PathEvent(EventKind.ROOT_GONE, src, self.folder))
+        elif isinstance(event, DirMovedEvent):
+            if src == self.folder.path:
+                self._post(PathEvent(EventKind.ROOT_GONE, src, self.folder))
+            dest = os.fsdecode(event.dest_path)
+            if dest and self.folder.recursive:
+                self._post(PathEvent(EventKind.DIR_APPEARED, dest, self.folder))
+        elif isinstance(event, DirCreatedEvent) and self.folder.recursive:
+            self._post(PathEvent(EventKind.DIR_APPEARED, src, self.folder))
+
+
+class FolderWatch:
+    """The observer of one folder; `start` falls back to polling when inotify has no watches left."""
+
+    def __init__(self, folder: Folder, post: Callable[[PathEvent], None]) -> None:
+        self.folder = folder
+        self._post = post
+        self._observer: Any = None
+        self.mode = "polling" if folder.polling else "inotify"
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            self._observer = self._start_observer(polling=self.folder.polling)
+
+    def _start_observer(self, *, polling: bool) -> Any:
+        observer: Any
+        handler = _Handler(self.folder, self._post)
+        try:
+            if polling:
+                observer = PollingObserver(timeout=POLLING_INTERVAL)
+            else:
+                # Full events report a rename into the folder from outside as a move, not a creation.
+                observer = InotifyObserver(generate_full_events=True)
+            observer.schedule(
+                handler, self.folder.path, recursive=self.folder.recursive, event_filter=EVENT_FILTER
+            )
+            observer.start()
+        except OSError as exc:
+            if polling or exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                raise
+            log.warning(
+                "%s: inotify has no watches left (%s); polling this folder instead. "
+                "Raise fs.inotify.max_user_watches to get instant events back",
+                self.folder.path,
+                exc.strerror,
+            )
+            self.mode = "polling (inotify exhausted)"
+            return self._start_observer(polling=True)
+        return observer
+
+    def is_alive(self) -> bool:
+        with self._lock:
+            return self._observer is not None and bool(self._observer.is_alive())
+
+    def stop(self, join_timeout: float = 2.0) -> None:
+        with self._lock:
+            observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(join_timeout)
