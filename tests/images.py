@@ -1,0 +1,46 @@
+"""Real, small image files for tests: valid PNG, JPEG and WebP bytes, distinct per seed."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+
+
+def png_bytes(seed: int = 0, size: int = 64) -> bytes:
+    """A valid PNG whose pixels depend on `seed`; roughly `size` pixels square."""
+    rows = []
+    for y in range(size):
+        row = bytes(((x * 7 + y * 13 + seed * 31) & 0xFF) for x in range(size * 3))
+        rows.append(b"\x00" + row)
+    raw = b"".join(rows)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def jpeg_bytes(seed: int = 0, length: int = 4096) -> bytes:
+    """Bytes that start with a JPEG SOI/APP0 marker and end with EOI (enough for sniffing and upload)."""
+    body = hashlib.sha256(str(seed).encode()).digest() * (length // 32 + 1)
+    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + body[:length] + b"\xff\xd9"
+
+
+def webp_bytes(seed: int = 0, length: int = 2048) -> bytes:
+    payload = (
+        b"VP8 " + struct.pack("<I", length) + hashlib.sha256(str(seed).encode()).digest() * (length // 32)
+    )
+    payload = payload[: 8 + length]
+    body = b"WEBP" + payload
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
