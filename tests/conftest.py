@@ -121,14 +121,18 @@ class AgentProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.notify: NotifyListener | None = None
 
-    def start(self, *, wait_ready: bool = True, extra_env: dict[str, str] | None = None) -> AgentProcess:
+    def start(
+        self, *, wait_ready: bool = True, args: tuple[str, ...] = (), token: str | None = TOKEN
+    ) -> AgentProcess:
         self.notify = NotifyListener()
-        env = dict(os.environ, USEAPI_TOKEN=TOKEN, NOTIFY_SOCKET=self.notify.path, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify.path, PYTHONUNBUFFERED="1")
         env.pop("JOURNAL_STREAM", None)
-        env.update(extra_env or {})
+        env.pop("USEAPI_TOKEN", None)
+        if token is not None:
+            env["USEAPI_TOKEN"] = token
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "run", "--config", str(self.config_path)],
+            [sys.executable, "-m", "watcher", "run", "--config", str(self.config_path), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

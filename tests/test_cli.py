@@ -1,0 +1,185 @@
+"""The command line as users run it: real subprocesses, real files, the real emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ACCOUNT_A, TOKEN, AgentProcess, error_record_of, sidecar_of, wait_for, wait_sidecar
+from tests.images import png_bytes, sha256
+from watcher.emulator import Emulator
+
+
+def cli(
+    *args: str, cwd: Path, token: str | None = TOKEN, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("USEAPI_TOKEN", "MINIMAX_WATCHER_CONFIG")}
+    if token is not None:
+        env["USEAPI_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "watcher", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_config(tmp_path: Path, base_url: str, folders: list[dict[str, object]], **extra: object) -> Path:
+    config = {"api": {"base_url": base_url}, "settle_seconds": 0.5, "folders": folders, **extra}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("run", "scan", "upload", "status", "check-config", "emulate"):
+        assert command in result.stdout
+
+
+def test_check_config_prints_effective_config_without_the_token(tmp_path: Path, drop: Path) -> None:
+    write_config(tmp_path, "http://127.0.0.1:9/v1/minimax", [{"path": "drop", "account": ACCOUNT_A}])
+
+    result = cli("check-config", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    effective = yaml.safe_load(result.stdout)
+    assert effective["folders"][0]["path"] == str(drop.resolve())
+    assert effective["settle_seconds"] == 0.5
+    assert "redacted" in effective["api"]["token"]
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_config_errors_name_the_key_and_exit_78(tmp_path: Path, drop: Path) -> None:
+    path = write_config(tmp_path, "http://127.0.0.1:9/v1/minimax", [{"path": "drop", "acount": ACCOUNT_A}])
+
+    for command in ("check-config", "run", "scan", "status"):
+        result = cli(command, "--config", str(path), cwd=tmp_path)
+        assert result.returncode == 78, (command, result.stderr)
+        assert "folders[0].acount: unknown key" in result.stderr
+
+
+def test_missing_folder_is_a_config_error(tmp_path: Path) -> None:
+    write_config(tmp_path, "http://127.0.0.1:9/v1/minimax", [{"path": "nowhere"}])
+    result = cli("check-config", cwd=tmp_path)
+    assert result.returncode == 78
+    assert "folders[0].path: folder does not exist" in result.stderr
+
+
+def test_run_without_a_token_says_how_to_give_one(tmp_path: Path, drop: Path) -> None:
+    write_config(tmp_path, "http://127.0.0.1:9/v1/minimax", [{"path": "drop"}])
+    result = cli("run", cwd=tmp_path, token=None)
+    assert result.returncode == 78
+    assert "USEAPI_TOKEN" in result.stderr and "--emulate" in result.stderr
+
+
+def test_scan_uploads_pending_files_and_reports_failures(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    write_config(tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A}])
+    for i in range(3):
+        (drop / f"img-{i}.png").write_bytes(png_bytes(300 + i))
+
+    result = cli("scan", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    for i in range(3):
+        assert json.loads(sidecar_of(drop / f"img-{i}.png").read_text())["sha256"] == sha256(
+            png_bytes(300 + i)
+        )
+    assert len(emulator.uploads) == 3
+
+    (drop / "broken.png").write_text("not an image")
+    result = cli("scan", cwd=tmp_path)
+    assert result.returncode == 1
+    assert error_record_of(drop / "broken.png").exists()
+    assert len(emulator.uploads) == 3, "a second scan must not upload done files again"
+
+
+def test_upload_prints_the_sidecar(tmp_path: Path, drop: Path, emulator: Emulator) -> None:
+    write_config(tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A}])
+    image = drop / "single.png"
+    image.write_bytes(png_bytes(310))
+
+    result = cli("upload", str(image), cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed == json.loads(sidecar_of(image).read_text())
+    assert printed["account"] == ACCOUNT_A
+    assert printed["fileID"] == emulator.uploads[0].file_id
+
+
+def test_upload_of_a_non_image_fails(tmp_path: Path, drop: Path, emulator: Emulator) -> None:
+    write_config(tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A}])
+    (drop / "notes.png").write_text("hello")
+    result = cli("upload", str(drop / "notes.png"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "not a PNG, JPEG or WebP image" in result.stderr
+    assert emulator.requests == []
+
+
+def test_status_json_counts_uploaded_pending_and_failed(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    write_config(tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A}])
+    (drop / "done.png").write_bytes(png_bytes(320))
+    (drop / "bad.png").write_text("nope")
+    cli("scan", cwd=tmp_path)
+    (drop / "new.png").write_bytes(png_bytes(321))
+
+    result = cli("status", "--json", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    [folder] = json.loads(result.stdout)["folders"]
+    assert (folder["uploaded"], folder["pending"], folder["failed"]) == (1, 1, 1)
+    assert folder["account"] == ACCOUNT_A
+    assert folder["failures"] == [{"file": "bad.png", "error": "not a PNG, JPEG or WebP image"}]
+    text = cli("status", cwd=tmp_path).stdout
+    assert "uploaded 1, pending 1, failed 1" in text
+
+
+def test_run_emulate_needs_no_token(tmp_path: Path, drop: Path) -> None:
+    """The README's first command: the shipped config shape, no token, the built-in emulator."""
+    agent = AgentProcess(tmp_path, "https://api.useapi.net/v1/minimax", [{"path": "drop"}])
+    agent.start(args=("--emulate",), token=None)
+    try:
+        (drop / "try.png").write_bytes(png_bytes(330))
+        sidecar = wait_sidecar(drop / "try.png")
+        assert sidecar["fileID"].startswith("user:1-minimax:")
+        assert sidecar["sha256"] == sha256(png_bytes(330))
+    finally:
+        assert agent.stop() == 0, agent.log()
+
+
+def test_reload_watches_a_new_folder_and_keeps_old_config_when_invalid(
+    start_agent, tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    agent = start_agent([{"path": str(drop), "account": ACCOUNT_A}])
+    second = tmp_path / "second"
+    second.mkdir()
+    config = yaml.safe_load(agent.config_path.read_text())
+
+    config["folders"].append({"path": str(second), "account": ACCOUNT_A, "bogus": 1})
+    agent.config_path.write_text(yaml.safe_dump(config))
+    agent.signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in agent.log(), 10, "the refused reload to be logged")
+    (drop / "still.png").write_bytes(png_bytes(340))
+    wait_sidecar(drop / "still.png")
+
+    del config["folders"][1]["bogus"]
+    agent.config_path.write_text(yaml.safe_dump(config))
+    agent.signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in agent.log(), 10, "the reload to be logged")
+    (second / "new.png").write_bytes(png_bytes(341))
+    assert wait_sidecar(second / "new.png")["sha256"] == sha256(png_bytes(341))
+    assert agent.notify is not None and agent.notify.seen("RELOADING=1")
