@@ -195,6 +195,8 @@ class Agent:
         self._stopping = False
         self._next_rescan = 0.0
         self._next_status = 0.0
+        self._last_status = ""
+        self._lost_roots: set[str] = set()
         self._next_watchdog = 0.0
         self._next_sidecar_retry = float("inf")
         self._next_root_check = float("inf")
@@ -267,14 +269,16 @@ class Agent:
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
+        deadline = time.monotonic() + (0 if self.once else STOP_GRACE_SECONDS)
         for watch in self._watches.values():
-            watch.stop()
+            watch.stop(join_timeout=None)
         self._scan_requests.put(None)
         for _ in self._workers:
             self._jobs.put(None)
+        for watch in self._watches.values():
+            watch.join(max(0.0, deadline - time.monotonic()))
         # Uploads in flight get a short grace to finish and write their sidecars; one cut short
         # leaves no sidecar and is redone at the next start.
-        deadline = time.monotonic() + (0 if self.once else STOP_GRACE_SECONDS)
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
         if any(w.is_alive() for w in self._workers):
@@ -306,7 +310,7 @@ class Agent:
                 break
 
     def _next_deadline(self) -> float:
-        deadline = min(self._next_status, self._next_sidecar_retry, self._next_root_check)
+        deadline = min(self._next_sidecar_retry, self._next_root_check)
         if self._timers:
             deadline = min(deadline, self._timers[0][0])
         if not self.once:
@@ -377,6 +381,12 @@ class Agent:
         if self.done.get(path) == signature or self._failed_signature(path) == signature:
             self._untrack(path)
             return
+        unwritten = self.unwritten.get(path)
+        if unwritten is not None:
+            if unwritten[2] == signature:
+                self._untrack(path)  # uploaded already; only its sidecar is waiting for the folder
+                return
+            del self.unwritten[path]
         complete = False
         if signature.size > 0 and self.tracker.is_finished(path):
             try:
@@ -414,10 +424,12 @@ class Agent:
             self._scan_requests.put(_ScanRequest(event.folder, event.path, initial=False))
             return
         if event.kind is EventKind.ROOT_GONE:
-            log.warning(
-                "%s: the watched folder was removed or moved away; waiting for it to come back",
-                event.folder.path,
-            )
+            if event.folder.path not in self._lost_roots:
+                log.warning(
+                    "%s: the watched folder was removed or moved away; waiting for it to come back",
+                    event.folder.path,
+                )
+            self._lost_roots.add(event.folder.path)
             self._next_root_check = min(self._next_root_check, now + ROOT_RECHECK_SECONDS)
             return
         path = event.path
@@ -497,7 +509,7 @@ class Agent:
         now = time.monotonic()
         for found in message.files:
             if found.state is FileState.PENDING:
-                if found.path not in self.tracked:
+                if found.path not in self.tracked and found.path not in self.unwritten:
                     entry = self.tracked[found.path] = Tracked(message.folder)
                     self._schedule(found.path, entry, now)
             elif found.path not in self.tracked:
@@ -739,6 +751,7 @@ class Agent:
     def _housekeeping(self, now: float) -> None:
         if not self.once and now >= self._next_rescan:
             self._next_rescan = now + self.config.settings.rescan_seconds
+            self._recheck_roots(now)
             for folder in self.config.folders:
                 self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
         if now >= self._next_sidecar_retry:
@@ -749,10 +762,13 @@ class Agent:
             if all(w.is_alive() for w in self._workers):
                 self.notifier.watchdog()
             self._next_watchdog = now + self.notifier.watchdog_interval
-        if now >= self._next_status:
-            self._next_status = now + STATUS_INTERVAL
-            if self._is_ready:
-                self.notifier.status(self.status_line())
+        if self._is_ready and now >= self._next_status:
+            # Sent when it changes, at most every STATUS_INTERVAL: an idle agent does not wake for it.
+            line = self.status_line()
+            if line != self._last_status:
+                self._last_status = line
+                self._next_status = now + STATUS_INTERVAL
+                self.notifier.status(line)
 
     def _retry_unwritten_sidecars(self, now: float) -> None:
         for path, (job, sidecar, signature) in list(self.unwritten.items()):
@@ -782,20 +798,25 @@ class Agent:
             self._schedule(path, entry, now)
 
     def _recheck_roots(self, now: float) -> None:
+        """Re-establish watches whose folder was deleted, replaced or moved, once the path is a folder again."""
         self._next_root_check = float("inf")
         for folder in self.config.folders:
             watch = self._watches.get(folder.path)
-            if watch is not None and watch.is_alive():
+            lost = folder.path in self._lost_roots or watch is None or not watch.is_current()
+            if not lost:
                 continue
-            if os.path.isdir(folder.path):
-                if watch is not None:
-                    watch.stop()
-                    del self._watches[folder.path]
-                log.info("%s: the folder is back; watching it again", folder.path)
-                self._start_watch(folder)
-                self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
-            else:
+            if not os.path.isdir(folder.path):
+                self._lost_roots.add(folder.path)
                 self._next_root_check = now + ROOT_RECHECK_SECONDS
+                continue
+            if watch is not None:
+                watch.stop()
+                del self._watches[folder.path]
+            if folder.path in self._lost_roots:
+                log.info("%s: the folder is back; watching it again", folder.path)
+            self._lost_roots.discard(folder.path)
+            self._start_watch(folder)
+            self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
 
     def status_line(self) -> str:
         uploading = self._in_flight

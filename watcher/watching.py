@@ -119,9 +119,12 @@ class FolderWatch:
         self._observer: Any = None
         self.mode = "polling" if folder.polling else "inotify"
         self._lock = threading.Lock()
+        self._stopped: Any = None
+        self._inode = 0
 
     def start(self) -> None:
         with self._lock:
+            self._inode = os.stat(self.folder.path).st_ino
             self._observer = self._start_observer(polling=self.folder.polling)
 
     def _start_observer(self, *, polling: bool) -> Any:
@@ -150,13 +153,24 @@ class FolderWatch:
             return self._start_observer(polling=True)
         return observer
 
-    def is_alive(self) -> bool:
-        with self._lock:
-            return self._observer is not None and bool(self._observer.is_alive())
+    def is_current(self) -> bool:
+        """False when the path now names another folder than the one watched (replaced or moved)."""
+        try:
+            return os.stat(self.folder.path).st_ino == self._inode
+        except OSError:
+            return False
 
-    def stop(self, join_timeout: float = 2.0) -> None:
+    def stop(self, join_timeout: float | None = 2.0) -> None:
+        """Stop the observer; join it too unless `join_timeout` is None (then call `join`)."""
         with self._lock:
-            observer, self._observer = self._observer, None
+            observer = self._observer
+            self._stopped = observer
+            self._observer = None
         if observer is not None:
             observer.stop()
-            observer.join(join_timeout)
+            if join_timeout is not None:
+                observer.join(join_timeout)
+
+    def join(self, timeout: float) -> None:
+        if self._stopped is not None:
+            self._stopped.join(timeout)
