@@ -265,12 +265,6 @@ def test_two_uploads_over_one_client_reuse_the_connection(
     assert pool.num_connections == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: client.py _interpret() calls parse_retry_after() unguarded and retry.py "
-    "parse_retry_after() raises ValueError for a Retry-After like '²' (str.isdigit() but not float()), "
-    "so post_file() raises instead of returning a temporary UploadFailure",
-)
 def test_a_garbage_retry_after_header_never_makes_post_file_raise(
     emu: Emulator, client: UploadClient, png_file: Path
 ) -> None:

@@ -215,12 +215,6 @@ def test_settle_seconds_must_be_positive() -> None:
         SettleTracker(-1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: settle.py check() compares `now - stable_since >= required` but returns "
-    "`stable_since + required`; with float rounding (10.0 + 0.2) - 10.0 < 0.2, so looking again "
-    "exactly at WaitUntil.at answers WaitUntil(the same at) instead of Ready",
-)
 def test_looking_again_exactly_at_wait_until_at_finds_the_file_ready() -> None:
     tracker = SettleTracker(SETTLE)
     s = sig()

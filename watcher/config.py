@@ -58,7 +58,8 @@ class FolderSettings(_Strict):
     def _account_is_quoted_digits(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             raise ValueError(
-                f'must be a quoted string, e.g. account: "{value}" (YAML reads bare digits as a number)'
+                'must be a quoted string, e.g. account: "123456": YAML reads unquoted digits as a number '
+                "(and a leading 0 as octal), so write the id exactly as useapi.net shows it, in quotes"
             )
         if isinstance(value, str) and not value.strip().isdigit():
             raise ValueError('must be the numeric MiniMax account id, e.g. "123456"')
@@ -133,8 +134,11 @@ def load_config(path: Path) -> Config:
     except ValidationError as exc:
         raise ConfigError(f"{path}: " + _describe_errors(exc)) from None
     base = path.resolve().parent
-    folders = tuple(_resolve_folder(base, i, f) for i, f in enumerate(settings.folders))
-    _check_folder_overlap(folders)
+    try:
+        folders = tuple(_resolve_folder(base, i, f) for i, f in enumerate(settings.folders))
+        _check_folder_overlap(folders)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return Config(source=path, settings=settings, folders=folders)
 
 

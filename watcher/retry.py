@@ -25,7 +25,8 @@ class RetryPolicy:
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def backoff(self, failures: int) -> float:
-        ceiling = min(self.cap, self.base * 2 ** max(0, failures - 1))
+        # The exponent stops growing long before 2**n could overflow a float in a days-long outage.
+        ceiling = min(self.cap, self.base * 2 ** min(max(0, failures - 1), 62))
         return self.rng.uniform(min(self.floor, ceiling), ceiling)
 
     def delay(self, failures: int, retry_after: float | None = None) -> float:
@@ -40,7 +41,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -47,8 +47,8 @@ class SettleTracker:
     """Tracks, per path, since when its size and mtime have held still."""
 
     def __init__(self, settle_seconds: float, confirm_seconds: float = DEFAULT_CONFIRM_SECONDS) -> None:
-        if settle_seconds <= 0:
-            raise ValueError("settle_seconds must be positive")
+        if settle_seconds <= 0 or confirm_seconds <= 0:
+            raise ValueError("settle_seconds and confirm_seconds must be positive: never zero confirmation")
         self.settle_seconds = settle_seconds
         self.confirm_seconds = min(confirm_seconds, settle_seconds)
         self._seen: dict[str, _Observation] = {}
@@ -120,6 +120,7 @@ class SettleTracker:
         quiet_by_mtime = wall_now - signature.mtime_ns / 1e9 >= self.settle_seconds
         if (seen.finished and looks_complete) or quiet_by_mtime:
             required = self.confirm_seconds
-        if now - seen.stable_since >= required:
+        due = seen.stable_since + required
+        if now >= due:
             return Ready(signature)
-        return WaitUntil(seen.stable_since + required)
+        return WaitUntil(due)
