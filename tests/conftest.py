@@ -210,4 +210,15 @@ def start_agent(tmp_path: Path, emulator: Emulator) -> Iterator[Callable[..., Ag
     for agent in agents:
         code = agent.stop()
         assert code == 0, f"agent exited with {code}:\n{agent.log()}"
-        assert TOKEN not in agent.log(), "the token leaked into the agent's log"
+    assert_token_never_written(tmp_path)
+
+
+def assert_token_never_written(root: Path) -> None:
+    """No log, sidecar, error record or any other file the agent left may contain the token."""
+    needle = TOKEN.encode()
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = Path(folder) / name
+            if path.is_file() and not path.is_symlink() and path.stat().st_size < 64 << 20:
+                with path.open("rb") as f:
+                    assert needle not in f.read(), f"the token leaked into {path}"

@@ -19,9 +19,11 @@ def png_bytes(seed: int = 0, size: int = 64) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    # The tEXt chunk makes every seed's bytes distinct, so dedupe never merges two test images.
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
+        + chunk(b"tEXt", b"seed\x00" + str(seed).encode())
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )

@@ -281,7 +281,7 @@ class Agent:
         # leaves no sidecar and is redone at the next start.
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
-        if any(w.is_alive() for w in self._workers):
+        if self._in_flight and any(w.is_alive() for w in self._workers):
             log.info("stopping with uploads in flight; they are redone at the next start")
         self.client.close()
 
@@ -449,8 +449,9 @@ class Agent:
         if entry is None:
             entry = self.tracked[path] = Tracked(event.folder)
         if event.kind is EventKind.FINISHED:
+            # Stat at once: the confirmation window then runs from the writer's close, not after it.
             self.tracker.note_finished(path, now)
-            wait = self.tracker.confirm_seconds
+            wait = 0.0
         else:
             self.tracker.note_write(path, now)
             wait = self.tracker.settle_seconds

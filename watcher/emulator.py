@@ -492,7 +492,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, b"<html>oops</html>", "text/html", extra_headers)
             return
         if fault is not None and fault.kind == "slow":
-            emulator._stopping.wait(fault.delay)
+            emulator._hold(fault.delay)
 
         number = emulator._next_file_number()
         extension = "png" if media_type == "image/png" else "jpg"
@@ -603,6 +603,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._port: int | None = None
         self._stopping = threading.Event()
+        self._held = 0
 
     def __repr__(self) -> str:  # never shows the token
         where = self.base_url if self._port is not None else "not started"
@@ -689,6 +690,32 @@ class Emulator:
     @property
     def uid(self) -> str:
         return self._uid
+
+    # -- held answers -----------------------------------------------------------------------------------
+
+    def _hold(self, delay: float) -> None:
+        """A "slow" fault: the body has arrived; keep the answer back for `delay` seconds."""
+        with self._changed:
+            self._held += 1
+            self._changed.notify_all()
+        try:
+            self._stopping.wait(delay)
+        finally:
+            with self._changed:
+                self._held -= 1
+                self._changed.notify_all()
+
+    @property
+    def held(self) -> int:
+        """How many requests are being held by a "slow" fault right now (their bodies fully received)."""
+        with self._lock:
+            return self._held
+
+    def wait_for_held(self, n: int, timeout: float) -> None:
+        """Wait until at least `n` answers are being held back by "slow" faults."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._held >= n, timeout):
+                raise TimeoutError(f"{self._held} requests held after {timeout} s, expected {n}")
 
     # -- faults -----------------------------------------------------------------------------------------
 

@@ -25,6 +25,25 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
 
 
+class EscapeControlCharacters(logging.Filter):
+    """File names may hold newlines or escape sequences; a log line must not be split or forged by one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and _has_control(a) for a in record.args
+        ):
+            record.args = tuple(_escape(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def _escape(text: str) -> str:
+    return "".join(c if ord(c) >= 32 and ord(c) != 127 else f"\\x{ord(c):02x}" for c in text)
+
+
 def stderr_is_journal(env: Mapping[str, str] | None = None) -> bool:
     """True when stderr is the journal stream systemd connected (JOURNAL_STREAM=dev:inode)."""
     env = os.environ if env is None else env
@@ -45,6 +64,7 @@ def configure_logging(verbose: bool = False, env: Mapping[str, str] | None = Non
         handler.setFormatter(JournalFormatter("%(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+    handler.addFilter(EscapeControlCharacters())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
