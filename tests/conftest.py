@@ -126,6 +126,7 @@ class AgentProcess:
     ) -> AgentProcess:
         self.notify = NotifyListener()
         env = dict(os.environ, NOTIFY_SOCKET=self.notify.path, PYTHONUNBUFFERED="1")
+        env["XDG_STATE_HOME"] = str(self.workdir / "state")
         env.pop("JOURNAL_STREAM", None)
         env.pop("USEAPI_TOKEN", None)
         if token is not None:

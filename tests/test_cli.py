@@ -20,9 +20,10 @@ def cli(
     *args: str, cwd: Path, token: str | None = TOKEN, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("USEAPI_TOKEN", "MINIMAX_WATCHER_CONFIG")}
+    env["XDG_STATE_HOME"] = str(cwd / "state")
     if token is not None:
         env["USEAPI_TOKEN"] = token
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "watcher", *args],
         cwd=cwd,
         env=env,
@@ -30,6 +31,8 @@ def cli(
         text=True,
         timeout=timeout,
     )
+    assert TOKEN not in result.stdout + result.stderr, "the token leaked into the command's output"
+    return result
 
 
 def write_config(tmp_path: Path, base_url: str, folders: list[dict[str, object]], **extra: object) -> Path:

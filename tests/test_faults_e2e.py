@@ -134,6 +134,33 @@ def test_unwritable_sidecar_keeps_the_file_id_and_writes_it_later(
     assert "ERROR" in agent.log()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to bind-mount the folder read-only")
+def test_unwritten_sidecar_survives_a_restart_without_a_second_upload(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    emulator.add_fault(Fault("slow", delay=1.0))
+    agent = AgentProcess(tmp_path, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A}])
+    agent.start()
+    image = drop / "kept.png"
+    image.write_bytes(png_bytes(615))
+    emulator.wait_for_held(1, timeout=20)
+    subprocess.run(["mount", "--bind", str(drop), str(drop)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(drop)], check=True)
+        wait_for(lambda: "sidecar cannot be written" in agent.log(), 20, "the error about the sidecar")
+        assert agent.stop() == 0
+    finally:
+        subprocess.run(["umount", str(drop)], check=True)
+
+    agent.start()
+    try:
+        wait_sidecar(image, timeout=20)
+        assert_sidecar_describes(image, emulator)
+        assert len(emulator.uploads) == 1, "the kept fileID must be written, not uploaded again"
+    finally:
+        assert agent.stop() == 0
+
+
 # ---- the API misbehaves --------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from watcher.config import Config, ConfigError, Folder
@@ -43,6 +44,7 @@ from watcher.retry import RetryPolicy
 from watcher.scanning import FileState, FoundFile, classify, signature_of, walk_candidates
 from watcher.settle import FileSignature, Ready, SettleTracker
 from watcher.sidecar import write_sidecar_atomically
+from watcher.state import UnwrittenSidecars
 from watcher.systemd import Notifier
 from watcher.uploader import UploadJob, record_failure, record_success, sidecar_for, upload_one
 from watcher.watching import EventKind, FolderWatch, PathEvent
@@ -161,6 +163,7 @@ class Agent:
         config_loader: Callable[[], Config] | None = None,
         retry_policy: RetryPolicy | None = None,
         once_max_failures: int = 5,
+        state_dir: Path | None = None,
     ) -> None:
         self.config = config
         self._client_factory = client_factory
@@ -176,7 +179,7 @@ class Agent:
         self.done: dict[str, FileSignature] = {}
         self.failed: dict[str, tuple[FileSignature, str]] = {}
         self.gave_up: dict[str, str] = {}  # `scan` only: temporary failures it stopped retrying
-        self.unwritten: dict[str, tuple[UploadJob, dict[str, Any], FileSignature]] = {}
+        self.unwritten = UnwrittenSidecars(state_dir)
         self.paused: dict[str, AccountPause] = {}
         self.dedupe = DedupeIndex()
         self.changes = InFlightChanges()
@@ -206,6 +209,7 @@ class Agent:
 
     def run(self) -> int:
         """Run the scheduler on the calling thread until stopped (or, with once=True, until idle)."""
+        self._restore_unwritten()
         threading.Thread(target=self._scan_loop, name="scanner", daemon=True).start()
         self._ensure_workers(self.config.settings.concurrency)
         if not self.once:
@@ -222,6 +226,23 @@ class Agent:
         if self.once:
             return 1 if (self.failed or self.gave_up) else 0
         return 0
+
+    def _restore_unwritten(self) -> None:
+        self.unwritten.load()
+        for path, entry in self.unwritten.items():
+            folder = self._folder_of(path)
+            if folder is None:
+                self.unwritten.discard(path)
+                continue
+            # Identical bytes anywhere in the account may reuse it too, without an upload.
+            self.dedupe.add(
+                folder.account_key,
+                entry.signature.size,
+                str(entry.sidecar.get("sha256", "")),
+                KnownUpload(str(entry.sidecar.get("fileID", "")), str(entry.sidecar.get("ossPath", ""))),
+            )
+        if self.unwritten:
+            self._next_sidecar_retry = time.monotonic()
 
     def post(self, message: Any) -> None:
         """Thread-safe (and signal-handler-safe): hand a message to the scheduler."""
@@ -323,7 +344,8 @@ class Agent:
         return deadline
 
     def _idle(self) -> bool:
-        return not self.tracked and self._in_flight == 0 and not self.unwritten
+        # Sidecars waiting for a read-only folder do not hold `scan` up: they stay in the state file.
+        return not self.tracked and self._in_flight == 0
 
     def _handle(self, message: Any) -> None:
         if isinstance(message, PathEvent):
@@ -383,10 +405,10 @@ class Agent:
             return
         unwritten = self.unwritten.get(path)
         if unwritten is not None:
-            if unwritten[2] == signature:
+            if unwritten.signature == signature:
                 self._untrack(path)  # uploaded already; only its sidecar is waiting for the folder
                 return
-            del self.unwritten[path]
+            self.unwritten.discard(path)
         complete = False
         if signature.size > 0 and self.tracker.is_finished(path):
             try:
@@ -436,7 +458,7 @@ class Agent:
         if event.kind is EventKind.DELETED:
             self.done.pop(path, None)
             self.failed.pop(path, None)
-            self.unwritten.pop(path, None)
+            self.unwritten.discard(path)
             entry = self.tracked.get(path)
             if entry is not None and entry.phase is not Phase.UPLOADING:
                 self._untrack(path)
@@ -691,7 +713,9 @@ class Agent:
                 how,
                 done.record_error,
             )
-            self.unwritten[path] = (done.job, done.sidecar, done.signature)
+            self.unwritten.add(path, done.sidecar, done.signature)
+            if self.once:
+                self.gave_up[path] = f"uploaded as {outcome.file_id}, but the sidecar cannot be written"
             self._next_sidecar_retry = min(self._next_sidecar_retry, time.monotonic() + SIDECAR_RETRY_SECONDS)
         else:
             log.info("%s: %s → %s", path, how, outcome.file_id)
@@ -772,31 +796,34 @@ class Agent:
                 self.notifier.status(line)
 
     def _retry_unwritten_sidecars(self, now: float) -> None:
-        for path, (job, sidecar, signature) in list(self.unwritten.items()):
+        for path, entry in self.unwritten.items():
             try:
                 current = signature_of(os.stat(path, follow_symlinks=False))
             except OSError:
-                del self.unwritten[path]
+                self.unwritten.discard(path)  # the image is gone: nothing to describe
                 continue
-            if current != signature:
-                del self.unwritten[path]  # the file changed: it is uploaded again anyway
-                self._track_now(path, job, now)
+            if current != entry.signature:
+                self.unwritten.discard(path)  # the file changed: it is uploaded again anyway
+                self._track_now(path, now)
                 continue
             try:
-                write_sidecar_atomically(path, sidecar)
+                write_sidecar_atomically(path, entry.sidecar)
             except OSError:
                 continue
-            log.info("%s: sidecar written at last → %s", path, sidecar["fileID"])
-            del self.unwritten[path]
-            self.done[path] = signature
+            log.info("%s: sidecar written at last → %s", path, entry.sidecar.get("fileID"))
+            self.unwritten.discard(path)
+            self.done[path] = entry.signature
             self.uploaded_count += 1
         self._next_sidecar_retry = now + SIDECAR_RETRY_SECONDS if self.unwritten else float("inf")
 
-    def _track_now(self, path: str, job: UploadJob, now: float) -> None:
-        folder = next((f for f in self.config.folders if path.startswith(f.path.rstrip("/") + "/")), None)
+    def _track_now(self, path: str, now: float) -> None:
+        folder = self._folder_of(path)
         if folder is not None and path not in self.tracked:
             entry = self.tracked[path] = Tracked(folder)
             self._schedule(path, entry, now)
+
+    def _folder_of(self, path: str) -> Folder | None:
+        return next((f for f in self.config.folders if path.startswith(f.path.rstrip("/") + "/")), None)
 
     def _recheck_roots(self, now: float) -> None:
         """Re-establish watches whose folder was deleted, replaced or moved, once the path is a folder again."""
@@ -877,9 +904,12 @@ class Agent:
 
     def _drop_folder_state(self, folder: Folder) -> None:
         prefix = folder.path.rstrip("/") + "/"
-        for table in (self.done, self.failed, self.unwritten):
+        for table in (self.done, self.failed):
             for path in [p for p in table if p.startswith(prefix)]:
                 del table[path]
+        for path in self.unwritten.paths():
+            if path.startswith(prefix):
+                self.unwritten.discard(path)
         for path in [
             p for p, e in self.tracked.items() if e.folder == folder and e.phase is not Phase.UPLOADING
         ]:

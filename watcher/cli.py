@@ -33,6 +33,7 @@ from watcher.config import (
 from watcher.logs import configure_logging
 from watcher.outcome import FailureClass, UploadFailure, UploadSuccess
 from watcher.retry import RetryPolicy
+from watcher.state import default_state_dir
 from watcher.systemd import Notifier
 from watcher.uploader import UploadJob, record_failure, record_success, sidecar_for, upload_one
 
@@ -180,6 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _client_for(token, config.settings.concurrency),
         notifier=notifier,
         config_loader=reload_config,
+        state_dir=default_state_dir(),
     )
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
@@ -202,7 +204,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     config, token, emulator = _prepare(args, args.emulate)
-    agent = Agent(config, _client_for(token, config.settings.concurrency), once=True)
+    agent = Agent(
+        config, _client_for(token, config.settings.concurrency), once=True, state_dir=default_state_dir()
+    )
     try:
         code = agent.run()
     finally:

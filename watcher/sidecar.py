@@ -113,19 +113,24 @@ def remove_error_record(image_path: str) -> None:
         pass
 
 
-def read_record(path: str) -> dict[str, Any] | None:
+def read_record(path: str, max_bytes: int = MAX_RECORD_BYTES) -> dict[str, Any] | None:
     """A sidecar or error record as a dict; None when absent, a symlink, unreadable or not ours."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        raw = os.read(fd, MAX_RECORD_BYTES + 1)
+        raw = b""
+        while len(raw) <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
     except OSError:
         return None
     finally:
         os.close(fd)
-    if len(raw) > MAX_RECORD_BYTES:
+    if len(raw) > max_bytes:
         return None
     try:
         data = json.loads(raw)
