@@ -591,6 +591,28 @@ def test_journal_priorities_only_errors_at_err(service: Container) -> None:
         assert not TIMESTAMP.search(message), f"timestamp in a journald line: {message!r}"
 
 
+def test_state_directory_keeps_what_a_folder_refused(service: Container) -> None:
+    box = service
+    folder = f"{DROP}/alice"
+    box.run("chmod", "g-w", folder)  # the service can still read here, but no longer write
+    try:
+        box.write(f"{folder}/refused.png", png_bytes(10))
+        state_file = box.path("/var/lib/minimax-watcher/unwritten-sidecars.json")
+
+        def saved() -> dict[str, Any] | None:
+            try:
+                return json.loads(state_file.read_text())  # type: ignore[no-any-return]
+            except (FileNotFoundError, ValueError):
+                return None
+
+        state = wait_for(saved, 20, "the state file in StateDirectory=", interval=0.1)
+        assert f"{folder}/refused.png" in state["sidecars"], state
+        owner = box.run("stat", "-c", "%U %a", "/var/lib/minimax-watcher").stdout.split()
+        assert owner == ["minimax-watcher", "700"], owner
+    finally:
+        box.run("chmod", "g+w", folder)
+
+
 def test_watchdog_restarts_a_frozen_process(service: Container) -> None:
     box = service
     dropin = f"/etc/systemd/system/{UNIT}.d/zz-test-watchdog.conf"
