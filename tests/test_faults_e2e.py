@@ -232,6 +232,20 @@ def test_http_400_writes_an_error_record_and_is_not_retried(
     assert not error_record_of(image).exists()
 
 
+def test_deleting_an_error_record_asks_for_another_try(start_agent, drop: Path, emulator: Emulator) -> None:
+    emulator.add_fault(Fault("status", status=400))
+    start_agent([{"path": str(drop), "account": ACCOUNT_A}])
+    image = drop / "retry-me.png"
+    image.write_bytes(png_bytes(635))
+    wait_for(lambda: read_json(error_record_of(image)), 20, "the error record")
+
+    error_record_of(image).unlink()
+
+    wait_sidecar(image)
+    assert_sidecar_describes(image, emulator)
+    assert [r.status for r in emulator.requests] == [400, 200]
+
+
 def test_account_pause_resumes_when_the_api_accepts_again(
     start_agent, drop: Path, emulator: Emulator
 ) -> None:
@@ -384,6 +398,28 @@ def test_unreadable_file_gets_an_error_record(tmp_path: Path, emulator: Emulator
         assert record is not None and record["code"] == "unreadable", result.stderr
         assert "permission" in record["error"].lower()
         assert sidecar_of(drop / "open.png").exists()
+
+        # Fixing the permissions is enough: the file need not change for its next try.
+        secret.chmod(0o644)
+        again = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                *python_cmd(),
+                "scan",
+                "--config",
+                str(config),
+            ],
+            env=dict(os.environ, USEAPI_TOKEN=TOKEN),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert again.returncode == 0, again.stderr
+        assert json.loads(sidecar_of(secret).read_text())["sha256"] == sha256(png_bytes(710))
+        assert not error_record_of(secret).exists()
     finally:
         shutil.rmtree(shared, ignore_errors=True)
 

@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
@@ -104,7 +103,12 @@ def build_venv(dest: Path) -> None:
     """
     base = _base_python()
     subprocess.run([base, "-m", "venv", "--without-pip", str(dest)], check=True)
-    purelib = sysconfig.get_path("purelib", vars={"base": str(dest), "platbase": str(dest)})
+    purelib = subprocess.run(
+        [str(dest / "bin" / "python3"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     site = Path(purelib)
     for dist in _runtime_distributions():
         for file in dist.files or []:
@@ -236,7 +240,7 @@ class Container:
             if self.mounted:
                 _unmount(self.root)
                 self.mounted = False
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            _remove_workdir(self.workdir)
 
     # -- commands inside
 
@@ -345,6 +349,14 @@ def _unmount(path: Path) -> None:
     subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
 
 
+def _remove_workdir(workdir: Path) -> None:
+    """Remove a work folder, unless / is still mounted in it: never delete through that mount."""
+    if os.path.ismount(workdir / "root"):
+        print(f"WARNING: {workdir}/root is still mounted; leaving {workdir} in place", file=sys.stderr)
+        return
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _sweep_stale_mounts() -> None:
     """Unmount roots left behind by earlier runs that were killed before their cleanup could run."""
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
@@ -359,7 +371,7 @@ def _sweep_stale_mounts() -> None:
         except (OSError, ValueError):
             pass
         _unmount(Path(target))
-        shutil.rmtree(match.group(1), ignore_errors=True)
+        _remove_workdir(Path(match.group(1)))
 
 
 def _announce(request: pytest.FixtureRequest, reason: str) -> None:
@@ -412,13 +424,15 @@ def config_yaml(*folders: str) -> str:
 def install(box: Container) -> None:
     """What docs/service.md tells an administrator to do, done in the container."""
     box.write("/etc/sysusers.d/minimax-watcher.conf", (REPO / "systemd/sysusers.conf").read_text())
-    box.run("systemd-sysusers")
+    created = box.run("systemd-sysusers")
+    assert all(line.startswith("Creating ") for line in created.stderr.splitlines()), created.stderr
     box.run("install", "-d", "-o", "root", "-g", "minimax-drop", "-m", "2775", f"{DROP}/alice")
     box.write(
         "/etc/minimax-watcher/config.yaml", config_yaml("alice"), mode=0o640, owner="root:minimax-watcher"
     )
     box.write("/etc/tmpfiles.d/minimax-watcher.conf", (REPO / "systemd/tmpfiles.conf").read_text())
-    box.run("systemd-tmpfiles", "--create", "/etc/tmpfiles.d/minimax-watcher.conf")
+    tmpfiles = box.run("systemd-tmpfiles", "--create", "/etc/tmpfiles.d/minimax-watcher.conf")
+    assert not tmpfiles.stderr, tmpfiles.stderr
     box.write(f"/etc/systemd/system/{UNIT}", (REPO / "systemd" / UNIT).read_text())
     box.write(
         f"/etc/systemd/system/{EMULATOR_UNIT}",

@@ -41,7 +41,14 @@ from watcher.outcome import (
     operator_hint,
 )
 from watcher.retry import RetryPolicy
-from watcher.scanning import FileState, FoundFile, classify, signature_of, walk_candidates
+from watcher.scanning import (
+    FileState,
+    FoundFile,
+    classify,
+    failure_still_holds,
+    signature_of,
+    walk_candidates,
+)
 from watcher.settle import FileSignature, Ready, SettleTracker
 from watcher.sidecar import write_sidecar_atomically
 from watcher.state import UnwrittenSidecars
@@ -77,6 +84,13 @@ class Tracked:
     failures: int = 0  # temporary failures in a row
     attempts: int = 0  # attempts since the file last changed
     last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FailedFile:
+    signature: FileSignature
+    error: str
+    code: object
 
 
 @dataclass
@@ -177,7 +191,7 @@ class Agent:
         self.tracker = SettleTracker(config.settings.settle_seconds)
         self.tracked: dict[str, Tracked] = {}
         self.done: dict[str, FileSignature] = {}
-        self.failed: dict[str, tuple[FileSignature, str]] = {}
+        self.failed: dict[str, FailedFile] = {}
         self.gave_up: dict[str, str] = {}  # `scan` only: temporary failures it stopped retrying
         self.unwritten = UnwrittenSidecars(state_dir)
         self.paused: dict[str, AccountPause] = {}
@@ -400,7 +414,7 @@ class Agent:
             self._untrack(path)
             return
         signature = signature_of(st)
-        if self.done.get(path) == signature or self._failed_signature(path) == signature:
+        if self.done.get(path) == signature or self._still_failed(path, signature):
             self._untrack(path)
             return
         unwritten = self.unwritten.get(path)
@@ -434,9 +448,12 @@ class Agent:
         entry.phase = Phase.QUEUED
         self._ready.append(path)
 
-    def _failed_signature(self, path: str) -> FileSignature | None:
+    def _still_failed(self, path: str, signature: FileSignature) -> bool:
+        """A permanent failure holds until the file changes, or, for an unreadable file, becomes readable."""
         failed = self.failed.get(path)
-        return failed[0] if failed else None
+        if failed is None or failed.signature != signature:
+            return False
+        return failure_still_holds(path, failed.code)
 
     # ---- events ----------------------------------------------------------------------------------
 
@@ -463,10 +480,14 @@ class Agent:
             if entry is not None and entry.phase is not Phase.UPLOADING:
                 self._untrack(path)
             return
-        if event.kind is EventKind.SIDECAR_DELETED:
-            if path not in self.done:
-                return
-            del self.done[path]  # the sidecar must be written again; dedupe avoids a second upload
+        # A removed sidecar is written again (dedupe avoids a second upload); a removed error record is
+        # the operator asking for another try. Other removals of records concern nothing we track.
+        if (
+            event.kind is EventKind.RECORD_DELETED
+            and self.done.pop(path, None) is None
+            and self.failed.pop(path, None) is None
+        ):
+            return
         entry = self.tracked.get(path)
         if entry is None:
             entry = self.tracked[path] = Tracked(event.folder)
@@ -479,7 +500,7 @@ class Agent:
             wait = self.tracker.settle_seconds
         if entry.phase is Phase.SETTLING and (entry.due <= now or entry.due > now + wait):
             self._schedule(path, entry, now + wait)
-        elif entry.phase in (Phase.RETRY_WAIT, Phase.PAUSED) and event.kind is not EventKind.SIDECAR_DELETED:
+        elif entry.phase in (Phase.RETRY_WAIT, Phase.PAUSED) and event.kind is not EventKind.RECORD_DELETED:
             # The file changed: a new version gets a fresh start (its account may still be paused).
             entry.failures = 0
             if entry.phase is Phase.RETRY_WAIT:
@@ -551,8 +572,10 @@ class Agent:
                     KnownUpload(str(record["fileID"]), str(record.get("ossPath", ""))),
                 )
         elif found.state is FileState.FAILED:
-            error = str(found.record.get("error", "")) if found.record else ""
-            self.failed[found.path] = (found.signature, error)
+            record = found.record or {}
+            self.failed[found.path] = FailedFile(
+                found.signature, str(record.get("error", "")), record.get("code")
+            )
 
     def _on_scan_finished(self, message: ScanFinished) -> None:
         prefix = message.root.rstrip("/") + "/"
@@ -688,7 +711,7 @@ class Agent:
                     "%s: %s; error record written, the file is retried when it changes", path, outcome.error
                 )
             if done.signature is not None:
-                self.failed[path] = (done.signature, outcome.error)
+                self.failed[path] = FailedFile(done.signature, outcome.error, outcome.code)
             self._untrack(path)
             if was_probe and pause is not None:
                 pause.next_probe = now

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from watcher import __version__
@@ -29,6 +30,7 @@ from watcher.retry import parse_retry_after
 
 DEFAULT_BASE_URL = "https://api.useapi.net/v1/minimax"
 READ_CHUNK = 1 << 20
+MAX_ANSWER_BYTES = 1 << 20
 CONNECT_TIMEOUT = 10.0
 # The API answers after it has stored the whole body; a stalled answer beyond this is retried.
 READ_TIMEOUT = 180.0
@@ -124,6 +126,7 @@ class UploadClient:
                 data=body,
                 headers={"Content-Type": content_type},
                 timeout=self._timeout,
+                stream=True,
             )
         except _FileShrank:
             return FileChanged("the file became shorter while it was being uploaded")
@@ -134,15 +137,24 @@ class UploadClient:
                 return FileChanged("the file became shorter while it was being uploaded")
             return temporary(f"network error: {_describe(exc)}", "network")
         with response:
-            return _interpret(response, body, size, content_type)
+            try:
+                # Read at most MAX_ANSWER_BYTES: a hostile or broken server cannot make us buffer more.
+                answer = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                    return temporary("the API did not answer in time", "timeout")
+                return temporary(f"network error while reading the answer: {_describe(exc)}", "network")
+            if len(answer) > MAX_ANSWER_BYTES:
+                return temporary(f"the API's answer is larger than {MAX_ANSWER_BYTES} bytes", "network")
+            return _interpret(response, answer, body, size, content_type)
 
 
 def _interpret(
-    response: requests.Response, body: HashingReader, size: int, content_type: str
+    response: requests.Response, answer: bytes, body: HashingReader, size: int, content_type: str
 ) -> UploadOutcome:
     try:
-        payload: Any = response.json()
-    except (json.JSONDecodeError, requests.JSONDecodeError, ValueError):
+        payload: Any = json.loads(answer)
+    except (ValueError, UnicodeDecodeError):
         payload = None
     status = response.status_code
     if status == 200:

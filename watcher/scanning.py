@@ -53,9 +53,16 @@ def classify(path: str, signature: FileSignature, names: set[str] | None = None)
             return FoundFile(path, signature, FileState.DONE, sidecar)
     if names is None or name + ERROR_RECORD_SUFFIX in names:
         error = read_record(path + ERROR_RECORD_SUFFIX)
-        if record_matches(error, signature):
+        if record_matches(error, signature) and failure_still_holds(
+            path, error.get("code") if error else None
+        ):
             return FoundFile(path, signature, FileState.FAILED, error)
     return FoundFile(path, signature, FileState.PENDING)
+
+
+def failure_still_holds(path: str, code: object) -> bool:
+    """A permanent failure holds until the file changes; an unreadable file's, until it becomes readable."""
+    return not (code == "unreadable" and os.access(path, os.R_OK))
 
 
 def walk_candidates(

@@ -32,7 +32,7 @@ from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from watcher.config import Folder
-from watcher.media import SIDECAR_SUFFIX, is_candidate_name
+from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class EventKind(StrEnum):
     WRITE = "write"  # created, written or its attributes changed: not quiet yet
     FINISHED = "finished"  # closed after writing, or renamed into place by its writer
     DELETED = "deleted"  # gone, or renamed away
-    SIDECAR_DELETED = "sidecar_deleted"  # someone removed an image's sidecar: it must be written again
+    RECORD_DELETED = "record_deleted"  # an image's sidecar or error record was removed: look at it again
     DIR_APPEARED = "dir_appeared"  # a subfolder was created or moved in (recursive folders)
     ROOT_GONE = "root_gone"  # the watched folder itself was deleted or moved away
 
@@ -78,9 +78,10 @@ class _Handler(FileSystemEventHandler):
         if is_candidate_name(name):
             self._post(PathEvent(kind, path, self.folder))
         elif kind is EventKind.DELETED and name.endswith(SIDECAR_SUFFIX):
-            image = path[: -len(SIDECAR_SUFFIX)]
+            suffix = ERROR_RECORD_SUFFIX if name.endswith(ERROR_RECORD_SUFFIX) else SIDECAR_SUFFIX
+            image = path[: -len(suffix)]
             if is_candidate_name(os.path.basename(image)):
-                self._post(PathEvent(EventKind.SIDECAR_DELETED, image, self.folder))
+                self._post(PathEvent(EventKind.RECORD_DELETED, image, self.folder))
 
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.is_directory:
