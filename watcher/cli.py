@@ -140,7 +140,7 @@ def _start_emulator(config: Config, token: ResolvedToken | None) -> tuple[Config
 
     accounts = sorted({f.account for f in config.folders if f.account}) or [EMULATOR_ACCOUNT]
     token = ResolvedToken(token.value if token else EMULATOR_TOKEN, "emulator")
-    emulator = Emulator(token=token.value, accounts=accounts).start()
+    emulator = Emulator(token=token.value, accounts=accounts, poll_interval=0.5).start()
     log.info(
         "emulating the API at %s (accounts %s); nothing leaves this machine",
         emulator.base_url,

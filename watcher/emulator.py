@@ -581,7 +581,11 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         uid: str = "1",
+        poll_interval: float = 0.02,
     ) -> None:
+        # Tests start and stop many emulators and want stop() quick; a long-running one (the CLI)
+        # polls rarely, so an idle `run --emulate` costs no CPU.
+        self._poll_interval = poll_interval
         if not token:
             raise ValueError("the emulator needs a non-empty token")
         if isinstance(accounts, str):  # a lone "123456" is a Sequence[str] of digits
@@ -622,7 +626,7 @@ class Emulator:
         self._port = server.server_port
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.02},  # how long stop() may wait
+            kwargs={"poll_interval": self._poll_interval},  # how long stop() may wait
             name=f"minimax-emulator-{self._port}",
             daemon=True,
         )
@@ -854,7 +858,7 @@ def serve_forever(*, token: str, accounts: Sequence[str], port: int, host: str =
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous: Any = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
     try:
-        with Emulator(token=token, accounts=accounts, host=host, port=port) as emulator:
+        with Emulator(token=token, accounts=accounts, host=host, port=port, poll_interval=0.5) as emulator:
             logger.info("MiniMax API emulator listening on %s", emulator.base_url)
             logger.info(
                 "accounts: %s%s",
