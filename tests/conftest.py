@@ -223,3 +223,7 @@ def assert_token_never_written(root: Path) -> None:
             if path.is_file() and not path.is_symlink() and path.stat().st_size < 64 << 20:
                 with path.open("rb") as f:
                     assert needle not in f.read(), f"the token leaked into {path}"
+
+
+# The unit tests' single-account `emu` and `client` fixtures (tests/unit_fixtures.py).
+pytest_plugins = ["tests.unit_fixtures"]

@@ -377,22 +377,7 @@ def test_unreadable_file_gets_an_error_record(tmp_path: Path, emulator: Emulator
     )
     config.chmod(0o644)
     try:
-        result = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                *python_cmd(),
-                "scan",
-                "--config",
-                str(config),
-            ],
-            env=dict(os.environ, USEAPI_TOKEN=TOKEN),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = scan_as_nobody(config)
         assert result.returncode == 1, result.stderr
         record = read_json(error_record_of(secret))
         assert record is not None and record["code"] == "unreadable", result.stderr
@@ -401,27 +386,32 @@ def test_unreadable_file_gets_an_error_record(tmp_path: Path, emulator: Emulator
 
         # Fixing the permissions is enough: the file need not change for its next try.
         secret.chmod(0o644)
-        again = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                *python_cmd(),
-                "scan",
-                "--config",
-                str(config),
-            ],
-            env=dict(os.environ, USEAPI_TOKEN=TOKEN),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        again = scan_as_nobody(config)
         assert again.returncode == 0, again.stderr
         assert json.loads(sidecar_of(secret).read_text())["sha256"] == sha256(png_bytes(710))
         assert not error_record_of(secret).exists()
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def scan_as_nobody(config: Path) -> subprocess.CompletedProcess[str]:
+    """One `scan` of `config` as uid/gid 65534 (nobody), with no supplementary groups."""
+    return subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            *python_cmd(),
+            "scan",
+            "--config",
+            str(config),
+        ],
+        env=dict(os.environ, USEAPI_TOKEN=TOKEN),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def tempfile_dir() -> str:

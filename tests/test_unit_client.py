@@ -2,60 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import struct
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from requests.adapters import HTTPAdapter
 
+from tests.images import jpeg_bytes, png_bytes, sha256
+from tests.unit_fixtures import ACCOUNT, TOKEN
 from watcher.client import UploadClient
 from watcher.emulator import Emulator, Fault
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
-
-TOKEN = "user:1-test"
-ACCOUNT = "123456"
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def make_png(width: int = 16, height: int = 16) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    raw = b"".join(b"\x00" + bytes((x * y) & 0xFF for x in range(width)) for y in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(raw))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def make_jpeg(padding: int = 3000) -> bytes:
-    return b"\xff\xd8\xff\xe0" + bytes(i % 251 for i in range(padding)) + b"\xff\xd9"
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(token=TOKEN, accounts=[ACCOUNT]) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client(emu: Emulator) -> Iterator[UploadClient]:
-    c = UploadClient(emu.base_url, TOKEN, connect_timeout=5, read_timeout=10)
-    yield c
-    c.close()
 
 
 @pytest.fixture
 def png_file(tmp_path: Path) -> Path:
     path = tmp_path / "cat.png"
-    path.write_bytes(make_png())
+    path.write_bytes(png_bytes())
     return path
 
 
@@ -87,7 +50,7 @@ def test_success_returns_the_hash_of_the_file_and_the_emulator_saw_the_same_byte
     progress: list[int] = []
     outcome = post(client, png_file, progress=progress)
     assert isinstance(outcome, UploadSuccess)
-    expected = hashlib.sha256(data).hexdigest()
+    expected = sha256(data)
     assert outcome.sha256 == expected
     assert outcome.size == len(data)
     assert outcome.content_type == "image/png"
@@ -107,23 +70,23 @@ def test_jpeg_upload_without_account_uses_the_only_one(
     emu: Emulator, client: UploadClient, tmp_path: Path
 ) -> None:
     path = tmp_path / "photo.jpg"
-    path.write_bytes(make_jpeg())
+    path.write_bytes(jpeg_bytes())
     outcome = post(client, path, content_type="image/jpeg", account=None)
     assert isinstance(outcome, UploadSuccess)
     (recorded,) = emu.uploads
     assert recorded.content_type == "image/jpeg"
     assert recorded.account == ACCOUNT
-    assert recorded.sha256 == outcome.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert recorded.sha256 == outcome.sha256 == sha256(path.read_bytes())
 
 
 def test_a_multi_megabyte_file_is_sent_whole(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
     path = tmp_path / "big.jpg"
-    data = make_jpeg(3 * (1 << 20) + 12345)
+    data = jpeg_bytes(length=3 * (1 << 20) + 12345)
     path.write_bytes(data)
     outcome = post(client, path, content_type="image/jpeg")
     assert isinstance(outcome, UploadSuccess)
     assert emu.uploads[0].size == len(data)
-    assert emu.uploads[0].sha256 == hashlib.sha256(data).hexdigest() == outcome.sha256
+    assert emu.uploads[0].sha256 == sha256(data) == outcome.sha256
 
 
 @pytest.mark.parametrize(
@@ -183,7 +146,7 @@ def test_after_a_fault_the_same_client_succeeds(emu: Emulator, client: UploadCli
     assert isinstance(post(client, png_file), UploadFailure)
     outcome = post(client, png_file)
     assert isinstance(outcome, UploadSuccess)
-    assert outcome.sha256 == hashlib.sha256(png_file.read_bytes()).hexdigest()
+    assert outcome.sha256 == sha256(png_file.read_bytes())
 
 
 def test_a_wrong_token_is_an_account_failure(emu: Emulator, png_file: Path) -> None:
@@ -245,7 +208,7 @@ def test_only_the_announced_size_is_sent_when_the_file_is_longer(
     data = png_file.read_bytes()
     outcome = post(client, png_file, size=len(data) - 10)
     assert isinstance(outcome, UploadSuccess)
-    assert outcome.sha256 == hashlib.sha256(data[:-10]).hexdigest() == emu.uploads[0].sha256
+    assert outcome.sha256 == sha256(data[:-10]) == emu.uploads[0].sha256
 
 
 def test_two_uploads_over_one_client_reuse_the_connection(

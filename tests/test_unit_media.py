@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.images import grey_png, jpeg_bytes, png_bytes, webp_bytes
 from watcher.media import (
     MAX_UPLOAD_BYTES,
     PNG_IEND_CHUNK,
@@ -26,41 +27,13 @@ from watcher.media import (
     sniff_content_type,
 )
 
-# --- image helpers -------------------------------------------------------------------------------
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def make_png(width: int = 2, height: int = 2) -> bytes:
-    """A valid minimal 8-bit greyscale PNG."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    raw = b"".join(b"\x00" + bytes(range(width)) for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(raw))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def make_jpeg(padding: int = 64) -> bytes:
-    return b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + b"\x11" * padding + b"\xff\xd9"
-
-
-def make_webp(payload: int = 20, declared_extra: int = 0) -> bytes:
-    """RIFF/WEBP with a VP8 chunk; `declared_extra` makes the RIFF size claim more bytes than exist."""
-    body = b"WEBP" + b"VP8 " + struct.pack("<I", payload) + b"\x2a" * payload
-    return b"RIFF" + struct.pack("<I", len(body) + declared_extra) + body
-
 
 def head_tail(data: bytes) -> tuple[bytes, bytes, int]:
     return data[:SNIFF_BYTES], data[-TAIL_BYTES:], len(data)
 
 
 def test_png_helper_is_a_real_png() -> None:
-    png = make_png()
+    png = grey_png()
     assert png.endswith(PNG_IEND_CHUNK)
     # Every chunk's CRC checks out, and IDAT decompresses to the rows we wrote.
     pos, chunks = 8, []
@@ -138,15 +111,15 @@ def test_record_paths_sit_beside_the_image() -> None:
 
 
 def test_sniff_png() -> None:
-    assert sniff_content_type(make_png()[:SNIFF_BYTES]) == "image/png"
+    assert sniff_content_type(png_bytes()[:SNIFF_BYTES]) == "image/png"
 
 
 def test_sniff_jpeg() -> None:
-    assert sniff_content_type(make_jpeg()[:SNIFF_BYTES]) == "image/jpeg"
+    assert sniff_content_type(jpeg_bytes()[:SNIFF_BYTES]) == "image/jpeg"
 
 
 def test_sniff_webp_is_sent_as_jpeg() -> None:
-    assert sniff_content_type(make_webp()[:SNIFF_BYTES]) == "image/jpeg"
+    assert sniff_content_type(webp_bytes()[:SNIFF_BYTES]) == "image/jpeg"
 
 
 @pytest.mark.parametrize(
@@ -172,27 +145,27 @@ def test_sniff_rejects_everything_else(head: bytes) -> None:
 
 
 def test_png_with_iend_looks_complete() -> None:
-    assert looks_complete(*head_tail(make_png()))
+    assert looks_complete(*head_tail(png_bytes()))
 
 
 def test_png_without_iend_does_not_look_complete() -> None:
-    truncated = make_png()[: -len(PNG_IEND_CHUNK)]
+    truncated = png_bytes()[: -len(PNG_IEND_CHUNK)]
     assert not looks_complete(*head_tail(truncated))
-    half = make_png()[: len(make_png()) // 2]
+    half = png_bytes()[: len(png_bytes()) // 2]
     assert not looks_complete(*head_tail(half))
 
 
 def test_jpeg_with_and_without_eoi() -> None:
-    assert looks_complete(*head_tail(make_jpeg()))
-    assert not looks_complete(*head_tail(make_jpeg()[:-2]))
-    assert not looks_complete(*head_tail(make_jpeg()[:-1]))
+    assert looks_complete(*head_tail(jpeg_bytes()))
+    assert not looks_complete(*head_tail(jpeg_bytes()[:-2]))
+    assert not looks_complete(*head_tail(jpeg_bytes()[:-1]))
 
 
 def test_webp_riff_size_must_match_the_file_size() -> None:
-    webp = make_webp()
+    webp = webp_bytes()
     assert looks_complete(*head_tail(webp))
     # The header promises more than the file holds: still being written.
-    assert not looks_complete(*head_tail(make_webp(declared_extra=100)))
+    assert not looks_complete(*head_tail(webp_bytes(declared_extra=100)))
     # Same header, but the file is shorter than its header says.
     head, tail, size = head_tail(webp)
     assert not looks_complete(head, tail, size - 1)
@@ -212,7 +185,7 @@ def _open_fds() -> int:
 
 def test_open_regular_file_returns_a_blocking_readable_fd(tmp_path: Path) -> None:
     path = tmp_path / "cat.png"
-    path.write_bytes(make_png())
+    path.write_bytes(png_bytes())
     fd = open_regular_file(str(path))
     try:
         assert os.get_blocking(fd)
@@ -233,7 +206,7 @@ def test_open_regular_file_refuses_a_fifo_without_blocking(tmp_path: Path) -> No
 
 def test_open_regular_file_refuses_a_symlink(tmp_path: Path) -> None:
     target = tmp_path / "real.png"
-    target.write_bytes(make_png())
+    target.write_bytes(png_bytes())
     link = tmp_path / "link.png"
     link.symlink_to(target)
     with pytest.raises(OSError) as info:
@@ -272,7 +245,7 @@ def test_is_regular_file_mode_on_real_entries(tmp_path: Path) -> None:
 
 
 def test_read_head_and_tail_of_a_real_file(tmp_path: Path) -> None:
-    png = make_png(4, 4)
+    png = png_bytes(size=4)
     path = tmp_path / "cat.png"
     path.write_bytes(png)
     head, tail, st = read_head_and_tail(str(path))

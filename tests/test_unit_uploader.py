@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import struct
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.images import png_bytes, sha256, webp_bytes
+from tests.unit_fixtures import ACCOUNT
 from watcher.client import UploadClient
 from watcher.dedupe import DedupeIndex, KnownUpload
 from watcher.emulator import Emulator
@@ -20,42 +18,6 @@ from watcher.scanning import signature_of
 from watcher.settle import FileSignature
 from watcher.uploader import UploadJob, account_of, upload_one
 
-TOKEN = "user:1-test"
-ACCOUNT = "123456"
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def make_png(width: int = 8, height: int = 8) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    raw = b"".join(b"\x00" + bytes((x + y) & 0xFF for x in range(width)) for y in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(raw))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def make_webp(payload: int = 40) -> bytes:
-    body = b"WEBP" + b"VP8 " + struct.pack("<I", payload) + b"\x2a" * payload
-    return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(token=TOKEN, accounts=[ACCOUNT]) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client(emu: Emulator) -> Iterator[UploadClient]:
-    c = UploadClient(emu.base_url, TOKEN, connect_timeout=5, read_timeout=10)
-    yield c
-    c.close()
-
 
 def current_signature(path: Path) -> FileSignature:
     return signature_of(os.stat(path, follow_symlinks=False))
@@ -63,14 +25,14 @@ def current_signature(path: Path) -> FileSignature:
 
 def test_a_png_uploads_and_returns_its_signature(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
     path = tmp_path / "cat.png"
-    data = make_png()
+    data = png_bytes()
     path.write_bytes(data)
     expected = current_signature(path)
     outcome, signature, reused = upload_one(client, UploadJob(str(path), ACCOUNT, expected))
     assert isinstance(outcome, UploadSuccess)
     assert signature == expected
     assert reused is False
-    assert outcome.sha256 == hashlib.sha256(data).hexdigest() == emu.uploads[0].sha256
+    assert outcome.sha256 == sha256(data) == emu.uploads[0].sha256
     assert emu.uploads[0].content_type == "image/png"
     assert account_of(UploadJob(str(path), None, None), outcome.file_id) == ACCOUNT
 
@@ -79,7 +41,7 @@ def test_a_webp_named_png_is_sent_by_its_bytes_as_jpeg(
     emu: Emulator, client: UploadClient, tmp_path: Path
 ) -> None:
     path = tmp_path / "actually-webp.png"
-    path.write_bytes(make_webp())
+    path.write_bytes(webp_bytes())
     outcome, _, _ = upload_one(client, UploadJob(str(path), ACCOUNT, None))
     assert isinstance(outcome, UploadSuccess)
     assert outcome.content_type == "image/jpeg"
@@ -105,7 +67,7 @@ def test_a_sparse_file_over_5_gb_is_too_large_without_any_request(
 ) -> None:
     path = tmp_path / "huge.png"
     with open(path, "wb") as f:
-        f.write(make_png())
+        f.write(png_bytes())
         f.truncate(5 * 1000**3 + 1)
     assert path.stat().st_size == MAX_UPLOAD_BYTES + 1
     outcome, signature, reused = upload_one(client, UploadJob(str(path), ACCOUNT, current_signature(path)))
@@ -122,9 +84,9 @@ def test_dedupe_hit_reuses_the_file_id_without_a_request(
     emu: Emulator, client: UploadClient, tmp_path: Path
 ) -> None:
     path = tmp_path / "cat.png"
-    data = make_png()
+    data = png_bytes()
     path.write_bytes(data)
-    sha = hashlib.sha256(data).hexdigest()
+    sha = sha256(data)
     index = DedupeIndex()
     known = KnownUpload("user:1-minimax:123456-file:42", "https://oss/42.png")
     index.add(ACCOUNT, len(data), sha, known)
@@ -144,10 +106,10 @@ def test_dedupe_hit_reuses_the_file_id_without_a_request(
 
 def test_dedupe_is_per_account(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
     path = tmp_path / "cat.png"
-    data = make_png()
+    data = png_bytes()
     path.write_bytes(data)
     index = DedupeIndex()
-    index.add("999", len(data), hashlib.sha256(data).hexdigest(), KnownUpload("other-account-id", ""))
+    index.add("999", len(data), sha256(data), KnownUpload("other-account-id", ""))
     outcome, _, reused = upload_one(client, UploadJob(str(path), ACCOUNT, None), index)
     assert reused is False
     assert isinstance(outcome, UploadSuccess)
@@ -159,7 +121,7 @@ def test_same_size_but_different_bytes_is_uploaded(
     emu: Emulator, client: UploadClient, tmp_path: Path
 ) -> None:
     path = tmp_path / "cat.png"
-    data = make_png()
+    data = png_bytes()
     path.write_bytes(data)
     index = DedupeIndex()
     index.add(ACCOUNT, len(data), "0" * 64, KnownUpload("stale-id", ""))
@@ -167,7 +129,7 @@ def test_same_size_but_different_bytes_is_uploaded(
     assert reused is False
     assert isinstance(outcome, UploadSuccess)
     assert outcome.file_id != "stale-id"
-    assert outcome.sha256 == hashlib.sha256(data).hexdigest() == emu.uploads[0].sha256
+    assert outcome.sha256 == sha256(data) == emu.uploads[0].sha256
 
 
 @pytest.mark.parametrize("delta", [FileSignature(1, 0, 0), FileSignature(0, 1, 0)])
@@ -175,7 +137,7 @@ def test_expected_signature_mismatch_is_file_changed_without_a_request(
     emu: Emulator, client: UploadClient, tmp_path: Path, delta: FileSignature
 ) -> None:
     path = tmp_path / "cat.png"
-    path.write_bytes(make_png())
+    path.write_bytes(png_bytes())
     now = current_signature(path)
     settled = FileSignature(now.size + delta.size, now.mtime_ns + delta.mtime_ns, now.ino)
     outcome, signature, reused = upload_one(client, UploadJob(str(path), ACCOUNT, settled))
@@ -202,7 +164,7 @@ def test_a_vanished_file_is_file_changed(emu: Emulator, client: UploadClient, tm
 
 def test_a_symlink_is_never_followed(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
     real = tmp_path / "real.png"
-    real.write_bytes(make_png())
+    real.write_bytes(png_bytes())
     link = tmp_path / "link.png"
     link.symlink_to(real)
     outcome, signature, _ = upload_one(client, UploadJob(str(link), ACCOUNT, None))
