@@ -268,12 +268,6 @@ def test_watchdog_only_for_the_process_it_names(
         assert agent.proc.poll() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent.py: _next_deadline() ignores _next_status, so a STATUS= change that falls within "
-    "STATUS_INTERVAL of the previous one waits for the next unrelated wake-up (the end of the upload, "
-    "the watchdog, a rescan): without WatchdogSec= an upload in flight never shows in STATUS=",
-)
 def test_status_shows_an_upload_in_flight_without_a_watchdog(
     tmp_path: Path, emulator: Emulator, notify_socket: NotifySocket, agents: list[Agent]
 ) -> None:

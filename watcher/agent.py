@@ -355,6 +355,8 @@ class Agent:
         for pause in self.paused.values():
             if pause.probing is None and pause.files:
                 deadline = min(deadline, pause.next_probe)
+        if self._is_ready and self.status_line() != self._last_status:
+            deadline = min(deadline, self._next_status)  # a throttled STATUS= still goes out
         return deadline
 
     def _idle(self) -> bool:
@@ -595,7 +597,7 @@ class Agent:
                     len(self.tracked),
                     len(self.failed),
                 )
-                self.notifier.ready(self.status_line())
+                self._send_ready()
 
     # ---- uploads ---------------------------------------------------------------------------------
 
@@ -814,8 +816,7 @@ class Agent:
             # Sent when it changes, at most every STATUS_INTERVAL: an idle agent does not wake for it.
             line = self.status_line()
             if line != self._last_status:
-                self._last_status = line
-                self._next_status = now + STATUS_INTERVAL
+                self._remember_status(line, now)
                 self.notifier.status(line)
 
     def _retry_unwritten_sidecars(self, now: float) -> None:
@@ -869,6 +870,15 @@ class Agent:
             self._start_watch(folder)
             self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
 
+    def _remember_status(self, line: str, now: float) -> None:
+        self._last_status = line
+        self._next_status = now + STATUS_INTERVAL
+
+    def _send_ready(self) -> None:
+        line = self.status_line()
+        self._remember_status(line, time.monotonic())
+        self.notifier.ready(line)
+
     def status_line(self) -> str:
         uploading = self._in_flight
         failed = len(self.failed)
@@ -896,11 +906,11 @@ class Agent:
             new = self._config_loader()
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
-            self.notifier.ready(self.status_line())
+            self._send_ready()
             return
         self._apply_config(new)
         log.info("config reloaded from %s: %d folders", new.source, len(new.folders))
-        self.notifier.ready(self.status_line())
+        self._send_ready()
 
     def _apply_config(self, new: Config) -> None:
         old_folders = {f.path: f for f in self.config.folders}
