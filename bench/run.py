@@ -84,7 +84,9 @@ SIZES: dict[str, dict[str, Any]] = {
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IEND_CHUNK = b"\x00\x00\x00\x00IEND\xaeB\x60\x82"
 _IHDR_DATA = struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0)
-IHDR_CHUNK = struct.pack(">I", 13) + b"IHDR" + _IHDR_DATA + struct.pack(">I", zlib.crc32(b"IHDR" + _IHDR_DATA))
+IHDR_CHUNK = (
+    struct.pack(">I", 13) + b"IHDR" + _IHDR_DATA + struct.pack(">I", zlib.crc32(b"IHDR" + _IHDR_DATA))
+)
 PNG_OVERHEAD = len(PNG_SIGNATURE) + len(IHDR_CHUNK) + 12 + len(IEND_CHUNK)  # 12: IDAT length+type+crc
 POOL = os.urandom(1 << 20)  # 1 MiB of random bytes, repeated for big files
 RUN_TAG = os.urandom(8).hex()  # so two runs never send the same bytes
@@ -101,13 +103,7 @@ def png_bytes(seed: str, size: int) -> bytes:
         raise ValueError(f"unsupported size {size}")
     data = _tag(seed) + POOL[: data_len - 32]
     return (
-        PNG_SIGNATURE
-        + IHDR_CHUNK
-        + struct.pack(">I", data_len)
-        + b"IDAT"
-        + data
-        + b"\0\0\0\0"
-        + IEND_CHUNK
+        PNG_SIGNATURE + IHDR_CHUNK + struct.pack(">I", data_len) + b"IDAT" + data + b"\0\0\0\0" + IEND_CHUNK
     )
 
 
@@ -560,7 +556,7 @@ def run_curl_upload(ctx: Context, path: Path) -> dict[str, float]:
         time.sleep(0.05)
     seconds = time.monotonic() - started
     out, err = proc.communicate()
-    code, sent = (out.split() + ["", ""])[:2]
+    code, sent = ([*out.split(), "", ""])[:2]
     if proc.returncode != 0 or code != "200" or int(float(sent or 0)) != path.stat().st_size:
         raise RuntimeError(f"curl -T failed: rc={proc.returncode} {out!r} {err!r}")
     return {"seconds": seconds, "vmhwm_kb": peak}
@@ -1048,7 +1044,9 @@ def bench_backlog(ctx: Context, out: Outcome) -> None:
                 samples.append((f"{want:,} pending", agent.tracked(), agent.rss_kb(), agent.hwm_kb()))
             hold = ctx.sizes["backlog_hold"]
             time.sleep(hold)
-            samples.append((f"{total:,} pending, +{hold:.0f} s", agent.tracked(), agent.rss_kb(), agent.hwm_kb()))
+            samples.append(
+                (f"{total:,} pending, +{hold:.0f} s", agent.tracked(), agent.rss_kb(), agent.hwm_kb())
+            )
             cpu = agent.cpu_seconds()
             phase = time.monotonic() - started
             stats = ctx.emulator.command("stats")
@@ -1208,10 +1206,14 @@ def workdir(keep: bool) -> Iterator[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="scaled-down workloads (smoke test)")
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(WORKLOADS)}")
-    parser.add_argument("--results", type=Path, default=BENCH / "RESULTS.md", help="where to write the report")
+    parser.add_argument(
+        "--results", type=Path, default=BENCH / "RESULTS.md", help="where to write the report"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) for inspection")
     parser.add_argument(
         "--agent-src",
