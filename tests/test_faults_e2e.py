@@ -193,6 +193,29 @@ def test_temporary_faults_end_in_a_correct_sidecar(
     assert not error_record_of(image).exists()
 
 
+def test_an_outage_holds_the_backlog_and_probes_one_upload_at_a_time(
+    start_agent, drop: Path, emulator: Emulator
+) -> None:
+    emulator.add_fault(Fault("status", status=503, times=-1))
+    agent = start_agent([{"path": str(drop), "account": ACCOUNT_A}])
+    images = [drop / f"backlog-{i:02}.png" for i in range(30)]
+    for i, image in enumerate(images):
+        image.write_bytes(png_bytes(800 + i))
+    wait_for(lambda: "holding its files" in agent.log(), 20, "the backlog to be held")
+    held_at = len(emulator.requests)
+    # Let the outage last through a few probes.
+    wait_for(lambda: len(emulator.requests) >= held_at + 2, 30, "two probes during the outage")
+
+    assert len(emulator.requests) < len(images), (
+        "every file retried on its own instead of one probe at a time"
+    )
+    emulator.clear_faults()
+    for image in images:
+        wait_sidecar(image, timeout=60)
+        assert_sidecar_describes(image, emulator)
+    assert "accepts uploads again" in agent.log()
+
+
 def test_retry_after_as_an_http_date_is_honoured(start_agent, drop: Path, emulator: Emulator) -> None:
     from email.utils import formatdate
 

@@ -66,6 +66,8 @@ ROOT_RECHECK_SECONDS = 5.0
 ACCOUNT_PROBE_FIRST = 30.0
 ACCOUNT_PROBE_CAP = 900.0
 STOP_GRACE_SECONDS = 5.0
+# This many temporary failures in a row for one account (no success between) hold its backlog back.
+HOLD_AFTER_TEMPORARY_FAILURES = 3
 
 
 class Phase(StrEnum):
@@ -95,8 +97,16 @@ class FailedFile:
 
 @dataclass
 class AccountPause:
+    """An account whose uploads wait, probed with one real upload at a time until one succeeds.
+
+    `refused`: the API refused the account (401, 402, 412, 596...): the operator must act.
+    Otherwise the API is unavailable for it (a run of temporary failures): holding the backlog back
+    keeps thousands of files from each retrying on their own clock against an API that is down.
+    """
+
     reason: str
     next_probe: float
+    refused: bool
     probes: int = 0
     probing: str | None = None
     files: set[str] = field(default_factory=set)
@@ -195,6 +205,7 @@ class Agent:
         self.gave_up: dict[str, str] = {}  # `scan` only: temporary failures it stopped retrying
         self.unwritten = UnwrittenSidecars(state_dir)
         self.paused: dict[str, AccountPause] = {}
+        self._temporary_streak: dict[str, int] = {}
         self.dedupe = DedupeIndex()
         self.changes = InFlightChanges()
 
@@ -689,15 +700,7 @@ class Agent:
                 self.gave_up[path] = outcome.error
                 self._untrack(path)
                 return
-            delay = self.retry_policy.delay(entry.failures, outcome.retry_after)
-            log.warning("%s: %s; retry %d in %.1f s", path, outcome.error, entry.failures + 1, delay)
-            entry.phase = Phase.RETRY_WAIT
-            self._schedule(path, entry, now + delay)
-            if was_probe and pause is not None:
-                pause.probing = None
-                pause.files.add(path)
-                entry.phase = Phase.PAUSED
-                pause.next_probe = now + delay
+            self._on_temporary_failure(path, entry, outcome, pause, now)
             return
         if outcome.failure_class is FailureClass.PERMANENT:
             assert done.signature is not None or done.record_error is None
@@ -720,8 +723,45 @@ class Agent:
             return
         self._pause_account(path, entry, outcome, now)
 
+    def _on_temporary_failure(
+        self, path: str, entry: Tracked, outcome: UploadFailure, pause: AccountPause | None, now: float
+    ) -> None:
+        key = entry.folder.account_key
+        streak = self._temporary_streak[key] = self._temporary_streak.get(key, 0) + 1
+        if pause is None and streak >= HOLD_AFTER_TEMPORARY_FAILURES and not self.once:
+            pause = self.paused[key] = AccountPause(outcome.error, now, refused=False)
+            log.warning(
+                "account %s: %d uploads in a row failed (%s); holding its files and probing with one "
+                "upload at a time until the API accepts uploads again",
+                key or "default",
+                streak,
+                outcome.error,
+            )
+        if pause is not None:
+            delay = self.retry_policy.delay(streak, outcome.retry_after)
+            if pause.probing == path or pause.next_probe <= now:
+                pause.next_probe = max(pause.next_probe, now + delay)
+            if pause.probing == path:
+                pause.probing = None
+                pause.probes += 1
+                log.warning(
+                    "%s: %s; account %s probed again in %.1f s",
+                    path,
+                    outcome.error,
+                    key or "default",
+                    pause.next_probe - now,
+                )
+            entry.phase = Phase.PAUSED
+            pause.files.add(path)
+            return
+        delay = self.retry_policy.delay(entry.failures, outcome.retry_after)
+        log.warning("%s: %s; retry %d in %.1f s", path, outcome.error, entry.failures + 1, delay)
+        entry.phase = Phase.RETRY_WAIT
+        self._schedule(path, entry, now + delay)
+
     def _on_success(self, path: str, entry: Tracked, done: JobDone, outcome: UploadSuccess) -> None:
         assert done.signature is not None
+        self._temporary_streak[entry.folder.account_key] = 0
         self.dedupe.add(
             entry.folder.account_key,
             outcome.size,
@@ -758,8 +798,19 @@ class Agent:
             self.gave_up[path] = outcome.error
             self._untrack(path)
             return
-        if pause is None:
-            pause = self.paused[key] = AccountPause(outcome.error, now + ACCOUNT_PROBE_FIRST)
+        if pause is not None and not pause.refused:
+            pause.refused = True  # a hold for unavailability becomes a refusal the operator must see
+            pause.probing = None if pause.probing == path else pause.probing
+            pause.reason = outcome.error
+            pause.next_probe = now + ACCOUNT_PROBE_FIRST
+            log.error(
+                "account %s: %s. Uploads for this account are paused: %s.",
+                key or "default",
+                outcome.error,
+                hint or "check the account on useapi.net",
+            )
+        elif pause is None:
+            pause = self.paused[key] = AccountPause(outcome.error, now + ACCOUNT_PROBE_FIRST, refused=True)
             log.error(
                 "account %s: %s. Uploads for this account are paused: %s. They resume by themselves "
                 "once the API accepts them again (probed every few minutes) or on reload.",
