@@ -317,3 +317,33 @@ def test_account_failure_pauses_that_account_only(start_agent, tmp_path: Path, e
     assert not sidecar_of(alice / "a1.png").exists()
     assert not error_record_of(alice / "a1.png").exists(), "account failures must not mark files failed"
     assert "subscription has expired" in agent.log()
+
+
+def test_polling_folder_uploads_without_inotify(start_agent, drop: Path, emulator: Emulator) -> None:
+    agent = start_agent([{"path": str(drop), "account": ACCOUNT_A, "polling": True, "recursive": True}])
+    assert "(polling, recursive" in agent.log()
+    (drop / "sub").mkdir()
+    (drop / "nfs.png").write_bytes(png_bytes(60))
+    (drop / "sub" / "deep.jpg").write_bytes(jpeg_bytes(61))
+
+    assert wait_sidecar(drop / "nfs.png")["sha256"] == sha256(png_bytes(60))
+    assert wait_sidecar(drop / "sub" / "deep.jpg")["contentType"] == "image/jpeg"
+    assert len(emulator.uploads) == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to bind-mount over the watched folder")
+def test_periodic_rescan_catches_files_whose_events_never_came(
+    start_agent, tmp_path: Path, emulator: Emulator
+) -> None:
+    """Mounting another folder over the watched one hides every later write from the inotify watch,
+    as an overflowed event queue or a network filesystem would: only the rescan can find them."""
+    drop, other = tmp_path / "drop", tmp_path / "other"
+    drop.mkdir()
+    other.mkdir()
+    start_agent([{"path": str(drop), "account": ACCOUNT_A}], rescan_seconds=1)
+    subprocess.run(["mount", "--bind", str(other), str(drop)], check=True)
+    try:
+        (drop / "unseen.png").write_bytes(png_bytes(62))
+        assert wait_sidecar(drop / "unseen.png", timeout=20)["sha256"] == sha256(png_bytes(62))
+    finally:
+        subprocess.run(["umount", str(drop)], check=True)

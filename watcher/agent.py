@@ -40,6 +40,7 @@ from watcher.outcome import (
     UploadSuccess,
     operator_hint,
 )
+from watcher.pathindex import PathIndex
 from watcher.retry import RetryPolicy
 from watcher.scanning import (
     FileState,
@@ -122,7 +123,7 @@ class ScanBatch:
 class ScanFinished:
     folder: Folder
     root: str  # the folder or subfolder that was walked
-    seen: frozenset[str]
+    listings: dict[str, set[str]]  # every directory walked, with the names it held
     initial: bool
 
 
@@ -200,8 +201,8 @@ class Agent:
 
         self.tracker = SettleTracker(config.settings.settle_seconds)
         self.tracked: dict[str, Tracked] = {}
-        self.done: dict[str, FileSignature] = {}
-        self.failed: dict[str, FailedFile] = {}
+        self.done: PathIndex[FileSignature] = PathIndex()
+        self.failed: PathIndex[FailedFile] = PathIndex()
         self.gave_up: dict[str, str] = {}  # `scan` only: temporary failures it stopped retrying
         self.unwritten = UnwrittenSidecars(state_dir)
         self.paused: dict[str, AccountPause] = {}
@@ -486,8 +487,8 @@ class Agent:
             return
         path = event.path
         if event.kind is EventKind.DELETED:
-            self.done.pop(path, None)
-            self.failed.pop(path, None)
+            self.done.pop(path)
+            self.failed.pop(path)
             self.unwritten.discard(path)
             entry = self.tracked.get(path)
             if entry is not None and entry.phase is not Phase.UPLOADING:
@@ -497,8 +498,8 @@ class Agent:
         # the operator asking for another try. Other removals of records concern nothing we track.
         if (
             event.kind is EventKind.RECORD_DELETED
-            and self.done.pop(path, None) is None
-            and self.failed.pop(path, None) is None
+            and self.done.pop(path) is None
+            and self.failed.pop(path) is None
         ):
             return
         entry = self.tracked.get(path)
@@ -542,23 +543,29 @@ class Agent:
             except Exception:
                 log.exception("scan of %s failed; it is retried at the next rescan", request.root)
                 if request.initial:
-                    self.post(ScanFinished(request.folder, request.root, frozenset(), True))
+                    self.post(ScanFinished(request.folder, request.root, {}, True))
 
     def _scan(self, request: _ScanRequest) -> None:
         folder = request.folder
         batch: list[FoundFile] = []
-        seen: set[str] = set()
-        for found in walk_candidates(
-            request.root, folder.recursive, known=self.done.get, remove_stale_temporaries=request.initial
-        ):
-            seen.add(found.path)
+        listings: dict[str, set[str]] = {}
+        walk = walk_candidates(
+            request.root,
+            folder.recursive,
+            known=self.done.get,  # read from this thread: a lookup in plain dicts, safe under the GIL
+            remove_stale_temporaries=request.initial,
+            on_listing=listings.__setitem__,
+        )
+        for found in walk:
+            if found.state is FileState.DONE and found.record is None:
+                continue  # already known to be done: nothing for the scheduler to do
             batch.append(found)
             if len(batch) >= SCAN_BATCH:
                 self.post(ScanBatch(folder, batch))
                 batch = []
         if batch:
             self.post(ScanBatch(folder, batch))
-        self.post(ScanFinished(folder, request.root, frozenset(seen), request.initial))
+        self.post(ScanFinished(folder, request.root, listings, request.initial))
 
     def _on_scan_batch(self, message: ScanBatch) -> None:
         if message.folder.path not in {f.path for f in self.config.folders}:
@@ -575,7 +582,7 @@ class Agent:
     def _record_found(self, folder: Folder, found: FoundFile) -> None:
         if found.state is FileState.DONE:
             self.done[found.path] = found.signature
-            self.failed.pop(found.path, None)
+            self.failed.pop(found.path)
             record = found.record
             if record is not None:
                 self.dedupe.add(
@@ -591,12 +598,12 @@ class Agent:
             )
 
     def _on_scan_finished(self, message: ScanFinished) -> None:
-        prefix = message.root.rstrip("/") + "/"
         # Forget what vanished without an event (inotify overflow, network filesystems).
         for table in (self.done, self.failed):
-            for path in [p for p in table if p.startswith(prefix) and p not in message.seen]:
-                if message.folder.recursive or os.path.dirname(path) == message.root:
-                    del table[path]
+            for directory, names in message.listings.items():
+                table.keep_only(directory, names)
+            if message.folder.recursive:
+                table.forget_under(message.root, except_dirs=message.listings)
         if message.initial:
             self._initial_scans_left -= 1
             if self._initial_scans_left == 0 and not self._is_ready:
@@ -786,7 +793,7 @@ class Agent:
             log.info("%s: %s → %s", path, how, outcome.file_id)
             self.done[path] = done.signature
             self.uploaded_count += 1
-        self.failed.pop(path, None)
+        self.failed.pop(path)
         self._untrack(path)
 
     def _pause_account(self, path: str, entry: Tracked, outcome: UploadFailure, now: float) -> None:
@@ -989,8 +996,7 @@ class Agent:
     def _drop_folder_state(self, folder: Folder) -> None:
         prefix = folder.path.rstrip("/") + "/"
         for table in (self.done, self.failed):
-            for path in [p for p in table if p.startswith(prefix)]:
-                del table[path]
+            table.forget_under(folder.path)
         for path in self.unwritten.paths():
             if path.startswith(prefix):
                 self.unwritten.discard(path)

@@ -71,11 +71,13 @@ def walk_candidates(
     *,
     known: Callable[[str], FileSignature | None] | None = None,
     remove_stale_temporaries: bool = False,
+    on_listing: Callable[[str, set[str]], None] | None = None,
 ) -> Iterator[FoundFile]:
     """Every candidate under `root` with its state.
 
     `known` gives the signature the caller already knows to be done for a path; a file that still has
-    it is reported DONE without reading its sidecar again, which keeps periodic rescans cheap.
+    it is reported DONE without reading its sidecar again (and with no record), which keeps periodic
+    rescans cheap. `on_listing` receives each directory with the names it holds, as it is listed.
     Unreadable subfolders are logged and skipped; the rest of the walk goes on.
     """
     stack = [root]
@@ -90,6 +92,8 @@ def walk_candidates(
             log.error("cannot list %s: %s; its files are skipped until it can be read", folder, exc.strerror)
             continue
         names = {e.name for e in entries}
+        if on_listing is not None:
+            on_listing(folder, names)
         for entry in entries:
             name = entry.name
             try:
