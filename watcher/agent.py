@@ -768,13 +768,7 @@ class Agent:
 
     def _on_success(self, path: str, entry: Tracked, done: JobDone, outcome: UploadSuccess) -> None:
         assert done.signature is not None
-        self._temporary_streak[entry.folder.account_key] = 0
-        self.dedupe.add(
-            entry.folder.account_key,
-            outcome.size,
-            outcome.sha256,
-            KnownUpload(outcome.file_id, outcome.oss_path),
-        )
+        self._temporary_streak[entry.folder.account_key] = 0  # the uploader added it to the dedupe index
         how = "reused the fileID of identical bytes" if done.reused else f"uploaded in {done.seconds:.2f} s"
         if done.record_error is not None and done.sidecar is not None:
             log.error(

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -30,6 +32,7 @@ from watcher.retry import parse_retry_after
 
 DEFAULT_BASE_URL = "https://api.useapi.net/v1/minimax"
 READ_CHUNK = 1 << 20
+BACKGROUND_HASH_FROM = 8 << 20
 MAX_ANSWER_BYTES = 1 << 20
 CONNECT_TIMEOUT = 10.0
 # The API answers after it has stored the whole body; a stalled answer beyond this is retried.
@@ -42,8 +45,24 @@ class _FileShrank(Exception):
     """Raised from inside the request body when the file ends before its announced size."""
 
 
+_hash_pool: ThreadPoolExecutor | None = None
+_hash_pool_lock = threading.Lock()
+
+
+def _hash_executor() -> ThreadPoolExecutor:
+    global _hash_pool
+    with _hash_pool_lock:
+        if _hash_pool is None:
+            _hash_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sha256")
+        return _hash_pool
+
+
 class HashingReader:
-    """A file-like body for requests: exactly `size` bytes from `fd`, hashed as they are read."""
+    """A file-like body for requests: exactly `size` bytes from `fd`, hashed as they are read.
+
+    For large bodies each chunk is hashed on a helper thread while the socket sends it (hashlib and
+    sendall both release the GIL), one chunk behind at most, so hashing does not halve the throughput.
+    """
 
     def __init__(self, fd: int, size: int, progress: ProgressCallback | None = None) -> None:
         self._fd = fd
@@ -52,6 +71,8 @@ class HashingReader:
         self.sent = 0
         self.shrank = False
         self._hash = hashlib.sha256()
+        self._background = size >= BACKGROUND_HASH_FROM
+        self._pending: Future[None] | None = None
         os.lseek(fd, 0, os.SEEK_SET)
 
     def __len__(self) -> int:
@@ -65,13 +86,21 @@ class HashingReader:
         if not chunk:
             self.shrank = True
             raise _FileShrank
-        self._hash.update(chunk)
+        if self._background:
+            if self._pending is not None:
+                self._pending.result()  # keeps the updates in order
+            self._pending = _hash_executor().submit(self._hash.update, chunk)
+        else:
+            self._hash.update(chunk)
         self.sent += len(chunk)
         if self._progress is not None:
             self._progress(self.sent)
         return chunk
 
     def hexdigest(self) -> str:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
         return self._hash.hexdigest()
 
 
@@ -98,6 +127,13 @@ class UploadClient:
         self.url = base_url.rstrip("/") + "/files/"
         self._timeout = (connect_timeout, read_timeout)
         self._session = requests.Session()
+        # requests would otherwise re-read the environment for proxies and CA bundles on every request;
+        # read it once here instead.
+        self._session.trust_env = False
+        self._session.proxies.update(requests.utils.get_environ_proxies(self.url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            self._session.verify = ca_bundle
         adapter = _LargeBlockAdapter(pool_connections=1, pool_maxsize=max(1, pool_size))
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watcher.client import READ_CHUNK, ProgressCallback, UploadClient
-from watcher.dedupe import DedupeIndex, KnownUpload
+from watcher.dedupe import DedupeIndex, KnownUpload, head_digest
 from watcher.media import (
     MAX_UPLOAD_BYTES,
     NOT_AN_IMAGE,
@@ -90,7 +90,8 @@ def upload_one(
             return UploadFailure(FailureClass.PERMANENT, NOT_AN_IMAGE, "not_an_image"), signature, False
 
         reused: KnownUpload | None = None
-        if dedupe is not None and dedupe.has_size(job.account_key, signature.size):
+        head = head_digest(fd) if dedupe is not None else None
+        if dedupe is not None and head is not None and dedupe.may_hold(job.account_key, signature.size, head):
             sha256 = _hash_file(fd, signature.size)
             if sha256 is None:
                 return FileChanged("the file became shorter while it was read"), signature, False
@@ -103,6 +104,9 @@ def upload_one(
             outcome = client.post_file(fd, signature.size, content_type, job.account, progress)
         if isinstance(outcome, UploadSuccess) and _changed_since(job.path, fd, signature):
             return FileChanged("the file changed while it was uploaded"), signature, False
+        if isinstance(outcome, UploadSuccess) and dedupe is not None and reused is None:
+            known = KnownUpload(outcome.file_id, outcome.oss_path)
+            dedupe.add(job.account_key, signature.size, outcome.sha256, known, head)
         return outcome, signature, reused is not None
     finally:
         os.close(fd)
