@@ -23,11 +23,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from watcher.accounts import AccountGates
 from watcher.config import Config, ConfigError, Folder
 from watcher.dedupe import DedupeIndex, KnownUpload
 from watcher.media import looks_complete as image_looks_complete
@@ -63,12 +64,7 @@ SCAN_BATCH = 500
 STATUS_INTERVAL = 2.0
 SIDECAR_RETRY_SECONDS = 15.0
 ROOT_RECHECK_SECONDS = 5.0
-# Account pauses are probed with one real upload, at growing intervals up to this.
-ACCOUNT_PROBE_FIRST = 30.0
-ACCOUNT_PROBE_CAP = 900.0
 STOP_GRACE_SECONDS = 5.0
-# This many temporary failures in a row for one account (no success between) hold its backlog back.
-HOLD_AFTER_TEMPORARY_FAILURES = 3
 
 
 class Phase(StrEnum):
@@ -94,23 +90,6 @@ class FailedFile:
     signature: FileSignature
     error: str
     code: object
-
-
-@dataclass
-class AccountPause:
-    """An account whose uploads wait, probed with one real upload at a time until one succeeds.
-
-    `refused`: the API refused the account (401, 402, 412, 596...): the operator must act.
-    Otherwise the API is unavailable for it (a run of temporary failures): holding the backlog back
-    keeps thousands of files from each retrying on their own clock against an API that is down.
-    """
-
-    reason: str
-    next_probe: float
-    refused: bool
-    probes: int = 0
-    probing: str | None = None
-    files: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -205,8 +184,7 @@ class Agent:
         self.failed: PathIndex[FailedFile] = PathIndex()
         self.gave_up: dict[str, str] = {}  # `scan` only: temporary failures it stopped retrying
         self.unwritten = UnwrittenSidecars(state_dir)
-        self.paused: dict[str, AccountPause] = {}
-        self._temporary_streak: dict[str, int] = {}
+        self.accounts = AccountGates(self.retry_policy)
         self.dedupe = DedupeIndex()
         self.changes = InFlightChanges()
 
@@ -364,9 +342,7 @@ class Agent:
             deadline = min(deadline, self._next_rescan)
         if self.notifier.watchdog_interval:
             deadline = min(deadline, self._next_watchdog)
-        for pause in self.paused.values():
-            if pause.probing is None and pause.files:
-                deadline = min(deadline, pause.next_probe)
+        deadline = min(deadline, self.accounts.next_deadline())
         if self._is_ready and self.status_line() != self._last_status:
             deadline = min(deadline, self._next_status)  # a throttled STATUS= still goes out
         return deadline
@@ -406,17 +382,13 @@ class Agent:
             if entry.phase in (Phase.SETTLING, Phase.RETRY_WAIT):
                 entry.phase = Phase.SETTLING
                 self._settle_check(path, entry, now)
-        for key, pause in self.paused.items():
-            if pause.probing is None and pause.files and pause.next_probe <= now:
-                probe = pause.files.pop()
-                pause.probing = probe
-                log.info(
-                    "account %s: probing with %s to see whether uploads can resume", key or "default", probe
-                )
-                entry = self.tracked.get(probe)
-                if entry is not None:
-                    entry.phase = Phase.QUEUED
-                    self._ready.appendleft(probe)
+        for key, probe in self.accounts.due_probes(now):
+            entry = self.tracked.get(probe)
+            if entry is None:
+                self.accounts.release(key, probe)
+                continue
+            entry.phase = Phase.QUEUED
+            self._ready.appendleft(probe)
 
     def _settle_check(self, path: str, entry: Tracked, now: float) -> None:
         try:
@@ -454,10 +426,8 @@ class Agent:
             self._record_found(entry.folder, found)
             self._untrack(path)
             return
-        pause = self.paused.get(entry.folder.account_key)
-        if pause is not None:
+        if self.accounts.hold(entry.folder.account_key, path):
             entry.phase = Phase.PAUSED
-            pause.files.add(path)
             return
         entry.phase = Phase.QUEUED
         self._ready.append(path)
@@ -525,11 +495,7 @@ class Agent:
         entry = self.tracked.pop(path, None)
         self.tracker.forget(path)
         if entry is not None:
-            pause = self.paused.get(entry.folder.account_key)
-            if pause is not None:
-                pause.files.discard(path)
-                if pause.probing == path:
-                    pause.probing = None
+            self.accounts.release(entry.folder.account_key, path)
 
     # ---- scanning --------------------------------------------------------------------------------
 
@@ -626,10 +592,9 @@ class Agent:
             entry = self.tracked.get(path)
             if entry is None or entry.phase is not Phase.QUEUED:
                 continue
-            pause = self.paused.get(entry.folder.account_key)
-            if pause is not None and pause.probing != path:
+            if not self.accounts.admits(entry.folder.account_key, path):
+                self.accounts.hold(entry.folder.account_key, path)
                 entry.phase = Phase.PAUSED
-                pause.files.add(path)
                 continue
             signature = self.tracker.signature(path)
             entry.phase = Phase.UPLOADING
@@ -678,97 +643,63 @@ class Agent:
             return
         now = time.monotonic()
         outcome = done.outcome
-        pause = self.paused.get(entry.folder.account_key)
-        was_probe = pause is not None and pause.probing == path
+        key = entry.folder.account_key
         if isinstance(outcome, FileChanged):
             log.info("%s: %s; waiting for it to settle again", path, outcome.reason)
+            self.accounts.release(key, path)
             entry.phase = Phase.SETTLING
             self.tracker.note_write(path, now)
             self._schedule(path, entry, now + self.tracker.settle_seconds)
-            if was_probe and pause is not None:
-                pause.probing = None
             return
         if isinstance(outcome, UploadSuccess):
             self._on_success(path, entry, done, outcome)
-            if was_probe:
-                self._resume_account(entry.folder.account_key, now)
+            for resumed in self.accounts.on_success(key):
+                held = self.tracked.get(resumed)
+                if held is not None and held.phase is Phase.PAUSED:
+                    held.phase = Phase.SETTLING
+                    self._schedule(resumed, held, now)
             return
         assert isinstance(outcome, UploadFailure)
         entry.last_error = outcome.error
+        if self.once and self._gives_up(path, entry, outcome):
+            return
         if outcome.failure_class is FailureClass.TEMPORARY:
             entry.failures += 1
-            if self.once and entry.failures >= self._once_max_failures:
-                log.error(
-                    "%s: %s; gave up after %d attempts (the service would keep retrying)",
-                    path,
-                    outcome.error,
-                    entry.failures,
-                )
-                self.gave_up[path] = outcome.error
-                self._untrack(path)
+            if self.accounts.on_temporary(key, path, outcome, now):
+                entry.phase = Phase.PAUSED
                 return
-            self._on_temporary_failure(path, entry, outcome, pause, now)
-            return
-        if outcome.failure_class is FailureClass.PERMANENT:
-            assert done.signature is not None or done.record_error is None
+            delay = self.retry_policy.delay(entry.failures, outcome.retry_after)
+            log.warning("%s: %s; retry %d in %.1f s", path, outcome.error, entry.failures + 1, delay)
+            entry.phase = Phase.RETRY_WAIT
+            self._schedule(path, entry, now + delay)
+        elif outcome.failure_class is FailureClass.PERMANENT:
             if done.record_error:
-                log.error(
-                    "%s: %s; and its error record cannot be written: %s",
-                    path,
-                    outcome.error,
-                    done.record_error,
-                )
+                log.error("%s: %s; and its error record cannot be written: %s", path, outcome.error,
+                          done.record_error)  # fmt: skip
             else:
-                log.error(
-                    "%s: %s; error record written, the file is retried when it changes", path, outcome.error
-                )
+                log.error("%s: %s; error record written, the file is retried when it changes", path,
+                          outcome.error)  # fmt: skip
             if done.signature is not None:
                 self.failed[path] = FailedFile(done.signature, outcome.error, outcome.code)
             self._untrack(path)
-            if was_probe and pause is not None:
-                pause.next_probe = now
-            return
-        self._pause_account(path, entry, outcome, now)
-
-    def _on_temporary_failure(
-        self, path: str, entry: Tracked, outcome: UploadFailure, pause: AccountPause | None, now: float
-    ) -> None:
-        key = entry.folder.account_key
-        streak = self._temporary_streak[key] = self._temporary_streak.get(key, 0) + 1
-        if pause is None and streak >= HOLD_AFTER_TEMPORARY_FAILURES and not self.once:
-            pause = self.paused[key] = AccountPause(outcome.error, now, refused=False)
-            log.warning(
-                "account %s: %d uploads in a row failed (%s); holding its files and probing with one "
-                "upload at a time until the API accepts uploads again",
-                key or "default",
-                streak,
-                outcome.error,
-            )
-        if pause is not None:
-            delay = self.retry_policy.delay(streak, outcome.retry_after)
-            if pause.probing == path or pause.next_probe <= now:
-                pause.next_probe = max(pause.next_probe, now + delay)
-            if pause.probing == path:
-                pause.probing = None
-                pause.probes += 1
-                log.warning(
-                    "%s: %s; account %s probed again in %.1f s",
-                    path,
-                    outcome.error,
-                    key or "default",
-                    pause.next_probe - now,
-                )
+        else:
+            self.accounts.on_refused(key, path, outcome, now)
             entry.phase = Phase.PAUSED
-            pause.files.add(path)
-            return
-        delay = self.retry_policy.delay(entry.failures, outcome.retry_after)
-        log.warning("%s: %s; retry %d in %.1f s", path, outcome.error, entry.failures + 1, delay)
-        entry.phase = Phase.RETRY_WAIT
-        self._schedule(path, entry, now + delay)
+
+    def _gives_up(self, path: str, entry: Tracked, outcome: UploadFailure) -> bool:
+        """`scan` only: it reports a file that cannot be uploaded now instead of waiting for an outage."""
+        if outcome.failure_class is FailureClass.PERMANENT:
+            return False
+        if outcome.failure_class is FailureClass.TEMPORARY and entry.failures + 1 < self._once_max_failures:
+            return False
+        hint = operator_hint(outcome.code if isinstance(outcome.code, int) else None)
+        log.error("%s: %s; not uploaded by this scan%s", path, outcome.error, f" ({hint})" if hint else "")
+        self.gave_up[path] = outcome.error
+        self._untrack(path)
+        return True
 
     def _on_success(self, path: str, entry: Tracked, done: JobDone, outcome: UploadSuccess) -> None:
         assert done.signature is not None
-        self._temporary_streak[entry.folder.account_key] = 0  # the uploader added it to the dedupe index
         how = "reused the fileID of identical bytes" if done.reused else f"uploaded in {done.seconds:.2f} s"
         if done.record_error is not None and done.sidecar is not None:
             log.error(
@@ -789,64 +720,6 @@ class Agent:
             self.uploaded_count += 1
         self.failed.pop(path)
         self._untrack(path)
-
-    def _pause_account(self, path: str, entry: Tracked, outcome: UploadFailure, now: float) -> None:
-        key = entry.folder.account_key
-        pause = self.paused.get(key)
-        hint = operator_hint(outcome.code if isinstance(outcome.code, int) else None)
-        if self.once:
-            log.error("account %s: %s. %s", key or "default", outcome.error, hint)
-            self.gave_up[path] = outcome.error
-            self._untrack(path)
-            return
-        if pause is not None and not pause.refused:
-            pause.refused = True  # a hold for unavailability becomes a refusal the operator must see
-            pause.probing = None if pause.probing == path else pause.probing
-            pause.reason = outcome.error
-            pause.next_probe = now + ACCOUNT_PROBE_FIRST
-            log.error(
-                "account %s: %s. Uploads for this account are paused: %s.",
-                key or "default",
-                outcome.error,
-                hint or "check the account on useapi.net",
-            )
-        elif pause is None:
-            pause = self.paused[key] = AccountPause(outcome.error, now + ACCOUNT_PROBE_FIRST, refused=True)
-            log.error(
-                "account %s: %s. Uploads for this account are paused: %s. They resume by themselves "
-                "once the API accepts them again (probed every few minutes) or on reload.",
-                key or "default",
-                outcome.error,
-                hint or "check the account on useapi.net",
-            )
-        elif pause.probing == path:
-            pause.probes += 1
-            pause.probing = None
-            pause.reason = outcome.error
-            pause.next_probe = now + min(ACCOUNT_PROBE_CAP, ACCOUNT_PROBE_FIRST * 2**pause.probes)
-            log.warning(
-                "account %s: still refused (%s); next probe in %.0f s",
-                key or "default",
-                outcome.error,
-                pause.next_probe - now,
-            )
-        if outcome.retry_after:
-            pause.next_probe = max(pause.next_probe, now + outcome.retry_after)
-        entry.phase = Phase.PAUSED
-        pause.files.add(path)
-
-    def _resume_account(self, key: str, now: float) -> None:
-        pause = self.paused.pop(key, None)
-        if pause is None:
-            return
-        log.info(
-            "account %s: the API accepts uploads again; resuming %d files", key or "default", len(pause.files)
-        )
-        for path in pause.files:
-            entry = self.tracked.get(path)
-            if entry is not None and entry.phase is Phase.PAUSED:
-                entry.phase = Phase.SETTLING
-                self._schedule(path, entry, now)
 
     # ---- periodic work ---------------------------------------------------------------------------
 
@@ -942,10 +815,8 @@ class Agent:
             f"{failed} failed",
             f"{self.uploaded_count} uploaded since start",
         ]
-        if self.paused:
-            parts.append(
-                "paused: " + ", ".join(f"{k or 'default'} ({p.reason})" for k, p in self.paused.items())
-            )
+        if self.accounts.paused:
+            parts.append("paused: " + self.accounts.describe())
         return "; ".join(parts)
 
     # ---- reload ----------------------------------------------------------------------------------
@@ -984,8 +855,7 @@ class Agent:
             if old_folders.get(path) != folder:
                 self._start_watch(folder)
                 self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
-        for pause in self.paused.values():
-            pause.next_probe = now  # an operator reloads after fixing things: probe at once
+        self.accounts.probe_all_now(now)
 
     def _drop_folder_state(self, folder: Folder) -> None:
         prefix = folder.path.rstrip("/") + "/"
