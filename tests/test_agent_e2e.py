@@ -347,3 +347,40 @@ def test_periodic_rescan_catches_files_whose_events_never_came(
         assert wait_sidecar(drop / "unseen.png", timeout=20)["sha256"] == sha256(png_bytes(62))
     finally:
         subprocess.run(["umount", str(drop)], check=True)
+
+
+# Debian's ImageMagick; some machines put a stand-in named `convert` earlier on PATH.
+IMAGEMAGICK = "/usr/bin/convert" if os.path.exists("/usr/bin/convert") else None
+
+
+@pytest.mark.skipif(
+    IMAGEMAGICK is None, reason="ImageMagick is not installed (.ci/install-system-packages installs it)"
+)
+def test_imagemagick_writing_straight_into_the_folder_gives_one_upload_each(
+    start_agent, drop: Path, emulator: Emulator
+) -> None:
+    start_agent([{"path": str(drop), "account": ACCOUNT_A}])
+    outputs = {"plasma.png": "plasma:fractal", "gradient.jpg": "gradient:red-blue", "flat.webp": "xc:green"}
+    for name, source in outputs.items():
+        subprocess.run([IMAGEMAGICK, "-size", "900x700", source, str(drop / name)], check=True)
+
+    for name in outputs:
+        sidecar = wait_sidecar(drop / name)
+        assert sidecar["sha256"] == sha256((drop / name).read_bytes())
+    assert len(emulator.uploads) == len(outputs)
+    assert sorted(u.content_type or "" for u in emulator.uploads) == ["image/jpeg", "image/jpeg", "image/png"]
+
+
+def test_cp_of_a_large_file_gives_one_upload_of_its_final_bytes(
+    start_agent, drop: Path, tmp_path: Path, emulator: Emulator
+) -> None:
+    start_agent([{"path": str(drop), "account": ACCOUNT_A}])
+    source = tmp_path / "big.png"
+    head = png_bytes(70)
+    source.write_bytes(head[:-12] + os.urandom(40 << 20) + head[-12:])  # 40 MB, still ends with IEND
+
+    subprocess.run(["cp", str(source), str(drop / "big.png")], check=True)
+
+    sidecar = wait_sidecar(drop / "big.png", timeout=60)
+    assert sidecar["sha256"] == sha256(source.read_bytes())
+    assert [u.sha256 for u in emulator.uploads] == [sidecar["sha256"]]
