@@ -43,14 +43,8 @@ from watcher.outcome import (
 )
 from watcher.pathindex import PathIndex
 from watcher.retry import RetryPolicy
-from watcher.scanning import (
-    FileState,
-    FoundFile,
-    classify,
-    failure_still_holds,
-    signature_of,
-    walk_candidates,
-)
+from watcher.scanner import ScanBatch, ScanFinished, Scanner
+from watcher.scanning import FileState, FoundFile, classify, failure_still_holds, signature_of
 from watcher.settle import FileSignature, Ready, SettleTracker
 from watcher.sidecar import write_sidecar_atomically
 from watcher.state import UnwrittenSidecars
@@ -60,7 +54,6 @@ from watcher.watching import EventKind, FolderWatch, PathEvent
 
 log = logging.getLogger("watcher")
 
-SCAN_BATCH = 500
 STATUS_INTERVAL = 2.0
 SIDECAR_RETRY_SECONDS = 15.0
 ROOT_RECHECK_SECONDS = 5.0
@@ -93,20 +86,6 @@ class FailedFile:
 
 
 @dataclass(frozen=True)
-class ScanBatch:
-    folder: Folder
-    files: list[FoundFile]
-
-
-@dataclass(frozen=True)
-class ScanFinished:
-    folder: Folder
-    root: str  # the folder or subfolder that was walked
-    listings: dict[str, set[str]]  # every directory walked, with the names it held
-    initial: bool
-
-
-@dataclass(frozen=True)
 class JobDone:
     job: UploadJob
     outcome: UploadOutcome
@@ -120,13 +99,6 @@ class JobDone:
 class Control(StrEnum):
     RELOAD = "reload"
     STOP = "stop"
-
-
-@dataclass(frozen=True)
-class _ScanRequest:
-    folder: Folder
-    root: str
-    initial: bool
 
 
 class InFlightChanges:
@@ -190,7 +162,8 @@ class Agent:
 
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._jobs: queue.SimpleQueue[UploadJob | None] = queue.SimpleQueue()
-        self._scan_requests: queue.SimpleQueue[_ScanRequest | None] = queue.SimpleQueue()
+        # `done.get` runs on the scanner's thread: a lookup in plain dicts, safe under the GIL.
+        self.scanner = Scanner(self.post, self.done.get)
         self._timers: list[tuple[float, int, str]] = []
         self._timer_seq = 0
         self._ready: deque[str] = deque()
@@ -214,14 +187,14 @@ class Agent:
     def run(self) -> int:
         """Run the scheduler on the calling thread until stopped (or, with once=True, until idle)."""
         self._restore_unwritten()
-        threading.Thread(target=self._scan_loop, name="scanner", daemon=True).start()
+        self.scanner.start()
         self._ensure_workers(self.config.settings.concurrency)
         if not self.once:
             for folder in self.config.folders:
                 self._start_watch(folder)
         self._initial_scans_left = len(self.config.folders)
         for folder in self.config.folders:
-            self._scan_requests.put(_ScanRequest(folder, folder.path, initial=True))
+            self.scanner.scan(folder, initial=True)
         self._next_rescan = time.monotonic() + self.config.settings.rescan_seconds
         try:
             self._loop()
@@ -297,7 +270,7 @@ class Agent:
         deadline = time.monotonic() + (0 if self.once else STOP_GRACE_SECONDS)
         for watch in self._watches.values():
             watch.stop(join_timeout=None)
-        self._scan_requests.put(None)
+        self.scanner.stop()
         for _ in self._workers:
             self._jobs.put(None)
         for watch in self._watches.values():
@@ -444,7 +417,7 @@ class Agent:
     def _on_event(self, event: PathEvent) -> None:
         now = time.monotonic()
         if event.kind is EventKind.DIR_APPEARED:
-            self._scan_requests.put(_ScanRequest(event.folder, event.path, initial=False))
+            self.scanner.scan(event.folder, event.path)
             return
         if event.kind is EventKind.ROOT_GONE:
             if event.folder.path not in self._lost_roots:
@@ -498,40 +471,6 @@ class Agent:
             self.accounts.release(entry.folder.account_key, path)
 
     # ---- scanning --------------------------------------------------------------------------------
-
-    def _scan_loop(self) -> None:
-        while True:
-            request = self._scan_requests.get()
-            if request is None:
-                return
-            try:
-                self._scan(request)
-            except Exception:
-                log.exception("scan of %s failed; it is retried at the next rescan", request.root)
-                if request.initial:
-                    self.post(ScanFinished(request.folder, request.root, {}, True))
-
-    def _scan(self, request: _ScanRequest) -> None:
-        folder = request.folder
-        batch: list[FoundFile] = []
-        listings: dict[str, set[str]] = {}
-        walk = walk_candidates(
-            request.root,
-            folder.recursive,
-            known=self.done.get,  # read from this thread: a lookup in plain dicts, safe under the GIL
-            remove_stale_temporaries=request.initial,
-            on_listing=listings.__setitem__,
-        )
-        for found in walk:
-            if found.state is FileState.DONE and found.record is None:
-                continue  # already known to be done: nothing for the scheduler to do
-            batch.append(found)
-            if len(batch) >= SCAN_BATCH:
-                self.post(ScanBatch(folder, batch))
-                batch = []
-        if batch:
-            self.post(ScanBatch(folder, batch))
-        self.post(ScanFinished(folder, request.root, listings, request.initial))
 
     def _on_scan_batch(self, message: ScanBatch) -> None:
         if message.folder.path not in {f.path for f in self.config.folders}:
@@ -728,7 +667,7 @@ class Agent:
             self._next_rescan = now + self.config.settings.rescan_seconds
             self._recheck_roots(now)
             for folder in self.config.folders:
-                self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
+                self.scanner.scan(folder)
         if now >= self._next_sidecar_retry:
             self._retry_unwritten_sidecars(now)
         if now >= self._next_root_check:
@@ -793,7 +732,7 @@ class Agent:
                 log.info("%s: the folder is back; watching it again", folder.path)
             self._lost_roots.discard(folder.path)
             self._start_watch(folder)
-            self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
+            self.scanner.scan(folder)
 
     def _remember_status(self, line: str, now: float) -> None:
         self._last_status = line
@@ -854,7 +793,7 @@ class Agent:
         for path, folder in new_folders.items():
             if old_folders.get(path) != folder:
                 self._start_watch(folder)
-                self._scan_requests.put(_ScanRequest(folder, folder.path, initial=False))
+                self.scanner.scan(folder)
         self.accounts.probe_all_now(now)
 
     def _drop_folder_state(self, folder: Folder) -> None:

@@ -1,0 +1,95 @@
+"""The scanner thread: walks folders when asked and reports what it found to the agent, in batches.
+
+Asked at start (every folder, before READY), every `rescan_seconds` (inotify can overflow; network
+filesystems send nothing), when a subfolder appears, and when a lost folder comes back. Files already
+known to be done are not reported at all, so a rescan of 100,000 uploaded images costs one stat each.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from watcher.config import Folder
+from watcher.scanning import FileState, FoundFile, walk_candidates
+from watcher.settle import FileSignature
+
+log = logging.getLogger("watcher")
+
+SCAN_BATCH = 500
+
+
+@dataclass(frozen=True)
+class ScanBatch:
+    folder: Folder
+    files: list[FoundFile]
+
+
+@dataclass(frozen=True)
+class ScanFinished:
+    folder: Folder
+    root: str  # the folder or subfolder that was walked
+    listings: dict[str, set[str]]  # every directory walked, with the names it held
+    initial: bool
+
+
+@dataclass(frozen=True)
+class _Request:
+    folder: Folder
+    root: str
+    initial: bool
+
+
+class Scanner:
+    def __init__(self, post: Callable[[Any], None], known: Callable[[str], FileSignature | None]) -> None:
+        self._post = post
+        self._known = known  # called from the scanner thread: it must be a plain, lock-free lookup
+        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="scanner", daemon=True).start()
+
+    def stop(self) -> None:
+        self._requests.put(None)
+
+    def scan(self, folder: Folder, root: str | None = None, *, initial: bool = False) -> None:
+        """Walk `root` (default: the whole folder); `initial` also removes stale sidecar temporaries."""
+        self._requests.put(_Request(folder, root or folder.path, initial))
+
+    def _run(self) -> None:
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            try:
+                self._walk(request)
+            except Exception:
+                log.exception("scan of %s failed; it is retried at the next rescan", request.root)
+                if request.initial:
+                    self._post(ScanFinished(request.folder, request.root, {}, True))
+
+    def _walk(self, request: _Request) -> None:
+        folder = request.folder
+        batch: list[FoundFile] = []
+        listings: dict[str, set[str]] = {}
+        walk = walk_candidates(
+            request.root,
+            folder.recursive,
+            known=self._known,
+            remove_stale_temporaries=request.initial,
+            on_listing=listings.__setitem__,
+        )
+        for found in walk:
+            if found.state is FileState.DONE and found.record is None:
+                continue  # already known to be done: nothing for the scheduler to do
+            batch.append(found)
+            if len(batch) >= SCAN_BATCH:
+                self._post(ScanBatch(folder, batch))
+                batch = []
+        if batch:
+            self._post(ScanBatch(folder, batch))
+        self._post(ScanFinished(folder, request.root, listings, request.initial))
