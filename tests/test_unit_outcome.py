@@ -61,3 +61,11 @@ def test_operator_hint_is_empty_for_unknown_or_missing_status() -> None:
 def test_temporary_helper_builds_a_temporary_failure() -> None:
     failure = temporary("network error: reset", "network", 2.5)
     assert failure == UploadFailure(TEMPORARY, "network error: reset", "network", 2.5)
+
+
+def test_a_redirect_is_a_configuration_problem_with_a_hint() -> None:
+    from watcher.outcome import FailureClass, classify_status, operator_hint
+
+    assert classify_status(301) is FailureClass.ACCOUNT
+    assert classify_status(307) is FailureClass.ACCOUNT
+    assert "api.base_url" in operator_hint(308)

@@ -163,6 +163,8 @@ class UploadClient:
                 headers={"Content-Type": content_type},
                 timeout=self._timeout,
                 stream=True,
+                # A redirect would turn the POST into a GET without the body; the base URL is wrong.
+                allow_redirects=False,
             )
         except _FileShrank:
             return FileChanged("the file became shorter while it was being uploaded")

@@ -55,6 +55,8 @@ def classify_status(status: int, error: str = "") -> FailureClass:
         return FailureClass.ACCOUNT
     if status in STATUS_CLASSES:
         return STATUS_CLASSES[status]
+    if 300 <= status < 400:
+        return FailureClass.ACCOUNT  # a redirect: api.base_url points at the wrong place
     if status >= 500:
         return FailureClass.TEMPORARY
     if 400 <= status < 500:
@@ -65,6 +67,8 @@ def classify_status(status: int, error: str = "") -> FailureClass:
 def operator_hint(status: int | None) -> str:
     if status is None:
         return ""
+    if 300 <= status < 400:
+        return "the API redirected the upload: check api.base_url (https://api.useapi.net/v1/minimax)"
     return OPERATOR_HINTS.get(status, "")
 
 
