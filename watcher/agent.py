@@ -604,7 +604,7 @@ class Agent:
             return
         if outcome.failure_class is FailureClass.TEMPORARY:
             entry.failures += 1
-            if self.accounts.on_temporary(key, path, outcome, now):
+            if not outcome.local and self.accounts.on_temporary(key, path, outcome, now):
                 entry.phase = Phase.PAUSED
                 return
             delay = self.retry_policy.delay(entry.failures, outcome.retry_after)

@@ -88,6 +88,9 @@ class UploadFailure:
     # The HTTP status, or a short word for failures decided before or without an answer.
     code: int | str
     retry_after: float | None = None
+    # Decided on this machine (the file could not be read, is not an image...), not by the API: it says
+    # nothing about whether the account's uploads work.
+    local: bool = False
 
 
 @dataclass(frozen=True)

@@ -70,12 +70,16 @@ def upload_one(
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return FileChanged("the name is now a symlink"), None, False
+        if exc.errno not in (errno.EACCES, errno.EPERM):
+            # Out of descriptors, an I/O error, a stale NFS handle: the file may well be fine later.
+            reason = f"cannot open the file: {exc.strerror}"
+            return UploadFailure(FailureClass.TEMPORARY, reason, "io", local=True), None, False
         reason = f"cannot open the file: {exc.strerror}; fix its permissions"
         try:
             seen: FileSignature | None = signature_of(os.stat(job.path, follow_symlinks=False))
         except OSError:
             seen = None
-        return UploadFailure(FailureClass.PERMANENT, reason, "unreadable"), seen, False
+        return UploadFailure(FailureClass.PERMANENT, reason, "unreadable", local=True), seen, False
     try:
         signature = signature_of(os.fstat(fd))
         if job.expected is not None and signature != job.expected:
@@ -84,10 +88,14 @@ def upload_one(
             return FileChanged("the file is empty"), signature, False
         if signature.size > MAX_UPLOAD_BYTES:
             reason = f"the file is {signature.size} bytes; the API accepts at most 5 GB"
-            return UploadFailure(FailureClass.PERMANENT, reason, "too_large"), signature, False
+            return UploadFailure(FailureClass.PERMANENT, reason, "too_large", local=True), signature, False
         content_type = sniff_content_type(os.pread(fd, SNIFF_BYTES, 0))
         if content_type is None:
-            return UploadFailure(FailureClass.PERMANENT, NOT_AN_IMAGE, "not_an_image"), signature, False
+            return (
+                UploadFailure(FailureClass.PERMANENT, NOT_AN_IMAGE, "not_an_image", local=True),
+                signature,
+                False,
+            )
 
         reused: KnownUpload | None = None
         head = head_digest(fd) if dedupe is not None else None
