@@ -50,7 +50,7 @@ from watcher.sidecar import write_sidecar_atomically
 from watcher.state import UnwrittenSidecars
 from watcher.systemd import Notifier
 from watcher.uploader import UploadJob, record_failure, record_success, sidecar_for, upload_one
-from watcher.watching import EventKind, FolderWatch, PathEvent
+from watcher.watching import EventKind, FolderWatch, PathEvent, watch_for_overflows
 
 log = logging.getLogger("watcher")
 
@@ -58,6 +58,7 @@ STATUS_INTERVAL = 2.0
 SIDECAR_RETRY_SECONDS = 15.0
 ROOT_RECHECK_SECONDS = 5.0
 STOP_GRACE_SECONDS = 5.0
+OVERFLOW_RESCAN_DELAY = 0.5
 
 
 class Phase(StrEnum):
@@ -99,6 +100,7 @@ class JobDone:
 class Control(StrEnum):
     RELOAD = "reload"
     STOP = "stop"
+    RESCAN = "rescan"  # inotify lost events: rescan every folder soon
 
 
 class InFlightChanges:
@@ -177,6 +179,7 @@ class Agent:
         self._next_status = 0.0
         self._last_status = ""
         self._lost_roots: set[str] = set()
+        self._stop_overflow_alarm: Callable[[], None] = lambda: None
         self._next_watchdog = 0.0
         self._next_sidecar_retry = float("inf")
         self._next_root_check = float("inf")
@@ -190,6 +193,7 @@ class Agent:
         self.scanner.start()
         self._ensure_workers(self.config.settings.concurrency)
         if not self.once:
+            self._stop_overflow_alarm = watch_for_overflows(lambda: self.post(Control.RESCAN))
             for folder in self.config.folders:
                 self._start_watch(folder)
         self._initial_scans_left = len(self.config.folders)
@@ -267,6 +271,7 @@ class Agent:
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
+        self._stop_overflow_alarm()
         deadline = time.monotonic() + (0 if self.once else STOP_GRACE_SECONDS)
         for watch in self._watches.values():
             watch.stop(join_timeout=None)
@@ -338,6 +343,9 @@ class Agent:
             self._stopping = True
         elif message is Control.RELOAD:
             self._reload()
+        elif message is Control.RESCAN:
+            # Half a second lets the burst that overflowed the queue land before the walk.
+            self._next_rescan = min(self._next_rescan, time.monotonic() + OVERFLOW_RESCAN_DELAY)
 
     # ---- timers ----------------------------------------------------------------------------------
 

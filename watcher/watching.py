@@ -111,6 +111,28 @@ class _Handler(FileSystemEventHandler):
             self._post(PathEvent(EventKind.DIR_APPEARED, src, self.folder))
 
 
+class _OverflowAlarm(logging.Handler):
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._on_overflow = on_overflow
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self._on_overflow()
+
+
+def watch_for_overflows(on_overflow: Callable[[], None]) -> Callable[[], None]:
+    """Call `on_overflow` when the kernel's inotify queue overflowed (events were lost).
+
+    watchdog reports an overflow only as a warning in its log, so that is where we listen; should its
+    wording change, the periodic rescan still finds what was missed, only later. Returns the undo.
+    """
+    handler = _OverflowAlarm(on_overflow)
+    logger = logging.getLogger("watchdog")
+    logger.addHandler(handler)
+    return lambda: logger.removeHandler(handler)
+
+
 class FolderWatch:
     """The observer of one folder; `start` falls back to polling when inotify has no watches left."""
 
