@@ -620,30 +620,31 @@ WHY_MISSED = {
         "i.e. effectively none. Target not reachable without changing the contract."
     ),
     "burst": (
-        "why the burst is slow: the agent is CPU-bound on one core (the GIL) at ~3.3 ms of CPU per file "
-        "against ~1 ms for the bare loop. Measured per 256 KiB file: requests' per-call overhead "
-        "~0.8 ms (it re-reads the whole environment twice per call for proxies: ~0.3 ms), the dedupe "
-        "pre-hash of every same-size file 0.23 ms, the sidecar write with two fsyncs ~0.6 ms, watchdog's "
-        "Python handling of ~6 inotify events per file (most caused by the agent's own sidecar temporary) "
-        "~0.45 ms, scheduler and thread hand-offs ~0.5 ms. Concurrency 1, 2, 4 or 8 changes nothing. "
-        "Prototype of trust_env=False + no same-size pre-hash + no folder fsync: +17 % (0.35 -> 0.41 x "
-        "session loop). A raw http.client upload with streaming sha256 costs 0.35 ms/file (vs ~1.1 ms via "
-        "requests), the biggest single lever."
+        "why the burst is slower than a bare loop: the agent does per file what the bare loop does not "
+        "(settle check, sniff, head hash for dedupe, change check after the upload, a sidecar written with "
+        "fsync of the file and the folder, an error-record cleanup, a log line) and watchdog turns ~6 "
+        "inotify events per file into Python objects (half of them caused by the agent's own sidecar "
+        "temporary, which SPEC §6 puts in the same folder). Profiled with py-spy --gil, the agent holds "
+        "the GIL about half the time; the rest is fsync and loopback waits, and the emulator and the agent "
+        "share the 2 cores. Concurrency 2, 4 or 8 changes nothing. Already applied: proxies read once "
+        "(trust_env off), a same-size file hashed in full only when its first 64 KiB match an earlier "
+        "upload. Left: replacing requests by http.client in the upload path (~0.7 ms/file less, measured "
+        "by the prototype) would go against the project's chosen base dependencies."
     ),
     "big": (
-        "why the big file is slower than curl: the agent must sha256 the bytes it sends (SPEC §6) and "
-        "does it inline in HashingReader.read (watcher/client.py), so hashing (~1.4 GB/s here) and "
-        "sending alternate on one core; curl only sends. Prototype hashing on a helper thread one chunk "
-        "behind the socket: 0.55 -> 0.69 x curl in the same harness (in-process client: 0.63 -> 0.92). On "
-        "2 cores the emulator's receiving, the agent's sending and its hashing compete for CPU, so 0.9 x "
-        "a client that does not hash is out of reach here; against the real API (~1 min/GB) it is moot."
+        "why the big file can be slower than curl: the agent must sha256 the bytes it sends (SPEC §6); "
+        "large bodies are hashed on a helper thread one chunk behind the socket (watcher/client.py "
+        "HashingReader), so hashing and sending overlap, but on 2 cores the emulator's receiving, the "
+        "agent's sending and its hashing still compete for CPU, and runs swing between 0.6 and 1.0 x curl. "
+        "Against the real API (~1 min per GB) the difference is moot."
     ),
     "rescan": (
-        "why rescans cost: a periodic rescan stats every image and passes each through the scheduler "
-        "(watcher/scanning.py walk_candidates ~9 us/file, watcher/agent.py _on_scan_batch/_record_found "
-        "and the _on_scan_finished sweep over every done path, once per folder), ~17 us/file in all. "
-        "At 100,000 files and rescan_seconds 300 that averages above 0.2 % of a core. Idle between "
-        "rescans the agent does not wake at all."
+        "why rescans cost: a periodic rescan lists every folder and stats every image (~10 us/file in "
+        "watcher/scanning.py walk_candidates); files already known to be done are not passed to the "
+        "scheduler, and vanished ones are reconciled per directory (watcher/pathindex.py). At 100,000 "
+        "files and rescan_seconds 300 that still averages above 0.2 % of a core; idle between rescans the "
+        "agent does not wake at all. An inotify overflow brings a rescan forward, so rescan_seconds can "
+        "be raised for large inotify folders (it matters for polling ones)."
     ),
 }
 
@@ -819,8 +820,8 @@ def bench_burst(ctx: Context, out: Outcome) -> None:
         f"burst: {agent_cpu:.2f} s ({agent_cpu / count * 1000:.2f} ms/file); the session loop process used "
         f"{session['cpu_seconds'] / count * 1000:.2f} ms/file, the docs recipe "
         f"{docs['cpu_seconds'] / count * 1000:.2f} ms/file (interpreter start included). Agent peak RSS "
-        f"{fmt_mb(agent_hwm)}. Every file has the same size, so the agent's content dedupe hashes each "
-        f"one before uploading it (dedupe.has_size is true after the first upload)."
+        f"{fmt_mb(agent_hwm)}. Every file has the same size; the agent's dedupe compares the first "
+        f"64 KiB before it would hash a file in full."
     )
     if agent_rate < 0.8 * session_rate or agent_rate < 5 * shell_rate:
         out.notes.append(WHY_MISSED["burst"])
@@ -1074,10 +1075,9 @@ def bench_backlog(ctx: Context, out: Outcome) -> None:
     out.notes.append(
         f"backlog: VmRSS as the backlog grows: {curve}. Over the {phase:.0f} s phase the agent sent "
         f"{stats['requests']:,} upload attempts ({stats['requests'] / phase:.0f}/s; the emulator answered "
-        f"{dict(stats['by_status'])}) and used {cpu:.1f} s of CPU: each pending file retries on its own "
-        f"backoff (watcher/agent.py _on_job_done -> RetryPolicy.delay per file), so during an outage the "
-        f"backlog keeps sending whole bodies at this rate; an account-wide back-off on 429/5xx, like the "
-        f"existing account pause, would bring it down to one probe at a time."
+        f"{dict(stats['by_status'])}) and used {cpu:.1f} s of CPU: after 3 temporary failures in a row "
+        f"the account's backlog is held and one probe upload at a time goes out on the retry schedule "
+        f"(watcher/accounts.py), instead of every file retrying on its own clock."
     )
 
 
