@@ -45,7 +45,7 @@ from watcher.pathindex import PathIndex
 from watcher.retry import RetryPolicy
 from watcher.scanner import ScanBatch, ScanFinished, Scanner
 from watcher.scanning import FileState, FoundFile, classify, failure_still_holds, signature_of
-from watcher.settle import FileSignature, Ready, SettleTracker
+from watcher.settle import DEFAULT_CONFIRM_SECONDS, FileSignature, Ready, SettleTracker
 from watcher.sidecar import write_sidecar_atomically
 from watcher.state import UnwrittenSidecars
 from watcher.systemd import Notifier
@@ -774,10 +774,14 @@ class Agent:
         self.notifier.reloading()
         try:
             new = self._config_loader()
+            # The token or base URL may have changed (a token file that cannot be read refuses the
+            # reload like a bad key would); jobs in flight finish on the old client.
+            client = self._client_factory(new)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             self._send_ready()
             return
+        self.client = client
         self._apply_config(new)
         log.info("config reloaded from %s: %d folders", new.source, len(new.folders))
         self._send_ready()
@@ -791,11 +795,9 @@ class Agent:
                 if watch is not None:
                     watch.stop()
                 self._drop_folder_state(folder)
-        # The token or base URL may have changed; jobs in flight finish on the old client.
-        self.client = self._client_factory(new)
         self.config = new
         self.tracker.settle_seconds = new.settings.settle_seconds
-        self.tracker.confirm_seconds = min(self.tracker.confirm_seconds, new.settings.settle_seconds)
+        self.tracker.confirm_seconds = min(DEFAULT_CONFIRM_SECONDS, new.settings.settle_seconds)
         self._ensure_workers(new.settings.concurrency)
         now = time.monotonic()
         for path, folder in new_folders.items():

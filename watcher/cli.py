@@ -29,6 +29,7 @@ from watcher.config import (
     describe_effective,
     load_config,
     resolve_token,
+    with_base_url,
 )
 from watcher.logs import configure_logging
 from watcher.outcome import FailureClass, UploadFailure, UploadSuccess
@@ -146,9 +147,7 @@ def _start_emulator(config: Config, token: ResolvedToken | None) -> tuple[Config
         emulator.base_url,
         ", ".join(accounts),
     )
-    api = config.settings.api.model_copy(update={"base_url": emulator.base_url})
-    settings = config.settings.model_copy(update={"api": api})
-    return Config(config.source, settings, config.folders), token, emulator
+    return with_base_url(config, emulator.base_url), token, emulator
 
 
 def _prepare(args: argparse.Namespace, emulate: bool) -> tuple[Config, ResolvedToken, Any]:
@@ -171,10 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def reload_config() -> Config:
         new = load_config(source)
-        if emulator is not None:
-            api = new.settings.api.model_copy(update={"base_url": emulator.base_url})
-            new = Config(new.source, new.settings.model_copy(update={"api": api}), new.folders)
-        return new
+        return with_base_url(new, emulator.base_url) if emulator is not None else new
 
     agent = Agent(
         config,
@@ -235,7 +231,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         account = next((f.account for f in config.folders if path.startswith(f.path.rstrip("/") + "/")), None)
     base_url = config.base_url if config is not None else DEFAULT_BASE_URL
     client = UploadClient(base_url, token.value, pool_size=1)
-    progress = _ProgressBar(os.path.basename(path)) if sys.stderr.isatty() else None
+    progress = _ProgressBar(os.path.basename(path), _size_or_zero(path)) if sys.stderr.isatty() else None
     policy = RetryPolicy(cap=30.0)
     try:
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
@@ -271,21 +267,36 @@ def cmd_upload(args: argparse.Namespace) -> int:
         client.close()
 
 
+def _size_or_zero(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 class _ProgressBar:
-    def __init__(self, name: str) -> None:
+    """One line on stderr, redrawn at most ten times a second: bar, percentage, MB, rate."""
+
+    WIDTH = 30
+
+    def __init__(self, name: str, total: int) -> None:
         self.name = name
+        self.total = max(1, total)
         self.started = time.monotonic()
-        self.total = 0
         self.last_draw = 0.0
 
     def __call__(self, sent: int) -> None:
         now = time.monotonic()
-        if now - self.last_draw < 0.1:
+        if now - self.last_draw < 0.1 and sent < self.total:
             return
         self.last_draw = now
-        self.total = sent
+        done = min(1.0, sent / self.total)
+        bar = "#" * int(done * self.WIDTH)
         rate = sent / max(1e-6, now - self.started) / 1e6
-        sys.stderr.write(f"\r{self.name}: {sent / 1e6:8.1f} MB sent  {rate:6.1f} MB/s")
+        sys.stderr.write(
+            f"\r{self.name} [{bar:<{self.WIDTH}}] {done:4.0%} {sent / 1e6:.1f}/{self.total / 1e6:.1f} MB "
+            f"{rate:.1f} MB/s"
+        )
         sys.stderr.flush()
 
     def finish(self) -> None:

@@ -100,6 +100,12 @@ class Config:
         return self.settings.api.base_url
 
 
+def with_base_url(config: Config, base_url: str) -> Config:
+    """The same config uploading to `base_url` (the built-in emulator's, for --emulate)."""
+    api = config.settings.api.model_copy(update={"base_url": base_url})
+    return Config(config.source, config.settings.model_copy(update={"api": api}), config.folders)
+
+
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get(CONFIG_ENV):
