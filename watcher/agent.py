@@ -481,6 +481,7 @@ class Agent:
     # ---- scanning --------------------------------------------------------------------------------
 
     def _on_scan_batch(self, message: ScanBatch) -> None:
+        self.scanner.batch_taken()
         if message.folder.path not in {f.path for f in self.config.folders}:
             return  # removed by a reload while it was being scanned
         now = time.monotonic()

@@ -21,6 +21,8 @@ from watcher.settle import FileSignature
 log = logging.getLogger("watcher")
 
 SCAN_BATCH = 500
+# Batches posted but not yet taken in by the agent: a scan of 100,000 files never queues them all.
+BATCHES_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,20 @@ class Scanner:
         self._post = post
         self._known = known  # called from the scanner thread: it must be a plain, lock-free lookup
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(BATCHES_IN_FLIGHT)
+        self._stopping = False
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="scanner", daemon=True).start()
 
     def stop(self) -> None:
+        self._stopping = True
         self._requests.put(None)
+        self._slots.release()  # a walk waiting for the agent, which no longer reads, may end
+
+    def batch_taken(self) -> None:
+        """The agent has handled a ScanBatch: the scanner may post another."""
+        self._slots.release()
 
     def scan(self, folder: Folder, root: str | None = None, *, initial: bool = False) -> None:
         """Walk `root` (default: the whole folder); `initial` also removes stale sidecar temporaries."""
@@ -72,6 +82,10 @@ class Scanner:
                 if request.initial:
                     self._post(ScanFinished(request.folder, request.root, {}, True))
 
+    def _post_batch(self, folder: Folder, files: list[FoundFile]) -> None:
+        self._slots.acquire()
+        self._post(ScanBatch(folder, files))
+
     def _walk(self, request: _Request) -> None:
         folder = request.folder
         batch: list[FoundFile] = []
@@ -88,8 +102,10 @@ class Scanner:
                 continue  # already known to be done: nothing for the scheduler to do
             batch.append(found)
             if len(batch) >= SCAN_BATCH:
-                self._post(ScanBatch(folder, batch))
+                self._post_batch(folder, batch)
                 batch = []
+            if self._stopping:
+                return
         if batch:
-            self._post(ScanBatch(folder, batch))
+            self._post_batch(folder, batch)
         self._post(ScanFinished(folder, request.root, listings, request.initial))
