@@ -9,11 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -66,47 +63,6 @@ def wait_sidecar(image: Path, timeout: float = 15.0, *, differs_from: str | None
     return wait_for(ready, timeout, f"sidecar of {image.name}")  # type: ignore[no-any-return]
 
 
-class NotifyListener:
-    """A fake $NOTIFY_SOCKET: collects what the agent sends with sd_notify."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="mmw-")
-        self.path = os.path.join(self.dir, "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.2)
-        self.messages: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = False
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop:
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.messages.append(data.decode())
-
-    def seen(self, field: str) -> bool:
-        with self._lock:
-            return any(field in m.split("\n") for m in self.messages)
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join(1)
-        self.sock.close()
-        try:
-            os.unlink(self.path)
-            os.rmdir(self.dir)
-        except OSError:
-            pass
-
-
 class AgentProcess:
     """`minimax-watcher run` in a subprocess with a config written for the test."""
 
@@ -119,13 +75,15 @@ class AgentProcess:
         config["folders"] = folders
         self.config_path.write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen[bytes] | None = None
-        self.notify: NotifyListener | None = None
+        self.notify: Any = None  # a tests.notify.NotifySocket while running
 
     def start(
         self, *, wait_ready: bool = True, args: tuple[str, ...] = (), token: str | None = TOKEN
     ) -> AgentProcess:
-        self.notify = NotifyListener()
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify.path, PYTHONUNBUFFERED="1")
+        from tests.notify import NotifySocket  # it uses wait_for from this module
+
+        self.notify = NotifySocket(abstract=False)
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify.address, PYTHONUNBUFFERED="1")
         env["XDG_STATE_HOME"] = str(self.workdir / "state")
         env.pop("JOURNAL_STREAM", None)
         env.pop("USEAPI_TOKEN", None)
