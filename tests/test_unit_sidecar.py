@@ -179,3 +179,16 @@ def test_is_valid_sidecar() -> None:
     assert not is_valid_sidecar({"fileID": 5, "sha256": "00"})
     assert not is_valid_sidecar({"fileID": "f"})
     assert not is_valid_sidecar(None)
+
+
+def test_a_sidecar_name_of_255_bytes_is_still_written(tmp_path: Path) -> None:
+    from watcher.sidecar import write_json_atomically
+
+    image = tmp_path / ("é" * 60 + "b" * 126 + ".png")  # 250 bytes: its sidecar name is 255
+    target = image.with_name(image.name + ".json")
+    assert len(os.fsencode(target.name)) == 255
+
+    write_json_atomically(str(target), {"fileID": "x"})
+
+    assert json.loads(target.read_text()) == {"fileID": "x"}
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]

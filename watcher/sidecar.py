@@ -56,6 +56,23 @@ def build_error_record(
     }
 
 
+NAME_MAX = 255  # bytes, on every Linux filesystem the agent is likely to meet
+
+
+def temporary_name(name: str) -> str:
+    """`.<name>.<8 hex>.tmp`, with `name` shortened when needed so the whole stays within NAME_MAX bytes.
+
+    A sidecar name of up to 255 bytes must stay writable even though its temporary is longer.
+    """
+    suffix = f".{secrets.token_hex(4)}.tmp"
+    room = NAME_MAX - 1 - len(suffix)
+    encoded = os.fsencode(name)
+    if len(encoded) > room:
+        stem = os.fsencode(name.removesuffix(".json"))[: room - len(".json")]
+        name = stem.decode(errors="ignore") + ".json"  # ignore: never cut a character in half
+    return f".{name}{suffix}"
+
+
 def write_json_atomically(path: str, data: dict[str, Any]) -> None:
     """Write `data` so that a reader sees either the old file or the complete new one, never a part.
 
@@ -64,7 +81,7 @@ def write_json_atomically(path: str, data: dict[str, Any]) -> None:
     through it. The folder is fsynced so the new name survives a power cut.
     """
     folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+    tmp = os.path.join(folder, temporary_name(name))
     payload = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
