@@ -542,3 +542,23 @@ def test_an_inotify_overflow_triggers_a_rescan_at_once(start_agent, drop: Path, 
     for image in images:
         wait_sidecar(image, timeout=30)
     assert len(emulator.uploads) == len(images)
+
+
+def test_a_file_name_that_is_not_utf8_gets_its_sidecar(start_agent, drop: Path, emulator: Emulator) -> None:
+    start_agent([{"path": str(drop), "account": ACCOUNT_A}])
+    name = b"latin1-\xe9t\xe9.png"  # a name written by a program in a Latin-1 locale
+    with open(os.path.join(os.fsencode(drop), name), "wb") as f:
+        f.write(png_bytes(960))
+    sidecar_name = os.path.join(os.fsencode(drop), name + b".json")
+
+    def sidecar() -> dict[str, object] | None:
+        try:
+            with open(sidecar_name, "rb") as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            return None
+
+    record = wait_for(sidecar, 20, "the sidecar of a non-UTF-8 name")
+    assert record["sha256"] == sha256(png_bytes(960))
+    assert os.fsencode(record["file"]) == name
+    assert len(emulator.uploads) == 1

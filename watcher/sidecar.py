@@ -82,7 +82,12 @@ def write_json_atomically(path: str, data: dict[str, Any]) -> None:
     """
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, temporary_name(name))
-    payload = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
+    try:
+        payload = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
+    except UnicodeEncodeError:
+        # A file name that is not valid UTF-8 (surrogate-escaped by Python): \udcXX escapes keep the
+        # JSON valid and give the same name back to a reader.
+        payload = (json.dumps(data, ensure_ascii=True, indent=2) + "\n").encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         try:
