@@ -384,3 +384,26 @@ def test_cp_of_a_large_file_gives_one_upload_of_its_final_bytes(
     sidecar = wait_sidecar(drop / "big.png", timeout=60)
     assert sidecar["sha256"] == sha256(source.read_bytes())
     assert [u.sha256 for u in emulator.uploads] == [sidecar["sha256"]]
+
+
+def test_an_image_moved_with_its_sidecar_to_another_accounts_folder_is_uploaded_for_that_account(
+    start_agent, tmp_path: Path, emulator: Emulator
+) -> None:
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    alice.mkdir()
+    bob.mkdir()
+    start_agent([{"path": str(alice), "account": ACCOUNT_A}, {"path": str(bob), "account": ACCOUNT_B}])
+    (alice / "shared.png").write_bytes(png_bytes(80))
+    first = wait_sidecar(alice / "shared.png")
+
+    # mv keeps the mtime, so the sidecar still "matches" the image: but not bob's account.
+    os.rename(alice / "shared.png.json", bob / "shared.png.json")
+    os.rename(alice / "shared.png", bob / "shared.png")
+
+    def bobs() -> dict[str, object] | None:
+        data = read_json(bob / "shared.png.json")
+        return data if data and data["account"] == ACCOUNT_B else None
+
+    second = wait_for(bobs, 20, "a sidecar for bob's account")
+    assert second["fileID"] != first["fileID"]
+    assert [u.account for u in emulator.uploads] == [ACCOUNT_A, ACCOUNT_B]

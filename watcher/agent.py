@@ -402,7 +402,7 @@ class Agent:
             self._schedule(path, entry, decision.at)
             return
         # A sidecar or error record written by an earlier run (or by hand) may already cover it.
-        found = classify(path, signature)
+        found = classify(path, signature, entry.folder.account)
         if found.state is not FileState.PENDING:
             self._record_found(entry.folder, found)
             self._untrack(path)

@@ -93,6 +93,7 @@ class Scanner:
         walk = walk_candidates(
             request.root,
             folder.recursive,
+            folder.account,
             known=self._known,
             remove_stale_temporaries=request.initial,
             on_listing=listings.__setitem__,

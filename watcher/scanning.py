@@ -44,12 +44,22 @@ def signature_of(st: os.stat_result) -> FileSignature:
     return FileSignature(st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def classify(path: str, signature: FileSignature, names: set[str] | None = None) -> FoundFile:
-    """The state of one candidate, from its sidecar and error record (read only when they exist)."""
+def classify(
+    path: str, signature: FileSignature, account: str | None, names: set[str] | None = None
+) -> FoundFile:
+    """The state of one candidate, from its sidecar and error record (read only when they exist).
+
+    A sidecar counts only for the folder's account: an image moved with its sidecar (mv, rsync -a) from
+    another account's folder keeps its mtime, but that fileID is useless here.
+    """
     name = os.path.basename(path)
     if names is None or name + SIDECAR_SUFFIX in names:
         sidecar = read_record(path + SIDECAR_SUFFIX)
-        if is_valid_sidecar(sidecar) and record_matches(sidecar, signature):
+        if (
+            is_valid_sidecar(sidecar)
+            and record_matches(sidecar, signature)
+            and (account is None or sidecar is None or sidecar.get("account") == account)
+        ):
             return FoundFile(path, signature, FileState.DONE, sidecar)
     if names is None or name + ERROR_RECORD_SUFFIX in names:
         error = read_record(path + ERROR_RECORD_SUFFIX)
@@ -68,6 +78,7 @@ def failure_still_holds(path: str, code: object) -> bool:
 def walk_candidates(
     root: str,
     recursive: bool,
+    account: str | None,
     *,
     known: Callable[[str], FileSignature | None] | None = None,
     remove_stale_temporaries: bool = False,
@@ -112,7 +123,7 @@ def walk_candidates(
             if known is not None and known(entry.path) == signature:
                 yield FoundFile(entry.path, signature, FileState.DONE)
                 continue
-            yield classify(entry.path, signature, names)
+            yield classify(entry.path, signature, account, names)
 
 
 def _remove_quietly(path: str) -> None:

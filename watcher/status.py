@@ -17,7 +17,7 @@ def folder_report(config: Config) -> dict[str, Any]:
     for folder in config.folders:
         counts = {state: 0 for state in FileState}
         failures = []
-        for found in walk_candidates(folder.path, folder.recursive):
+        for found in walk_candidates(folder.path, folder.recursive, folder.account):
             counts[found.state] += 1
             if found.state is FileState.FAILED and found.record is not None:
                 failures.append(
