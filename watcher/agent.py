@@ -18,7 +18,6 @@ import heapq
 import logging
 import os
 import queue
-import stat
 import threading
 import time
 from collections import deque
@@ -31,8 +30,8 @@ from typing import Any
 from watcher.accounts import AccountGates
 from watcher.config import Config, ConfigError, Folder
 from watcher.dedupe import DedupeIndex, KnownUpload
+from watcher.media import is_regular_file_mode, read_head_and_tail
 from watcher.media import looks_complete as image_looks_complete
-from watcher.media import read_head_and_tail
 from watcher.outcome import (
     FailureClass,
     FileChanged,
@@ -76,7 +75,6 @@ class Tracked:
     due: float = 0.0
     failures: int = 0  # temporary failures in a row
     attempts: int = 0  # attempts since the file last changed
-    last_error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +375,7 @@ class Agent:
         except OSError:
             self._untrack(path)
             return
-        if not stat.S_ISREG(st.st_mode):
+        if not is_regular_file_mode(st.st_mode):
             self._untrack(path)
             return
         signature = signature_of(st)
@@ -608,7 +606,6 @@ class Agent:
                     self._schedule(resumed, held, now)
             return
         assert isinstance(outcome, UploadFailure)
-        entry.last_error = outcome.error
         if self.once and self._gives_up(path, entry, outcome):
             return
         if outcome.failure_class is FailureClass.TEMPORARY:
