@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from watcher.client import DEFAULT_BASE_URL
 from watcher.config import (
+    DEFAULT_BASE_URL,
     ConfigError,
     ResolvedToken,
     default_config_path,

@@ -11,18 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.images import grey_png, jpeg_bytes, png_bytes, webp_bytes
+from watcher.files import NotRegularFileError, is_regular_file_mode, open_regular_file, read_head_and_tail
 from watcher.media import (
     MAX_UPLOAD_BYTES,
     PNG_IEND_CHUNK,
     SNIFF_BYTES,
     TAIL_BYTES,
-    NotRegularFileError,
     error_record_path,
     is_candidate_name,
-    is_regular_file_mode,
     looks_complete,
-    open_regular_file,
-    read_head_and_tail,
     sidecar_path,
     sniff_content_type,
 )

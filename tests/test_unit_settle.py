@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.settle import DEFAULT_CONFIRM_SECONDS, FileSignature, Ready, SettleTracker, WaitUntil
+from watcher.files import FileSignature
+from watcher.settle import DEFAULT_CONFIRM_SECONDS, Ready, SettleTracker, WaitUntil
 
 SETTLE = 2.0
 MTIME_S = 1_700_000_000

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.settle import FileSignature
+from watcher.files import FileSignature
 from watcher.sidecar import (
     MAX_RECORD_BYTES,
     build_error_record,

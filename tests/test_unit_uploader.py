@@ -12,10 +12,9 @@ from tests.unit_fixtures import ACCOUNT
 from watcher.client import UploadClient
 from watcher.dedupe import DedupeIndex, KnownUpload
 from watcher.emulator import Emulator
+from watcher.files import FileSignature, signature_of
 from watcher.media import MAX_UPLOAD_BYTES, NOT_AN_IMAGE
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
-from watcher.scanning import signature_of
-from watcher.settle import FileSignature
 from watcher.uploader import UploadJob, account_of, upload_one
 
 

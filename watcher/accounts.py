@@ -23,8 +23,10 @@ from watcher.retry import RetryPolicy
 log = logging.getLogger("watcher")
 
 HOLD_AFTER_TEMPORARY_FAILURES = 3
-REFUSED_PROBE_FIRST = 30.0
-REFUSED_PROBE_CAP = 900.0
+# A refused account is probed after 30 s, then 60, 120... up to every 15 minutes, without jitter so
+# the log's "next probe in" is what happens.
+REFUSED_PROBES = RetryPolicy(base=30.0, cap=900.0, jitter=False)
+REFUSED_PROBE_FIRST = REFUSED_PROBES.backoff(1)
 
 
 @dataclass
@@ -128,7 +130,7 @@ class AccountGates:
             pause.probes += 1
             pause.probing = None
             pause.reason = failure.error
-            pause.next_probe = now + min(REFUSED_PROBE_CAP, REFUSED_PROBE_FIRST * 2 ** min(pause.probes, 10))
+            pause.next_probe = now + REFUSED_PROBES.backoff(pause.probes + 1)
             log.warning(
                 "account %s: still refused (%s); next probe in %.0f s", _name(key), failure.error,
                 pause.next_probe - now,

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import yaml
 
 from watcher import __version__
-from watcher.agent import Agent
-from watcher.client import DEFAULT_BASE_URL, UploadClient
+from watcher.agent import Agent, signals_to
+from watcher.client import UploadClient
 from watcher.config import (
+    DEFAULT_BASE_URL,
     EX_CONFIG,
     TOKEN_ENV,
     Config,
@@ -31,18 +31,22 @@ from watcher.config import (
     resolve_token,
     with_base_url,
 )
+from watcher.folders import folder_of
 from watcher.logs import configure_logging
+from watcher.messages import UploadJob
 from watcher.outcome import FailureClass, UploadFailure, UploadSuccess
+from watcher.progress import ProgressBar
 from watcher.retry import RetryPolicy
-from watcher.state import default_state_dir
+from watcher.state_dir import default_state_dir
 from watcher.systemd import Notifier
-from watcher.uploader import UploadJob, record_failure, record_success, sidecar_for, upload_one
+from watcher.uploader import record_failure, record_success, sidecar_for, upload_one
 
 log = logging.getLogger("watcher")
 
 EMULATOR_TOKEN = "user:1-emulator"
 EMULATOR_ACCOUNT = "123456"
-UPLOAD_ATTEMPTS = 5
+# `upload` retries a temporary failure a few times, then says so: a person is waiting for it.
+UPLOAD_RETRIES = RetryPolicy(cap=30.0, give_up_after=5)
 
 DESCRIPTION = """\
 Watch drop folders and upload each settled PNG, JPEG or WebP image to the useapi.net MiniMax
@@ -180,18 +184,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         state_dir=default_state_dir(),
     )
 
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        agent.request_stop()
-
-    def on_reload(signum: int, frame: FrameType | None) -> None:
-        agent.request_reload()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_reload)
     log.info("minimax-watcher %s starting with %s (token from %s)", __version__, source, token.source)
     try:
-        return agent.run()
+        with signals_to(agent):
+            return agent.run()
     finally:
         notifier.close()
         if emulator is not None:
@@ -211,7 +207,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     log.info(
         "scan finished: %d uploaded, %d failed, %d not uploaded after repeated temporary errors",
         agent.uploaded_count,
-        len(agent.failed),
+        agent.failed,
         len(agent.gave_up),
     )
     return code
@@ -228,13 +224,13 @@ def cmd_upload(args: argparse.Namespace) -> int:
         raise ConfigError(f"no API token: set ${TOKEN_ENV} or api.token_file in the config")
     account = args.account
     if account is None and config is not None:
-        account = next((f.account for f in config.folders if path.startswith(f.path.rstrip("/") + "/")), None)
+        folder = folder_of(path, config.folders)
+        account = folder.account if folder is not None else None
     base_url = config.base_url if config is not None else DEFAULT_BASE_URL
     client = UploadClient(base_url, token.value, pool_size=1)
-    progress = _ProgressBar(os.path.basename(path), _size_or_zero(path)) if sys.stderr.isatty() else None
-    policy = RetryPolicy(cap=30.0)
+    progress = ProgressBar(os.path.basename(path), _size_or_zero(path)) if sys.stderr.isatty() else None
     try:
-        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        for attempt in itertools.count(1):
             job = UploadJob(path, account, None, attempt)
             outcome, signature, _ = upload_one(client, job, progress=progress)
             if progress is not None:
@@ -248,7 +244,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
                 print(json.dumps(sidecar, indent=2, ensure_ascii=False))
                 return 0
             if isinstance(outcome, UploadFailure):
-                if outcome.failure_class is not FailureClass.TEMPORARY or attempt == UPLOAD_ATTEMPTS:
+                if outcome.failure_class is not FailureClass.TEMPORARY or UPLOAD_RETRIES.gives_up(attempt):
                     if outcome.failure_class is FailureClass.PERMANENT and signature is not None:
                         try:
                             record_failure(job, outcome, signature)
@@ -256,13 +252,13 @@ def cmd_upload(args: argparse.Namespace) -> int:
                             pass
                     log.error("%s: %s", path, outcome.error)
                     return 1
-                delay = policy.delay(attempt, outcome.retry_after)
+                delay = UPLOAD_RETRIES.delay(attempt, outcome.retry_after)
                 log.warning("%s: %s; retrying in %.1f s", path, outcome.error, delay)
                 time.sleep(delay)
             else:
                 log.error("%s: %s", path, getattr(outcome, "reason", "cannot be uploaded"))
                 return 1
-        return 1
+        raise AssertionError("unreachable: the retry policy gives up")
     finally:
         client.close()
 
@@ -272,37 +268,6 @@ def _size_or_zero(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
-
-
-class _ProgressBar:
-    """One line on stderr, redrawn at most ten times a second: bar, percentage, MB, rate."""
-
-    WIDTH = 30
-
-    def __init__(self, name: str, total: int) -> None:
-        self.name = name
-        self.total = max(1, total)
-        self.started = time.monotonic()
-        self.last_draw = 0.0
-
-    def __call__(self, sent: int) -> None:
-        now = time.monotonic()
-        if now - self.last_draw < 0.1 and sent < self.total:
-            return
-        self.last_draw = now
-        done = min(1.0, sent / self.total)
-        bar = "#" * int(done * self.WIDTH)
-        rate = sent / max(1e-6, now - self.started) / 1e6
-        sys.stderr.write(
-            f"\r{self.name} [{bar:<{self.WIDTH}}] {done:4.0%} {sent / 1e6:.1f}/{self.total / 1e6:.1f} MB "
-            f"{rate:.1f} MB/s"
-        )
-        sys.stderr.flush()
-
-    def finish(self) -> None:
-        if self.last_draw:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 def cmd_status(args: argparse.Namespace) -> int:

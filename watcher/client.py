@@ -30,7 +30,6 @@ from watcher.outcome import (
 )
 from watcher.retry import parse_retry_after
 
-DEFAULT_BASE_URL = "https://api.useapi.net/v1/minimax"
 READ_CHUNK = 1 << 20
 BACKGROUND_HASH_FROM = 8 << 20
 MAX_ANSWER_BYTES = 1 << 20

@@ -16,8 +16,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from watcher.client import DEFAULT_BASE_URL
+from watcher.folders import Folder, is_inside
 
+DEFAULT_BASE_URL = "https://api.useapi.net/v1/minimax"
 EX_CONFIG = 78
 CONFIG_ENV = "MINIMAX_WATCHER_CONFIG"
 TOKEN_ENV = "USEAPI_TOKEN"
@@ -72,21 +73,6 @@ class Settings(_Strict):
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     rescan_seconds: Annotated[float, Field(ge=1)] = 300.0
     folders: Annotated[list[FolderSettings], Field(min_length=1)]
-
-
-@dataclass(frozen=True)
-class Folder:
-    """A watched folder with its path resolved and checked."""
-
-    path: str
-    account: str | None
-    recursive: bool
-    polling: bool
-
-    @property
-    def account_key(self) -> str:
-        """The account as used for grouping and dedupe; "" means the token's only account."""
-        return self.account or ""
 
 
 @dataclass(frozen=True)
@@ -185,15 +171,11 @@ def _check_folder_overlap(folders: tuple[Folder, ...]) -> None:
                 raise ConfigError(
                     f"folders[{i}].path: the same folder is already listed as folders[{j}]: {a.path}"
                 )
-            if _is_inside(a.path, b.path) or _is_inside(b.path, a.path):
+            if is_inside(a.path, b.path) or is_inside(b.path, a.path):
                 raise ConfigError(
                     f"folders[{i}].path: {a.path} and folders[{j}].path {b.path} are nested; "
                     "list each folder once (use recursive: true for subfolders)"
                 )
-
-
-def _is_inside(child: str, parent: str) -> bool:
-    return child.startswith(parent.rstrip("/") + "/")
 
 
 @dataclass(frozen=True)

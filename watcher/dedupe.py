@@ -8,8 +8,6 @@ earlier run have no head hash: a file of their size is hashed in full.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 from dataclasses import dataclass
 
@@ -20,11 +18,6 @@ HEAD_BYTES = 64 * 1024
 class KnownUpload:
     file_id: str
     oss_path: str
-
-
-def head_digest(fd: int) -> str:
-    """The sha256 of a file's first HEAD_BYTES."""
-    return hashlib.sha256(os.pread(fd, HEAD_BYTES, 0)).hexdigest()
 
 
 class DedupeIndex:

@@ -6,9 +6,6 @@ filesystem and shared by the agent, the scanner and the status view.
 
 from __future__ import annotations
 
-import os
-import stat
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # Names that downloaders, editors and sync tools use while a file is still being written.
 TEMPORARY_SUFFIXES = ("~", ".tmp", ".part", ".partial", ".crdownload", ".download", ".swp")
@@ -35,11 +32,6 @@ def is_candidate_name(name: str) -> bool:
     if lowered.endswith(TEMPORARY_SUFFIXES):
         return False
     return lowered.endswith(IMAGE_SUFFIXES)
-
-
-def is_regular_file_mode(mode: int) -> bool:
-    """Regular files only: symlinks, directories, FIFOs, sockets and devices are never candidates."""
-    return stat.S_ISREG(mode)
 
 
 def sidecar_path(image_path: str) -> str:
@@ -81,39 +73,3 @@ def looks_complete(head: bytes, tail: bytes, size: int) -> bool:
 
 
 TAIL_BYTES = len(PNG_IEND_CHUNK)
-
-
-def open_regular_file(path: str) -> int:
-    """Open `path` for reading without following a symlink and without blocking on a FIFO.
-
-    Returns the descriptor; raises IsADirectoryError-like OSError subclasses, or `NotRegularFileError`
-    when the name now points at something other than a regular file (it may have been swapped since
-    the last stat).
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFileError(path)
-        # Back to blocking reads for a regular file: O_NONBLOCK only mattered for the open itself.
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-class NotRegularFileError(OSError):
-    """The path names a FIFO, socket, device or directory, not a regular file."""
-
-
-def read_head_and_tail(path: str) -> tuple[bytes, bytes, os.stat_result]:
-    """First bytes, last bytes and the stat of the open file, in one open."""
-    fd = open_regular_file(path)
-    try:
-        st = os.fstat(fd)
-        head = os.pread(fd, SNIFF_BYTES, 0)
-        tail = os.pread(fd, TAIL_BYTES, max(0, st.st_size - TAIL_BYTES)) if st.st_size else b""
-        return head, tail, st
-    finally:
-        os.close(fd)

@@ -13,8 +13,10 @@ class RetryPolicy:
     """How long to wait before attempt `n + 1` after `n` temporary failures in a row.
 
     Full jitter (a uniform draw between `floor` and the capped exponential) spreads a backlog's retries
-    out after an outage instead of hammering the API in lockstep. There is no attempt limit: an outage
-    may last as long as it likes and nothing is dropped.
+    out after an outage instead of hammering the API in lockstep; `jitter=False` waits the ceiling itself
+    (for probes an operator reads about in the log). By default there is no attempt limit: an outage
+    may last as long as it likes and nothing is dropped. `give_up_after` sets one, for the commands
+    that must end (`scan`, `upload`).
     """
 
     base: float = 1.0
@@ -22,12 +24,20 @@ class RetryPolicy:
     floor: float = 0.1
     # A server may ask for a longer wait than `cap`; it is honoured up to this bound.
     max_retry_after: float = 3600.0
+    jitter: bool = True
+    give_up_after: int | None = None
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def backoff(self, failures: int) -> float:
         # The exponent stops growing long before 2**n could overflow a float in a days-long outage.
-        ceiling = min(self.cap, self.base * 2 ** min(max(0, failures - 1), 62))
+        ceiling: float = min(self.cap, self.base * 2.0 ** min(max(0, failures - 1), 62))
+        if not self.jitter:
+            return ceiling
         return self.rng.uniform(min(self.floor, ceiling), ceiling)
+
+    def gives_up(self, failures: int) -> bool:
+        """Whether `failures` temporary failures in a row are as many as this policy allows."""
+        return self.give_up_after is not None and failures >= self.give_up_after
 
     def delay(self, failures: int, retry_after: float | None = None) -> float:
         wait = self.backoff(failures)

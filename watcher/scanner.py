@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from watcher.config import Folder
-from watcher.scanning import FileState, FoundFile, walk_candidates
-from watcher.settle import FileSignature
+from watcher.files import FileSignature
+from watcher.folders import Folder
+from watcher.inventory import walk_candidates
+from watcher.messages import FileState, FoundFile, ScanBatch, ScanFinished
 
 log = logging.getLogger("watcher")
 
@@ -26,24 +28,11 @@ BATCHES_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
-class ScanBatch:
-    folder: Folder
-    files: list[FoundFile]
-
-
-@dataclass(frozen=True)
-class ScanFinished:
-    folder: Folder
-    root: str  # the folder or subfolder that was walked
-    listings: dict[str, set[str]]  # every directory walked, with the names it held
-    initial: bool
-
-
-@dataclass(frozen=True)
 class _Request:
     folder: Folder
     root: str
     initial: bool
+    generation: int
 
 
 class Scanner:
@@ -53,6 +42,8 @@ class Scanner:
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._slots = threading.Semaphore(BATCHES_IN_FLIGHT)
         self._stopping = False
+        # Sidecar temporaries older than this process are leftovers of a crash; newer ones are ours.
+        self._started = time.time()
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="scanner", daemon=True).start()
@@ -66,9 +57,14 @@ class Scanner:
         """The agent has handled a ScanBatch: the scanner may post another."""
         self._slots.release()
 
-    def scan(self, folder: Folder, root: str | None = None, *, initial: bool = False) -> None:
-        """Walk `root` (default: the whole folder); `initial` also removes stale sidecar temporaries."""
-        self._requests.put(_Request(folder, root or folder.path, initial))
+    def scan(
+        self, folder: Folder, root: str | None = None, *, initial: bool = False, generation: int = 0
+    ) -> None:
+        """Walk `root` (default: the whole folder); `initial` also removes stale sidecar temporaries.
+
+        `generation` is the config generation `folder` belongs to; the results carry it.
+        """
+        self._requests.put(_Request(folder, root or folder.path, initial, generation))
 
     def _run(self) -> None:
         while True:
@@ -80,11 +76,11 @@ class Scanner:
             except Exception:
                 log.exception("scan of %s failed; it is retried at the next rescan", request.root)
                 if request.initial:
-                    self._post(ScanFinished(request.folder, request.root, {}, True))
+                    self._post(ScanFinished(request.folder, request.root, {}, True, request.generation))
 
-    def _post_batch(self, folder: Folder, files: list[FoundFile]) -> None:
+    def _post_batch(self, request: _Request, files: list[FoundFile]) -> None:
         self._slots.acquire()
-        self._post(ScanBatch(folder, files))
+        self._post(ScanBatch(request.folder, files, request.generation))
 
     def _walk(self, request: _Request) -> None:
         folder = request.folder
@@ -95,7 +91,7 @@ class Scanner:
             folder.recursive,
             folder.account,
             known=self._known,
-            remove_stale_temporaries=request.initial,
+            remove_temporaries_before=self._started if request.initial else None,
             on_listing=listings.__setitem__,
         )
         for found in walk:
@@ -103,10 +99,10 @@ class Scanner:
                 continue  # already known to be done: nothing for the scheduler to do
             batch.append(found)
             if len(batch) >= SCAN_BATCH:
-                self._post_batch(folder, batch)
+                self._post_batch(request, batch)
                 batch = []
             if self._stopping:
                 return
         if batch:
-            self._post_batch(folder, batch)
-        self._post(ScanFinished(folder, request.root, listings, request.initial))
+            self._post_batch(request, batch)
+        self._post(ScanFinished(folder, request.root, listings, request.initial, request.generation))

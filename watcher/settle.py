@@ -8,19 +8,14 @@ It never touches the filesystem or a clock itself, so the rule is tested with an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watcher.files import FileSignature
 
 # After a close-after-write (or a rename into the folder) of a structurally complete image, the file
 # still has to hold still for this long: a shorter wait, never a zero one.
 DEFAULT_CONFIRM_SECONDS = 0.2
-
-
-@dataclass(frozen=True, slots=True)
-class FileSignature:
-    """What identifies one version of a file's bytes without reading them."""
-
-    size: int
-    mtime_ns: int
-    ino: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,7 +33,7 @@ SettleDecision = Ready | WaitUntil
 
 @dataclass
 class _Observation:
-    signature: FileSignature
+    signature: FileSignature | None  # None: a close event arrived before any stat
     stable_since: float
     finished: bool  # a close-after-write or move-in arrived and no write came after it
 
@@ -74,7 +69,7 @@ class SettleTracker:
             seen.finished = True
         else:
             # Nothing stat'ed yet: remember the hint; the first check starts the confirmation window.
-            self._seen[path] = _Observation(FileSignature(-1, -1), now, True)
+            self._seen[path] = _Observation(None, now, True)
 
     def is_finished(self, path: str) -> bool:
         seen = self._seen.get(path)
@@ -83,9 +78,7 @@ class SettleTracker:
     def signature(self, path: str) -> FileSignature | None:
         """The signature last seen by `check`, None when the path has not been stat'ed yet."""
         seen = self._seen.get(path)
-        if seen is None or seen.signature.size < 0:
-            return None
-        return seen.signature
+        return seen.signature if seen is not None else None
 
     def forget(self, path: str) -> None:
         self._seen.pop(path, None)

@@ -8,8 +8,8 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from watcher.files import FileSignature
 from watcher.media import error_record_path, sidecar_path
-from watcher.settle import FileSignature
 
 # A sidecar larger than this is not ours; never read a huge file into memory to find out.
 MAX_RECORD_BYTES = 64 * 1024

@@ -9,7 +9,8 @@ import os
 from typing import Any
 
 from watcher.config import Config
-from watcher.scanning import FileState, walk_candidates
+from watcher.inventory import walk_candidates
+from watcher.messages import FileState
 
 
 def folder_report(config: Config) -> dict[str, Any]:

@@ -10,22 +10,19 @@ import errno
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from watcher.client import READ_CHUNK, ProgressCallback, UploadClient
-from watcher.dedupe import DedupeIndex, KnownUpload, head_digest
+from watcher.dedupe import HEAD_BYTES, DedupeIndex, KnownUpload
+from watcher.files import FileSignature, NotRegularFileError, open_regular_file, signature_of
 from watcher.media import (
     MAX_UPLOAD_BYTES,
     NOT_AN_IMAGE,
     SNIFF_BYTES,
-    NotRegularFileError,
-    open_regular_file,
     sniff_content_type,
 )
+from watcher.messages import UploadJob
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadOutcome, UploadSuccess
-from watcher.scanning import signature_of
-from watcher.settle import FileSignature
 from watcher.sidecar import (
     build_error_record,
     build_sidecar,
@@ -35,18 +32,6 @@ from watcher.sidecar import (
 )
 
 _ACCOUNT_IN_FILE_ID = re.compile(r"-minimax:([^-]+)-file:")
-
-
-@dataclass(frozen=True)
-class UploadJob:
-    path: str
-    account: str | None  # None: the token's only account
-    expected: FileSignature | None  # the settled signature; None accepts whatever is there now
-    attempt: int = 1  # counts attempts since the file last changed, for the error record
-
-    @property
-    def account_key(self) -> str:
-        return self.account or ""
 
 
 def upload_one(
@@ -118,6 +103,11 @@ def upload_one(
         return outcome, signature, reused is not None
     finally:
         os.close(fd)
+
+
+def head_digest(fd: int) -> str:
+    """The sha256 of a file's first HEAD_BYTES: the dedupe index's cheap second check."""
+    return hashlib.sha256(os.pread(fd, HEAD_BYTES, 0)).hexdigest()
 
 
 def _hash_file(fd: int, size: int) -> str | None:

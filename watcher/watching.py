@@ -12,8 +12,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from watchdog.events import (
@@ -31,8 +29,9 @@ from watchdog.events import (
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from watcher.config import Folder
+from watcher.folders import Folder
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
+from watcher.messages import EventKind, PathEvent
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +48,13 @@ EVENT_FILTER: list[type[FileSystemEvent]] = [
 ]
 
 
-class EventKind(StrEnum):
-    WRITE = "write"  # created, written or its attributes changed: not quiet yet
-    FINISHED = "finished"  # closed after writing, or renamed into place by its writer
-    DELETED = "deleted"  # gone, or renamed away
-    RECORD_DELETED = "record_deleted"  # an image's sidecar or error record was removed: look at it again
-    DIR_APPEARED = "dir_appeared"  # a subfolder was created or moved in (recursive folders)
-    ROOT_GONE = "root_gone"  # the watched folder itself was deleted or moved away
-
-
-@dataclass(frozen=True, slots=True)
-class PathEvent:
-    kind: EventKind
-    path: str
-    folder: Folder
-
-
 class _Handler(FileSystemEventHandler):
-    def __init__(self, folder: Folder, post: Callable[[PathEvent], None]) -> None:
-        self.folder = folder
-        self._post = post
+    def __init__(self, watch: FolderWatch) -> None:
+        self.folder = watch.folder
+        self._watch = watch
+
+    def _post(self, kind: EventKind, path: str) -> None:
+        self._watch.post(PathEvent(kind, path, self.folder, self._watch.generation))
 
     def _emit(self, kind: EventKind, path: str | bytes) -> None:
         path = os.fsdecode(path)
@@ -76,12 +62,12 @@ class _Handler(FileSystemEventHandler):
             return
         name = os.path.basename(path)
         if is_candidate_name(name):
-            self._post(PathEvent(kind, path, self.folder))
+            self._post(kind, path)
         elif kind is EventKind.DELETED and name.endswith(SIDECAR_SUFFIX):
             suffix = ERROR_RECORD_SUFFIX if name.endswith(ERROR_RECORD_SUFFIX) else SIDECAR_SUFFIX
             image = path[: -len(suffix)]
             if is_candidate_name(os.path.basename(image)):
-                self._post(PathEvent(EventKind.RECORD_DELETED, image, self.folder))
+                self._post(EventKind.RECORD_DELETED, image)
 
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.is_directory:
@@ -100,15 +86,15 @@ class _Handler(FileSystemEventHandler):
     def _directory_event(self, event: FileSystemEvent) -> None:
         src = os.fsdecode(event.src_path)
         if isinstance(event, DirDeletedEvent) and src == self.folder.path:
-            self._post(PathEvent(EventKind.ROOT_GONE, src, self.folder))
+            self._post(EventKind.ROOT_GONE, src)
         elif isinstance(event, DirMovedEvent):
             if src == self.folder.path:
-                self._post(PathEvent(EventKind.ROOT_GONE, src, self.folder))
+                self._post(EventKind.ROOT_GONE, src)
             dest = os.fsdecode(event.dest_path)
             if dest and self.folder.recursive:
-                self._post(PathEvent(EventKind.DIR_APPEARED, dest, self.folder))
+                self._post(EventKind.DIR_APPEARED, dest)
         elif isinstance(event, DirCreatedEvent) and self.folder.recursive:
-            self._post(PathEvent(EventKind.DIR_APPEARED, src, self.folder))
+            self._post(EventKind.DIR_APPEARED, src)
 
 
 class _OverflowAlarm(logging.Handler):
@@ -136,9 +122,12 @@ def watch_for_overflows(on_overflow: Callable[[], None]) -> Callable[[], None]:
 class FolderWatch:
     """The observer of one folder; `start` falls back to polling when inotify has no watches left."""
 
-    def __init__(self, folder: Folder, post: Callable[[PathEvent], None]) -> None:
+    def __init__(self, folder: Folder, post: Callable[[PathEvent], None], generation: int = 0) -> None:
         self.folder = folder
-        self._post = post
+        self.post = post
+        # The config generation its events are stamped with; a reload that keeps the folder as it
+        # was moves it forward, so only events made before the reload are re-resolved.
+        self.generation = generation
         self._observer: Any = None
         self.mode = "polling" if folder.polling else "inotify"
         self._lock = threading.Lock()
@@ -152,7 +141,7 @@ class FolderWatch:
 
     def _start_observer(self, *, polling: bool) -> Any:
         observer: Any
-        handler = _Handler(self.folder, self._post)
+        handler = _Handler(self)
         try:
             if polling:
                 observer = PollingObserver(timeout=POLLING_INTERVAL)

@@ -1,4 +1,4 @@
-"""Walking a drop folder: which candidates it holds and what state each one is in.
+"""A folder's inventory: which candidates it holds, and what state each one is in.
 
 Shared by the agent's startup and periodic scans and by `minimax-watcher status`, so both judge a file
 by the same rule: done when its sidecar matches its size and mtime_ns, failed when its error record
@@ -10,38 +10,19 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
 
-from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
-from watcher.settle import FileSignature
+from watcher.file_probe import Observed
+from watcher.files import FileSignature, is_regular_file_mode, read_head_and_tail, signature_of
+from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name, looks_complete
+from watcher.messages import FileState, FoundFile
 from watcher.sidecar import is_valid_sidecar, read_record, record_matches
 
 log = logging.getLogger(__name__)
 
 # Temporaries left by `write_json_atomically` when the process died between create and rename.
 STALE_TEMPORARY = re.compile(r"^\..+\.json\.[0-9a-f]{8}\.tmp$")
-
-
-class FileState(StrEnum):
-    DONE = "done"
-    FAILED = "failed"
-    PENDING = "pending"
-
-
-@dataclass(frozen=True)
-class FoundFile:
-    path: str
-    signature: FileSignature
-    state: FileState
-    # The sidecar (DONE) or error record (FAILED) that decided the state.
-    record: dict[str, Any] | None = None
-
-
-def signature_of(st: os.stat_result) -> FileSignature:
-    return FileSignature(st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def classify(
@@ -81,7 +62,7 @@ def walk_candidates(
     account: str | None,
     *,
     known: Callable[[str], FileSignature | None] | None = None,
-    remove_stale_temporaries: bool = False,
+    remove_temporaries_before: float | None = None,
     on_listing: Callable[[str, set[str]], None] | None = None,
 ) -> Iterator[FoundFile]:
     """Every candidate under `root` with its state.
@@ -112,8 +93,10 @@ def walk_candidates(
                     if recursive and not name.startswith("."):
                         stack.append(entry.path)
                     continue
-                if remove_stale_temporaries and STALE_TEMPORARY.match(name):
-                    _remove_quietly(entry.path)
+                if remove_temporaries_before is not None and STALE_TEMPORARY.match(name):
+                    # Only a crash's leftovers: a temporary this process is writing right now is newer.
+                    if entry.stat(follow_symlinks=False).st_mtime < remove_temporaries_before:
+                        _remove_quietly(entry.path)
                     continue
                 if not is_candidate_name(name) or not entry.is_file(follow_symlinks=False):
                     continue
@@ -131,3 +114,29 @@ def _remove_quietly(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+class DiskProbe:
+    """The scheduler's `FileProbe` on the real filesystem."""
+
+    def observe(self, path: str) -> Observed | None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not is_regular_file_mode(st.st_mode):
+            return None
+        return Observed(signature_of(st), time.time())
+
+    def looks_complete(self, path: str, size: int) -> bool:
+        try:
+            head, tail, _ = read_head_and_tail(path)
+        except OSError:
+            return False
+        return looks_complete(head, tail, size)
+
+    def classify(self, path: str, signature: FileSignature, account: str | None) -> FoundFile:
+        return classify(path, signature, account)
+
+    def failure_still_holds(self, path: str, code: object) -> bool:
+        return failure_still_holds(path, code)

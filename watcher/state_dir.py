@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher.settle import FileSignature
+from watcher.files import FileSignature
 from watcher.sidecar import read_record, write_json_atomically
 
 log = logging.getLogger(__name__)

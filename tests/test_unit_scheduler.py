@@ -1,0 +1,547 @@
+"""The scheduler's state machine with a fake clock and a fake disk: every phase transition, reloads,
+outages and holds, in milliseconds. No threads, no files, no HTTP."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from watcher.file_probe import Observed
+from watcher.files import FileSignature
+from watcher.folders import Folder
+from watcher.messages import (
+    EventKind,
+    FileState,
+    FoundFile,
+    JobDone,
+    PathEvent,
+    ScanBatch,
+    ScanFinished,
+    UploadJob,
+)
+from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
+from watcher.retry import RetryPolicy
+from watcher.scheduler import Phase, Scheduler
+from watcher.sidecar_backlog import StoredSidecar
+from watcher.timings import Timings
+
+A = Folder("/drop/a", "111111", recursive=False, polling=False)
+B = Folder("/drop/b", "222222", recursive=True, polling=False)
+WALL = 1_800_000_000.0  # the fake wall clock: files are "written" just now unless a test says otherwise
+
+
+@dataclass
+class FakeDisk:
+    """Paths → signature, and what their sidecars say; the scheduler's FileProbe."""
+
+    files: dict[str, FileSignature] = field(default_factory=dict)
+    sidecar_account: dict[str, str] = field(default_factory=dict)  # a matching sidecar names this account
+    complete: set[str] = field(default_factory=set)
+    readable_again: set[str] = field(default_factory=set)
+    observed: list[str] = field(default_factory=list)
+
+    def write(self, path: str, size: int = 100, mtime: float = WALL) -> FileSignature:
+        sig = FileSignature(size, int(mtime * 1e9), 1000 + len(self.files))
+        self.files[path] = sig
+        return sig
+
+    def observe(self, path: str) -> Observed | None:
+        self.observed.append(path)
+        sig = self.files.get(path)
+        return Observed(sig, WALL) if sig is not None else None
+
+    def looks_complete(self, path: str, size: int) -> bool:
+        return path in self.complete
+
+    def classify(self, path: str, signature: FileSignature, account: str | None) -> FoundFile:
+        owner = self.sidecar_account.get(path)
+        if owner is not None and (account is None or owner == account):
+            record = {"fileID": f"user:1-minimax:{owner}-file:9", "sha256": "ab", "account": owner}
+            return FoundFile(path, signature, FileState.DONE, record)
+        return FoundFile(path, signature, FileState.PENDING)
+
+    def failure_still_holds(self, path: str, code: object) -> bool:
+        return path not in self.readable_again
+
+
+@dataclass
+class FakeStore:
+    saved: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, path: str, sidecar: dict[str, Any], signature: FileSignature) -> None:
+        self.saved[path] = sidecar
+
+    def discard(self, path: str) -> None:
+        self.saved.pop(path, None)
+
+
+def make(
+    *folders: Folder, disk: FakeDisk | None = None, store: FakeStore | None = None, **kw: Any
+) -> tuple[Scheduler, FakeDisk, FakeStore]:
+    disk = disk or FakeDisk()
+    store = store or FakeStore()
+    policy = RetryPolicy(rng=random.Random(7))
+    scheduler = Scheduler(
+        folders or (A,),
+        settle_seconds=kw.pop("settle_seconds", 2.0),
+        concurrency=kw.pop("concurrency", 4),
+        probe=disk,
+        store=store,
+        retry_policy=policy,
+        timings=Timings(sidecar_retry=15.0),
+        **kw,
+    )
+    return scheduler, disk, store
+
+
+def ready_all(s: Scheduler) -> None:
+    for folder in s.folders:
+        s.handle(ScanFinished(folder, folder.path, {}, True, s.generation), 0.0)
+
+
+def success(job: UploadJob, sig: FileSignature, account: str | None = None, **kw: Any) -> JobDone:
+    account = account or job.account or "1"
+    outcome = UploadSuccess(
+        f"user:1-minimax:{account}-file:{job.attempt}", "https://oss/x", "ab", sig.size, "image/png"
+    )
+    sidecar = {"fileID": outcome.file_id, "account": account}
+    return JobDone(job, outcome, sig, False, 0.1, sidecar, **kw)
+
+
+def failure(
+    job: UploadJob, sig: FileSignature | None, cls: FailureClass, code: object = 503, **kw: Any
+) -> JobDone:
+    return JobDone(job, UploadFailure(cls, f"HTTP {code}", code, **kw), sig, False, 0.1)
+
+
+def event(kind: EventKind, path: str, folder: Folder = A, generation: int = 0) -> PathEvent:
+    return PathEvent(kind, path, folder, generation)
+
+
+def settle(s: Scheduler, path: str, at: float = 0.0, folder: Folder = A) -> list[UploadJob]:
+    """A write event at `at`; the first look starts the quiet window, the next one finds it settled."""
+    s.handle(event(EventKind.WRITE, path, folder, s.generation), at)
+    assert s.due(at) == []
+    assert s.due(at + s.tracker.settle_seconds) == []
+    return s.due(at + 2 * s.tracker.settle_seconds)
+
+
+# ---- settling ------------------------------------------------------------------------------------
+
+
+def test_a_written_file_is_uploaded_once_it_has_held_still_for_the_settle_time() -> None:
+    s, disk, _ = make()
+    ready_all(s)
+    sig = disk.write("/drop/a/x.png")
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 0.0)
+    assert s.next_deadline() == 2.0
+    assert s.due(1.0) == []  # nothing before the deadline
+    assert s.due(2.0) == []  # first look: starts the quiet window
+    jobs = s.due(4.0)
+    assert [j.path for j in jobs] == ["/drop/a/x.png"]
+    assert jobs[0].expected == sig and jobs[0].account == "111111" and jobs[0].attempt == 1
+    assert s.tracked["/drop/a/x.png"].phase is Phase.UPLOADING
+
+
+def test_a_close_event_on_a_complete_file_needs_only_the_short_confirmation() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png")
+    disk.complete.add("/drop/a/x.png")
+    s.handle(event(EventKind.FINISHED, "/drop/a/x.png"), 10.0)
+    assert s.due(10.0) == []  # looked at once, at the close
+    assert [j.path for j in s.due(10.2)] == ["/drop/a/x.png"]
+
+
+def test_a_close_event_on_an_incomplete_file_waits_the_full_settle_time() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png")  # not in disk.complete
+    s.handle(event(EventKind.FINISHED, "/drop/a/x.png"), 10.0)
+    assert s.due(10.0) == [] and s.due(10.2) == []
+    assert [j.path for j in s.due(12.0)] == ["/drop/a/x.png"]
+
+
+def test_a_write_while_settling_restarts_the_wait() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png")
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 0.0)
+    assert s.due(2.0) == []
+    disk.write("/drop/a/x.png", size=200)
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 3.0)
+    assert s.due(4.0) == []
+    assert s.due(5.0) == []  # the look at 5.0 sees the new size: quiet since 5.0
+    assert [j.path for j in s.due(7.0)] == ["/drop/a/x.png"]
+
+
+def test_a_file_that_vanishes_while_settling_is_forgotten() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png")
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 0.0)
+    del disk.files["/drop/a/x.png"]
+    assert s.due(2.0) == []
+    assert s.tracked == {}
+
+
+def test_a_deleted_event_untracks_a_settling_file_but_not_one_uploading() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png")
+    disk.write("/drop/a/y.png")
+    jobs = settle(s, "/drop/a/x.png")
+    s.handle(event(EventKind.WRITE, "/drop/a/y.png"), 0.0)
+    s.handle(event(EventKind.DELETED, "/drop/a/y.png"), 0.5)
+    assert "/drop/a/y.png" not in s.tracked
+    s.handle(event(EventKind.DELETED, "/drop/a/x.png"), 0.5)
+    assert s.tracked["/drop/a/x.png"].phase is Phase.UPLOADING  # its worker reports what happened
+    s.handle(JobDone(jobs[0], FileChanged("the file disappeared"), None, False, 0.1), 5.0)
+    del disk.files["/drop/a/x.png"]
+    s.due(7.0)
+    assert s.tracked == {} and s.in_flight == 0
+
+
+def test_an_empty_file_costs_no_timer_until_an_event_or_a_scan_wakes_it() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png", size=0)
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 0.0)
+    assert s.due(2.0) == []
+    assert "/drop/a/x.png" not in s.tracked and s.next_deadline() == float("inf")
+    assert s.summary().pending == 1  # still counted as pending
+    disk.write("/drop/a/x.png", size=50)
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 10.0)
+    s.due(12.0)
+    assert [j.path for j in s.due(14.0)] == ["/drop/a/x.png"]
+
+
+def test_scan_gives_up_on_an_empty_file_instead_of_waiting_forever() -> None:
+    s, disk, _ = make(once=True)
+    disk.write("/drop/a/x.png", size=0)
+    s.handle(ScanBatch(A, [FoundFile("/drop/a/x.png", disk.files["/drop/a/x.png"], FileState.PENDING)]), 0.0)
+    ready_all(s)
+    s.due(0.0)
+    assert s.idle() and s.gave_up == {"/drop/a/x.png": "the file is empty"}
+
+
+def test_a_file_whose_sidecar_already_matches_is_recorded_done_without_an_upload() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png", mtime=WALL - 60)
+    disk.sidecar_account["/drop/a/x.png"] = "111111"
+    s.handle(event(EventKind.FINISHED, "/drop/a/x.png"), 0.0)
+    assert s.due(0.0) == [] and s.due(0.2) == []
+    assert s.tracked == {} and "/drop/a/x.png" in s.done
+
+
+# ---- dispatch and results ------------------------------------------------------------------------
+
+
+def test_concurrency_limits_jobs_in_flight_and_a_finished_job_frees_a_slot() -> None:
+    s, disk, _ = make(concurrency=2)
+    for name in "abc":
+        disk.write(f"/drop/a/{name}.png")
+        s.handle(event(EventKind.WRITE, f"/drop/a/{name}.png"), 0.0)
+    s.due(2.0)
+    jobs = s.due(4.0)
+    assert len(jobs) == 2 and s.in_flight == 2
+    assert s.due(4.0) == []
+    s.handle(success(jobs[0], disk.files[jobs[0].path]), 5.0)
+    more = s.due(5.0)
+    assert len(more) == 1 and more[0].path not in {j.path for j in jobs}
+    assert s.uploaded_count == 1 and jobs[0].path in s.done
+
+
+def test_a_temporary_failure_retries_with_backoff_and_then_succeeds() -> None:
+    s, disk, _ = make()
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    s.handle(failure(job, sig, FailureClass.TEMPORARY, retry_after=30.0), 10.0)
+    entry = s.tracked["/drop/a/x.png"]
+    assert entry.phase is Phase.RETRY_WAIT and entry.due >= 40.0  # Retry-After honoured
+    assert s.due(39.0) == []
+    (retry,) = s.due(entry.due)  # unchanged since it settled: it goes at once
+    assert retry.attempt == 2
+    s.handle(success(retry, sig), 50.0)
+    assert s.tracked == {} and s.done.get("/drop/a/x.png") == sig
+
+
+def test_a_permanent_failure_records_the_file_as_failed_until_it_changes() -> None:
+    s, disk, _ = make()
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    s.handle(failure(job, sig, FailureClass.PERMANENT, 400), 5.0)
+    assert s.tracked == {} and s.failed.get("/drop/a/x.png") is not None
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 6.0)  # same bytes (a touch without change)
+    s.due(8.0)
+    assert s.tracked == {}  # still failed: not retried
+    disk.write("/drop/a/x.png", size=300)
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 9.0)
+    s.due(11.0)
+    assert [j.path for j in s.due(13.0)] == ["/drop/a/x.png"]
+
+
+def test_an_unreadable_file_is_retried_once_it_becomes_readable() -> None:
+    s, disk, _ = make()
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    s.handle(failure(job, sig, FailureClass.PERMANENT, "unreadable", local=True), 5.0)
+    disk.readable_again.add("/drop/a/x.png")
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 6.0)  # chmod: an attribute event
+    s.due(8.0)
+    assert [j.path for j in s.due(10.0)] == ["/drop/a/x.png"]
+
+
+def test_a_file_changed_during_upload_settles_again_and_uploads_its_final_bytes() -> None:
+    s, disk, _ = make()
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    disk.write("/drop/a/x.png", size=999)
+    s.handle(JobDone(job, FileChanged("the file changed while it was uploaded"), sig, False, 0.1), 5.0)
+    assert s.tracked["/drop/a/x.png"].phase is Phase.SETTLING
+    s.due(7.0)
+    (again,) = s.due(9.0)
+    assert again.expected is not None and again.expected.size == 999
+
+
+# ---- accounts: refusals and outages --------------------------------------------------------------
+
+
+def test_a_refused_account_holds_its_files_and_probes_with_one_until_a_success_resumes_all() -> None:
+    s, disk, _ = make(concurrency=1)
+    sig = disk.write("/drop/a/x.png")
+    disk.write("/drop/a/y.png")
+    disk.write("/drop/a/z.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    s.handle(event(EventKind.WRITE, "/drop/a/y.png"), 0.0)
+    s.handle(event(EventKind.WRITE, "/drop/a/z.png"), 0.0)
+    s.handle(failure(job, sig, FailureClass.ACCOUNT, 402), 5.0)
+    assert s.tracked["/drop/a/x.png"].phase is Phase.PAUSED
+    s.due(6.0)
+    assert s.due(8.0) == []  # y and z settle, but the account is held
+    assert {p for p, e in s.tracked.items() if e.phase is Phase.PAUSED} == {f"/drop/a/{n}.png" for n in "xyz"}
+    assert "paused" not in s.summary().paused and "HTTP 402" in s.summary().paused
+    probes = s.due(5.0 + 30.0)
+    assert len(probes) == 1  # one probe, not the backlog
+    s.handle(success(probes[0], disk.files[probes[0].path]), 40.0)
+    resumed = s.due(40.0) + s.due(42.0) + s.due(44.0)
+    assert len(resumed) == 1  # concurrency 1: one at a time, but they go
+    assert s.summary().paused == ""
+
+
+def test_three_temporary_failures_in_a_row_hold_the_account_and_one_probe_follows_the_backoff() -> None:
+    s, disk, _ = make(concurrency=3)
+    sigs = {n: disk.write(f"/drop/a/{n}.png") for n in "abc"}
+    for n in "abc":
+        s.handle(event(EventKind.WRITE, f"/drop/a/{n}.png"), 0.0)
+    s.due(2.0)
+    jobs = s.due(4.0)
+    for job in jobs:
+        s.handle(failure(job, sigs[job.path[-5]], FailureClass.TEMPORARY), 5.0)
+    assert s.accounts.paused["111111"].refused is False
+    assert [e.phase for e in s.tracked.values()].count(Phase.PAUSED) == 1  # the third failure
+    # The two that were already waiting for their retry join the hold instead of retrying.
+    probes: list[UploadJob] = []
+    for _ in range(3):
+        probes += s.due(s.next_deadline())
+    assert len(probes) == 1
+    assert [e.phase for e in s.tracked.values()].count(Phase.PAUSED) == 2
+
+
+def test_a_local_temporary_failure_never_counts_against_the_account() -> None:
+    s, disk, _ = make()
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    for i in range(5):
+        s.handle(failure(job, sig, FailureClass.TEMPORARY, "io", local=True), 10.0 * (i + 1))
+        entry = s.tracked["/drop/a/x.png"]
+        assert entry.phase is Phase.RETRY_WAIT
+        (job,) = s.due(entry.due)
+    assert s.accounts.paused == {}
+
+
+def test_scan_gives_a_file_up_after_its_policy_allows_and_reports_it() -> None:
+    s, disk, _ = make(once=True, once_policy=RetryPolicy(give_up_after=2, rng=random.Random(1)))
+    ready_all(s)
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    s.handle(failure(job, sig, FailureClass.TEMPORARY, local=True), 5.0)
+    (job,) = s.due(s.tracked["/drop/a/x.png"].due)
+    s.handle(failure(job, sig, FailureClass.TEMPORARY, local=True), 20.0)
+    assert s.idle() and "/drop/a/x.png" in s.gave_up
+
+
+# ---- sidecars a folder refused -------------------------------------------------------------------
+
+
+def test_a_refused_sidecar_is_kept_and_written_later_without_a_second_upload() -> None:
+    s, disk, store = make()
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    s.handle(success(job, sig, record_error="Read-only file system"), 5.0)
+    assert "/drop/a/x.png" in s.unwritten and "/drop/a/x.png" in store.saved
+    assert s.next_deadline() == 20.0
+    (write,) = s.due(20.0)
+    assert write.stored_sidecar is not None and write.expected == sig
+    s.handle(success(write, sig, record_error="Read-only file system"), 20.1)
+    (write,) = s.due(35.1)
+    s.handle(success(write, sig), 35.2)
+    assert "/drop/a/x.png" not in s.unwritten and store.saved == {}
+    assert s.done.get("/drop/a/x.png") == sig and s.uploaded_count == 1
+
+
+def test_a_stored_sidecar_whose_file_changed_is_dropped_and_the_file_uploaded_again() -> None:
+    s, disk, store = make()
+    sig = disk.write("/drop/a/x.png")
+    s.restore_unwritten([("/drop/a/x.png", StoredSidecar({"fileID": "f", "sha256": "ab"}, sig))], 0.0)
+    (write,) = s.due(0.0)
+    disk.write("/drop/a/x.png", size=5)
+    s.handle(JobDone(write, FileChanged("the file changed"), disk.files["/drop/a/x.png"], True, 0.0), 0.1)
+    assert "/drop/a/x.png" not in s.unwritten and "/drop/a/x.png" in s.tracked
+
+
+def test_a_stored_sidecar_outside_every_folder_is_dropped_at_restore() -> None:
+    s, _, store = make()
+    store.saved["/elsewhere/x.png"] = {}
+    s.restore_unwritten([("/elsewhere/x.png", StoredSidecar({}, FileSignature(1, 1)))], 0.0)
+    assert len(s.unwritten) == 0 and store.saved == {}
+
+
+# ---- scans ---------------------------------------------------------------------------------------
+
+
+def test_ready_comes_after_every_folders_initial_scan() -> None:
+    s, _, _ = make(A, B)
+    assert not s.ready
+    s.handle(ScanFinished(A, A.path, {}, True), 0.0)
+    assert not s.ready
+    s.handle(ScanFinished(B, B.path, {}, False), 0.0)  # a rescan does not count
+    assert not s.ready
+    s.handle(ScanFinished(B, B.path, {}, True), 0.0)
+    assert s.ready
+
+
+def test_a_scan_reports_pending_files_for_upload_and_done_ones_for_the_index() -> None:
+    s, disk, _ = make()
+    sig = disk.write("/drop/a/new.png")
+    done = FoundFile(
+        "/drop/a/old.png", FileSignature(5, 5, 5), FileState.DONE, {"fileID": "f", "sha256": "s"}
+    )
+    s.handle(ScanBatch(A, [FoundFile("/drop/a/new.png", sig, FileState.PENDING), done]), 0.0)
+    assert "/drop/a/old.png" in s.done and "/drop/a/new.png" in s.tracked
+    assert s.dedupe.find("111111", 5, "s") is not None
+    s.handle(ScanFinished(A, A.path, {A.path: {"new.png"}}, False), 1.0)
+    assert "/drop/a/old.png" not in s.done  # vanished without an event: forgotten
+
+
+# ---- reloads -------------------------------------------------------------------------------------
+
+
+def test_reload_changing_the_account_during_an_upload_reuploads_for_the_new_account() -> None:
+    s, disk, _ = make()
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    moved = Folder(A.path, "333333", False, False)
+    changes = s.reconfigure([moved], settle_seconds=2.0, concurrency=4, now=5.0)
+    assert changes.removed == (A,) and changes.added == (moved,)
+    # The old upload finishes and its worker wrote a sidecar for the old account.
+    disk.sidecar_account["/drop/a/x.png"] = "111111"
+    s.handle(success(job, sig), 6.0)
+    assert "/drop/a/x.png" not in s.done  # not recorded as done for the new mapping
+    (again,) = s.due(6.0)  # settled long ago: judged again at once, and the old sidecar does not count
+    assert again.account == "333333"
+
+
+def test_events_queued_before_a_reload_are_resolved_against_the_new_folders() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png")
+    moved = Folder(A.path, "333333", False, False)
+    s.reconfigure([moved], settle_seconds=2.0, concurrency=4, now=0.0)
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png", A, generation=0), 1.0)  # stamped before the reload
+    assert s.tracked["/drop/a/x.png"].folder == moved
+    s.due(3.0)
+    (job,) = s.due(5.0)
+    assert job.account == "333333"
+
+
+def test_a_scan_batch_from_before_a_reload_is_judged_again_for_the_new_account() -> None:
+    s, disk, _ = make()
+    sig = disk.write("/drop/a/x.png", mtime=WALL - 60)
+    moved = Folder(A.path, "333333", False, False)
+    s.reconfigure([moved], settle_seconds=2.0, concurrency=4, now=0.0)
+    stale = FoundFile(
+        "/drop/a/x.png", sig, FileState.DONE, {"fileID": "user:1-minimax:111111-file:1", "sha256": "x"}
+    )
+    s.handle(ScanBatch(A, [stale], generation=0), 1.0)
+    assert "/drop/a/x.png" not in s.done and "/drop/a/x.png" in s.tracked
+    s.due(1.0)
+    (job,) = s.due(1.2)
+    assert job.account == "333333"
+
+
+def test_a_removed_folders_file_stops_even_when_its_upload_fails_during_an_outage() -> None:
+    s, disk, _ = make(A, B)
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    s.reconfigure([B], settle_seconds=2.0, concurrency=4, now=5.0)
+    s.handle(failure(job, sig, FailureClass.TEMPORARY), 6.0)
+    assert s.tracked == {} and s.in_flight == 0
+    assert s.next_deadline() == float("inf")
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png", A, generation=0), 7.0)  # a late event
+    assert s.tracked == {}
+
+
+def test_a_removed_folders_settling_files_and_records_are_dropped() -> None:
+    s, disk, _ = make(A, B)
+    disk.write("/drop/a/x.png")
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 0.0)
+    s.handle(ScanBatch(A, [FoundFile("/drop/a/d.png", FileSignature(1, 1), FileState.DONE, None)]), 0.0)
+    changes = s.reconfigure([B], settle_seconds=2.0, concurrency=4, now=1.0)
+    assert changes.removed == (A,) and changes.added == ()
+    assert s.tracked == {} and "/drop/a/d.png" not in s.done
+
+
+def test_an_added_folder_is_reported_for_watching_and_scanning() -> None:
+    s, _, _ = make(A)
+    changes = s.reconfigure([A, B], settle_seconds=2.0, concurrency=4, now=0.0)
+    assert changes.added == (B,) and changes.removed == ()
+    assert s.folder_for("/drop/b/sub/x.png") == B
+
+
+def test_a_new_settle_time_applies_to_files_settling_from_then_on() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png")
+    s.reconfigure([A], settle_seconds=10.0, concurrency=4, now=0.0)
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png", A, s.generation), 0.0)
+    s.due(10.0)
+    assert s.due(15.0) == []
+    assert [j.path for j in s.due(20.0)] == ["/drop/a/x.png"]
+
+
+def test_reload_probes_paused_accounts_at_once() -> None:
+    s, disk, _ = make()
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    s.handle(failure(job, sig, FailureClass.ACCOUNT, 401), 5.0)
+    assert s.due(6.0) == []
+    s.reconfigure([A], settle_seconds=2.0, concurrency=4, now=7.0)
+    assert [j.path for j in s.due(7.0)] == ["/drop/a/x.png"]
+
+
+def test_a_non_recursive_folder_does_not_own_files_in_its_subfolders() -> None:
+    s, _, _ = make(A, B)
+    assert s.folder_for("/drop/a/sub/x.png") is None
+    assert s.folder_for("/drop/a/x.png") == A
+    assert s.folder_for("/drop/ab/x.png") is None
+
+
+@pytest.mark.parametrize("module", ["watcher.scheduler"])
+def test_the_scheduler_imports_nothing_that_does_io(module: str) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys; import {module}; "
+        "bad = sorted(m for m in sys.modules if m in {'watcher.files', 'watcher.inventory', 'watcher.sidecar', "
+        "'watcher.client', 'watcher.state_dir', 'watcher.agent', 'watcher.worker', 'requests', 'watchdog'}); "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""

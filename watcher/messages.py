@@ -1,0 +1,106 @@
+"""The closed set of messages the agent's loop handles, and the jobs it hands to workers.
+
+Observers, the scanner and the workers run on their own threads; they never touch the scheduler's
+state, they post one of these. Each message that names a folder is stamped with the config
+generation it was made under: after a reload, the scheduler re-resolves an older message's path
+against the current folders (or drops it), so a folder's old account or a removed folder never
+comes back through a message that was already queued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from watcher.folders import Folder
+
+if TYPE_CHECKING:
+    from watcher.files import FileSignature
+    from watcher.outcome import UploadOutcome
+
+
+class EventKind(StrEnum):
+    WRITE = "write"  # created, written or its attributes changed: not quiet yet
+    FINISHED = "finished"  # closed after writing, or renamed into place by its writer
+    DELETED = "deleted"  # gone, or renamed away
+    RECORD_DELETED = "record_deleted"  # an image's sidecar or error record was removed: look at it again
+    DIR_APPEARED = "dir_appeared"  # a subfolder was created or moved in (recursive folders)
+    ROOT_GONE = "root_gone"  # the watched folder itself was deleted or moved away
+
+
+@dataclass(frozen=True, slots=True)
+class PathEvent:
+    kind: EventKind
+    path: str
+    folder: Folder
+    generation: int = 0
+
+
+class FileState(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFile:
+    path: str
+    signature: FileSignature
+    state: FileState
+    # The sidecar (DONE) or error record (FAILED) that decided the state.
+    record: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ScanBatch:
+    folder: Folder
+    files: list[FoundFile]
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class ScanFinished:
+    folder: Folder
+    root: str  # the folder or subfolder that was walked
+    listings: dict[str, set[str]]  # every directory walked, with the names it held
+    initial: bool
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class UploadJob:
+    path: str
+    account: str | None  # None: the token's only account
+    expected: FileSignature | None  # the settled signature; None accepts whatever is there now
+    attempt: int = 1  # counts attempts since the file last changed, for the error record
+    generation: int = 0
+    # Set when the upload already happened and only its sidecar is left to write (the folder refused
+    # it earlier): the worker writes this instead of uploading.
+    stored_sidecar: dict[str, Any] | None = None
+
+    @property
+    def account_key(self) -> str:
+        return self.account or ""
+
+
+@dataclass(frozen=True)
+class JobDone:
+    job: UploadJob
+    outcome: UploadOutcome
+    signature: FileSignature | None
+    reused: bool
+    seconds: float
+    sidecar: dict[str, Any] | None = None
+    record_error: str | None = None  # the sidecar or error record could not be written
+
+
+class Control(StrEnum):
+    RELOAD = "reload"
+    STOP = "stop"
+    RESCAN = "rescan"  # inotify lost events: rescan every folder soon
+
+
+# What the scheduler itself consumes; Control is the agent shell's.
+FileMessage = PathEvent | ScanBatch | ScanFinished | JobDone
+Message = FileMessage | Control

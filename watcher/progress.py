@@ -1,0 +1,37 @@
+"""The progress line `minimax-watcher upload` draws on a terminal while a file streams."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class ProgressBar:
+    """One line on stderr, redrawn at most ten times a second: bar, percentage, MB, rate."""
+
+    WIDTH = 30
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name = name
+        self.total = max(1, total)
+        self.started = time.monotonic()
+        self.last_draw = 0.0
+
+    def __call__(self, sent: int) -> None:
+        now = time.monotonic()
+        if now - self.last_draw < 0.1 and sent < self.total:
+            return
+        self.last_draw = now
+        done = min(1.0, sent / self.total)
+        bar = "#" * int(done * self.WIDTH)
+        rate = sent / max(1e-6, now - self.started) / 1e6
+        sys.stderr.write(
+            f"\r{self.name} [{bar:<{self.WIDTH}}] {done:4.0%} {sent / 1e6:.1f}/{self.total / 1e6:.1f} MB "
+            f"{rate:.1f} MB/s"
+        )
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.last_draw:
+            sys.stderr.write("\n")
+            sys.stderr.flush()

@@ -1,0 +1,588 @@
+"""The scheduler: every decision about every file, as a plain object with no I/O of its own.
+
+Like h11's state machine, everything that affects a file's fate lives here, and nothing here reads a
+clock, starts a thread or touches the filesystem. The agent feeds it messages with the monotonic time
+(`handle(message, now)`), asks it for the uploads that may start now (`due(now)`) and for when to ask
+again (`next_deadline()`). Questions about the disk (does the file still exist, what does its sidecar
+say) go through the injected `FileProbe`; the fileIDs whose sidecar a folder refused are persisted
+through the injected `SidecarStore`. So every rule below is unit-tested with a fake clock and a fake
+probe, and the I/O shell around it (agent.py, worker.py) stays thin.
+
+A file's phases:
+
+    SETTLING ──ready──▶ QUEUED ──dispatched──▶ UPLOADING ──success / permanent──▶ (untracked)
+       ▲   ▲                                      │
+       │   └──────── RETRY_WAIT ◀──temporary──────┤
+       │              PAUSED ◀──account held──────┘ (and QUEUED/SETTLING files of a held account)
+       └──── changed during upload, account resumed, write event
+
+A file waiting for its settle time, its retry or its account holds one small entry and one timer.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, assert_never
+
+from watcher.accounts import AccountGates
+from watcher.dedupe import DedupeIndex, KnownUpload
+from watcher.file_probe import FileProbe
+from watcher.folders import Folder, folder_of, is_inside
+from watcher.messages import (
+    EventKind,
+    FileMessage,
+    FileState,
+    FoundFile,
+    JobDone,
+    PathEvent,
+    ScanBatch,
+    ScanFinished,
+    UploadJob,
+)
+from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess, operator_hint
+from watcher.pathindex import PathIndex
+from watcher.retry import RetryPolicy
+from watcher.settle import DEFAULT_CONFIRM_SECONDS, Ready, SettleTracker
+from watcher.sidecar_backlog import SidecarBacklog, SidecarStore, StoredSidecar
+from watcher.timings import Timings
+
+if TYPE_CHECKING:
+    from watcher.files import FileSignature
+
+log = logging.getLogger("watcher")
+
+
+class Phase(StrEnum):
+    SETTLING = "settling"
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    RETRY_WAIT = "retry_wait"
+    PAUSED = "paused"
+
+
+@dataclass
+class Tracked:
+    folder: Folder
+    phase: Phase = Phase.SETTLING
+    due: float = 0.0
+    failures: int = 0  # temporary failures in a row
+    attempts: int = 0  # attempts since the file last changed
+    # The upload in flight was started under a folder mapping that a reload has since changed: its
+    # result must not be recorded as this file's.
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FailedFile:
+    signature: FileSignature
+    error: str
+    code: object
+
+
+@dataclass(frozen=True)
+class FolderChanges:
+    """What a reconfiguration means for the I/O shell: watches to stop, folders to watch and scan."""
+
+    removed: tuple[Folder, ...]
+    added: tuple[Folder, ...]
+
+
+@dataclass(frozen=True)
+class Summary:
+    folders: int
+    uploading: int
+    pending: int
+    failed: int
+    uploaded: int
+    paused: str  # "" when no account is held
+
+
+class Scheduler:
+    def __init__(
+        self,
+        folders: Iterable[Folder],
+        *,
+        settle_seconds: float,
+        concurrency: int,
+        probe: FileProbe,
+        store: SidecarStore,
+        dedupe: DedupeIndex | None = None,
+        retry_policy: RetryPolicy | None = None,
+        timings: Timings | None = None,
+        once: bool = False,
+        once_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.folders: tuple[Folder, ...] = tuple(folders)
+        self.concurrency = concurrency
+        self.generation = 0
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.timings = timings or Timings()
+        self.once = once
+        # `scan` gives a file up after this policy's attempts instead of waiting out an outage.
+        self.once_policy = once_policy or RetryPolicy(give_up_after=5)
+        self._probe = probe
+
+        self.tracker = SettleTracker(settle_seconds)
+        self.accounts = AccountGates(self.retry_policy)
+        self.dedupe = dedupe if dedupe is not None else DedupeIndex()
+        self.tracked: dict[str, Tracked] = {}
+        self.done: PathIndex[FileSignature] = PathIndex()
+        self.failed: PathIndex[FailedFile] = PathIndex()
+        self.unwritten = SidecarBacklog(store, self.timings.sidecar_retry)
+        self.empty: set[str] = set()  # empty candidates: not timed, an event or a rescan wakes them
+        self.gave_up: dict[str, str] = {}  # `scan` only: files it stopped retrying, and why
+        self.uploaded_count = 0
+        self.in_flight = 0
+
+        self._timers: list[tuple[float, int, str]] = []
+        self._timer_seq = 0
+        self._ready: deque[str] = deque()
+        self._initial_scans_left = len(self.folders)
+        self.ready = self._initial_scans_left == 0
+
+    # ---- the questions the shell asks ------------------------------------------------------------
+
+    def folder_for(self, path: str) -> Folder | None:
+        return folder_of(path, self.folders)
+
+    def next_deadline(self) -> float:
+        deadline = min(self.unwritten.next_retry, self.accounts.next_deadline())
+        if self._timers:
+            deadline = min(deadline, self._timers[0][0])
+        return deadline
+
+    def idle(self) -> bool:
+        """Nothing left to do (`scan` exits); sidecars waiting for a read-only folder do not count."""
+        return not self.tracked and self.in_flight == 0 and not self.unwritten.writing
+
+    def summary(self) -> Summary:
+        return Summary(
+            folders=len(self.folders),
+            uploading=self.in_flight,
+            pending=len(self.tracked) - self.in_flight + len(self.empty),
+            failed=len(self.failed),
+            uploaded=self.uploaded_count,
+            paused=self.accounts.describe() if self.accounts.paused else "",
+        )
+
+    # ---- messages --------------------------------------------------------------------------------
+
+    def handle(self, message: FileMessage, now: float) -> None:
+        match message:
+            case PathEvent():
+                self._on_event(message, now)
+            case ScanBatch():
+                self._on_scan_batch(message, now)
+            case ScanFinished():
+                self._on_scan_finished(message)
+            case JobDone():
+                self._on_job_done(message, now)
+            case _:
+                assert_never(message)
+
+    def _current_folder(self, folder: Folder, generation: int, path: str) -> Folder | None:
+        """The folder a message's path belongs to now: its own if nothing was reloaded since."""
+        if generation == self.generation:
+            return folder
+        return self.folder_for(path)
+
+    def _on_event(self, event: PathEvent, now: float) -> None:
+        folder = self._current_folder(event.folder, event.generation, event.path)
+        if folder is None:
+            return  # its folder was removed by a reload
+        path = event.path
+        if event.kind is EventKind.DELETED:
+            self._forget(path)
+            entry = self.tracked.get(path)
+            if entry is not None and entry.phase is not Phase.UPLOADING:
+                self._untrack(path)
+            return
+        # A removed sidecar is written again (dedupe avoids a second upload); a removed error record is
+        # the operator asking for another try. Other removals of records concern nothing we track.
+        if (
+            event.kind is EventKind.RECORD_DELETED
+            and self.done.pop(path) is None
+            and self.failed.pop(path) is None
+        ):
+            return
+        self.empty.discard(path)
+        entry = self.tracked.get(path)
+        if entry is None:
+            entry = self.tracked[path] = Tracked(folder)
+        if event.kind is EventKind.FINISHED:
+            # Look at once: the confirmation window then runs from the writer's close, not after it.
+            self.tracker.note_finished(path, now)
+            wait = 0.0
+        else:
+            self.tracker.note_write(path, now)
+            wait = self.tracker.settle_seconds
+        if entry.phase is Phase.SETTLING and (entry.due <= now or entry.due > now + wait):
+            self._schedule(path, entry, now + wait)
+        elif entry.phase in (Phase.RETRY_WAIT, Phase.PAUSED) and event.kind is not EventKind.RECORD_DELETED:
+            # The file changed: a new version gets a fresh start (its account may still be held).
+            entry.failures = 0
+            if entry.phase is Phase.RETRY_WAIT:
+                entry.phase = Phase.SETTLING
+                self._schedule(path, entry, now + wait)
+
+    def _on_scan_batch(self, batch: ScanBatch, now: float) -> None:
+        for found in batch.files:
+            folder = self._current_folder(batch.folder, batch.generation, found.path)
+            if folder is None:
+                continue
+            if batch.generation != self.generation and folder.account != batch.folder.account:
+                # Judged against another account's sidecars: look at it afresh.
+                self._track_now(found.path, now)
+            elif found.state is FileState.PENDING:
+                if found.path not in self.unwritten:
+                    self._track_now(found.path, now)
+            elif found.path not in self.tracked:
+                self._record_found(folder, found)
+
+    def _on_scan_finished(self, message: ScanFinished) -> None:
+        # Forget what vanished without an event (inotify overflow, network filesystems).
+        for table in (self.done, self.failed):
+            for directory, names in message.listings.items():
+                table.keep_only(directory, names)
+            if message.folder.recursive:
+                table.forget_under(message.root, except_dirs=message.listings)
+        for path in [p for p in self.empty if p.rpartition("/")[0] in message.listings]:
+            directory, _, name = path.rpartition("/")
+            if name not in message.listings[directory]:
+                self.empty.discard(path)
+        if message.initial and not self.ready:
+            self._initial_scans_left -= 1
+            if self._initial_scans_left <= 0:
+                self.ready = True
+                log.info(
+                    "ready: %d folders, %d files already uploaded, %d pending, %d failed",
+                    len(self.folders),
+                    len(self.done),
+                    len(self.tracked),
+                    len(self.failed),
+                )
+
+    def _record_found(self, folder: Folder, found: FoundFile) -> None:
+        if found.state is FileState.DONE:
+            self.done[found.path] = found.signature
+            self.failed.pop(found.path)
+            record = found.record
+            if record is not None:
+                self.dedupe.add(
+                    folder.account_key,
+                    found.signature.size,
+                    str(record.get("sha256", "")),
+                    KnownUpload(str(record["fileID"]), str(record.get("ossPath", ""))),
+                )
+        elif found.state is FileState.FAILED:
+            record = found.record or {}
+            self.failed[found.path] = FailedFile(
+                found.signature, str(record.get("error", "")), record.get("code")
+            )
+
+    # ---- settling --------------------------------------------------------------------------------
+
+    def _schedule(self, path: str, entry: Tracked, at: float) -> None:
+        entry.due = at
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (at, self._timer_seq, path))
+
+    def _track_now(self, path: str, now: float) -> None:
+        folder = self.folder_for(path)
+        if folder is None:
+            return
+        self.empty.discard(path)
+        entry = self.tracked.get(path)
+        if entry is None:
+            entry = self.tracked[path] = Tracked(folder)
+            self._schedule(path, entry, now)
+        elif entry.folder != folder:
+            # The folder's mapping changed under it (a reload): it starts over under the new one.
+            self.accounts.release(entry.folder.account_key, path)
+            entry.folder = folder
+            entry.failures = 0
+            if entry.phase is Phase.UPLOADING:
+                entry.stale = True
+            else:
+                entry.phase = Phase.SETTLING
+                self._schedule(path, entry, now)
+
+    def _fire_timers(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            at, _, path = heapq.heappop(self._timers)
+            entry = self.tracked.get(path)
+            if entry is None or entry.due != at:
+                continue  # superseded by a later schedule
+            if entry.phase in (Phase.SETTLING, Phase.RETRY_WAIT):
+                entry.phase = Phase.SETTLING
+                self._settle_check(path, entry, now)
+        for key, probe in self.accounts.due_probes(now):
+            entry = self.tracked.get(probe)
+            if entry is None:
+                self.accounts.release(key, probe)
+                continue
+            entry.phase = Phase.QUEUED
+            self._ready.appendleft(probe)
+
+    def _settle_check(self, path: str, entry: Tracked, now: float) -> None:
+        seen = self._probe.observe(path)
+        if seen is None:
+            self._untrack(path)
+            return
+        signature = seen.signature
+        if self.done.get(path) == signature or self._still_failed(path, signature):
+            self._untrack(path)
+            return
+        stored = self.unwritten.get(path)
+        if stored is not None:
+            if stored.signature == signature:
+                self._untrack(path)  # uploaded already; only its sidecar is waiting for the folder
+                return
+            self.unwritten.discard(path)
+        if signature.size == 0:
+            # A writer that has not started: its first write (an event) or the next rescan wakes it.
+            # Re-checking every settle time would cost a stat per empty file per second, forever.
+            self._untrack(path)
+            if self.once:
+                self.gave_up[path] = "the file is empty"
+                log.error("%s: the file is empty; not uploaded by this scan", path)
+            else:
+                self.empty.add(path)
+            return
+        complete = self.tracker.is_finished(path) and self._probe.looks_complete(path, signature.size)
+        decision = self.tracker.check(
+            path, signature, now=now, wall_now=seen.wall_time, looks_complete=complete
+        )
+        if not isinstance(decision, Ready):
+            self._schedule(path, entry, decision.at)
+            return
+        # A sidecar or error record written by an earlier run (or by hand) may already cover it.
+        found = self._probe.classify(path, signature, entry.folder.account)
+        if found.state is not FileState.PENDING:
+            self._record_found(entry.folder, found)
+            self._untrack(path)
+            return
+        if self.accounts.hold(entry.folder.account_key, path):
+            entry.phase = Phase.PAUSED
+            return
+        entry.phase = Phase.QUEUED
+        self._ready.append(path)
+
+    def _still_failed(self, path: str, signature: FileSignature) -> bool:
+        """A permanent failure holds until the file changes, or, for an unreadable file, becomes readable."""
+        failed = self.failed.get(path)
+        if failed is None or failed.signature != signature:
+            return False
+        return self._probe.failure_still_holds(path, failed.code)
+
+    def _untrack(self, path: str) -> None:
+        entry = self.tracked.pop(path, None)
+        self.tracker.forget(path)
+        if entry is not None:
+            self.accounts.release(entry.folder.account_key, path)
+
+    def _forget(self, path: str) -> None:
+        self.done.pop(path)
+        self.failed.pop(path)
+        self.empty.discard(path)
+        self.unwritten.discard(path)
+
+    # ---- dispatch --------------------------------------------------------------------------------
+
+    def due(self, now: float) -> list[UploadJob]:
+        """Fire what is due and return the jobs to start now, within the concurrency limit."""
+        self._fire_timers(now)
+        jobs = self.unwritten.due(now, self.folder_for, self.generation)
+        while self._ready and self.in_flight < self.concurrency:
+            path = self._ready.popleft()
+            entry = self.tracked.get(path)
+            if entry is None or entry.phase is not Phase.QUEUED:
+                continue
+            if not self.accounts.admits(entry.folder.account_key, path):
+                self.accounts.hold(entry.folder.account_key, path)
+                entry.phase = Phase.PAUSED
+                continue
+            entry.phase = Phase.UPLOADING
+            entry.attempts += 1
+            self.in_flight += 1
+            jobs.append(
+                UploadJob(
+                    path,
+                    entry.folder.account,
+                    self.tracker.signature(path),
+                    entry.attempts,
+                    self.generation,
+                )
+            )
+        return jobs
+
+    # ---- results ---------------------------------------------------------------------------------
+
+    def _on_job_done(self, done: JobDone, now: float) -> None:
+        path = done.job.path
+        if done.job.stored_sidecar is not None:
+            self._on_stored_sidecar_done(done, now)
+            return
+        self.in_flight -= 1
+        entry = self.tracked.get(path)
+        if entry is None:
+            return
+        if entry.stale or (
+            done.job.generation != self.generation and entry.folder.account != done.job.account
+        ):
+            # Uploaded for a mapping a reload replaced: whatever it wrote is judged again, afresh.
+            entry.stale = False
+            entry.attempts = 0
+            entry.phase = Phase.SETTLING
+            self._schedule(path, entry, now)
+            log.info("%s: its folder's settings changed during the upload; checking it again", path)
+            return
+        outcome = done.outcome
+        key = entry.folder.account_key
+        if isinstance(outcome, FileChanged):
+            log.info("%s: %s; waiting for it to settle again", path, outcome.reason)
+            self.accounts.release(key, path)
+            entry.phase = Phase.SETTLING
+            self.tracker.note_write(path, now)
+            self._schedule(path, entry, now + self.tracker.settle_seconds)
+            return
+        if isinstance(outcome, UploadSuccess):
+            self._on_success(path, done, outcome, now)
+            for resumed in self.accounts.on_success(key):
+                held = self.tracked.get(resumed)
+                if held is not None and held.phase is Phase.PAUSED:
+                    held.phase = Phase.SETTLING
+                    self._schedule(resumed, held, now)
+            return
+        if self.once and self._gives_up(path, entry, outcome):
+            return
+        if outcome.failure_class is FailureClass.TEMPORARY:
+            entry.failures += 1
+            if not outcome.local and self.accounts.on_temporary(key, path, outcome, now):
+                entry.phase = Phase.PAUSED
+                return
+            delay = self.retry_policy.delay(entry.failures, outcome.retry_after)
+            log.warning("%s: %s; retry %d in %.1f s", path, outcome.error, entry.failures + 1, delay)
+            entry.phase = Phase.RETRY_WAIT
+            self._schedule(path, entry, now + delay)
+        elif outcome.failure_class is FailureClass.PERMANENT:
+            if done.record_error:
+                log.error("%s: %s; and its error record cannot be written: %s", path, outcome.error,
+                          done.record_error)  # fmt: skip
+            else:
+                log.error("%s: %s; error record written, the file is retried when it changes", path,
+                          outcome.error)  # fmt: skip
+            if done.signature is not None:
+                self.failed[path] = FailedFile(done.signature, outcome.error, outcome.code)
+            self._untrack(path)
+        else:
+            self.accounts.on_refused(key, path, outcome, now)
+            entry.phase = Phase.PAUSED
+
+    def _gives_up(self, path: str, entry: Tracked, outcome: UploadFailure) -> bool:
+        """`scan` only: it reports a file that cannot be uploaded now instead of waiting for an outage."""
+        if outcome.failure_class is FailureClass.PERMANENT:
+            return False
+        if outcome.failure_class is FailureClass.TEMPORARY and not self.once_policy.gives_up(
+            entry.failures + 1
+        ):
+            return False
+        hint = operator_hint(outcome.code if isinstance(outcome.code, int) else None)
+        log.error("%s: %s; not uploaded by this scan%s", path, outcome.error, f" ({hint})" if hint else "")
+        self.gave_up[path] = outcome.error
+        self._untrack(path)
+        return True
+
+    def _on_success(self, path: str, done: JobDone, outcome: UploadSuccess, now: float) -> None:
+        assert done.signature is not None
+        how = "reused the fileID of identical bytes" if done.reused else f"uploaded in {done.seconds:.2f} s"
+        if done.record_error is not None and done.sidecar is not None:
+            log.error(
+                "%s: %s (%s), but its sidecar cannot be written: %s; the fileID is kept and the "
+                "sidecar written as soon as the folder allows",
+                path,
+                outcome.file_id,
+                how,
+                done.record_error,
+            )
+            self.unwritten.keep(path, done.sidecar, done.signature, now)
+            if self.once:
+                self.gave_up[path] = f"uploaded as {outcome.file_id}, but the sidecar cannot be written"
+        else:
+            log.info("%s: %s → %s", path, how, outcome.file_id)
+            self.done[path] = done.signature
+            self.uploaded_count += 1
+        self.failed.pop(path)
+        self._untrack(path)
+
+    # ---- sidecars waiting for their folder -------------------------------------------------------
+
+    def restore_unwritten(self, entries: Iterable[tuple[str, StoredSidecar]], now: float) -> None:
+        """Sidecars an earlier run could not write: they are written without uploading again."""
+        for path, stored in entries:
+            folder = self.folder_for(path)
+            if folder is None:
+                self.unwritten.forget_unsaved(path)
+                continue
+            self.unwritten.restore(path, stored, now)
+            # Identical bytes anywhere in the account may reuse it too, without an upload.
+            self.dedupe.add(
+                folder.account_key,
+                stored.signature.size,
+                str(stored.sidecar.get("sha256", "")),
+                KnownUpload(str(stored.sidecar.get("fileID", "")), str(stored.sidecar.get("ossPath", ""))),
+            )
+
+    def _on_stored_sidecar_done(self, done: JobDone, now: float) -> None:
+        path = done.job.path
+        if isinstance(done.outcome, FileChanged):
+            # The file changed or vanished: it is uploaded again anyway, if it is still there.
+            if self.unwritten.obsolete(path) and done.signature is not None:
+                self._track_now(path, now)
+        elif done.record_error is not None:
+            self.unwritten.refused_again(path, now)
+        else:
+            stored = self.unwritten.written(path)
+            if stored is not None:
+                log.info("%s: sidecar written at last → %s", path, stored.sidecar.get("fileID"))
+                self.done[path] = stored.signature
+                self.uploaded_count += 1
+
+    # ---- reload ----------------------------------------------------------------------------------
+
+    def reconfigure(
+        self, folders: Iterable[Folder], *, settle_seconds: float, concurrency: int, now: float
+    ) -> FolderChanges:
+        """Apply a reloaded config. Messages made under the old one are re-resolved from now on."""
+        new = tuple(folders)
+        old_by_path = {f.path: f for f in self.folders}
+        new_by_path = {f.path: f for f in new}
+        removed = tuple(f for p, f in old_by_path.items() if new_by_path.get(p) != f)
+        added = tuple(f for p, f in new_by_path.items() if old_by_path.get(p) != f)
+        self.generation += 1
+        self.folders = new
+        self.concurrency = concurrency
+        self.tracker.settle_seconds = settle_seconds
+        self.tracker.confirm_seconds = min(DEFAULT_CONFIRM_SECONDS, settle_seconds)
+        for folder in removed:
+            for table in (self.done, self.failed):
+                table.forget_under(folder.path)
+            for path in [p for p in self.unwritten if is_inside(p, folder.path)]:
+                if self.folder_for(path) is None:
+                    self.unwritten.discard(path)
+            self.empty = {p for p in self.empty if not is_inside(p, folder.path)}
+        for path, entry in list(self.tracked.items()):
+            now_in = self.folder_for(path)
+            if now_in is None:
+                if entry.phase is Phase.UPLOADING:
+                    entry.stale = True  # its result is dropped when it arrives
+                self._untrack(path)
+            elif now_in != entry.folder:
+                self._track_now(path, now)
+        self.accounts.probe_all_now(now)
+        return FolderChanges(removed, added)

@@ -1,0 +1,165 @@
+"""Upload workers: threads that take one `UploadJob` at a time and post back a `JobDone`.
+
+A worker does the file's I/O from start to end (open, sniff, dedupe or upload, write the sidecar or
+error record) so the scheduler's loop never waits on a disk or a socket. Write events that arrive for
+a file while it uploads are noted in `InFlightChanges`; a result for bytes that changed meanwhile is
+turned into `FileChanged`, never recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from watcher.client import UploadClient
+from watcher.dedupe import DedupeIndex
+from watcher.files import signature_of
+from watcher.messages import JobDone, UploadJob
+from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
+from watcher.sidecar import write_sidecar_atomically
+from watcher.uploader import record_failure, record_success, sidecar_for, upload_one
+
+log = logging.getLogger("watcher")
+
+
+class InFlightChanges:
+    """Write events seen for files while they upload, so a worker can tell its bytes went stale.
+
+    Observers bump, workers begin/end; the stat comparison in the uploader covers changes made too
+    fast for the event to arrive before the upload ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed: dict[str, bool] = {}
+
+    def begin(self, path: str) -> None:
+        with self._lock:
+            self._changed[path] = False
+
+    def bump(self, path: str) -> None:
+        with self._lock:
+            if path in self._changed:
+                self._changed[path] = True
+
+    def end(self, path: str) -> bool:
+        with self._lock:
+            return self._changed.pop(path, False)
+
+
+class Workers:
+    """`count` threads (grown on reload, never shrunk) sharing one job queue."""
+
+    def __init__(
+        self,
+        client: Callable[[], UploadClient],
+        dedupe: DedupeIndex,
+        post: Callable[[Any], None],
+    ) -> None:
+        self._client = client  # called per job: a reload swaps the client, jobs in flight keep theirs
+        self._dedupe = dedupe
+        self._post = post
+        self.changes = InFlightChanges()
+        self._jobs: queue.SimpleQueue[UploadJob | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        # When a job last started, ended or sent bytes: the systemd watchdog is pinged only while
+        # this moves or nothing is in flight, so a worker stuck for good stops the pings.
+        self.last_progress = time.monotonic()
+
+    def ensure(self, count: int) -> None:
+        while len(self._threads) < count:
+            thread = threading.Thread(target=self._loop, name=f"upload-{len(self._threads)}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, job: UploadJob) -> None:
+        if job.stored_sidecar is None:
+            self.changes.begin(job.path)
+        self._jobs.put(job)
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def stop(self, deadline: float) -> bool:
+        """Ask every thread to end; wait until `deadline`. True when uploads were still in flight."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return self._busy > 0 and any(t.is_alive() for t in self._threads)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            with self._busy_lock:
+                self._busy += 1
+            self.last_progress = time.monotonic()
+            started = time.monotonic()
+            try:
+                done = self._run(job, started)
+            except Exception as exc:  # a bug must not lose the file: report it as temporary
+                log.exception("unexpected error while uploading %s", job.path)
+                failure = UploadFailure(FailureClass.TEMPORARY, f"internal error: {exc}", "internal")
+                done = JobDone(job, failure, None, False, time.monotonic() - started)
+            with self._busy_lock:
+                self._busy -= 1
+            self.last_progress = time.monotonic()
+            self._post(done)
+
+    def _note_progress(self, sent: int) -> None:
+        self.last_progress = time.monotonic()
+
+    def _run(self, job: UploadJob, started: float) -> JobDone:
+        if job.stored_sidecar is not None:
+            return write_stored_sidecar(job)
+        outcome, signature, reused = upload_one(self._client(), job, self._dedupe, self._note_progress)
+        if self.changes.end(job.path) and not isinstance(outcome, FileChanged):
+            outcome = FileChanged("the file was written to while it was uploaded")
+        seconds = time.monotonic() - started
+        if signature is None:
+            return JobDone(job, outcome, signature, reused, seconds)
+        sidecar = sidecar_for(job, outcome, signature) if isinstance(outcome, UploadSuccess) else None
+        try:
+            if sidecar is not None:
+                record_success(job, sidecar)
+            elif isinstance(outcome, UploadFailure) and outcome.failure_class is FailureClass.PERMANENT:
+                record_failure(job, outcome, signature)
+        except OSError as exc:
+            return JobDone(
+                job, outcome, signature, reused, seconds, sidecar, record_error=exc.strerror or str(exc)
+            )
+        return JobDone(job, outcome, signature, reused, seconds, sidecar)
+
+
+def write_stored_sidecar(job: UploadJob) -> JobDone:
+    """Write a sidecar whose upload happened earlier, if the file still holds the bytes it describes."""
+    assert job.stored_sidecar is not None and job.expected is not None
+    sidecar = job.stored_sidecar
+    try:
+        current = signature_of(os.stat(job.path, follow_symlinks=False))
+    except OSError:
+        return JobDone(job, FileChanged("the file is gone"), None, True, 0.0)
+    if current != job.expected:
+        return JobDone(job, FileChanged("the file changed"), current, True, 0.0)
+    success = UploadSuccess(
+        str(sidecar.get("fileID", "")),
+        str(sidecar.get("ossPath", "")),
+        str(sidecar.get("sha256", "")),
+        current.size,
+        str(sidecar.get("contentType", "")),
+    )
+    try:
+        write_sidecar_atomically(job.path, sidecar)
+    except OSError as exc:
+        return JobDone(job, success, current, True, 0.0, sidecar, record_error=exc.strerror or str(exc))
+    return JobDone(job, success, current, True, 0.0, sidecar)
