@@ -389,12 +389,14 @@ def test_a_refused_sidecar_is_kept_and_written_later_without_a_second_upload() -
 
 def test_a_stored_sidecar_whose_file_changed_is_dropped_and_the_file_uploaded_again() -> None:
     s, disk, store = make()
+    store.saved["/drop/a/x.png"] = {"fileID": "f"}
     sig = disk.write("/drop/a/x.png")
     s.restore_unwritten([("/drop/a/x.png", StoredSidecar({"fileID": "f", "sha256": "ab"}, sig))], 0.0)
     (write,) = s.due(0.0)
     disk.write("/drop/a/x.png", size=5)
     s.handle(JobDone(write, FileChanged("the file changed"), disk.files["/drop/a/x.png"], True, 0.0), 0.1)
     assert "/drop/a/x.png" not in s.unwritten and "/drop/a/x.png" in s.tracked
+    assert store.saved == {}
 
 
 def test_a_stored_sidecar_outside_every_folder_is_dropped_at_restore() -> None:
