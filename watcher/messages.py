@@ -78,6 +78,9 @@ class UploadJob:
     # Set when the upload already happened and only its sidecar is left to write (the folder refused
     # it earlier): the worker writes this instead of uploading.
     stored_sidecar: dict[str, Any] | None = None
+    # The watched folder `path` lies in: nothing above it is trusted, every component below it is
+    # opened without following symlinks. "" (the `upload` command) trusts the path as given.
+    root: str = ""
 
     @property
     def account_key(self) -> str:

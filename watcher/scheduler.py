@@ -417,6 +417,7 @@ class Scheduler:
                     self.tracker.signature(path),
                     entry.attempts,
                     self.generation,
+                    root=entry.folder.path,
                 )
             )
         return jobs

@@ -87,8 +87,11 @@ class SidecarBacklog:
             folder: Folder | None = folder_for(path)
             self._writing.add(path)
             account = folder.account if folder is not None else None
+            root = folder.path if folder is not None else ""
             jobs.append(
-                UploadJob(path, account, stored.signature, 1, generation, stored_sidecar=stored.sidecar)
+                UploadJob(
+                    path, account, stored.signature, 1, generation, stored_sidecar=stored.sidecar, root=root
+                )
             )
         return jobs
 
