@@ -24,9 +24,10 @@ from watcher.messages import (
 )
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.retry import RetryPolicy
-from watcher.scheduler import Phase, Scheduler
+from watcher.scheduler import Scheduler
 from watcher.sidecar_backlog import StoredSidecar
 from watcher.timings import Timings
+from watcher.tracking import Phase
 
 A = Folder("/drop/a", "111111", recursive=False, polling=False)
 B = Folder("/drop/b", "222222", recursive=True, polling=False)
@@ -228,7 +229,7 @@ def test_a_file_whose_sidecar_already_matches_is_recorded_done_without_an_upload
     disk.sidecar_account["/drop/a/x.png"] = "111111"
     s.handle(event(EventKind.FINISHED, "/drop/a/x.png"), 0.0)
     assert s.due(0.0) == [] and s.due(0.2) == []
-    assert s.tracked == {} and "/drop/a/x.png" in s.done
+    assert s.tracked == {} and "/drop/a/x.png" in s.ledger.done
 
 
 # ---- dispatch and results ------------------------------------------------------------------------
@@ -246,7 +247,7 @@ def test_concurrency_limits_jobs_in_flight_and_a_finished_job_frees_a_slot() -> 
     s.handle(success(jobs[0], disk.files[jobs[0].path]), 5.0)
     more = s.due(5.0)
     assert len(more) == 1 and more[0].path not in {j.path for j in jobs}
-    assert s.uploaded_count == 1 and jobs[0].path in s.done
+    assert s.uploaded_count == 1 and jobs[0].path in s.ledger.done
 
 
 def test_a_temporary_failure_retries_with_backoff_and_then_succeeds() -> None:
@@ -260,7 +261,7 @@ def test_a_temporary_failure_retries_with_backoff_and_then_succeeds() -> None:
     (retry,) = s.due(entry.due)  # unchanged since it settled: it goes at once
     assert retry.attempt == 2
     s.handle(success(retry, sig), 50.0)
-    assert s.tracked == {} and s.done.get("/drop/a/x.png") == sig
+    assert s.tracked == {} and s.ledger.done.get("/drop/a/x.png") == sig
 
 
 def test_a_permanent_failure_records_the_file_as_failed_until_it_changes() -> None:
@@ -268,7 +269,7 @@ def test_a_permanent_failure_records_the_file_as_failed_until_it_changes() -> No
     sig = disk.write("/drop/a/x.png")
     (job,) = settle(s, "/drop/a/x.png")
     s.handle(failure(job, sig, FailureClass.PERMANENT, 400), 5.0)
-    assert s.tracked == {} and s.failed.get("/drop/a/x.png") is not None
+    assert s.tracked == {} and s.ledger.failed.get("/drop/a/x.png") is not None
     s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 6.0)  # same bytes (a touch without change)
     s.due(8.0)
     assert s.tracked == {}  # still failed: not retried
@@ -384,7 +385,7 @@ def test_a_refused_sidecar_is_kept_and_written_later_without_a_second_upload() -
     (write,) = s.due(35.1)
     s.handle(success(write, sig), 35.2)
     assert "/drop/a/x.png" not in s.unwritten and store.saved == {}
-    assert s.done.get("/drop/a/x.png") == sig and s.uploaded_count == 1
+    assert s.ledger.done.get("/drop/a/x.png") == sig and s.uploaded_count == 1
 
 
 def test_a_stored_sidecar_whose_file_changed_is_dropped_and_the_file_uploaded_again() -> None:
@@ -427,10 +428,10 @@ def test_a_scan_reports_pending_files_for_upload_and_done_ones_for_the_index() -
         "/drop/a/old.png", FileSignature(5, 5, 5), FileState.DONE, {"fileID": "f", "sha256": "s"}
     )
     s.handle(ScanBatch(A, [FoundFile("/drop/a/new.png", sig, FileState.PENDING), done]), 0.0)
-    assert "/drop/a/old.png" in s.done and "/drop/a/new.png" in s.tracked
-    assert s.dedupe.find("111111", 5, "s") is not None
+    assert "/drop/a/old.png" in s.ledger.done and "/drop/a/new.png" in s.tracked
+    assert s.ledger.dedupe.find("111111", 5, "s") is not None
     s.handle(ScanFinished(A, A.path, {A.path: {"new.png"}}, False), 1.0)
-    assert "/drop/a/old.png" not in s.done  # vanished without an event: forgotten
+    assert "/drop/a/old.png" not in s.ledger.done  # vanished without an event: forgotten
 
 
 # ---- reloads -------------------------------------------------------------------------------------
@@ -446,7 +447,7 @@ def test_reload_changing_the_account_during_an_upload_reuploads_for_the_new_acco
     # The old upload finishes and its worker wrote a sidecar for the old account.
     disk.sidecar_account["/drop/a/x.png"] = "111111"
     s.handle(success(job, sig), 6.0)
-    assert "/drop/a/x.png" not in s.done  # not recorded as done for the new mapping
+    assert "/drop/a/x.png" not in s.ledger.done  # not recorded as done for the new mapping
     (again,) = s.due(6.0)  # settled long ago: judged again at once, and the old sidecar does not count
     assert again.account == "333333"
 
@@ -472,7 +473,7 @@ def test_a_scan_batch_from_before_a_reload_is_judged_again_for_the_new_account()
         "/drop/a/x.png", sig, FileState.DONE, {"fileID": "user:1-minimax:111111-file:1", "sha256": "x"}
     )
     s.handle(ScanBatch(A, [stale], generation=0), 1.0)
-    assert "/drop/a/x.png" not in s.done and "/drop/a/x.png" in s.tracked
+    assert "/drop/a/x.png" not in s.ledger.done and "/drop/a/x.png" in s.tracked
     s.due(1.0)
     (job,) = s.due(1.2)
     assert job.account == "333333"
@@ -497,7 +498,7 @@ def test_a_removed_folders_settling_files_and_records_are_dropped() -> None:
     s.handle(ScanBatch(A, [FoundFile("/drop/a/d.png", FileSignature(1, 1), FileState.DONE, None)]), 0.0)
     changes = s.reconfigure([B], settle_seconds=2.0, concurrency=4, now=1.0)
     assert changes.removed == (A,) and changes.added == ()
-    assert s.tracked == {} and "/drop/a/d.png" not in s.done
+    assert s.tracked == {} and "/drop/a/d.png" not in s.ledger.done
 
 
 def test_an_added_folder_is_reported_for_watching_and_scanning() -> None:

@@ -87,7 +87,7 @@ class Agent:
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.workers = Workers(lambda: self.client, dedupe, self.post)
         # `done.get` runs on the scanner's thread: a lookup in plain dicts, safe under the GIL.
-        self.scanner = Scanner(self.post, self.scheduler.done.get)
+        self.scanner = Scanner(self.post, self.scheduler.ledger.done.get)
         self._watches: dict[str, FolderWatch] = {}
         self._lost_roots: set[str] = set()
         self._stop_overflow_alarm: Callable[[], None] = lambda: None
@@ -107,7 +107,7 @@ class Agent:
 
     @property
     def failed(self) -> int:
-        return len(self.scheduler.failed)
+        return len(self.scheduler.ledger.failed)
 
     @property
     def gave_up(self) -> dict[str, str]:
@@ -135,7 +135,7 @@ class Agent:
         finally:
             self._shutdown()
         if self.once:
-            return 1 if (self.scheduler.failed or self.scheduler.gave_up) else 0
+            return 1 if (self.scheduler.ledger.failed or self.scheduler.gave_up) else 0
         return 0
 
     def post(self, message: Message) -> None:

@@ -25,19 +25,17 @@ import heapq
 import logging
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, assert_never
 
 from watcher.accounts import AccountGates
-from watcher.dedupe import DedupeIndex, KnownUpload
+from watcher.dedupe import DedupeIndex
 from watcher.file_probe import FileProbe
 from watcher.folders import Folder, folder_of, is_inside
+from watcher.ledger import Ledger
 from watcher.messages import (
     EventKind,
     FileMessage,
     FileState,
-    FoundFile,
     JobDone,
     PathEvent,
     ScanBatch,
@@ -45,61 +43,16 @@ from watcher.messages import (
     UploadJob,
 )
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess, operator_hint
-from watcher.pathindex import PathIndex
 from watcher.retry import RetryPolicy
 from watcher.settle import DEFAULT_CONFIRM_SECONDS, Ready, SettleTracker
 from watcher.sidecar_backlog import SidecarBacklog, SidecarStore, StoredSidecar
 from watcher.timings import Timings
+from watcher.tracking import FolderChanges, Phase, Summary, Tracked
 
 if TYPE_CHECKING:
-    from watcher.files import FileSignature
+    pass
 
 log = logging.getLogger("watcher")
-
-
-class Phase(StrEnum):
-    SETTLING = "settling"
-    QUEUED = "queued"
-    UPLOADING = "uploading"
-    RETRY_WAIT = "retry_wait"
-    PAUSED = "paused"
-
-
-@dataclass
-class Tracked:
-    folder: Folder
-    phase: Phase = Phase.SETTLING
-    due: float = 0.0
-    failures: int = 0  # temporary failures in a row
-    attempts: int = 0  # attempts since the file last changed
-    # The upload in flight was started under a folder mapping that a reload has since changed: its
-    # result must not be recorded as this file's.
-    stale: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class FailedFile:
-    signature: FileSignature
-    error: str
-    code: object
-
-
-@dataclass(frozen=True)
-class FolderChanges:
-    """What a reconfiguration means for the I/O shell: watches to stop, folders to watch and scan."""
-
-    removed: tuple[Folder, ...]
-    added: tuple[Folder, ...]
-
-
-@dataclass(frozen=True)
-class Summary:
-    folders: int
-    uploading: int
-    pending: int
-    failed: int
-    uploaded: int
-    paused: str  # "" when no account is held
 
 
 class Scheduler:
@@ -129,12 +82,9 @@ class Scheduler:
 
         self.tracker = SettleTracker(settle_seconds)
         self.accounts = AccountGates(self.retry_policy)
-        self.dedupe = dedupe if dedupe is not None else DedupeIndex()
+        self.ledger = Ledger(dedupe)
         self.tracked: dict[str, Tracked] = {}
-        self.done: PathIndex[FileSignature] = PathIndex()
-        self.failed: PathIndex[FailedFile] = PathIndex()
         self.unwritten = SidecarBacklog(store, self.timings.sidecar_retry)
-        self.empty: set[str] = set()  # empty candidates: not timed, an event or a rescan wakes them
         self.gave_up: dict[str, str] = {}  # `scan` only: files it stopped retrying, and why
         self.uploaded_count = 0
         self.in_flight = 0
@@ -164,8 +114,8 @@ class Scheduler:
         return Summary(
             folders=len(self.folders),
             uploading=self.in_flight,
-            pending=len(self.tracked) - self.in_flight + len(self.empty),
-            failed=len(self.failed),
+            pending=max(0, len(self.tracked) - self.in_flight) + len(self.ledger.empty),
+            failed=len(self.ledger.failed),
             uploaded=self.uploaded_count,
             paused=self.accounts.describe() if self.accounts.paused else "",
         )
@@ -197,20 +147,17 @@ class Scheduler:
             return  # its folder was removed by a reload
         path = event.path
         if event.kind is EventKind.DELETED:
-            self._forget(path)
+            self.ledger.forget(path)
+            self.unwritten.discard(path)
             entry = self.tracked.get(path)
             if entry is not None and entry.phase is not Phase.UPLOADING:
                 self._untrack(path)
             return
         # A removed sidecar is written again (dedupe avoids a second upload); a removed error record is
         # the operator asking for another try. Other removals of records concern nothing we track.
-        if (
-            event.kind is EventKind.RECORD_DELETED
-            and self.done.pop(path) is None
-            and self.failed.pop(path) is None
-        ):
+        if event.kind is EventKind.RECORD_DELETED and not self.ledger.record_removed(path):
             return
-        self.empty.discard(path)
+        self.ledger.empty.discard(path)
         entry = self.tracked.get(path)
         if entry is None:
             entry = self.tracked[path] = Tracked(folder)
@@ -242,19 +189,10 @@ class Scheduler:
                 if found.path not in self.unwritten:
                     self._track_now(found.path, now)
             elif found.path not in self.tracked:
-                self._record_found(folder, found)
+                self.ledger.record_found(folder, found)
 
     def _on_scan_finished(self, message: ScanFinished) -> None:
-        # Forget what vanished without an event (inotify overflow, network filesystems).
-        for table in (self.done, self.failed):
-            for directory, names in message.listings.items():
-                table.keep_only(directory, names)
-            if message.folder.recursive:
-                table.forget_under(message.root, except_dirs=message.listings)
-        for path in [p for p in self.empty if p.rpartition("/")[0] in message.listings]:
-            directory, _, name = path.rpartition("/")
-            if name not in message.listings[directory]:
-                self.empty.discard(path)
+        self.ledger.reconcile(message)
         if message.initial and not self.ready:
             self._initial_scans_left -= 1
             if self._initial_scans_left <= 0:
@@ -262,28 +200,10 @@ class Scheduler:
                 log.info(
                     "ready: %d folders, %d files already uploaded, %d pending, %d failed",
                     len(self.folders),
-                    len(self.done),
+                    len(self.ledger.done),
                     len(self.tracked),
-                    len(self.failed),
+                    len(self.ledger.failed),
                 )
-
-    def _record_found(self, folder: Folder, found: FoundFile) -> None:
-        if found.state is FileState.DONE:
-            self.done[found.path] = found.signature
-            self.failed.pop(found.path)
-            record = found.record
-            if record is not None:
-                self.dedupe.add(
-                    folder.account_key,
-                    found.signature.size,
-                    str(record.get("sha256", "")),
-                    KnownUpload(str(record["fileID"]), str(record.get("ossPath", ""))),
-                )
-        elif found.state is FileState.FAILED:
-            record = found.record or {}
-            self.failed[found.path] = FailedFile(
-                found.signature, str(record.get("error", "")), record.get("code")
-            )
 
     # ---- settling --------------------------------------------------------------------------------
 
@@ -296,7 +216,7 @@ class Scheduler:
         folder = self.folder_for(path)
         if folder is None:
             return
-        self.empty.discard(path)
+        self.ledger.empty.discard(path)
         entry = self.tracked.get(path)
         if entry is None:
             entry = self.tracked[path] = Tracked(folder)
@@ -335,7 +255,7 @@ class Scheduler:
             self._untrack(path)
             return
         signature = seen.signature
-        if self.done.get(path) == signature or self._still_failed(path, signature):
+        if self.ledger.settled(path, signature, self._probe):
             self._untrack(path)
             return
         stored = self.unwritten.get(path)
@@ -352,7 +272,7 @@ class Scheduler:
                 self.gave_up[path] = "the file is empty"
                 log.error("%s: the file is empty; not uploaded by this scan", path)
             else:
-                self.empty.add(path)
+                self.ledger.empty.add(path)
             return
         complete = self.tracker.is_finished(path) and self._probe.looks_complete(path, signature.size)
         decision = self.tracker.check(
@@ -364,7 +284,7 @@ class Scheduler:
         # A sidecar or error record written by an earlier run (or by hand) may already cover it.
         found = self._probe.classify(path, signature, entry.folder.account)
         if found.state is not FileState.PENDING:
-            self._record_found(entry.folder, found)
+            self.ledger.record_found(entry.folder, found)
             self._untrack(path)
             return
         if self.accounts.hold(entry.folder.account_key, path):
@@ -373,24 +293,11 @@ class Scheduler:
         entry.phase = Phase.QUEUED
         self._ready.append(path)
 
-    def _still_failed(self, path: str, signature: FileSignature) -> bool:
-        """A permanent failure holds until the file changes, or, for an unreadable file, becomes readable."""
-        failed = self.failed.get(path)
-        if failed is None or failed.signature != signature:
-            return False
-        return self._probe.failure_still_holds(path, failed.code)
-
     def _untrack(self, path: str) -> None:
         entry = self.tracked.pop(path, None)
         self.tracker.forget(path)
         if entry is not None:
             self.accounts.release(entry.folder.account_key, path)
-
-    def _forget(self, path: str) -> None:
-        self.done.pop(path)
-        self.failed.pop(path)
-        self.empty.discard(path)
-        self.unwritten.discard(path)
 
     # ---- dispatch --------------------------------------------------------------------------------
 
@@ -479,7 +386,7 @@ class Scheduler:
                 log.error("%s: %s; error record written, the file is retried when it changes", path,
                           outcome.error)  # fmt: skip
             if done.signature is not None:
-                self.failed[path] = FailedFile(done.signature, outcome.error, outcome.code)
+                self.ledger.mark_failed(path, done.signature, outcome.error, outcome.code)
             self._untrack(path)
         else:
             self.accounts.on_refused(key, path, outcome, now)
@@ -516,9 +423,9 @@ class Scheduler:
                 self.gave_up[path] = f"uploaded as {outcome.file_id}, but the sidecar cannot be written"
         else:
             log.info("%s: %s → %s", path, how, outcome.file_id)
-            self.done[path] = done.signature
+            self.ledger.mark_done(path, done.signature)
             self.uploaded_count += 1
-        self.failed.pop(path)
+        self.ledger.failed.pop(path)
         self._untrack(path)
 
     # ---- sidecars waiting for their folder -------------------------------------------------------
@@ -531,13 +438,7 @@ class Scheduler:
                 self.unwritten.forget_unsaved(path)
                 continue
             self.unwritten.restore(path, stored, now)
-            # Identical bytes anywhere in the account may reuse it too, without an upload.
-            self.dedupe.add(
-                folder.account_key,
-                stored.signature.size,
-                str(stored.sidecar.get("sha256", "")),
-                KnownUpload(str(stored.sidecar.get("fileID", "")), str(stored.sidecar.get("ossPath", ""))),
-            )
+            self.ledger.add_known_upload(folder, stored.signature.size, stored.sidecar)
 
     def _on_stored_sidecar_done(self, done: JobDone, now: float) -> None:
         path = done.job.path
@@ -551,7 +452,7 @@ class Scheduler:
             stored = self.unwritten.written(path)
             if stored is not None:
                 log.info("%s: sidecar written at last → %s", path, stored.sidecar.get("fileID"))
-                self.done[path] = stored.signature
+                self.ledger.mark_done(path, stored.signature)
                 self.uploaded_count += 1
 
     # ---- reload ----------------------------------------------------------------------------------
@@ -571,12 +472,10 @@ class Scheduler:
         self.tracker.settle_seconds = settle_seconds
         self.tracker.confirm_seconds = min(DEFAULT_CONFIRM_SECONDS, settle_seconds)
         for folder in removed:
-            for table in (self.done, self.failed):
-                table.forget_under(folder.path)
+            self.ledger.forget_folder(folder.path)
             for path in [p for p in self.unwritten if is_inside(p, folder.path)]:
                 if self.folder_for(path) is None:
                     self.unwritten.discard(path)
-            self.empty = {p for p in self.empty if not is_inside(p, folder.path)}
         for path, entry in list(self.tracked.items()):
             now_in = self.folder_for(path)
             if now_in is None:
