@@ -1,0 +1,59 @@
+"""What every workload runs in: the work folder, the shared emulator, the sizes, the tools found."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from emulator_process import EmulatorProcess
+
+# Full sizes are the issue's workloads; quick sizes only prove the machinery works.
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {
+        "latency_files": 50,
+        "burst_files": 2000,
+        "big_bytes": 2 * 1000**3,
+        "dataset_folders": 10,
+        "dataset_per_folder": 10_000,
+        "idle_seconds": 60.0,
+        "backlog_steps": 4,
+        "backlog_per_step": 2500,
+        "backlog_hold": 20.0,
+    },
+    "quick": {
+        "latency_files": 6,
+        "burst_files": 150,
+        "big_bytes": 48 * 1000**2,
+        "dataset_folders": 10,
+        "dataset_per_folder": 100,
+        "idle_seconds": 4.0,
+        "backlog_steps": 2,
+        "backlog_per_step": 150,
+        "backlog_hold": 2.0,
+    },
+}
+
+
+class Context:
+    def __init__(self, work: Path, mode: str, agent_src: str | None = None) -> None:
+        self.work = work
+        self.mode = mode
+        self.agent_src = agent_src
+        self.sizes = SIZES[mode]
+        self.emulator = EmulatorProcess(work)
+        self.tools = {tool: shutil.which(tool) is not None for tool in ("inotifywait", "curl")}
+
+    @property
+    def quick(self) -> bool:
+        return self.mode == "quick"
+
+    def fresh_dir(self, name: str) -> Path:
+        path = self.work / name
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def has(self, *tools: str) -> bool:
+        return all(self.tools[t] for t in tools)
