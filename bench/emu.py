@@ -25,31 +25,15 @@ import logging
 import os
 import sys
 
-import watcher.emulator
 from watcher.emulator import Emulator, Fault
-
-
-class _CountingHash:
-    def update(self, data: bytes) -> None:
-        pass
-
-    def hexdigest(self) -> str:
-        return "0" * 64
-
-
-class _NoHashlib:
-    @staticmethod
-    def sha256() -> _CountingHash:
-        return _CountingHash()
 
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
-    if os.environ.get("BENCH_EMULATOR_HASH") != "1":
-        watcher.emulator.hashlib = _NoHashlib()  # type: ignore[assignment]
     token = os.environ["USEAPI_TOKEN"]
     accounts = (os.environ.get("BENCH_ACCOUNTS") or "123456").split(",")
-    emulator = Emulator(token=token, accounts=accounts).start()
+    hash_bodies = os.environ.get("BENCH_EMULATOR_HASH") == "1"
+    emulator = Emulator(token=token, accounts=accounts, hash_bodies=hash_bodies).start()
     print(json.dumps({"base_url": emulator.base_url, "pid": os.getpid()}), flush=True)
     for line in sys.stdin:
         words = line.split()
