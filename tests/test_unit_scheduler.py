@@ -279,15 +279,19 @@ def test_a_permanent_failure_records_the_file_as_failed_until_it_changes() -> No
     assert [j.path for j in s.due(13.0)] == ["/drop/a/x.png"]
 
 
-def test_an_unreadable_file_is_retried_once_it_becomes_readable() -> None:
+def test_an_unreadable_file_is_retried_as_soon_as_an_attribute_event_says_it_became_readable() -> None:
     s, disk, _ = make()
-    sig = disk.write("/drop/a/x.png")
-    (job,) = settle(s, "/drop/a/x.png")
+    sig = disk.write("/drop/a/x.png", mtime=WALL - 60)
+    s.handle(event(EventKind.FINISHED, "/drop/a/x.png"), 0.0)
+    s.due(0.0)
+    (job,) = s.due(0.2)
     s.handle(failure(job, sig, FailureClass.PERMANENT, "unreadable", local=True), 5.0)
+    s.handle(event(EventKind.ATTRIB, "/drop/a/x.png"), 6.0)  # chmod, but still unreadable
+    assert s.due(6.0) == [] and s.tracked == {}
     disk.readable_again.add("/drop/a/x.png")
-    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 6.0)  # chmod: an attribute event
-    s.due(8.0)
-    assert [j.path for j in s.due(10.0)] == ["/drop/a/x.png"]
+    s.handle(event(EventKind.ATTRIB, "/drop/a/x.png"), 7.0)  # chmod +r
+    s.due(7.0)
+    assert [j.path for j in s.due(7.2)] == ["/drop/a/x.png"]  # a confirmation, not a settle time
 
 
 def test_a_file_changed_during_upload_settles_again_and_uploads_its_final_bytes() -> None:
@@ -548,3 +552,14 @@ def test_the_scheduler_imports_nothing_that_does_io(module: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_files_in_dot_folders_belong_to_no_folder_wherever_they_come_from() -> None:
+    s, disk, _ = make(A, B)
+    assert s.folder_for("/drop/b/.cache/x.png") is None
+    assert s.folder_for("/drop/b/sub/.git/deep/x.png") is None
+    assert s.folder_for("/drop/b/sub/x.png") == B
+    disk.write("/drop/b/.cache/x.png")
+    s.reconfigure([A, B], settle_seconds=2.0, concurrency=4, now=0.0)
+    s.handle(event(EventKind.WRITE, "/drop/b/.cache/x.png", B, generation=0), 0.0)
+    assert s.tracked == {}

@@ -29,11 +29,24 @@ def is_inside(child: str, parent: str) -> bool:
     return child.startswith(parent.rstrip("/") + "/")
 
 
+def in_hidden_folder(path: str, root: str) -> bool:
+    """Whether `path` lies in a dot-folder below `root` (`.cache/`, `.git/`, a sync tool's `.stfolder/`).
+
+    The one rule, applied by the scanner, the observers and the status view alike: dot-folders are
+    never looked into, as dot-files are never candidates.
+    """
+    relative = path[len(root.rstrip("/")) + 1 :]
+    return "/." in "/" + relative.rpartition("/")[0]
+
+
 def folder_of(path: str, folders: Iterable[Folder]) -> Folder | None:
-    """The folder `path` belongs to: it lies in the folder itself, or below it for a recursive one."""
+    """The folder `path` belongs to: in the folder itself, or below it (not in a dot-folder) for a
+    recursive one."""
     for folder in folders:
         if is_inside(path, folder.path):
-            if folder.recursive or path.rfind("/") == len(folder.path.rstrip("/")):
+            if path.rfind("/") == len(folder.path.rstrip("/")):
+                return folder
+            if folder.recursive and not in_hidden_folder(path, folder.path):
                 return folder
             return None
     return None

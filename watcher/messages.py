@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 
 class EventKind(StrEnum):
-    WRITE = "write"  # created, written or its attributes changed: not quiet yet
+    WRITE = "write"  # created or written: not quiet yet
+    # Its mode, owner or times changed (chmod +r on an unreadable file, touch): look again, as for a
+    # write; a change of bytes shows in the signature, so an upload in flight is not discarded for it.
+    ATTRIB = "attrib"
     FINISHED = "finished"  # closed after writing, or renamed into place by its writer
     DELETED = "deleted"  # gone, or renamed away
     RECORD_DELETED = "record_deleted"  # an image's sidecar or error record was removed: look at it again

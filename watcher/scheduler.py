@@ -165,12 +165,14 @@ class Scheduler:
             # Look at once: the confirmation window then runs from the writer's close, not after it.
             self.tracker.note_finished(path, now)
             wait = 0.0
+        elif event.kind is EventKind.ATTRIB:
+            wait = 0.0  # the look itself tells whether the bytes changed too
         else:
             self.tracker.note_write(path, now)
             wait = self.tracker.settle_seconds
         if entry.phase is Phase.SETTLING and (entry.due <= now or entry.due > now + wait):
             self._schedule(path, entry, now + wait)
-        elif entry.phase in (Phase.RETRY_WAIT, Phase.PAUSED) and event.kind is not EventKind.RECORD_DELETED:
+        elif entry.phase in (Phase.RETRY_WAIT, Phase.PAUSED) and event.kind is EventKind.WRITE:
             # The file changed: a new version gets a fresh start (its account may still be held).
             entry.failures = 0
             if entry.phase is Phase.RETRY_WAIT:

@@ -18,6 +18,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -29,7 +30,7 @@ from watchdog.events import (
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from watcher.folders import Folder
+from watcher.folders import Folder, in_hidden_folder
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 from watcher.messages import EventKind, PathEvent
 
@@ -39,6 +40,7 @@ POLLING_INTERVAL = 1.0
 EVENT_FILTER: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
     FileModifiedEvent,
+    FileAttribEvent,  # chmod +r on an unreadable file, touch: look again now, not at the rescan
     FileMovedEvent,
     FileClosedEvent,
     FileDeletedEvent,
@@ -61,6 +63,8 @@ class _Handler(FileSystemEventHandler):
         if not path:
             return
         name = os.path.basename(path)
+        if in_hidden_folder(path, self.folder.path):
+            return
         if is_candidate_name(name):
             self._post(kind, path)
         elif kind is EventKind.DELETED and name.endswith(SIDECAR_SUFFIX):
@@ -80,6 +84,8 @@ class _Handler(FileSystemEventHandler):
             self._emit(EventKind.FINISHED, event.src_path)
         elif isinstance(event, FileDeletedEvent):
             self._emit(EventKind.DELETED, event.src_path)
+        elif isinstance(event, FileAttribEvent):
+            self._emit(EventKind.ATTRIB, event.src_path)
         elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
             self._emit(EventKind.WRITE, event.src_path)
 
@@ -91,10 +97,18 @@ class _Handler(FileSystemEventHandler):
             if src == self.folder.path:
                 self._post(EventKind.ROOT_GONE, src)
             dest = os.fsdecode(event.dest_path)
-            if dest and self.folder.recursive:
+            if dest and self._visible_subfolder(dest):
                 self._post(EventKind.DIR_APPEARED, dest)
-        elif isinstance(event, DirCreatedEvent) and self.folder.recursive:
+        elif isinstance(event, DirCreatedEvent) and self._visible_subfolder(src):
             self._post(EventKind.DIR_APPEARED, src)
+
+    def _visible_subfolder(self, path: str) -> bool:
+        """A subfolder the agent looks into: in a recursive folder, and neither it nor a parent a dot-folder."""
+        return (
+            self.folder.recursive
+            and not os.path.basename(path).startswith(".")
+            and not in_hidden_folder(path, self.folder.path)
+        )
 
 
 class _OverflowAlarm(logging.Handler):
