@@ -279,3 +279,30 @@ def test_take_fault_skips_faults_for_other_accounts() -> None:
     taken, pending = take_fault([other], "111")
     assert taken is None
     assert pending == (other,)
+
+
+def test_a_status_fault_with_a_delay_holds_its_answer_back_like_a_slow_one() -> None:
+    from watcher.emulator import Emulator, Fault
+
+    with Emulator(token="user:1-t", accounts=["1"]) as emu:
+        emu.add_fault(Fault("status", status=503, delay=1.0))
+        import threading
+
+        import requests
+
+        result: list[int] = []
+        sender = threading.Thread(
+            target=lambda: result.append(
+                requests.post(
+                    f"{emu.base_url}/files/",
+                    data=b"\x89PNG\r\n\x1a\n" + b"0" * 10,
+                    headers={"Authorization": "Bearer user:1-t", "Content-Type": "image/png"},
+                    timeout=10,
+                ).status_code
+            )
+        )
+        sender.start()
+        emu.wait_for_held(1, timeout=5)  # the body arrived; the 503 has not gone out yet
+        assert result == []
+        sender.join(10)
+        assert result == [503]

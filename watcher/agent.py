@@ -161,6 +161,7 @@ class Agent:
         # leaves no sidecar and is redone at the next start.
         if self.workers.stop(deadline):
             log.info("stopping with uploads in flight; they are redone at the next start")
+        self.unwritten.flush()
         self.client.close()
 
     # ---- the loop --------------------------------------------------------------------------------

@@ -3,24 +3,35 @@
 Today that is one thing: sidecars whose fileID the API returned while the image's folder refused the
 write (read-only, disk full). Keeping them here means a restart in between costs no second upload.
 Everything else (what is done, what failed) is read back from the sidecars and error records.
+
+They are kept in an append-only journal (`unwritten-sidecars.jsonl`, one JSON line per change), so a
+change costs one short append whatever the number of waiting sidecars, and a background thread does
+the appends and their fsyncs, a batch at a time: the agent's loop never waits for the disk. A torn
+last line (a crash mid-append) is skipped when the journal is read; the journal is compacted when it
+holds many more lines than live entries.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import queue
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from watcher.files import FileSignature
-from watcher.sidecar import read_record, write_json_atomically
+from watcher.sidecar import read_record
 
 log = logging.getLogger(__name__)
 
-UNWRITTEN_FILE = "unwritten-sidecars.json"
-MAX_STATE_BYTES = 64 << 20
+JOURNAL_FILE = "unwritten-sidecars.jsonl"
+LEGACY_FILE = "unwritten-sidecars.json"  # the whole-file format of versions before the journal
+MAX_LINE_BYTES = 64 << 10
+COMPACT_AFTER = 1000  # lines beyond twice the live entries before the journal is rewritten
 
 
 def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -38,13 +49,31 @@ class UnwrittenSidecar:
     signature: FileSignature
 
 
+def _add_line(path: str, entry: UnwrittenSidecar) -> bytes:
+    s = entry.signature
+    line = {"add": path, "size": s.size, "mtime_ns": s.mtime_ns, "ino": s.ino, "sidecar": entry.sidecar}
+    return (json.dumps(line, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
+
+
+def _discard_line(path: str) -> bytes:
+    return (json.dumps({"discard": path}, ensure_ascii=True) + "\n").encode()
+
+
 class UnwrittenSidecars:
-    """Image path → the sidecar waiting to be written, saved to the state folder on every change."""
+    """Image path → the sidecar waiting to be written; the scheduler's `SidecarStore`."""
 
     def __init__(self, state_dir: Path | None) -> None:
-        self._path = state_dir / UNWRITTEN_FILE if state_dir is not None else None
+        self._dir = state_dir
         self._entries: dict[str, UnwrittenSidecar] = {}
+        self._lines = 0  # lines in the journal file
+        self._pending: queue.SimpleQueue[bytes | threading.Event] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards _entries and _lines against the writer's compaction
         self._warned = False
+
+    @property
+    def _journal(self) -> Path | None:
+        return self._dir / JOURNAL_FILE if self._dir is not None else None
 
     def __contains__(self, path: object) -> bool:
         return path in self._entries
@@ -52,31 +81,61 @@ class UnwrittenSidecars:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __bool__(self) -> bool:
-        return bool(self._entries)
-
     def get(self, path: str) -> UnwrittenSidecar | None:
         return self._entries.get(path)
 
     def items(self) -> list[tuple[str, UnwrittenSidecar]]:
-        return list(self._entries.items())
-
-    def paths(self) -> list[str]:
-        return list(self._entries)
+        with self._lock:
+            return list(self._entries.items())
 
     def add(self, path: str, sidecar: dict[str, Any], signature: FileSignature) -> None:
-        self._entries[path] = UnwrittenSidecar(sidecar, signature)
-        self._save()
+        entry = UnwrittenSidecar(sidecar, signature)
+        with self._lock:
+            self._entries[path] = entry
+        self._append(_add_line(path, entry))
 
     def discard(self, path: str) -> None:
-        if self._entries.pop(path, None) is not None:
-            self._save()
+        with self._lock:
+            if self._entries.pop(path, None) is None:
+                return
+        self._append(_discard_line(path))
+
+    # ---- reading at start ------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Read what an earlier run could not write; entries for files that changed since are dropped."""
-        if self._path is None:
+        """Read what an earlier run could not write (the scheduler drops entries whose file changed)."""
+        journal = self._journal
+        if journal is None or self._dir is None:
             return
-        data = read_record(str(self._path), max_bytes=MAX_STATE_BYTES)
+        self._load_legacy(self._dir / LEGACY_FILE)
+        try:
+            with journal.open("rb") as f:
+                for raw in f:
+                    self._lines += 1
+                    self._replay(raw)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot read %s (%s): sidecars waiting from an earlier run are lost; their "
+                        "files are uploaded again", journal, exc.strerror)  # fmt: skip
+        if self._entries:
+            log.info("%d sidecars from an earlier run are still waiting to be written", len(self._entries))
+
+    def _replay(self, raw: bytes) -> None:
+        if len(raw) > MAX_LINE_BYTES:
+            return
+        try:
+            line = json.loads(raw)
+            if "discard" in line:
+                self._entries.pop(str(line["discard"]), None)
+                return
+            signature = FileSignature(int(line["size"]), int(line["mtime_ns"]), int(line.get("ino", 0)))
+            self._entries[str(line["add"])] = UnwrittenSidecar(dict(line["sidecar"]), signature)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return  # a torn last line after a crash, or not ours
+
+    def _load_legacy(self, legacy: Path) -> None:
+        data = read_record(str(legacy), max_bytes=64 << 20)
         if data is None:
             return
         for path, entry in data.get("sidecars", {}).items():
@@ -84,35 +143,86 @@ class UnwrittenSidecars:
                 signature = FileSignature(
                     int(entry["size"]), int(entry["mtime_ns"]), int(entry.get("ino", 0))
                 )
-                sidecar = dict(entry["sidecar"])
+                self.add(path, dict(entry["sidecar"]), signature)
             except (KeyError, TypeError, ValueError):
                 continue
-            self._entries[path] = UnwrittenSidecar(sidecar, signature)
-        if self._entries:
-            log.info("%d sidecars from an earlier run are still waiting to be written", len(self._entries))
-
-    def _save(self) -> None:
-        if self._path is None:
-            return
-        data = {
-            "sidecars": {
-                path: {
-                    "size": e.signature.size,
-                    "mtime_ns": e.signature.mtime_ns,
-                    "ino": e.signature.ino,
-                    "sidecar": e.sidecar,
-                }
-                for path, e in self._entries.items()
-            }
-        }
+        self.flush()
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomically(str(self._path), data)
+            legacy.unlink()
+        except OSError:
+            pass
+
+    # ---- the writer thread -----------------------------------------------------------------------
+
+    def _append(self, line: bytes) -> None:
+        if self._dir is None:
+            return
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="state-journal", daemon=True)
+            self._writer.start()
+        self._pending.put(line)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until everything appended so far is on disk (at stop, and in tests)."""
+        if self._writer is None:
+            return
+        done = threading.Event()
+        self._pending.put(done)
+        done.wait(timeout)
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = [self._pending.get()]
+            while True:
+                try:
+                    batch.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            lines = [item for item in batch if isinstance(item, bytes)]
+            if lines:
+                self._write(lines)
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+
+    def _write(self, lines: list[bytes]) -> None:
+        assert self._dir is not None and self._journal is not None
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                compact = self._lines + len(lines) > 2 * len(self._entries) + COMPACT_AFTER
+                snapshot = list(self._entries.items()) if compact else []
+            if compact:
+                self._rewrite(snapshot)
+                return
+            fd = os.open(self._journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                _write_all(fd, b"".join(lines))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._lines += len(lines)
         except OSError as exc:
             if not self._warned:
                 self._warned = True
-                log.warning(
-                    "cannot save state in %s (%s): sidecars waiting to be written are kept in memory only",
-                    self._path.parent,
-                    exc.strerror,
-                )
+                log.warning("cannot save state in %s (%s): sidecars waiting to be written are kept in "
+                            "memory only", self._dir, exc.strerror)  # fmt: skip
+
+    def _rewrite(self, entries: list[tuple[str, UnwrittenSidecar]]) -> None:
+        """The journal as just its live entries, replaced atomically."""
+        assert self._journal is not None
+        tmp = self._journal.with_name(f".{JOURNAL_FILE}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, b"".join(_add_line(path, entry) for path, entry in entries))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._journal)
+        self._lines = len(entries)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

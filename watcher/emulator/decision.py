@@ -160,8 +160,9 @@ class Acceptance:
 
     @property
     def hold_seconds(self) -> float:
-        """How long to keep the answer back once the body has arrived (a "slow" fault)."""
-        return self.fault.delay if self.fault is not None and self.fault.kind == "slow" else 0.0
+        """How long to keep the answer back once the body has arrived: a "slow" fault's `delay`, or
+        another fault's (a 503 that comes late keeps an upload in flight the way a busy API does)."""
+        return self.fault.delay if self.fault is not None and self.fault.kind != "reset" else 0.0
 
     @property
     def creates_file(self) -> bool:

@@ -24,6 +24,7 @@ class Fault:
       * ``"no_file_id"`` -- 200 with ``{"ossPath": ...}`` only;
       * ``"non_json"`` -- 200 with ``<html>oops</html>`` as ``text/html``.
 
+    ``delay`` also holds back the answer of ``status``, ``no_file_id`` and ``non_json`` faults.
     ``retry_after`` is sent as a ``Retry-After`` header on the answer when set. ``times`` is how many
     matching requests the fault applies to (-1: until cleared). ``account`` restricts it to requests for
     that account (after the default account is resolved); None matches any. Faults are consumed in FIFO
