@@ -611,16 +611,17 @@ def test_state_directory_keeps_what_a_folder_refused(service: Container) -> None
     box.run("chmod", "g-w", folder)  # the service can still read here, but no longer write
     try:
         box.write(f"{folder}/refused.png", png_bytes(10))
-        state_file = box.path("/var/lib/minimax-watcher/unwritten-sidecars.json")
+        journal = box.path("/var/lib/minimax-watcher/unwritten-sidecars.jsonl")
 
-        def saved() -> dict[str, Any] | None:
+        def saved() -> list[str] | None:
             try:
-                return json.loads(state_file.read_text())  # type: ignore[no-any-return]
+                lines = [json.loads(line) for line in journal.read_text().splitlines()]
             except (FileNotFoundError, ValueError):
                 return None
+            return [str(line.get("add")) for line in lines] or None
 
-        state = wait_for(saved, 20, "the state file in StateDirectory=", interval=0.1)
-        assert f"{folder}/refused.png" in state["sidecars"], state
+        state = wait_for(saved, 20, "the state journal in StateDirectory=", interval=0.1)
+        assert f"{folder}/refused.png" in state, state
         owner = box.run("stat", "-c", "%U %a", "/var/lib/minimax-watcher").stdout.split()
         assert owner == ["minimax-watcher", "700"], owner
     finally:
