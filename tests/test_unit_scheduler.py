@@ -563,3 +563,24 @@ def test_files_in_dot_folders_belong_to_no_folder_wherever_they_come_from() -> N
     s.reconfigure([A, B], settle_seconds=2.0, concurrency=4, now=0.0)
     s.handle(event(EventKind.WRITE, "/drop/b/.cache/x.png", B, generation=0), 0.0)
     assert s.tracked == {}
+
+
+def test_a_name_too_long_for_its_records_is_failed_once_with_the_reason_and_never_uploaded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s, disk, _ = make()
+    long_name = "/drop/a/" + "x" * 241 + ".png"  # 245 bytes: no room for `.error.json`
+    fine_name = "/drop/a/" + "y" * 240 + ".png"  # 244 bytes: both records fit
+    disk.write(long_name, mtime=WALL - 60)
+    disk.write(fine_name, mtime=WALL - 60)
+    for path in (long_name, fine_name):
+        s.handle(event(EventKind.FINISHED, path), 0.0)
+    s.due(0.0)
+    jobs = s.due(0.2)
+    assert [j.path for j in jobs] == [fine_name]
+    failed = s.ledger.failed.get(long_name)
+    assert failed is not None and failed.code == "name_too_long" and "245 bytes" in failed.error
+    s.handle(event(EventKind.ATTRIB, long_name), 1.0)  # looked at again: no second error line
+    s.due(1.0)
+    assert sum("245 bytes" in r.getMessage() for r in caplog.records) == 1
+    assert s.summary().failed == 1

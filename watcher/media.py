@@ -34,6 +34,22 @@ def is_candidate_name(name: str) -> bool:
     return lowered.endswith(IMAGE_SUFFIXES)
 
 
+NAME_MAX = 255  # bytes, on every Linux filesystem the agent is likely to meet
+LONGEST_NAME = NAME_MAX - len(ERROR_RECORD_SUFFIX)  # so that both records beside it can exist
+NAME_TOO_LONG = "name_too_long"
+
+
+def name_problem(name: str) -> str | None:
+    """Why a candidate's name leaves no room for its sidecar or error record, or None when it does."""
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size <= LONGEST_NAME:
+        return None
+    return (
+        f"the file name is {size} bytes: its sidecar and error record would pass the filesystem's "
+        f"{NAME_MAX}-byte limit for a name; rename it to {LONGEST_NAME} bytes or fewer"
+    )
+
+
 def sidecar_path(image_path: str) -> str:
     return image_path + SIDECAR_SUFFIX
 

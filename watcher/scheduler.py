@@ -32,6 +32,7 @@ from watcher.dedupe import DedupeIndex
 from watcher.file_probe import FileProbe
 from watcher.folders import Folder, folder_of, is_inside
 from watcher.ledger import Ledger
+from watcher.media import NAME_TOO_LONG, name_problem
 from watcher.messages import (
     EventKind,
     FileMessage,
@@ -266,6 +267,13 @@ class Scheduler:
                 self._untrack(path)  # uploaded already; only its sidecar is waiting for the folder
                 return
             self.unwritten.discard(path)
+        problem = name_problem(path.rpartition("/")[2])
+        if problem is not None:
+            # No record can exist beside it, so the log says it, once per version of the file.
+            log.error("%s: %s", path, problem)
+            self.ledger.mark_failed(path, signature, problem, NAME_TOO_LONG)
+            self._untrack(path)
+            return
         if signature.size == 0:
             # A writer that has not started: its first write (an event) or the next rescan wakes it.
             # Re-checking every settle time would cost a stat per empty file per second, forever.
