@@ -271,15 +271,24 @@ def _size_or_zero(path: str) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from watcher.status import folder_report, render_text
+    from watcher.status import folder_report, render_json, render_text
 
     config = load_config(_config_path(args))
     report = folder_report(config)
-    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else render_text(report))
+    # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
+    output = render_json(report) if args.json else (render_text(report) + "\n").encode("utf-8")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(output)
+    sys.stdout.buffer.flush()
     return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    if args.sample:
+        from watcher.config import render_sample
+
+        print(render_sample(), end="")
+        return 0
     config = load_config(_config_path(args))
     token = resolve_token(config)
     print(yaml.safe_dump(describe_effective(config, token), sort_keys=False), end="")

@@ -1,16 +1,24 @@
 """`minimax-watcher status`: what each folder holds, read from the files themselves.
 
-It needs no running agent: sidecars and error records beside the images are the state.
+It needs no running agent: sidecars and error records beside the images are the state. File names
+and error texts come from users and from the API: the text view shows them with control characters
+escaped (an escape sequence in a name must not reach the terminal) and bounded in length, and neither
+view fails on a name that is not valid UTF-8.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 from watcher.config import Config
 from watcher.inventory import walk_candidates
+from watcher.media import name_problem
 from watcher.messages import FileState
+
+MAX_ERROR = 1000  # characters of an error text shown (an error record may hold more)
+MAX_SHOWN = 300  # ... and on a terminal line
 
 
 def folder_report(config: Config) -> dict[str, Any]:
@@ -19,13 +27,13 @@ def folder_report(config: Config) -> dict[str, Any]:
         counts = {state: 0 for state in FileState}
         failures = []
         for found in walk_candidates(folder.path, folder.recursive, folder.account):
-            counts[found.state] += 1
-            if found.state is FileState.FAILED and found.record is not None:
+            problem = name_problem(os.path.basename(found.path))
+            state = FileState.FAILED if problem is not None else found.state
+            counts[state] += 1
+            if problem is not None or (state is FileState.FAILED and found.record is not None):
+                error = problem if problem is not None else str((found.record or {}).get("error", ""))
                 failures.append(
-                    {
-                        "file": os.path.relpath(found.path, folder.path),
-                        "error": str(found.record.get("error", "")),
-                    }
+                    {"file": os.path.relpath(found.path, folder.path), "error": error[:MAX_ERROR]}
                 )
         folders.append(
             {
@@ -45,9 +53,35 @@ def render_text(report: dict[str, Any]) -> str:
     for folder in report["folders"]:
         account = folder["account"] or "the token's only account"
         lines.append(
-            f"{folder['path']}  (account {account})\n"
+            f"{printable(folder['path'])}  (account {account})\n"
             f"  uploaded {folder['uploaded']}, pending {folder['pending']}, failed {folder['failed']}"
         )
         for failure in folder["failures"]:
-            lines.append(f"  failed: {failure['file']}: {failure['error']}")
+            lines.append(f"  failed: {printable(failure['file'])}: {printable(failure['error'], MAX_SHOWN)}")
     return "\n".join(lines)
+
+
+def render_json(report: dict[str, Any]) -> bytes:
+    """UTF-8 JSON; names that are not valid UTF-8 come out as \\u escapes instead of failing."""
+    try:
+        return (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(report, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """`text` safe for a terminal: control characters and undecodable bytes as \\xNN, cut at `limit`."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    out = []
+    for char in text:
+        code = ord(char)
+        if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not valid UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF or code in (0x2028, 0x2029, 0x85):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
