@@ -85,6 +85,8 @@ class AgentProcess:
         self.notify = NotifySocket(abstract=False)
         env = dict(os.environ, NOTIFY_SOCKET=self.notify.address, PYTHONUNBUFFERED="1")
         env["XDG_STATE_HOME"] = str(self.workdir / "state")
+        # A refused sidecar is retried every second, not every 15 s: tests wait on it.
+        env.setdefault("MINIMAX_WATCHER_TIMINGS", "sidecar_retry=1,root_recheck=0.5")
         env.pop("JOURNAL_STREAM", None)
         env.pop("USEAPI_TOKEN", None)
         if token is not None:

@@ -584,3 +584,11 @@ def test_a_name_too_long_for_its_records_is_failed_once_with_the_reason_and_neve
     s.due(1.0)
     assert sum("245 bytes" in r.getMessage() for r in caplog.records) == 1
     assert s.summary().failed == 1
+
+
+def test_timings_from_the_environment_override_only_what_they_name() -> None:
+    t = Timings.from_env(
+        {"MINIMAX_WATCHER_TIMINGS": "sidecar_retry=1, root_recheck=0.5,bogus=3,stop_grace=-1"}
+    )
+    assert (t.sidecar_retry, t.root_recheck, t.stop_grace) == (1.0, 0.5, Timings().stop_grace)
+    assert Timings.from_env({}) == Timings()

@@ -39,6 +39,7 @@ from watcher.progress import ProgressBar
 from watcher.retry import RetryPolicy
 from watcher.state_dir import default_state_dir
 from watcher.systemd import Notifier
+from watcher.timings import Timings
 from watcher.uploader import record_failure, record_success, sidecar_for, upload_one
 
 log = logging.getLogger("watcher")
@@ -182,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         notifier=notifier,
         config_loader=reload_config,
         state_dir=default_state_dir(),
+        timings=Timings.from_env(),
     )
 
     log.info("minimax-watcher %s starting with %s (token from %s)", __version__, source, token.source)
@@ -197,7 +199,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     config, token, emulator = _prepare(args, args.emulate)
     agent = Agent(
-        config, _client_for(token, config.settings.concurrency), once=True, state_dir=default_state_dir()
+        config,
+        _client_for(token, config.settings.concurrency),
+        once=True,
+        state_dir=default_state_dir(),
+        timings=Timings.from_env(),
     )
     try:
         code = agent.run()

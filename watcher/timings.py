@@ -1,8 +1,20 @@
-"""The agent's fixed waits, as one value: the service uses the defaults, tests pass shorter ones."""
+"""The agent's fixed waits, as one value: the service uses the defaults, tests pass shorter ones.
+
+Tests that run the real agent as a process shorten them through $MINIMAX_WATCHER_TIMINGS
+(`sidecar_retry=1,root_recheck=0.5`), so they need not wait 15 s for a retry; users have no reason to.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+TIMINGS_ENV = "MINIMAX_WATCHER_TIMINGS"
+
+log = logging.getLogger("watcher")
 
 
 @dataclass(frozen=True)
@@ -17,3 +29,22 @@ class Timings:
     status_interval: float = 2.0
     # The kernel's inotify queue overflowed: rescan after this, so the burst that overflowed it lands.
     overflow_rescan_delay: float = 0.5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Timings:
+        """The defaults, with what $MINIMAX_WATCHER_TIMINGS overrides (`name=seconds,...`)."""
+        text = (os.environ if env is None else env).get(TIMINGS_ENV, "")
+        known = {f.name for f in dataclasses.fields(cls)}
+        changes: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, _, value = item.partition("=")
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = -1.0
+            if name not in known or not seconds > 0:
+                log.warning("%s: ignoring %r (expected name=seconds, names: %s)", TIMINGS_ENV, item,
+                            ", ".join(sorted(known)))  # fmt: skip
+                continue
+            changes[name] = seconds
+        return dataclasses.replace(cls(), **changes)
