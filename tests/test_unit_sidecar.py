@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -192,3 +193,60 @@ def test_a_sidecar_name_of_255_bytes_is_still_written(tmp_path: Path) -> None:
 
     assert json.loads(target.read_text()) == {"fileID": "x"}
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+# ---- below a watched folder: nothing outside it is read or written (SPEC §7) ----------------------
+
+
+def swapped_tree(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A watched `drop` whose `sub` is now a symlink to `outside`; returns (drop, outside, image path)."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (drop / "sub").symlink_to(outside, target_is_directory=True)
+    return drop, outside, str(drop / "sub" / "a.png")
+
+
+def test_the_atomic_writer_never_writes_through_a_symlinked_folder(tmp_path: Path) -> None:
+    drop, outside, image = swapped_tree(tmp_path)
+    with pytest.raises(OSError) as raised:
+        write_json_atomically(image + ".json", {"fileID": "f1"}, str(drop))
+    assert raised.value.errno == errno.ELOOP
+    with pytest.raises(OSError):
+        write_sidecar_atomically(image, {"fileID": "f1"}, str(drop))
+    with pytest.raises(OSError):
+        write_error_record(image, {"error": "x"}, str(drop))
+    assert list(outside.iterdir()) == [], "nothing may be created outside the watched folder"
+
+
+def test_the_atomic_writer_writes_below_its_root_when_nothing_is_swapped(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    (drop / "sub").mkdir(parents=True)
+    image = str(drop / "sub" / "a.png")
+    write_sidecar_atomically(image, {"fileID": "f1"}, str(drop))
+    assert json.loads((drop / "sub" / "a.png.json").read_text()) == {"fileID": "f1"}
+    assert os.listdir(drop / "sub") == ["a.png.json"]
+
+
+def test_a_symlinked_folder_hides_the_records_beyond_it(tmp_path: Path) -> None:
+    drop, outside, image = swapped_tree(tmp_path)
+    (outside / "a.png.json").write_text('{"fileID": "planted", "size": 1}')
+    (outside / "a.png.error.json").write_text('{"error": "x"}')
+    assert read_record(image + ".json") is not None  # O_NOFOLLOW alone reads through the folder
+    assert read_record(image + ".json", root=str(drop)) is None
+
+    remove_error_record(image, str(drop))  # the record is not inside the folder: nothing to remove
+
+    assert sorted(p.name for p in outside.iterdir()) == ["a.png.error.json", "a.png.json"]
+
+
+def test_remove_error_record_below_its_root(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    (drop / "sub").mkdir(parents=True)
+    image = str(drop / "sub" / "a.png")
+    write_error_record(image, {"error": "x"}, str(drop))
+    assert read_record(image + ".error.json", root=str(drop)) == {"error": "x"}
+    remove_error_record(image, str(drop))
+    assert os.listdir(drop / "sub") == []
+    remove_error_record(str(drop / "gone" / "a.png"), str(drop))  # a vanished folder: nothing to do

@@ -15,7 +15,15 @@ from watcher.emulator import Emulator
 from watcher.files import FileSignature, signature_of
 from watcher.media import MAX_UPLOAD_BYTES, NOT_AN_IMAGE
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
-from watcher.uploader import UploadJob, account_of, upload_one
+from watcher.uploader import (
+    UploadJob,
+    account_of,
+    record_failure,
+    record_success,
+    sidecar_for,
+    upload_one,
+)
+from watcher.worker import write_stored_sidecar
 
 
 def current_signature(path: Path) -> FileSignature:
@@ -180,3 +188,103 @@ def test_a_fifo_named_png_does_not_block(emu: Emulator, client: UploadClient, tm
     assert isinstance(outcome, FileChanged)
     assert signature is None
     assert emu.requests == []
+
+
+# ---- below a watched folder: nothing outside it is read or written (SPEC §7) ----------------------
+
+
+def watched_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """A watched `drop` with `sub/a.png` (PNG bytes seed 1) and an `outside` folder."""
+    drop = tmp_path / "drop"
+    (drop / "sub").mkdir(parents=True)
+    (drop / "sub" / "a.png").write_bytes(png_bytes(1))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    return drop, outside
+
+
+def test_a_subfolder_swapped_for_a_symlink_is_never_read_through(
+    emu: Emulator, client: UploadClient, tmp_path: Path
+) -> None:
+    drop, outside = watched_tree(tmp_path)
+    (outside / "a.png").write_bytes(png_bytes(2))
+    (drop / "sub").rename(tmp_path / "away")
+    (drop / "sub").symlink_to(outside, target_is_directory=True)
+    path = str(drop / "sub" / "a.png")
+
+    outcome, signature, _ = upload_one(client, UploadJob(path, ACCOUNT, None, root=str(drop)))
+
+    assert isinstance(outcome, FileChanged)
+    assert "symlink" in outcome.reason
+    assert signature is None
+    assert emu.requests == []
+
+
+def test_a_path_outside_its_root_is_never_read(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
+    drop, outside = watched_tree(tmp_path)
+    (outside / "a.png").write_bytes(png_bytes(2))
+    for path in (str(outside / "a.png"), f"{drop}/../outside/a.png"):
+        outcome, signature, _ = upload_one(client, UploadJob(path, ACCOUNT, None, root=str(drop)))
+        assert isinstance(outcome, FileChanged), path
+        assert signature is None
+    assert emu.requests == []
+
+
+def test_a_subfolder_swapped_during_the_upload_is_a_change_and_gets_no_sidecar(
+    emu: Emulator, client: UploadClient, tmp_path: Path
+) -> None:
+    # The same file, same inode and mtime, now reached through a symlink that leaves the folder: its
+    # sidecar would land outside, so the result must not be recorded.
+    drop, _ = watched_tree(tmp_path)
+    path = str(drop / "sub" / "a.png")
+    away = tmp_path / "away"
+    job = UploadJob(path, ACCOUNT, current_signature(Path(path)), root=str(drop))
+
+    def swap_once(sent: int) -> None:
+        if not away.exists():
+            (drop / "sub").rename(away)
+            (drop / "sub").symlink_to(away, target_is_directory=True)
+
+    outcome, signature, _ = upload_one(client, job, progress=swap_once)
+
+    assert away.exists(), "the swap happened during the upload"
+    assert isinstance(outcome, FileChanged)
+    assert signature == current_signature(away / "a.png")
+    assert len(emu.uploads) == 1
+    with pytest.raises(OSError):
+        record_success(job, sidecar_for(job, UploadSuccess("f", "o", "s", 1, "image/png"), signature))
+    assert sorted(p.name for p in away.iterdir()) == ["a.png"]
+
+
+def test_records_are_written_below_the_root_and_never_through_a_symlinked_folder(tmp_path: Path) -> None:
+    drop, outside = watched_tree(tmp_path)
+    path = str(drop / "sub" / "a.png")
+    job = UploadJob(path, ACCOUNT, None, root=str(drop))
+    signature = current_signature(Path(path))
+    failure = UploadFailure(FailureClass.PERMANENT, NOT_AN_IMAGE, "not_an_image", local=True)
+    record_failure(job, failure, signature)
+    record_success(job, sidecar_for(job, UploadSuccess("f", "o", "s", 1, "image/png"), signature))
+    assert sorted(os.listdir(drop / "sub")) == ["a.png", "a.png.json"]
+
+    (drop / "sub").rename(tmp_path / "away")
+    (drop / "sub").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(OSError):
+        record_failure(job, failure, signature)
+    with pytest.raises(OSError):
+        record_success(job, sidecar_for(job, UploadSuccess("f", "o", "s", 1, "image/png"), signature))
+    assert list(outside.iterdir()) == []
+
+
+def test_a_stored_sidecar_is_never_written_through_a_symlinked_folder(tmp_path: Path) -> None:
+    drop, _ = watched_tree(tmp_path)
+    path = str(drop / "sub" / "a.png")
+    signature = current_signature(Path(path))
+    away = tmp_path / "away"
+    (drop / "sub").rename(away)
+    (drop / "sub").symlink_to(away, target_is_directory=True)  # the very same file, through a symlink
+    stored = {"fileID": "f", "sha256": "s", "size": signature.size, "mtime_ns": signature.mtime_ns}
+
+    done = write_stored_sidecar(UploadJob(path, ACCOUNT, signature, stored_sidecar=stored, root=str(drop)))
+
+    assert isinstance(done.outcome, FileChanged)
+    assert sorted(p.name for p in away.iterdir()) == ["a.png"]

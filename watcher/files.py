@@ -2,15 +2,28 @@
 
 Every read of a dropped file goes through `open_regular_file`: no symlink is followed, a FIFO named
 `x.png` never blocks, and what was opened is checked to be a regular file.
+
+Nothing outside a watched folder is ever read or written through it (SPEC §7): given the folder as
+`root`, a path is reached by opening the root and then each component below it relative to its parent's
+descriptor, never following a symlink. `O_NOFOLLOW` on the whole path would protect only its last
+component; a subfolder swapped for a symlink to `/etc` would lead the agent out of the tree. A `root`
+of "" trusts the path as given (the `upload` command, the agent's own state folder).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from watcher.media import SNIFF_BYTES, TAIL_BYTES
+
+# A folder is opened only to look names up in it: O_PATH needs no read permission on it (a drop box
+# may be search-only, as a plain open of a path below it would allow too).
+_FOLDER_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +48,91 @@ class NotRegularFileError(OSError):
     """The path names a FIFO, socket, device or directory, not a regular file."""
 
 
-def open_regular_file(path: str) -> int:
+class OutsideRootError(OSError):
+    """The path does not lie below its watched folder, or climbs out of it with `..`."""
+
+    def __init__(self, path: str, root: str) -> None:
+        super().__init__(errno.EXDEV, f"not inside the watched folder {root}", path)
+
+
+def components_below(root: str, path: str) -> list[str]:
+    """The names leading from `root` down to `path`; raises `OutsideRootError` when it is not below."""
+    prefix = root.rstrip("/") + "/"
+    if not root or not path.startswith(prefix):
+        raise OutsideRootError(path, root)
+    parts = [part for part in path[len(prefix) :].split("/") if part not in ("", ".")]
+    if not parts or ".." in parts:
+        raise OutsideRootError(path, root)
+    return parts
+
+
+def open_folder_of(root: str, path: str) -> tuple[int, str]:
+    """An O_PATH descriptor of the folder holding `path` (the caller closes it), and `path`'s name in it.
+
+    Below `root`, each folder is opened relative to its parent without following a symlink: a folder
+    on the way that is now a symlink raises OSError(ELOOP), one that is now a file ENOTDIR, one that
+    is gone ENOENT. The root itself is the configured folder and is opened as named.
+    """
+    if not root:
+        folder, name = os.path.split(path)
+        return os.open(folder or ".", _FOLDER_FLAGS), name
+    parts = components_below(root, path)
+    dir_fd = os.open(root, _FOLDER_FLAGS)
+    try:
+        for part in parts[:-1]:
+            try:
+                child = os.open(part, _FOLDER_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
+            except NotADirectoryError:
+                # O_DIRECTORY|O_NOFOLLOW answers ENOTDIR for a symlink too; tell it apart so the
+                # caller's "the name is now a symlink" covers every component alike.
+                if _is_symlink(part, dir_fd):
+                    raise OSError(errno.ELOOP, "a folder on the way is a symlink", path) from None
+                raise
+            os.close(dir_fd)
+            dir_fd = child
+    except BaseException:
+        os.close(dir_fd)
+        raise
+    return dir_fd, parts[-1]
+
+
+def _is_symlink(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+@contextmanager
+def folder_of(root: str, path: str) -> Iterator[tuple[int, str]]:
+    """`open_folder_of` as a context: the folder's descriptor is closed on leaving."""
+    dir_fd, name = open_folder_of(root, path)
+    try:
+        yield dir_fd, name
+    finally:
+        os.close(dir_fd)
+
+
+def open_beneath(root: str, path: str, flags: int, mode: int = 0o777) -> int:
+    """`os.open(path, flags)` with no symlink followed anywhere below `root` (the last name included)."""
+    with folder_of(root, path) as (dir_fd, name):
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+
+
+def lstat_beneath(root: str, path: str) -> os.stat_result:
+    """The stat of `path` itself (not a symlink's target), reached from `root` without following one."""
+    with folder_of(root, path) as (dir_fd, name):
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def open_regular_file(path: str, root: str = "") -> int:
     """Open `path` for reading without following a symlink and without blocking on a FIFO.
 
-    Returns the descriptor; raises OSError, or `NotRegularFileError` when the name now points at
-    something other than a regular file (it may have been swapped since the last stat).
+    Returns the descriptor; raises OSError (ELOOP when the name or a folder below `root` is a
+    symlink), or `NotRegularFileError` when the name now points at something other than a regular
+    file (it may have been swapped since the last stat).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = open_beneath(root, path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -54,9 +145,9 @@ def open_regular_file(path: str) -> int:
     return fd
 
 
-def read_head_and_tail(path: str) -> tuple[bytes, bytes, os.stat_result]:
+def read_head_and_tail(path: str, root: str = "") -> tuple[bytes, bytes, os.stat_result]:
     """First bytes, last bytes and the stat of the open file, in one open."""
-    fd = open_regular_file(path)
+    fd = open_regular_file(path, root)
     try:
         st = os.fstat(fd)
         head = os.pread(fd, SNIFF_BYTES, 0)

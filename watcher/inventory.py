@@ -14,7 +14,15 @@ import time
 from collections.abc import Callable, Iterator
 
 from watcher.file_probe import Observed
-from watcher.files import FileSignature, is_regular_file_mode, read_head_and_tail, signature_of
+from watcher.files import (
+    FileSignature,
+    folder_of,
+    is_regular_file_mode,
+    lstat_beneath,
+    read_head_and_tail,
+    signature_of,
+)
+from watcher.folders import Folder
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name, looks_complete
 from watcher.messages import FileState, FoundFile
 from watcher.sidecar import is_valid_sidecar, read_record, record_matches
@@ -26,16 +34,21 @@ STALE_TEMPORARY = re.compile(r"^\..+\.json\.[0-9a-f]{8}\.tmp$")
 
 
 def classify(
-    path: str, signature: FileSignature, account: str | None, names: set[str] | None = None
+    path: str,
+    signature: FileSignature,
+    account: str | None,
+    names: set[str] | None = None,
+    root: str = "",
 ) -> FoundFile:
     """The state of one candidate, from its sidecar and error record (read only when they exist).
 
     A sidecar counts only for the folder's account: an image moved with its sidecar (mv, rsync -a) from
-    another account's folder keeps its mtime, but that fileID is useless here.
+    another account's folder keeps its mtime, but that fileID is useless here. The records are read
+    from below `root` without following a symlink (see `watcher.files`).
     """
     name = os.path.basename(path)
     if names is None or name + SIDECAR_SUFFIX in names:
-        sidecar = read_record(path + SIDECAR_SUFFIX)
+        sidecar = read_record(path + SIDECAR_SUFFIX, root=root)
         if (
             is_valid_sidecar(sidecar)
             and record_matches(sidecar, signature)
@@ -43,17 +56,25 @@ def classify(
         ):
             return FoundFile(path, signature, FileState.DONE, sidecar)
     if names is None or name + ERROR_RECORD_SUFFIX in names:
-        error = read_record(path + ERROR_RECORD_SUFFIX)
+        error = read_record(path + ERROR_RECORD_SUFFIX, root=root)
         if record_matches(error, signature) and failure_still_holds(
-            path, error.get("code") if error else None
+            path, error.get("code") if error else None, root
         ):
             return FoundFile(path, signature, FileState.FAILED, error)
     return FoundFile(path, signature, FileState.PENDING)
 
 
-def failure_still_holds(path: str, code: object) -> bool:
+def failure_still_holds(path: str, code: object, root: str = "") -> bool:
     """A permanent failure holds until the file changes; an unreadable file's, until it becomes readable."""
-    return not (code == "unreadable" and os.access(path, os.R_OK))
+    return not (code == "unreadable" and _readable(path, root))
+
+
+def _readable(path: str, root: str) -> bool:
+    try:
+        with folder_of(root, path) as (dir_fd, name):
+            return os.access(name, os.R_OK, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def walk_candidates(
@@ -106,7 +127,7 @@ def walk_candidates(
             if known is not None and known(entry.path) == signature:
                 yield FoundFile(entry.path, signature, FileState.DONE)
                 continue
-            yield classify(entry.path, signature, account, names)
+            yield classify(entry.path, signature, account, names, root)
 
 
 def _remove_quietly(path: str) -> None:
@@ -117,11 +138,27 @@ def _remove_quietly(path: str) -> None:
 
 
 class DiskProbe:
-    """The scheduler's `FileProbe` on the real filesystem."""
+    """The scheduler's `FileProbe` on the real filesystem.
+
+    `folder_for` names the watched folder a path lies in: every look goes through it without following
+    a symlink below it, and a path in no folder is not looked at. Without it, paths are trusted as given.
+    """
+
+    def __init__(self, folder_for: Callable[[str], Folder | None] | None = None) -> None:
+        self._folder_for = folder_for
+
+    def _root(self, path: str) -> str | None:
+        if self._folder_for is None:
+            return ""
+        folder = self._folder_for(path)
+        return folder.path if folder is not None else None
 
     def observe(self, path: str) -> Observed | None:
+        root = self._root(path)
+        if root is None:
+            return None
         try:
-            st = os.lstat(path)
+            st = lstat_beneath(root, path)
         except OSError:
             return None
         if not is_regular_file_mode(st.st_mode):
@@ -129,14 +166,21 @@ class DiskProbe:
         return Observed(signature_of(st), time.time())
 
     def looks_complete(self, path: str, size: int) -> bool:
+        root = self._root(path)
+        if root is None:
+            return False
         try:
-            head, tail, _ = read_head_and_tail(path)
+            head, tail, _ = read_head_and_tail(path, root)
         except OSError:
             return False
         return looks_complete(head, tail, size)
 
     def classify(self, path: str, signature: FileSignature, account: str | None) -> FoundFile:
-        return classify(path, signature, account)
+        root = self._root(path)
+        if root is None:
+            return FoundFile(path, signature, FileState.PENDING)
+        return classify(path, signature, account, root=root)
 
     def failure_still_holds(self, path: str, code: object) -> bool:
-        return failure_still_holds(path, code)
+        root = self._root(path)
+        return root is None or failure_still_holds(path, code, root)

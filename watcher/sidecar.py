@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from watcher.files import FileSignature
+from watcher.files import FileSignature, folder_of, open_beneath
 from watcher.media import error_record_path, sidecar_path
 
 # A sidecar larger than this is not ours; never read a huge file into memory to find out.
@@ -73,72 +74,84 @@ def temporary_name(name: str) -> str:
     return f".{name}{suffix}"
 
 
-def write_json_atomically(path: str, data: dict[str, Any]) -> None:
+def write_json_atomically(path: str, data: dict[str, Any], root: str = "") -> None:
     """Write `data` so that a reader sees either the old file or the complete new one, never a part.
 
     The temporary is a dot-file in the same folder (the agent and other tools ignore dot-files), it is
     fsynced before the rename, and the rename replaces a symlink planted at `path` instead of writing
-    through it. The folder is fsynced so the new name survives a power cut.
+    through it. The folder is reached from `root` without following a symlink (see `watcher.files`),
+    and both names are used relative to it, so a folder swapped for a symlink midway is never written
+    into. The folder is fsynced so the new name survives a power cut.
     """
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, temporary_name(name))
     try:
         payload = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
     except UnicodeEncodeError:
         # A file name that is not valid UTF-8 (surrogate-escaped by Python): \udcXX escapes keep the
         # JSON valid and give the same name back to a reader.
         payload = (json.dumps(data, ensure_ascii=True, indent=2) + "\n").encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
+    with folder_of(root, path) as (dir_fd, name):
+        tmp = temporary_name(name)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd
+        )
         try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_folder(folder)
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except OSError:
+                pass
+            raise
+        _fsync_folder(dir_fd)
 
 
-def _fsync_folder(folder: str) -> None:
+def _fsync_folder(dir_fd: int) -> None:
+    # `dir_fd` is an O_PATH descriptor, which fsync refuses: open the folder itself through it.
     try:
-        dfd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return
     try:
-        os.fsync(dfd)
+        os.fsync(fd)
     except OSError:
         pass
     finally:
-        os.close(dfd)
+        os.close(fd)
 
 
-def write_sidecar_atomically(image_path: str, sidecar: dict[str, Any]) -> None:
-    write_json_atomically(sidecar_path(image_path), sidecar)
+def write_sidecar_atomically(image_path: str, sidecar: dict[str, Any], root: str = "") -> None:
+    write_json_atomically(sidecar_path(image_path), sidecar, root)
 
 
-def write_error_record(image_path: str, record: dict[str, Any]) -> None:
-    write_json_atomically(error_record_path(image_path), record)
+def write_error_record(image_path: str, record: dict[str, Any], root: str = "") -> None:
+    write_json_atomically(error_record_path(image_path), record, root)
 
 
-def remove_error_record(image_path: str) -> None:
+def remove_error_record(image_path: str, root: str = "") -> None:
+    """Remove the image's error record; nothing to do when it, or the folder it was in, is gone.
+
+    A folder on the way that is now a symlink or a file counts as gone: the record is not reachable
+    inside the watched folder, and nothing outside it is touched.
+    """
     try:
-        os.unlink(error_record_path(image_path))
-    except FileNotFoundError:
-        pass
+        with folder_of(root, error_record_path(image_path)) as (dir_fd, name):
+            os.unlink(name, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+            raise
 
 
-def read_record(path: str, max_bytes: int = MAX_RECORD_BYTES) -> dict[str, Any] | None:
-    """A sidecar or error record as a dict; None when absent, a symlink, unreadable or not ours."""
+def read_record(path: str, max_bytes: int = MAX_RECORD_BYTES, root: str = "") -> dict[str, Any] | None:
+    """A sidecar or error record as a dict; None when absent, a symlink (or below one), unreadable or not ours."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = open_beneath(root, path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
     try:

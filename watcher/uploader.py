@@ -14,7 +14,14 @@ from typing import Any
 
 from watcher.client import READ_CHUNK, ProgressCallback, UploadClient
 from watcher.dedupe import HEAD_BYTES, DedupeIndex, KnownUpload
-from watcher.files import FileSignature, NotRegularFileError, open_regular_file, signature_of
+from watcher.files import (
+    FileSignature,
+    NotRegularFileError,
+    OutsideRootError,
+    lstat_beneath,
+    open_regular_file,
+    signature_of,
+)
 from watcher.media import (
     MAX_UPLOAD_BYTES,
     NOT_AN_IMAGE,
@@ -44,24 +51,28 @@ def upload_one(
 
     Returns the outcome, the signature it applies to, and whether the fileID was reused from the
     dedupe index. A file that changes, shrinks, vanishes or is swapped while it is read yields
-    `FileChanged`, so no result is ever recorded for bytes other than the file's final ones.
+    `FileChanged`, so no result is ever recorded for bytes other than the file's final ones. The file
+    is reached from `job.root` without following a symlink: a folder on the way that became one is
+    a swap like any other, never a way out of the watched folder.
     """
     try:
-        fd = open_regular_file(job.path)
-    except FileNotFoundError:
+        fd = open_regular_file(job.path, job.root)
+    except (FileNotFoundError, NotADirectoryError):
         return FileChanged("the file disappeared"), None, False
     except NotRegularFileError:
         return FileChanged("the name no longer points at a regular file"), None, False
+    except OutsideRootError:
+        return FileChanged("the path no longer lies inside its watched folder"), None, False
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return FileChanged("the name is now a symlink"), None, False
+            return FileChanged("the name, or a folder on its path, is now a symlink"), None, False
         if exc.errno not in (errno.EACCES, errno.EPERM):
             # Out of descriptors, an I/O error, a stale NFS handle: the file may well be fine later.
             reason = f"cannot open the file: {exc.strerror}"
             return UploadFailure(FailureClass.TEMPORARY, reason, "io", local=True), None, False
         reason = f"cannot open the file: {exc.strerror}; fix its permissions"
         try:
-            seen: FileSignature | None = signature_of(os.stat(job.path, follow_symlinks=False))
+            seen: FileSignature | None = signature_of(lstat_beneath(job.root, job.path))
         except OSError:
             seen = None
         return UploadFailure(FailureClass.PERMANENT, reason, "unreadable", local=True), seen, False
@@ -95,7 +106,7 @@ def upload_one(
                 )
         if reused is None:
             outcome = client.post_file(fd, signature.size, content_type, job.account, progress)
-        if isinstance(outcome, UploadSuccess) and _changed_since(job.path, fd, signature):
+        if isinstance(outcome, UploadSuccess) and _changed_since(job, fd, signature):
             return FileChanged("the file changed while it was uploaded"), signature, False
         if isinstance(outcome, UploadSuccess) and dedupe is not None and reused is None:
             known = KnownUpload(outcome.file_id, outcome.oss_path)
@@ -122,12 +133,16 @@ def _hash_file(fd: int, size: int) -> str | None:
     return digest.hexdigest()
 
 
-def _changed_since(path: str, fd: int, signature: FileSignature) -> bool:
-    """Whether the open file or the name's current target no longer match `signature`."""
+def _changed_since(job: UploadJob, fd: int, signature: FileSignature) -> bool:
+    """Whether the open file, or what the name leads to now inside the folder, no longer match `signature`.
+
+    A folder on the way swapped for a symlink counts as a change even when it leads to the same file:
+    the sidecar would be written through it.
+    """
     if signature_of(os.fstat(fd)) != signature:
         return True
     try:
-        return signature_of(os.stat(path, follow_symlinks=False)) != signature
+        return signature_of(lstat_beneath(job.root, job.path)) != signature
     except OSError:
         return True
 
@@ -154,8 +169,8 @@ def sidecar_for(job: UploadJob, success: UploadSuccess, signature: FileSignature
 
 def record_success(job: UploadJob, sidecar: dict[str, Any]) -> None:
     """Write the sidecar (atomically) and drop any stale error record. Raises OSError if it cannot."""
-    write_sidecar_atomically(job.path, sidecar)
-    remove_error_record(job.path)
+    write_sidecar_atomically(job.path, sidecar, job.root)
+    remove_error_record(job.path, job.root)
 
 
 def record_failure(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> None:
@@ -163,4 +178,5 @@ def record_failure(job: UploadJob, failure: UploadFailure, signature: FileSignat
     write_error_record(
         job.path,
         build_error_record(error=failure.error, code=failure.code, attempts=job.attempt, signature=signature),
+        job.root,
     )

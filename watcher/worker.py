@@ -9,7 +9,6 @@ turned into `FileChanged`, never recorded.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 from watcher.client import UploadClient
 from watcher.dedupe import DedupeIndex
-from watcher.files import signature_of
+from watcher.files import lstat_beneath, signature_of
 from watcher.messages import JobDone, UploadJob
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.sidecar import write_sidecar_atomically
@@ -142,11 +141,15 @@ class Workers:
 
 
 def write_stored_sidecar(job: UploadJob) -> JobDone:
-    """Write a sidecar whose upload happened earlier, if the file still holds the bytes it describes."""
+    """Write a sidecar whose upload happened earlier, if the file still holds the bytes it describes.
+
+    The file is looked at, and the sidecar written, from below `job.root` without following a symlink:
+    a folder on the way that became one makes the file count as gone.
+    """
     assert job.stored_sidecar is not None and job.expected is not None
     sidecar = job.stored_sidecar
     try:
-        current = signature_of(os.stat(job.path, follow_symlinks=False))
+        current = signature_of(lstat_beneath(job.root, job.path))
     except OSError:
         return JobDone(job, FileChanged("the file is gone"), None, True, 0.0)
     if current != job.expected:
@@ -159,7 +162,7 @@ def write_stored_sidecar(job: UploadJob) -> JobDone:
         str(sidecar.get("contentType", "")),
     )
     try:
-        write_sidecar_atomically(job.path, sidecar)
+        write_sidecar_atomically(job.path, sidecar, job.root)
     except OSError as exc:
         return JobDone(job, success, current, True, 0.0, sidecar, record_error=exc.strerror or str(exc))
     return JobDone(job, success, current, True, 0.0, sidecar)
