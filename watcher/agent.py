@@ -76,7 +76,7 @@ class Agent:
             config.folders,
             settle_seconds=config.settings.settle_seconds,
             concurrency=config.settings.concurrency,
-            probe=DiskProbe(),
+            probe=DiskProbe(lambda path: self.scheduler.folder_for(path)),
             store=self.unwritten,
             dedupe=dedupe,
             retry_policy=retry_policy,
