@@ -13,8 +13,9 @@ EOF is a stop.
 
 The emulator hashes every body it receives (sha256, for the tests' assertions). Here that would put a
 second sha256 of every byte on the same two cores as the process being measured, and cap loopback
-throughput at the speed of sha256, so by default the benchmark emulator counts bytes without hashing
-them (BENCH_EMULATOR_HASH=1 restores the hash). Nothing in the benchmarks reads the emulator's digests.
+throughput at the speed of sha256, so by default the benchmark emulator is made with hash_bodies=False
+and counts bytes without hashing them (BENCH_EMULATOR_HASH=1 restores the hash). Nothing in the
+benchmarks reads the emulator's digests.
 """
 
 from __future__ import annotations
