@@ -426,16 +426,33 @@ def test_ready_comes_after_every_folders_initial_scan() -> None:
 
 
 def test_a_scan_reports_pending_files_for_upload_and_done_ones_for_the_index() -> None:
-    s, disk, _ = make()
+    s, disk, _ = make(trusts=lambda record: record.get("seal") == "ours")
     sig = disk.write("/drop/a/new.png")
-    done = FoundFile(
-        "/drop/a/old.png", FileSignature(5, 5, 5), FileState.DONE, {"fileID": "f", "sha256": "s"}
-    )
+    ours = {"fileID": "f", "sha256": "s", "seal": "ours"}
+    done = FoundFile("/drop/a/old.png", FileSignature(5, 5, 5), FileState.DONE, ours)
     s.handle(ScanBatch(A, [FoundFile("/drop/a/new.png", sig, FileState.PENDING), done]), 0.0)
     assert "/drop/a/old.png" in s.ledger.done and "/drop/a/new.png" in s.tracked
     assert s.ledger.dedupe.find("111111", 5, "s") is not None
     s.handle(ScanFinished(A, A.path, {A.path: {"new.png"}}, False), 1.0)
     assert "/drop/a/old.png" not in s.ledger.done  # vanished without an event: forgotten
+
+
+def test_a_planted_sidecar_marks_its_own_file_done_but_never_lends_its_file_id() -> None:
+    s, _, _ = make(trusts=lambda record: record.get("seal") == "ours")
+    planted = {"fileID": "user:1-minimax:111111-file:666", "sha256": "victim", "seal": "forged"}
+    decoy = FoundFile("/drop/a/decoy.png", FileSignature(7, 7, 7), FileState.DONE, planted)
+    s.handle(ScanBatch(A, [decoy]), 0.0)
+    assert "/drop/a/decoy.png" in s.ledger.done
+    assert s.ledger.dedupe.find("111111", 7, "victim") is None
+
+
+def test_a_sidecar_in_doubt_lends_its_file_id_to_the_re_hash_only_when_it_is_ours() -> None:
+    s, disk, _ = make(trusts=lambda record: record.get("seal") == "ours")
+    sig = disk.write("/drop/a/restored.png")
+    ours = {"fileID": "f", "sha256": "same", "seal": "ours"}
+    s.handle(ScanBatch(A, [FoundFile("/drop/a/restored.png", sig, FileState.PENDING, ours)]), 0.0)
+    assert s.ledger.dedupe.find("111111", sig.size, "same") is not None
+    assert "/drop/a/restored.png" in s.tracked  # uploaded (or reused after the hash), never assumed
 
 
 # ---- reloads -------------------------------------------------------------------------------------

@@ -163,10 +163,15 @@ def test_read_record_of_a_directory_is_none(tmp_path: Path) -> None:
     assert read_record(str(folder)) is None
 
 
-def test_record_matches_on_size_and_mtime_ns_only() -> None:
+def test_record_matches_on_size_mtime_ns_and_the_inode_where_the_record_has_one() -> None:
     record = {"size": SIG.size, "mtime_ns": SIG.mtime_ns}
     assert record_matches(record, SIG)
-    assert record_matches(record, FileSignature(SIG.size, SIG.mtime_ns, ino=1))  # inode does not count
+    # Records written before inodes were recorded stay valid: no mass re-upload on upgrade.
+    assert record_matches(record, FileSignature(SIG.size, SIG.mtime_ns, ino=1))
+    with_inode = {**record, "ino": 42}
+    assert record_matches(with_inode, FileSignature(SIG.size, SIG.mtime_ns, ino=42))
+    assert not record_matches(with_inode, FileSignature(SIG.size, SIG.mtime_ns, ino=43))
+    assert record_matches(with_inode, FileSignature(SIG.size, SIG.mtime_ns, ino=43), inode=False)
     assert not record_matches(record, FileSignature(SIG.size + 1, SIG.mtime_ns))
     assert not record_matches(record, FileSignature(SIG.size, SIG.mtime_ns + 1))
     assert not record_matches(None, SIG)

@@ -34,9 +34,10 @@ from watcher.retry import RetryPolicy
 from watcher.scanner import Scanner
 from watcher.scheduler import Scheduler
 from watcher.sidecar_backlog import StoredSidecar
-from watcher.state_dir import UnwrittenSidecars
+from watcher.state_dir import UnwrittenSidecars, load_seal_key
 from watcher.systemd import Notifier
 from watcher.timings import Timings
+from watcher.trust import SidecarSeal
 from watcher.watching import FolderWatch, watch_for_overflows
 from watcher.worker import Workers
 
@@ -71,6 +72,7 @@ class Agent:
         self._config_loader = config_loader
         self.timings = timings or Timings()
         self.unwritten = UnwrittenSidecars(state_dir)
+        seal = SidecarSeal(load_seal_key(state_dir))
         dedupe = DedupeIndex()
         self.scheduler = Scheduler(
             config.folders,
@@ -83,9 +85,10 @@ class Agent:
             timings=self.timings,
             once=once,
             once_policy=once_policy,
+            trusts=seal.verifies,
         )
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
-        self.workers = Workers(lambda: self.client, dedupe, self.post)
+        self.workers = Workers(lambda: self.client, dedupe, self.post, seal)
         # `done.get` runs on the scanner's thread: a lookup in plain dicts, safe under the GIL.
         self.scanner = Scanner(self.post, self.scheduler.ledger.done.get)
         self._watches: dict[str, FolderWatch] = {}

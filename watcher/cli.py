@@ -37,9 +37,10 @@ from watcher.messages import UploadJob
 from watcher.outcome import FailureClass, UploadFailure, UploadSuccess
 from watcher.progress import ProgressBar
 from watcher.retry import RetryPolicy
-from watcher.state_dir import default_state_dir
+from watcher.state_dir import default_state_dir, load_seal_key
 from watcher.systemd import Notifier
 from watcher.timings import Timings
+from watcher.trust import SidecarSeal
 from watcher.uploader import record_failure, record_success, sidecar_for, upload_one
 
 log = logging.getLogger("watcher")
@@ -242,7 +243,9 @@ def cmd_upload(args: argparse.Namespace) -> int:
             if progress is not None:
                 progress.finish()
             if isinstance(outcome, UploadSuccess) and signature is not None:
-                sidecar = sidecar_for(job, outcome, signature)
+                sidecar = sidecar_for(
+                    job, outcome, signature, SidecarSeal(load_seal_key(default_state_dir()))
+                )
                 try:
                     record_success(job, sidecar)
                 except OSError as exc:

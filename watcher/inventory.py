@@ -12,6 +12,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from watcher.file_probe import Observed
 from watcher.files import (
@@ -47,21 +48,28 @@ def classify(
     from below `root` without following a symlink (see `watcher.files`).
     """
     name = os.path.basename(path)
+    in_doubt: dict[str, Any] | None = None
     if names is None or name + SIDECAR_SUFFIX in names:
         sidecar = read_record(path + SIDECAR_SUFFIX, root=root)
         if (
-            is_valid_sidecar(sidecar)
-            and record_matches(sidecar, signature)
-            and (account is None or sidecar is None or sidecar.get("account") == account)
+            sidecar is not None
+            and is_valid_sidecar(sidecar)
+            and (account is None or sidecar.get("account") == account)
         ):
-            return FoundFile(path, signature, FileState.DONE, sidecar)
+            if record_matches(sidecar, signature):
+                return FoundFile(path, signature, FileState.DONE, sidecar)
+            if record_matches(sidecar, signature, inode=False):
+                # Same size and mtime, another inode: maybe new bytes renamed into place, maybe the
+                # same bytes restored by a copy. Pending, with the sidecar offered to dedupe, so the
+                # upload re-hashes the file and reuses the fileID only if the bytes are the same.
+                in_doubt = sidecar
     if names is None or name + ERROR_RECORD_SUFFIX in names:
         error = read_record(path + ERROR_RECORD_SUFFIX, root=root)
         if record_matches(error, signature) and failure_still_holds(
             path, error.get("code") if error else None, root
         ):
             return FoundFile(path, signature, FileState.FAILED, error)
-    return FoundFile(path, signature, FileState.PENDING)
+    return FoundFile(path, signature, FileState.PENDING, in_doubt)
 
 
 def failure_still_holds(path: str, code: object, root: str = "") -> bool:

@@ -7,6 +7,7 @@ data, owned by the scheduler's thread (the scanner only reads `done` through a p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,12 @@ class FailedFile:
 
 
 class Ledger:
-    def __init__(self, dedupe: DedupeIndex | None = None) -> None:
+    def __init__(
+        self, dedupe: DedupeIndex | None = None, trusts: Callable[[dict[str, Any]], bool] | None = None
+    ) -> None:
         self.dedupe = dedupe if dedupe is not None else DedupeIndex()
+        # Whether this agent wrote a sidecar (its seal verifies): only those lend fileIDs to other files.
+        self._trusts = trusts or (lambda sidecar: False)
         self.done: PathIndex[FileSignature] = PathIndex()
         self.failed: PathIndex[FailedFile] = PathIndex()
         self.empty: set[str] = set()  # empty candidates: not timed, an event or a rescan wakes them
@@ -39,9 +44,10 @@ class Ledger:
         if found.state is FileState.DONE:
             self.done[found.path] = found.signature
             self.failed.pop(found.path)
-            if found.record is not None:
+        if found.state is not FileState.FAILED:
+            if found.record is not None and self._trusts(found.record):
                 self.add_known_upload(folder, found.signature.size, found.record)
-        elif found.state is FileState.FAILED:
+        else:
             record = found.record or {}
             self.mark_failed(found.path, found.signature, str(record.get("error", "")), record.get("code"))
 

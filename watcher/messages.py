@@ -51,7 +51,8 @@ class FoundFile:
     path: str
     signature: FileSignature
     state: FileState
-    # The sidecar (DONE) or error record (FAILED) that decided the state.
+    # The sidecar (DONE) or error record (FAILED) that decided the state; for PENDING, a sidecar that
+    # matches all but the inode (the bytes may be the same: dedupe may reuse its fileID after a hash).
     record: dict[str, Any] | None = None
 
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, assert_never
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, assert_never
 
 from watcher.accounts import AccountGates
 from watcher.dedupe import DedupeIndex
@@ -70,6 +70,7 @@ class Scheduler:
         timings: Timings | None = None,
         once: bool = False,
         once_policy: RetryPolicy | None = None,
+        trusts: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         self.folders: tuple[Folder, ...] = tuple(folders)
         self.concurrency = concurrency
@@ -83,7 +84,7 @@ class Scheduler:
 
         self.tracker = SettleTracker(settle_seconds)
         self.accounts = AccountGates(self.retry_policy)
-        self.ledger = Ledger(dedupe)
+        self.ledger = Ledger(dedupe, trusts)
         self.tracked: dict[str, Tracked] = {}
         self.unwritten = SidecarBacklog(store, self.timings.sidecar_retry)
         self.gave_up: dict[str, str] = {}  # `scan` only: files it stopped retrying, and why
@@ -189,6 +190,7 @@ class Scheduler:
                 # Judged against another account's sidecars: look at it afresh.
                 self._track_now(found.path, now)
             elif found.state is FileState.PENDING:
+                self.ledger.record_found(folder, found)  # a sidecar in doubt may lend its fileID
                 if found.path not in self.unwritten:
                     self._track_now(found.path, now)
             elif found.path not in self.tracked:
@@ -293,8 +295,8 @@ class Scheduler:
             return
         # A sidecar or error record written by an earlier run (or by hand) may already cover it.
         found = self._probe.classify(path, signature, entry.folder.account)
+        self.ledger.record_found(entry.folder, found)
         if found.state is not FileState.PENDING:
-            self.ledger.record_found(entry.folder, found)
             self._untrack(path)
             return
         if self.accounts.hold(entry.folder.account_key, path):

@@ -38,6 +38,7 @@ def build_sidecar(
         "file": os.path.basename(image_path),
         "size": signature.size,
         "mtime_ns": signature.mtime_ns,
+        "ino": signature.ino,
         "sha256": sha256,
         "contentType": content_type,
         "uploadedAt": uploaded_at or utc_now_iso(),
@@ -54,6 +55,7 @@ def build_error_record(
         "failedAt": utc_now_iso(),
         "size": signature.size,
         "mtime_ns": signature.mtime_ns,
+        "ino": signature.ino,
     }
 
 
@@ -174,11 +176,20 @@ def read_record(path: str, max_bytes: int = MAX_RECORD_BYTES, root: str = "") ->
     return data if isinstance(data, dict) else None
 
 
-def record_matches(record: dict[str, Any] | None, signature: FileSignature) -> bool:
-    """True when a sidecar or error record describes this exact version (size and mtime_ns) of the file."""
+def record_matches(record: dict[str, Any] | None, signature: FileSignature, *, inode: bool = True) -> bool:
+    """True when a sidecar or error record describes this exact version of the file: the same size and
+    mtime_ns, and the same inode where the record names one.
+
+    The inode catches new bytes renamed into place with the old size and mtime (`cp -p`, `rsync -a`,
+    archives with normalised timestamps). Records written before inodes were recorded match on size
+    and mtime_ns alone, so an upgrade uploads nothing again. `inode=False` asks the weaker question.
+    """
     if record is None:
         return False
-    return record.get("size") == signature.size and record.get("mtime_ns") == signature.mtime_ns
+    if record.get("size") != signature.size or record.get("mtime_ns") != signature.mtime_ns:
+        return False
+    recorded = record.get("ino")
+    return not inode or not isinstance(recorded, int) or not signature.ino or recorded == signature.ino
 
 
 def is_valid_sidecar(record: dict[str, Any] | None) -> bool:

@@ -37,6 +37,7 @@ from watcher.sidecar import (
     write_error_record,
     write_sidecar_atomically,
 )
+from watcher.trust import SidecarSeal
 
 _ACCOUNT_IN_FILE_ID = re.compile(r"-minimax:([^-]+)-file:")
 
@@ -155,8 +156,11 @@ def account_of(job: UploadJob, file_id: str) -> str:
     return match.group(1) if match else ""
 
 
-def sidecar_for(job: UploadJob, success: UploadSuccess, signature: FileSignature) -> dict[str, Any]:
-    return build_sidecar(
+def sidecar_for(
+    job: UploadJob, success: UploadSuccess, signature: FileSignature, seal: SidecarSeal | None = None
+) -> dict[str, Any]:
+    """The sidecar for an upload, sealed when a seal is given (only sealed sidecars lend fileIDs)."""
+    sidecar = build_sidecar(
         image_path=job.path,
         account=account_of(job, success.file_id),
         file_id=success.file_id,
@@ -165,6 +169,7 @@ def sidecar_for(job: UploadJob, success: UploadSuccess, signature: FileSignature
         sha256=success.sha256,
         content_type=success.content_type,
     )
+    return seal.seal(sidecar) if seal is not None else sidecar
 
 
 def record_success(job: UploadJob, sidecar: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from watcher.files import lstat_beneath, signature_of
 from watcher.messages import JobDone, UploadJob
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.sidecar import write_sidecar_atomically
+from watcher.trust import SidecarSeal
 from watcher.uploader import record_failure, record_success, sidecar_for, upload_one
 
 log = logging.getLogger("watcher")
@@ -59,9 +60,11 @@ class Workers:
         client: Callable[[], UploadClient],
         dedupe: DedupeIndex,
         post: Callable[[Any], None],
+        seal: SidecarSeal | None = None,
     ) -> None:
         self._client = client  # called per job: a reload swaps the client, jobs in flight keep theirs
         self._dedupe = dedupe
+        self._seal = seal
         self._post = post
         self.changes = InFlightChanges()
         self._jobs: queue.SimpleQueue[UploadJob | None] = queue.SimpleQueue()
@@ -127,7 +130,9 @@ class Workers:
         seconds = time.monotonic() - started
         if signature is None:
             return JobDone(job, outcome, signature, reused, seconds)
-        sidecar = sidecar_for(job, outcome, signature) if isinstance(outcome, UploadSuccess) else None
+        sidecar = (
+            sidecar_for(job, outcome, signature, self._seal) if isinstance(outcome, UploadSuccess) else None
+        )
         try:
             if sidecar is not None:
                 record_success(job, sidecar)
