@@ -293,11 +293,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    if args.sample:
-        from watcher.config import render_sample
-
-        print(render_sample(), end="")
-        return 0
     config = load_config(_config_path(args))
     token = resolve_token(config)
     print(yaml.safe_dump(describe_effective(config, token), sort_keys=False), end="")
