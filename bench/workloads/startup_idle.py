@@ -26,7 +26,7 @@ from results import Outcome, Row, fmt_mb, fmt_s, verdict
 # measuring prototypes with --agent-src. Printed under the workload whenever its verdict is MISSED.
 WHY_MISSED = (
     "why rescans cost: a periodic rescan lists every folder and stats every image (~10 us/file in "
-    "watcher/scanning.py walk_candidates); files already known to be done are not passed to the "
+    "watcher/inventory.py walk_candidates); files already known to be done are not passed to the "
     "scheduler, and vanished ones are reconciled per directory (watcher/pathindex.py). At 100,000 "
     "files and rescan_seconds 300 that still averages above 0.2 % of a core; idle between rescans the "
     "agent does not wake at all. An inotify overflow brings a rescan forward, so rescan_seconds can "
