@@ -7,6 +7,7 @@ does, pending otherwise.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -20,6 +21,7 @@ from watcher.files import (
     folder_of,
     is_regular_file_mode,
     lstat_beneath,
+    open_beneath,
     read_head_and_tail,
     signature_of,
 )
@@ -90,57 +92,93 @@ def walk_candidates(
     recursive: bool,
     account: str | None,
     *,
+    start: str | None = None,
     known: Callable[[str], FileSignature | None] | None = None,
     remove_temporaries_before: float | None = None,
     on_listing: Callable[[str, set[str]], None] | None = None,
 ) -> Iterator[FoundFile]:
-    """Every candidate under `root` with its state.
+    """Every candidate under the watched folder `root` (or its subfolder `start`) with its state.
 
-    `known` gives the signature the caller already knows to be done for a path; a file that still has
-    it is reported DONE without reading its sidecar again (and with no record), which keeps periodic
-    rescans cheap. `on_listing` receives each directory with the names it holds, as it is listed.
-    Unreadable subfolders are logged and skipped; the rest of the walk goes on.
+    Each directory is listed through a descriptor reached from `root` without following a symlink, so a
+    subfolder swapped for a link mid-walk lists nothing outside the folder. `known` gives the signature
+    the caller already knows to be done for a path; a file that still has it is reported DONE without
+    reading its sidecar again (and with no record), which keeps periodic rescans cheap. `on_listing`
+    receives each directory with the names it holds, as it is listed. Unreadable subfolders are logged
+    and skipped; the rest of the walk goes on.
     """
-    stack = [root]
+    stack = [start or root]
     while stack:
         folder = stack.pop()
         try:
-            with os.scandir(folder) as it:
-                entries = list(it)
+            dir_fd = _open_directory(root, folder)
         except FileNotFoundError:
             continue
         except OSError as exc:
-            log.error("cannot list %s: %s; its files are skipped until it can be read", folder, exc.strerror)
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link or a file: not ours
+                log.error("cannot list %s: %s; its files are skipped until it can be read", folder,
+                          exc.strerror)  # fmt: skip
             continue
-        names = {e.name for e in entries}
-        if on_listing is not None:
-            on_listing(folder, names)
-        for entry in entries:
-            name = entry.name
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if recursive and not name.startswith("."):
-                        stack.append(entry.path)
-                    continue
-                if remove_temporaries_before is not None and STALE_TEMPORARY.match(name):
-                    # Only a crash's leftovers: a temporary this process is writing right now is newer.
-                    if entry.stat(follow_symlinks=False).st_mtime < remove_temporaries_before:
-                        _remove_quietly(entry.path)
-                    continue
-                if not is_candidate_name(name) or not entry.is_file(follow_symlinks=False):
-                    continue
-                signature = signature_of(entry.stat(follow_symlinks=False))
-            except OSError:
-                continue  # vanished while we looked: its delete event or the next scan handles it
-            if known is not None and known(entry.path) == signature:
-                yield FoundFile(entry.path, signature, FileState.DONE)
-                continue
-            yield classify(entry.path, signature, account, names, root)
+        try:
+            yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known,
+                                       remove_temporaries_before, on_listing)  # fmt: skip
+        finally:
+            os.close(dir_fd)
 
 
-def _remove_quietly(path: str) -> None:
+def _open_directory(root: str, folder: str) -> int:
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    if folder == root:
+        return os.open(root, flags)  # the configured folder itself: the one path trusted as given
+    return open_beneath(root, folder, flags)
+
+
+def _walk_directory(
+    root: str,
+    folder: str,
+    dir_fd: int,
+    recursive: bool,
+    account: str | None,
+    stack: list[str],
+    known: Callable[[str], FileSignature | None] | None,
+    remove_temporaries_before: float | None,
+    on_listing: Callable[[str, set[str]], None] | None,
+) -> Iterator[FoundFile]:
     try:
-        os.unlink(path)
+        with os.scandir(dir_fd) as it:
+            entries = list(it)
+    except OSError as exc:
+        log.error("cannot list %s: %s; its files are skipped until it can be read", folder, exc.strerror)
+        return
+    names = {e.name for e in entries}
+    if on_listing is not None:
+        on_listing(folder, names)
+    for entry in entries:
+        name = entry.name
+        path = f"{folder.rstrip('/')}/{name}"
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if recursive and not name.startswith("."):
+                    stack.append(path)
+                continue
+            if remove_temporaries_before is not None and STALE_TEMPORARY.match(name):
+                # Only a crash's leftovers: a temporary this process is writing right now is newer.
+                if entry.stat(follow_symlinks=False).st_mtime < remove_temporaries_before:
+                    _remove_quietly(name, dir_fd)
+                continue
+            if not is_candidate_name(name) or not entry.is_file(follow_symlinks=False):
+                continue
+            signature = signature_of(entry.stat(follow_symlinks=False))
+        except OSError:
+            continue  # vanished while we looked: its delete event or the next scan handles it
+        if known is not None and known(path) == signature:
+            yield FoundFile(path, signature, FileState.DONE)
+            continue
+        yield classify(path, signature, account, names, root)
+
+
+def _remove_quietly(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
 

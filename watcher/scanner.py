@@ -87,9 +87,10 @@ class Scanner:
         batch: list[FoundFile] = []
         listings: dict[str, set[str]] = {}
         walk = walk_candidates(
-            request.root,
+            folder.path,
             folder.recursive,
             folder.account,
+            start=request.root,
             known=self._known,
             remove_temporaries_before=self._started if request.initial else None,
             on_listing=listings.__setitem__,
