@@ -8,8 +8,11 @@ Three classes of failure, each with its own handling in the agent:
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 
 class FailureClass(StrEnum):
@@ -72,6 +75,68 @@ def operator_hint(status: int | None) -> str:
     return OPERATOR_HINTS.get(status, "")
 
 
+# Bounds on what a server may make us store. Every record is read back whole at each start (and refused
+# past 64 KiB): a server that answers with a 100 KB fileID or error would otherwise have its record
+# ignored and the file uploaded again at every start.
+MAX_FILE_ID_CHARS = 200
+MAX_OSS_PATH_CHARS = 2048
+MAX_ERROR_CHARS = 500
+
+# The documented shape `user:<uid>-minimax:<account>-file:<id>`: the uid and the account are numeric;
+# the file id is numeric today, letters and underscores are tolerated in case its format grows.
+_FILE_ID = re.compile(r"user:[0-9]+-minimax:[0-9]+-file:[0-9A-Za-z_]+")
+
+# Characters that separate words: turned into a space rather than dropped, so words do not run together.
+_SPACE_LIKE = frozenset("\t\n\r\v\f\x1c\x1d\x1e\x1f\x85\u2028\u2029")
+# Control characters, format characters (bidi overrides, zero-width characters) and lone surrogates:
+# they can rewrite a terminal line, hide text, or make the string unencodable as UTF-8.
+_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+
+
+def is_valid_file_id(value: object) -> bool:
+    """Whether `value` is a fileID in its documented shape and of a sane length."""
+    return (
+        isinstance(value, str) and len(value) <= MAX_FILE_ID_CHARS and _FILE_ID.fullmatch(value) is not None
+    )
+
+
+def valid_oss_path(value: object) -> str:
+    """`value` if it is a plain http(s) URL of bounded length, else "".
+
+    A bad ossPath is dropped rather than failing the upload: the fileID is what videos/create needs, the
+    ossPath only serves videos/agent-create, and a server that always sends a bad one would otherwise
+    make the file upload again forever. "" is also what a 200 without ossPath gives.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_OSS_PATH_CHARS:
+        return ""
+    if not value.isascii() or not value.isprintable() or " " in value:
+        return ""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    return value
+
+
+def bounded_text(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """`text` fit to store, log and print: no control or format characters, at most `limit` characters."""
+    if len(text) <= limit and text.isprintable():
+        return text
+    kept: list[str] = []
+    for char in text:
+        if char in _SPACE_LIKE:
+            if kept and kept[-1] != " ":  # "\r\n" is one break
+                kept.append(" ")
+        elif unicodedata.category(char) not in _DROPPED_CATEGORIES:
+            kept.append(char)
+        if len(kept) > limit:
+            break
+    cleaned = "".join(kept).strip()
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
+
+
 @dataclass(frozen=True)
 class UploadSuccess:
     file_id: str
@@ -91,6 +156,11 @@ class UploadFailure:
     # Decided on this machine (the file could not be read, is not an image...), not by the API: it says
     # nothing about whether the account's uploads work.
     local: bool = False
+
+    def __post_init__(self) -> None:
+        # The error ends up in error records, logs, status output and hook environments, and part of it
+        # may come from the server: bounded and clean here, whoever built the failure.
+        object.__setattr__(self, "error", bounded_text(self.error))
 
 
 @dataclass(frozen=True)
