@@ -12,7 +12,7 @@ from tests.images import jpeg_bytes, png_bytes, sha256
 from tests.unit_fixtures import ACCOUNT, TOKEN
 from watcher.client import UploadClient
 from watcher.emulator import Emulator, Fault
-from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
+from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess, is_valid_file_id
 
 
 @pytest.fixture
@@ -61,6 +61,7 @@ def test_success_returns_the_hash_of_the_file_and_the_emulator_saw_the_same_byte
     assert recorded.account == ACCOUNT
     assert outcome.file_id == recorded.file_id
     assert outcome.file_id.startswith(f"user:1-minimax:{ACCOUNT}-file:")
+    assert is_valid_file_id(outcome.file_id)  # the emulator's fileIDs pass the client's check
     assert outcome.oss_path.startswith(emu.origin)
     assert progress and progress[-1] == len(data)
     assert progress == sorted(progress)

@@ -2,6 +2,11 @@
 
 The body is read from disk in large chunks and hashed in the same pass, so memory stays flat whatever
 the file's size and the sha256 in the sidecar is exactly the hash of the bytes that were sent.
+
+Every attempt is bounded in time, whatever the server does: it must keep taking the body, then answer
+whole (status line, headers and body) within a deadline that grows with the file's size. Socket
+timeouts alone cannot do this, since they apply to each read and a server trickling one byte every few
+seconds never trips them; a watcher thread shuts the attempt's socket down when its deadline passes.
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -17,6 +24,9 @@ from typing import Any
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
+from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.poolmanager import PoolManager
 
 from watcher import __version__
 from watcher.outcome import (
@@ -25,8 +35,11 @@ from watcher.outcome import (
     UploadFailure,
     UploadOutcome,
     UploadSuccess,
+    bounded_text,
     classify_status,
+    is_valid_file_id,
     temporary,
+    valid_oss_path,
 )
 from watcher.retry import parse_retry_after
 
@@ -34,8 +47,17 @@ READ_CHUNK = 1 << 20
 BACKGROUND_HASH_FROM = 8 << 20
 MAX_ANSWER_BYTES = 1 << 20
 CONNECT_TIMEOUT = 10.0
-# The API answers after it has stored the whole body; a stalled answer beyond this is retried.
+# The longest single wait for a byte of the answer (the deadline below bounds the whole answer).
 READ_TIMEOUT = 180.0
+# The API answers only once it has stored the whole body, about a minute per GB by its docs, so the
+# time allowed for the answer grows with the size: 120 s plus 90 s per GB. Even for the largest file
+# (5 GB: 570 s) it stays below the agent's STALLED_AFTER (600 s), so a legitimate wait never stops the
+# systemd watchdog pings.
+ANSWER_DEADLINE = 120.0
+ANSWER_SECONDS_PER_GB = 90.0
+# The longest the API may take to accept one READ_CHUNK of the body (at least ~17 KiB/s), and to connect
+# and accept the first one. A server that stops reading the body is given up on after this.
+SEND_STALL_TIMEOUT = 60.0
 
 ProgressCallback = Callable[[int], None]
 
@@ -63,10 +85,19 @@ class HashingReader:
     sendall both release the GIL), one chunk behind at most, so hashing does not halve the throughput.
     """
 
-    def __init__(self, fd: int, size: int, progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self,
+        fd: int,
+        size: int,
+        progress: ProgressCallback | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
         self._fd = fd
         self._size = size
         self._progress = progress
+        # Called when the sender asks for more after the last byte: the whole body has been handed to
+        # the socket.
+        self._on_end = on_end
         self.sent = 0
         self.shrank = False
         self._hash = hashlib.sha256()
@@ -80,6 +111,9 @@ class HashingReader:
     def read(self, n: int = -1) -> bytes:
         remaining = self._size - self.sent
         if remaining <= 0:
+            if self._on_end is not None:
+                self._on_end()
+                self._on_end = None
             return b""
         chunk = os.read(self._fd, min(n if n > 0 else READ_CHUNK, remaining))
         if not chunk:
@@ -103,12 +137,168 @@ class HashingReader:
         return self._hash.hexdigest()
 
 
-class _LargeBlockAdapter(HTTPAdapter):
-    """urllib3 reads a file body `blocksize` bytes at a time (16 KiB by default); 1 MiB is far cheaper."""
+class _Attempt:
+    """One POST under watch: when it must next have moved on, and what to say if it has not."""
+
+    def __init__(self, expires_at: float, message: str, send_socket_timeout: float) -> None:
+        self.expires_at = expires_at
+        self.message = message
+        self.send_socket_timeout = send_socket_timeout
+        self.connection: _WatchedConnection | None = None
+        # The failure's text once the deadline has passed and the socket was shut down.
+        self.expired: str | None = None
+
+
+class _DeadlineWatch:
+    """One thread for the whole process that shuts down the socket of every attempt past its deadline.
+
+    Shutting the socket down (not closing it) wakes the worker blocked in send or recv on Linux at once,
+    with an error or an end of stream, and leaves the descriptor for urllib3 to close as usual.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._attempts: set[_Attempt] = set()
+        self._thread: threading.Thread | None = None
+
+    def begin(self, attempt: _Attempt) -> None:
+        with self._changed:
+            self._attempts.add(attempt)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="upload-deadlines", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def move(self, attempt: _Attempt, expires_at: float, message: str) -> None:
+        with self._changed:
+            if attempt.expired is not None:
+                return
+            earlier = expires_at < attempt.expires_at
+            attempt.expires_at = expires_at
+            attempt.message = message
+            if earlier:  # later ones are noticed when the thread wakes for the old time
+                self._changed.notify()
+
+    def bind(self, attempt: _Attempt, connection: _WatchedConnection) -> None:
+        """The connection that carries `attempt` (a new one, or one reused from the pool)."""
+        with self._changed:
+            attempt.connection = connection
+            connection.attempt = attempt
+            if attempt.expired is not None:
+                _cut(connection)
+
+    def end(self, attempt: _Attempt) -> str | None:
+        """Stop watching; the failure's text if the deadline passed first."""
+        with self._changed:
+            self._attempts.discard(attempt)
+            if attempt.connection is not None and attempt.connection.attempt is attempt:
+                attempt.connection.attempt = None
+            return attempt.expired
+
+    def _run(self) -> None:
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                next_at: float | None = None
+                for attempt in list(self._attempts):
+                    if attempt.expires_at <= now:
+                        self._attempts.discard(attempt)
+                        attempt.expired = attempt.message
+                        connection = attempt.connection
+                        # A connection back in the pool may already carry another attempt: leave it be.
+                        if connection is not None and connection.attempt is attempt:
+                            _cut(connection)
+                    elif next_at is None or attempt.expires_at < next_at:
+                        next_at = attempt.expires_at
+                self._changed.wait(None if next_at is None else next_at - now)
+
+
+_deadlines = _DeadlineWatch()
+# The attempt the calling thread is making: urllib3 uses a connection in the thread that asked for it,
+# so this is how a connection learns which attempt it carries.
+_this_thread = threading.local()
+
+
+def _current_attempt() -> _Attempt | None:
+    attempt: _Attempt | None = getattr(_this_thread, "attempt", None)
+    return attempt
+
+
+def _cut(connection: HTTPConnection) -> None:
+    sock: Any = connection.sock
+    # Through TLS: shut the TCP socket itself down (SSLSocket.shutdown would also drop its TLS state
+    # under the feet of the thread using it); an SSLTransport (TLS inside a TLS proxy) wraps a socket.
+    while sock is not None and not isinstance(sock, socket.socket):
+        sock = getattr(sock, "socket", None)
+    if sock is not None:
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed or never connected
+
+
+class _WatchedConnection(HTTPConnection):
+    """Mixed into urllib3's connection classes: ties the connection to the attempt of its thread."""
+
+    # The attempt this connection carries now; only changed under the _DeadlineWatch lock.
+    attempt: _Attempt | None = None
+
+    def connect(self) -> None:
+        attempt = _current_attempt()
+        if attempt is not None:
+            _deadlines.bind(attempt, self)  # before the TCP and TLS handshakes, which can trickle too
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        attempt = _current_attempt()
+        if attempt is not None:
+            if self.sock is None:
+                self.connect()  # under the connect timeout, as http.client would
+            _deadlines.bind(attempt, self)
+            # urllib3 sends the body under the connect timeout, and sendall() counts it for the whole
+            # chunk: 1 MiB in 10 s would be the slowest uplink that works. The deadline watch bounds the
+            # send; this only backs it up.
+            self.timeout = attempt.send_socket_timeout
+        super().request(*args, **kwargs)
+
+
+_watched_classes: dict[type, type] = {}
+
+
+def _watched(pool_class: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+    """`pool_class` whose connections are `_WatchedConnection`s (for plain, TLS and SOCKS pools alike)."""
+    if issubclass(pool_class.ConnectionCls, _WatchedConnection):
+        return pool_class
+    if pool_class not in _watched_classes:
+        connection_class = type(
+            f"Watched{pool_class.ConnectionCls.__name__}", (_WatchedConnection, pool_class.ConnectionCls), {}
+        )
+        _watched_classes[pool_class] = type(
+            f"Watched{pool_class.__name__}", (pool_class,), {"ConnectionCls": connection_class}
+        )
+    return _watched_classes[pool_class]
+
+
+def _watch_pools_of(manager: PoolManager) -> None:
+    manager.pool_classes_by_scheme = {
+        scheme: _watched(pool_class) for scheme, pool_class in manager.pool_classes_by_scheme.items()
+    }
+
+
+class _UploadAdapter(HTTPAdapter):
+    """Connections under the deadline watch, reading the body 1 MiB at a time (urllib3's default 16 KiB
+    costs far more system calls)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["blocksize"] = READ_CHUNK
         super().init_poolmanager(*args, **kwargs)
+        _watch_pools_of(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        proxy_kwargs.setdefault("blocksize", READ_CHUNK)
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        _watch_pools_of(manager)
+        return manager
 
 
 class UploadClient:
@@ -122,9 +312,16 @@ class UploadClient:
         pool_size: int = 4,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
+        answer_deadline: float = ANSWER_DEADLINE,
+        answer_seconds_per_gb: float = ANSWER_SECONDS_PER_GB,
+        send_stall_timeout: float = SEND_STALL_TIMEOUT,
     ) -> None:
         self.url = base_url.rstrip("/") + "/files/"
         self._timeout = (connect_timeout, read_timeout)
+        self._connect_timeout = connect_timeout
+        self._answer_deadline = answer_deadline
+        self._answer_seconds_per_gb = answer_seconds_per_gb
+        self._send_stall_timeout = send_stall_timeout
         self._session = requests.Session()
         # requests would otherwise re-read the environment for proxies and CA bundles on every request;
         # read it once here instead.
@@ -133,7 +330,7 @@ class UploadClient:
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if ca_bundle:
             self._session.verify = ca_bundle
-        adapter = _LargeBlockAdapter(pool_connections=1, pool_maxsize=max(1, pool_size))
+        adapter = _UploadAdapter(pool_connections=1, pool_maxsize=max(1, pool_size))
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update(
@@ -143,6 +340,10 @@ class UploadClient:
     def close(self) -> None:
         self._session.close()
 
+    def answer_limit(self, size: int) -> float:
+        """Seconds the API may take to answer, from the end of a `size`-byte body to its answer's end."""
+        return self._answer_deadline + self._answer_seconds_per_gb * size / 1e9
+
     def post_file(
         self,
         fd: int,
@@ -151,8 +352,40 @@ class UploadClient:
         account: str | None,
         progress: ProgressCallback | None = None,
     ) -> UploadOutcome:
-        """Send `size` bytes of the open file `fd`; never raises for network or API trouble."""
-        body = HashingReader(fd, size, progress)
+        """Send `size` bytes of the open file `fd`; never raises for network or API trouble.
+
+        `progress` is called with the bytes sent so far after each chunk the API takes.
+        """
+        stall = self._send_stall_timeout
+        stalled = f"the API stopped taking the upload for {_seconds(stall)} s; retried"
+        attempt = _Attempt(
+            time.monotonic() + self._connect_timeout + stall, stalled, send_socket_timeout=2 * stall
+        )
+        answer_limit = self.answer_limit(size)
+
+        def chunk_taken(sent: int) -> None:
+            _deadlines.move(attempt, time.monotonic() + stall, stalled)
+            if progress is not None:
+                progress(sent)
+
+        def body_sent() -> None:
+            late = f"the API took longer than {_seconds(answer_limit)} s to answer; retried"
+            _deadlines.move(attempt, time.monotonic() + answer_limit, late)
+
+        body = HashingReader(fd, size, chunk_taken, on_end=body_sent)
+        _deadlines.begin(attempt)
+        _this_thread.attempt = attempt
+        try:
+            outcome = self._post(body, size, content_type, account)
+        finally:
+            _this_thread.attempt = None
+            expired = _deadlines.end(attempt)
+        if expired is not None:
+            # Whatever came of it (an error, or an answer cut short that may even parse), it is void.
+            return temporary(expired, "timeout")
+        return outcome
+
+    def _post(self, body: HashingReader, size: int, content_type: str, account: str | None) -> UploadOutcome:
         params = {"account": account} if account else None
         try:
             response = self._session.post(
@@ -200,20 +433,27 @@ def _interpret(
         file_id = payload.get("fileID")
         if not isinstance(file_id, str) or not file_id:
             return temporary("the API answered 200 without a fileID", 200)
+        if not is_valid_file_id(file_id):
+            # Stored, it would be useless to videos/create, and one too long would make the sidecar
+            # unreadable and the file upload again at every start.
+            shown = bounded_text(file_id, 80)
+            return temporary(
+                f"the API answered 200 with a malformed fileID ({len(file_id)} chars): {shown}", 200
+            )
         if body.sent != size:
             return temporary(f"only {body.sent} of {size} bytes were sent", "network")
-        oss_path = payload.get("ossPath")
         return UploadSuccess(
             file_id=file_id,
-            oss_path=oss_path if isinstance(oss_path, str) else "",
+            oss_path=valid_oss_path(payload.get("ossPath")),
             sha256=body.hexdigest(),
             size=size,
             content_type=content_type,
         )
     message = ""
     if isinstance(payload, dict) and isinstance(payload.get("error"), str):
-        message = payload["error"]
-    error = f"HTTP {status}" + (f": {message}" if message else f" {response.reason or ''}".rstrip())
+        message = bounded_text(payload["error"])
+    reason = bounded_text(response.reason or "", 100)
+    error = f"HTTP {status}" + (f": {message}" if message else f" {reason}".rstrip())
     failure_class = classify_status(status, message)
     retry_after = None
     if failure_class is not FailureClass.PERMANENT:
@@ -226,5 +466,12 @@ def _describe(exc: BaseException) -> str:
     inner: BaseException = exc
     while inner.__context__ is not None and inner.__context__ is not inner:
         inner = inner.__context__
-    text = str(inner) or type(inner).__name__
-    return text if len(text) <= 200 else text[:200] + "…"
+    from watcher.redact import redact
+
+    # The text may quote what the server sent (a bad status line, say), or the token: requests quotes a
+    # header value it refuses. Redacted before it is cut short, so no part of a secret survives the cut.
+    return bounded_text(redact(str(inner) or type(inner).__name__), 200)
+
+
+def _seconds(value: float) -> str:
+    return f"{round(value, 1):g}"
