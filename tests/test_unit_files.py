@@ -212,7 +212,7 @@ def test_the_probe_looks_below_its_folder_as_before(tree: tuple[Path, Path]) -> 
     seen = probe.observe(path)
     assert seen is not None and seen.signature.size == len(data)
     assert probe.looks_complete(path, len(data)) is True
-    record = {"fileID": "f", "sha256": "00", "account": ACCOUNT}
+    record = {"fileID": "user:1-minimax:2-file:3", "sha256": "00", "account": ACCOUNT}
     record |= {"size": seen.signature.size, "mtime_ns": seen.signature.mtime_ns}
     (root / "sub" / "a.png.json").write_text(json.dumps(record))
     assert probe.classify(path, seen.signature, ACCOUNT).state is FileState.DONE

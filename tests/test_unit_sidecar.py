@@ -179,11 +179,14 @@ def test_record_matches_on_size_mtime_ns_and_the_inode_where_the_record_has_one(
     assert not record_matches({"size": str(SIG.size), "mtime_ns": str(SIG.mtime_ns)}, SIG)
 
 
-def test_is_valid_sidecar() -> None:
-    assert is_valid_sidecar({"fileID": "f", "sha256": "00"})
+def test_is_valid_sidecar_only_with_a_file_id_of_the_documented_shape() -> None:
+    good = "user:12345-minimax:123456-file:380000000000001"
+    assert is_valid_sidecar({"fileID": good, "sha256": "00"})
+    assert not is_valid_sidecar({"fileID": "f", "sha256": "00"})
+    assert not is_valid_sidecar({"fileID": good + "x" * 300, "sha256": "00"})
     assert not is_valid_sidecar({"fileID": "", "sha256": "00"})
     assert not is_valid_sidecar({"fileID": 5, "sha256": "00"})
-    assert not is_valid_sidecar({"fileID": "f"})
+    assert not is_valid_sidecar({"fileID": good})
     assert not is_valid_sidecar(None)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from watcher.files import FileSignature, folder_of, open_beneath
 from watcher.media import error_record_path, sidecar_path
+from watcher.outcome import is_valid_file_id
 
 # A sidecar larger than this is not ours; never read a huge file into memory to find out.
 MAX_RECORD_BYTES = 64 * 1024
@@ -193,9 +194,9 @@ def record_matches(record: dict[str, Any] | None, signature: FileSignature, *, i
 
 
 def is_valid_sidecar(record: dict[str, Any] | None) -> bool:
+    """A sidecar whose fileID has the documented shape (a malformed one is useless to videos/create)."""
     return (
         record is not None
-        and isinstance(record.get("fileID"), str)
-        and bool(record["fileID"])
+        and is_valid_file_id(record.get("fileID"))
         and isinstance(record.get("sha256"), str)
     )

@@ -107,6 +107,14 @@ def upload_one(
                 )
         if reused is None:
             outcome = client.post_file(fd, signature.size, content_type, job.account, progress)
+            if (
+                isinstance(outcome, UploadSuccess)
+                and job.account
+                and _account_in(outcome.file_id) != job.account
+            ):
+                # A fileID embeds its account; one of another account is useless to videos/create here.
+                error = f"the API answered with a fileID of another account than {job.account}"
+                outcome = UploadFailure(FailureClass.TEMPORARY, error, 200)
         if isinstance(outcome, UploadSuccess) and _changed_since(job, fd, signature):
             return FileChanged("the file changed while it was uploaded"), signature, False
         if isinstance(outcome, UploadSuccess) and dedupe is not None and reused is None:
@@ -146,6 +154,11 @@ def _changed_since(job: UploadJob, fd: int, signature: FileSignature) -> bool:
         return signature_of(lstat_beneath(job.root, job.path)) != signature
     except OSError:
         return True
+
+
+def _account_in(file_id: str) -> str:
+    match = _ACCOUNT_IN_FILE_ID.search(file_id)
+    return match.group(1) if match else ""
 
 
 def account_of(job: UploadJob, file_id: str) -> str:
