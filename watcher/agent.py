@@ -333,7 +333,10 @@ class Agent:
         ]
         if s.paused:
             parts.append("paused: " + s.paused)
-        return "; ".join(parts)
+        from watcher.redact import redact
+
+        # A pause reason quotes an error; STATUS= leaves the process, so it is redacted like the log.
+        return redact("; ".join(parts))
 
     # ---- reload ----------------------------------------------------------------------------------
 

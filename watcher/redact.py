@@ -1,0 +1,74 @@
+"""One redaction function for every text that leaves the process: log records, STATUS=, error strings.
+
+The token is registered where it is resolved (`watcher.config.resolve_token`), before it is checked, so
+even a token refused for its characters is never printed. Besides the value itself, the forms in which
+other code quotes a string are registered too: `repr()` (requests quotes a refused header value that
+way), JSON, and the `\\xNN` escapes the log filter writes for control characters; and, for a value that
+holds several lines or words, each piece on its own (a token file holding two tokens holds two secrets).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+REPLACEMENT = "<redacted>"
+# Shorter strings would turn ordinary words into noise, and no useapi.net token is that short.
+MIN_SECRET_LENGTH = 4
+_SEPARATORS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
+
+_lock = threading.Lock()
+# Longest first, so that a secret containing another is replaced whole. Replaced, never mutated:
+# `redact` reads it without the lock, from any thread.
+_secrets: tuple[str, ...] = ()
+
+
+def escape_control(text: str) -> str:
+    """`text` with every C0 control character and DEL as `\\xNN`: a log line cannot be split or forged."""
+    return "".join(c if ord(c) >= 32 and ord(c) != 127 else f"\\x{ord(c):02x}" for c in text)
+
+
+def has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def register_secret(value: str) -> None:
+    """From now on `redact` removes `value` (and the forms it is quoted in) wherever it appears."""
+    global _secrets
+    forms = {form for form in _quoted_forms(value) if len(form) >= MIN_SECRET_LENGTH}
+    if not forms:
+        return
+    with _lock:
+        _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
+
+
+def clear_secrets() -> None:
+    """Forget every registered secret (for tests, which register many)."""
+    global _secrets
+    with _lock:
+        _secrets = ()
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by `<redacted>`."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REPLACEMENT)
+    return text
+
+
+def _quoted_forms(value: str) -> set[str]:
+    pieces = [value, *(p for p in _SEPARATORS.split(value) if p)]
+    forms: set[str] = set()
+    for piece in pieces:
+        forms.update(
+            {
+                piece,
+                repr(piece)[1:-1],
+                json.dumps(piece)[1:-1],
+                json.dumps(piece, ensure_ascii=False)[1:-1],
+                escape_control(piece),
+            }
+        )
+    return forms
