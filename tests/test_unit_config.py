@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import random
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from watcher.config import (
     DEFAULT_BASE_URL,
+    Config,
     ConfigError,
     ResolvedToken,
     default_config_path,
@@ -17,8 +21,17 @@ from watcher.config import (
     load_config,
     resolve_token,
 )
+from watcher.redact import clear_secrets, redact
 
 TOKEN = "user:12345-abcdefghijklmnop"
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_left() -> Iterator[None]:
+    """Resolving a token registers it for redaction, process-wide: each test starts and ends without."""
+    clear_secrets()
+    yield
+    clear_secrets()
 
 
 @pytest.fixture
@@ -31,6 +44,15 @@ def drop(tmp_path: Path) -> Path:
 def write_config(folder: Path, text: str, name: str = "config.yaml", mode: int = 0o600) -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
+    os.chmod(path, mode)
+    return path
+
+
+def write_token(path: Path, text: str | bytes, mode: int = 0o600) -> Path:
+    """A token file as the README says to make one: readable by its owner alone."""
+    if isinstance(text, str):
+        text = text.encode()
+    path.write_bytes(text)
     os.chmod(path, mode)
     return path
 
@@ -236,7 +258,7 @@ def test_env_token_wins_over_token_file(tmp_path: Path, drop: Path) -> None:
 
 
 def test_blank_env_token_is_ignored(tmp_path: Path, drop: Path) -> None:
-    (tmp_path / "token").write_text("user:1-from-file\n")
+    write_token(tmp_path / "token", "user:1-from-file\n")
     config = load_config(write_config(tmp_path, f"api:\n  token_file: token\nfolders:\n  - path: {drop}\n"))
     token = resolve_token(config, {"USEAPI_TOKEN": "   "})
     assert token is not None
@@ -246,7 +268,7 @@ def test_blank_env_token_is_ignored(tmp_path: Path, drop: Path) -> None:
 def test_token_file_is_read_stripped_and_relative_to_the_config(
     tmp_path: Path, drop: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "token").write_text(f"\n  {TOKEN}  \n\n")
+    write_token(tmp_path / "token", f"\n  {TOKEN}  \n\n")
     monkeypatch.chdir(drop)
     config = load_config(write_config(tmp_path, f"api:\n  token_file: token\nfolders:\n  - path: {drop}\n"))
     token = resolve_token(config, {})
@@ -259,7 +281,7 @@ def test_token_file_wins_over_the_systemd_credential(tmp_path: Path, drop: Path)
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "useapi-token").write_text("user:2-credential\n")
-    (tmp_path / "token").write_text("user:1-from-file\n")
+    write_token(tmp_path / "token", "user:1-from-file\n")
     config = load_config(write_config(tmp_path, f"api:\n  token_file: token\nfolders:\n  - path: {drop}\n"))
     token = resolve_token(config, {"CREDENTIALS_DIRECTORY": str(creds)})
     assert token is not None
@@ -283,7 +305,7 @@ def test_no_token_anywhere_is_none(tmp_path: Path, drop: Path) -> None:
 
 
 def test_empty_or_missing_token_file_is_a_config_error(tmp_path: Path, drop: Path) -> None:
-    (tmp_path / "empty").write_text("\n  \n")
+    write_token(tmp_path / "empty", "\n  \n")
     config = load_config(write_config(tmp_path, f"api:\n  token_file: empty\nfolders:\n  - path: {drop}\n"))
     with pytest.raises(ConfigError, match=r"api\.token_file.*empty"):
         resolve_token(config, {})
@@ -350,3 +372,279 @@ def test_describe_effective_never_contains_the_token(tmp_path: Path, drop: Path)
     assert described["settle_seconds"] == 2
     assert described["concurrency"] == 4
     assert describe_effective(config, None)["api"]["token"] == "<none found>"
+
+
+def test_token_file_readable_by_others_is_refused_like_an_inline_token(tmp_path: Path, drop: Path) -> None:
+    for mode in (0o644, 0o640, 0o604):
+        write_token(tmp_path / "token", f"{TOKEN}\n", mode=mode)
+        config = load_config(
+            write_config(tmp_path, f"api:\n  token_file: token\nfolders:\n  - path: {drop}\n")
+        )
+        with pytest.raises(ConfigError) as info:
+            resolve_token(config, {})
+        message = str(info.value)
+        assert message.startswith("api.token_file: other users can read the token file")
+        assert f"chmod 600 {tmp_path / 'token'}" in message
+        assert TOKEN not in message
+
+
+def test_systemd_credential_is_accepted_whatever_its_mode(tmp_path: Path, drop: Path) -> None:
+    """systemd makes $CREDENTIALS_DIRECTORY private to the service; the file's mode says nothing."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    write_token(creds / "useapi-token", f"{TOKEN}\n", mode=0o444)
+    config = load_config(write_config(tmp_path, f"folders:\n  - path: {drop}\n"))
+    token = resolve_token(config, {"CREDENTIALS_DIRECTORY": str(creds)})
+    assert token is not None and token.value == TOKEN
+
+
+# --- the token's characters ------------------------------------------------------------------------
+
+# requests refuses a header value holding \r or \n (InvalidHeader, whose text quotes `Bearer <token>`),
+# and http.client one holding a character beyond latin-1 (UnicodeEncodeError). The others pass them
+# on, and no token holds them: a token is one word of visible ASCII.
+REFUSED_BY_REQUESTS = {
+    "newline": "\n",
+    "carriage-return": "\r",
+    "crlf": "\r\n",
+    "u2028": "\u2028",
+    "euro": "€",
+}
+PASSED_ON_BY_REQUESTS = {
+    "space": " ",
+    "tab": "\t",
+    "vertical-tab": "\x0b",
+    "form-feed": "\x0c",
+    "nul": "\x00",
+    "escape": "\x1b",
+    "del": "\x7f",
+    "nel": "\x85",
+    "no-break-space": "\xa0",
+    "e-acute": "é",
+    "byte-order-mark": "\ufeff",
+}
+BAD_CHARACTERS = {**REFUSED_BY_REQUESTS, **PASSED_ON_BY_REQUESTS}
+FIRST, SECOND = "user:4242-firstSECRET", "user:4243-secondSECRET"
+SOURCES = {
+    "env": "environment variable USEAPI_TOKEN",
+    "inline": "api.token in the config file",
+    "file": "api.token_file (",
+    "credential": "systemd credential useapi-token",
+}
+
+
+def token_from(source: str, value: str, tmp_path: Path, drop: Path) -> tuple[Config, dict[str, str]]:
+    """A config and environment that give `value` as the token through `source`."""
+    api = ""
+    env: dict[str, str] = {}
+    if source == "env":
+        env["USEAPI_TOKEN"] = value
+    elif source == "inline":
+        api = f"api:\n  token: {json.dumps(value)}\n"  # a JSON string is a YAML double-quoted scalar
+    elif source == "file":
+        write_token(tmp_path / "token", value + "\n")
+        api = "api:\n  token_file: token\n"
+    else:
+        creds = tmp_path / "creds"
+        creds.mkdir(exist_ok=True)
+        write_token(creds / "useapi-token", value + "\n")
+        env["CREDENTIALS_DIRECTORY"] = str(creds)
+    return load_config(write_config(tmp_path, api + f"folders:\n  - path: {drop}\n")), env
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("character", BAD_CHARACTERS.values(), ids=BAD_CHARACTERS.keys())
+def test_a_token_with_a_character_no_token_holds_is_refused_naming_only_its_source(
+    tmp_path: Path, drop: Path, source: str, character: str
+) -> None:
+    value = FIRST + character + SECOND
+    config, env = token_from(source, value, tmp_path, drop)
+    with pytest.raises(ConfigError) as info:
+        resolve_token(config, env)
+    message = str(info.value)
+    assert message.startswith(SOURCES[source]), message
+    assert "value is not shown" in message
+    assert "SECRET" not in message
+    # Registered all the same: whatever quotes it later is redacted (requests, for one, with repr()).
+    assert "SECRET" not in redact(f"Bearer {value} or {value!r}")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_whitespace_around_the_token_is_not_part_of_it(tmp_path: Path, drop: Path, source: str) -> None:
+    config, env = token_from(source, f" \t{TOKEN}\r\n ", tmp_path, drop)
+    token = resolve_token(config, env)
+    assert token is not None and token.value == TOKEN
+    assert token.source.startswith(SOURCES[source])
+
+
+def test_the_resolved_token_is_registered_for_redaction(tmp_path: Path, drop: Path) -> None:
+    config, env = token_from("file", TOKEN, tmp_path, drop)
+    assert resolve_token(config, env) is not None
+    assert redact(f"header Bearer {TOKEN}") == "header Bearer <redacted>"
+
+
+def test_token_file_that_is_not_utf8_is_a_config_error(tmp_path: Path, drop: Path) -> None:
+    write_token(tmp_path / "token", b"user:1-\xff\xfeSECRETVALUE\n")
+    config = load_config(write_config(tmp_path, f"api:\n  token_file: token\nfolders:\n  - path: {drop}\n"))
+    with pytest.raises(ConfigError, match=r"^api\.token_file: the token file .* is not UTF-8") as info:
+        resolve_token(config, {})
+    assert "SECRETVALUE" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("token_file", "expected"),
+    [
+        pytest.param("/" + "t" * 4999, "File name too long", id="5000-characters"),
+        pytest.param("t/" * 2500, "File name too long", id="too-many-components"),
+        pytest.param(".", "Is a directory", id="a-directory"),
+        pytest.param("huge", "larger than 64 KiB", id="huge"),
+    ],
+)
+def test_token_file_that_cannot_be_read_is_a_config_error(
+    tmp_path: Path, drop: Path, token_file: str, expected: str
+) -> None:
+    write_token(tmp_path / "huge", "user:1-" + "x" * (1 << 20))
+    config = load_config(
+        write_config(tmp_path, f"api:\n  token_file: {json.dumps(token_file)}\nfolders:\n  - path: {drop}\n")
+    )
+    with pytest.raises(ConfigError, match=r"^api\.token_file: ") as info:
+        resolve_token(config, {})
+    assert expected in str(info.value)
+
+
+def test_token_file_path_with_a_nul_is_a_config_error(tmp_path: Path, drop: Path) -> None:
+    config = load_config(
+        write_config(tmp_path, f'api:\n  token_file: "to\\0ken"\nfolders:\n  - path: {drop}\n')
+    )
+    with pytest.raises(ConfigError, match=r"^api\.token_file: .*NUL"):
+        resolve_token(config, {})
+
+
+# --- a config the agent cannot use at all: always a ConfigError, never another exception --------------
+
+
+def test_config_that_is_not_utf8(tmp_path: Path, drop: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(f"folders:\n  - path: {drop}\n".encode() + b"# caf\xe9\n")
+    assert config_error(path) == f"{path}: not UTF-8 text (byte 0xe9 on line 3); save it as UTF-8"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("folders: " + "[" * 5000 + "]" * 5000 + "\n", id="flow-sequences"),
+        pytest.param("folders: " + "{a: " * 5000 + "b" + "}" * 5000 + "\n", id="flow-mappings"),
+        # Indentation makes 5,000 levels 12 MB, over the size limit; 1,000 are as deep for the parser.
+        pytest.param("".join(" " * i + f"k{i}:\n" for i in range(1000)), id="block-mappings"),
+    ],
+)
+def test_yaml_nested_5000_deep(tmp_path: Path, text: str) -> None:
+    message = config_error(write_config(tmp_path, text))
+    assert "nested too deeply" in message
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        pytest.param("settle_seconds: 2024-02-30\n", id="impossible-date"),
+        pytest.param("settle_seconds: !!float two\n", id="bad-float-tag"),
+        pytest.param("settle_seconds: !!int 1e999999\n", id="bad-int-tag"),
+    ],
+)
+def test_values_yaml_cannot_construct(tmp_path: Path, drop: Path, snippet: str) -> None:
+    message = config_error(write_config(tmp_path, snippet + f"folders:\n  - path: {drop}\n"))
+    assert "not valid YAML" in message
+
+
+def test_a_value_yaml_cannot_construct_is_not_quoted(tmp_path: Path, drop: Path) -> None:
+    message = config_error(
+        write_config(tmp_path, f"api:\n  token: !!float user:1-SECRETVALUE\nfolders:\n  - path: {drop}\n")
+    )
+    assert "SECRETVALUE" not in message
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        pytest.param("/" + "a" * 4999, "File name too long", id="5000-characters"),
+        pytest.param("a/" * 2500, "File name too long", id="too-many-components"),
+        pytest.param("loop", "Too many levels of symbolic links", id="symlink-loop"),
+    ],
+)
+def test_folder_path_the_kernel_refuses(tmp_path: Path, path: str, expected: str) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    message = config_error(write_config(tmp_path, f"folders:\n  - path: {json.dumps(path)}\n"))
+    assert message.startswith(f"{tmp_path / 'config.yaml'}: folders[0].path: cannot reach the folder")
+    assert expected in message
+    assert len(message) < 600  # a 5,000-character path is shortened, not repeated
+
+
+def test_folder_path_with_a_nul(tmp_path: Path) -> None:
+    message = config_error(write_config(tmp_path, 'folders:\n  - path: "dr\\0op"\n'))
+    assert "folders[0].path: the path contains a NUL character" in message
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root enters any folder (tests/test_config_e2e.py runs it as nobody)"
+)
+def test_folder_behind_a_folder_that_cannot_be_entered(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    (locked / "drop").mkdir(parents=True)
+    locked.chmod(0o600)
+    try:
+        message = config_error(write_config(tmp_path, "folders:\n  - path: locked/drop\n"))
+    finally:
+        locked.chmod(0o700)
+    assert "folders[0].path: cannot reach the folder" in message
+    assert "Permission denied" in message
+
+
+@pytest.mark.parametrize(
+    ("path_of", "expected"),
+    [
+        pytest.param(lambda tmp: tmp / ("c" * 5000), "File name too long", id="5000-characters"),
+        pytest.param(lambda tmp: tmp, "Is a directory", id="a-directory"),
+        pytest.param(lambda tmp: Path("/dev/zero"), "larger than 1 MiB", id="endless"),
+        pytest.param(lambda tmp: tmp / "con\0fig.yaml", "NUL", id="nul"),
+    ],
+)
+def test_config_file_that_cannot_be_read(tmp_path: Path, path_of: Any, expected: str) -> None:
+    assert expected in config_error(path_of(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://[::1/v1/minimax", "https://api.useapi.net:99999/v1", "https://api.useapi.net:x/v1", "http:///v1",
+     "https://api.use api.net/v1", "https://api.useapi.net/v1\n"],
+)  # fmt: skip
+def test_base_url_the_client_could_not_use(tmp_path: Path, drop: Path, base_url: str) -> None:
+    """Each of these made the client's constructor raise (or every upload fail) instead of exiting 78."""
+    message = config_error(
+        write_config(tmp_path, f"api:\n  base_url: {json.dumps(base_url)}\nfolders:\n  - path: {drop}\n")
+    )
+    assert "api.base_url: " in message
+
+
+def test_damaged_configs_give_only_config_errors(tmp_path: Path, drop: Path) -> None:
+    """Whatever bytes a config is damaged into, the answer is a config or a ConfigError, never a crash."""
+    valid = (
+        f"api:\n  base_url: http://127.0.0.1:8080/v1\n  token_file: token\nsettle_seconds: 0.5\n"
+        f'concurrency: 8\nrescan_seconds: 60\nfolders:\n  - path: {drop}\n    account: "123456"\n'
+        f"    recursive: true\n  - path: other\n    polling: false\n"
+    ).encode()
+    (tmp_path / "other").mkdir()
+    rng = random.Random(20261130)
+    path = tmp_path / "config.yaml"
+    for _ in range(400):
+        damaged = bytearray(valid)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(damaged))
+            damaged[at : at + rng.randint(0, 3)] = bytes(
+                rng.choice(b"\x00\xff\xe9:{}[]-!&*|>'\"\n #%@`") for _ in range(rng.randint(0, 3))
+            )
+        path.write_bytes(bytes(damaged))
+        try:
+            config = load_config(path)
+            resolve_token(config, {})
+        except ConfigError:
+            pass

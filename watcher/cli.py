@@ -89,8 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
     status = with_config(commands.add_parser("status", help="per folder: uploaded, pending, failed and why"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    with_config(
+    check_config = with_config(
         commands.add_parser("check-config", help="validate the config and print the effective settings")
+    )
+    check_config.add_argument(
+        "--sample",
+        action="store_true",
+        help="print a commented sample config with every key, its default and bounds (reads no config)",
     )
     emulate = commands.add_parser(
         "emulate", help="run the API emulator alone (for trying things and for tests)"
@@ -293,6 +298,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    if args.sample:
+        from watcher.config import render_sample
+
+        print(render_sample(), end="")
+        return 0
     config = load_config(_config_path(args))
     token = resolve_token(config)
     print(yaml.safe_dump(describe_effective(config, token), sort_keys=False), end="")
