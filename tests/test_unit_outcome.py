@@ -173,3 +173,13 @@ def test_every_upload_failure_error_is_bounded_and_clean_whoever_built_it() -> N
     assert len(failure.error) == MAX_ERROR_CHARS
     assert failure.error.startswith("cannot open the file: www")
     assert failure.error.isprintable()
+
+
+def test_an_error_text_echoing_the_token_is_redacted_before_it_can_reach_an_error_record() -> None:
+    from watcher.redact import register_secret
+
+    register_secret("user:777-echoedTOKENvalue")
+    failure = UploadFailure(
+        FailureClass.PERMANENT, "HTTP 400: bad header Bearer user:777-echoedTOKENvalue", 400
+    )
+    assert "echoedTOKENvalue" not in failure.error and "HTTP 400" in failure.error

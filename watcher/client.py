@@ -402,7 +402,9 @@ class UploadClient:
             return FileChanged("the file became shorter while it was being uploaded")
         except requests.Timeout:
             return temporary("the API did not answer in time", "timeout")
-        except requests.RequestException as exc:
+        except (requests.RequestException, UnicodeError, ValueError) as exc:
+            # ValueError and UnicodeError: a header value http.client refuses (the token is checked at
+            # config time, so this is a bug elsewhere; it must still not kill the worker or leak).
             if body.shrank:
                 return FileChanged("the file became shorter while it was being uploaded")
             return temporary(f"network error: {_describe(exc)}", "network")

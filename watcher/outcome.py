@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from watcher.redact import redact
+
 
 class FailureClass(StrEnum):
     TEMPORARY = "temporary"
@@ -160,7 +162,8 @@ class UploadFailure:
     def __post_init__(self) -> None:
         # The error ends up in error records, logs, status output and hook environments, and part of it
         # may come from the server: bounded and clean here, whoever built the failure.
-        object.__setattr__(self, "error", bounded_text(self.error))
+        # The server may echo the request, token included: redacted like every text that leaves.
+        object.__setattr__(self, "error", redact(bounded_text(self.error)))
 
 
 @dataclass(frozen=True)
