@@ -15,12 +15,11 @@ from watcher.config import (
     DEFAULT_BASE_URL,
     Config,
     ConfigError,
-    ResolvedToken,
     default_config_path,
     describe_effective,
     load_config,
-    resolve_token,
 )
+from watcher.credentials import ResolvedToken, resolve_token
 from watcher.redact import clear_secrets, redact
 
 TOKEN = "user:12345-abcdefghijklmnop"

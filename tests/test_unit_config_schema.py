@@ -13,7 +13,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from watcher.config import ApiSettings, FolderSettings, Settings, load_config, render_sample
+from watcher.config import ApiSettings, FolderSettings, Settings, load_config
+from watcher.config_sample import render_sample
 
 REPO = Path(__file__).resolve().parent.parent
 REGENERATE = (

@@ -24,13 +24,12 @@ from watcher.config import (
     TOKEN_ENV,
     Config,
     ConfigError,
-    ResolvedToken,
     default_config_path,
     describe_effective,
     load_config,
-    resolve_token,
     with_base_url,
 )
+from watcher.credentials import ResolvedToken, resolve_token
 from watcher.folders import folder_of
 from watcher.logs import configure_logging
 from watcher.messages import UploadJob
@@ -299,7 +298,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     if args.sample:
-        from watcher.config import render_sample
+        from watcher.config_sample import render_sample
 
         print(render_sample(), end="")
         return 0

@@ -1,34 +1,34 @@
-"""The YAML config: one schema, precise errors that name the key, and the token's resolution.
+"""The YAML config: one schema, and precise errors that name the key.
 
 The schema is the single source of the config's documentation: every key carries its description and
-example, and `render_sample` turns them, with each key's default and bounds, into the commented YAML that
-`check-config --sample` prints, the README's config reference shows and `config.yaml` ships.
+example, and `watcher.config_sample.render_sample` turns them, with each key's default and bounds, into
+the commented YAML that `check-config --sample` prints, the README's config reference shows and
+`config.yaml` ships. The token is resolved in `watcher.credentials`.
 
 Every configuration problem raises `ConfigError`, whose message names the key and says what is wrong;
 the CLI turns it into exit status 78 (EX_CONFIG), which systemd's RestartPreventExitStatus= understands,
 and a running agent refuses the reload and keeps its config. No other exception leaves `load_config` or
-`resolve_token`, whatever the input.
+`watcher.credentials.resolve_token`, whatever the input.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-import textwrap
 import unicodedata
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import TYPE_CHECKING, Any
 
-import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.fields import FieldInfo
 
 from watcher.folders import Folder, is_inside
+
+if TYPE_CHECKING:
+    from watcher.credentials import ResolvedToken
 from watcher.redact import register_secret
 
 DEFAULT_BASE_URL = "https://api.useapi.net/v1/minimax"
@@ -189,18 +189,18 @@ def load_config(path: Path) -> Config:
         # The cases known to fail are named below; this keeps any other failure a refused config
         # (78 at start, the old config kept on reload) instead of a crash. The exception's text may
         # quote the file's content, so only its kind is told.
-        raise ConfigError(f"{_shown(path)}: cannot load the config ({type(exc).__name__})") from None
+        raise ConfigError(f"{shown_path(path)}: cannot load the config ({type(exc).__name__})") from None
 
 
 def _load_config(path: Path) -> Config:
-    shown = _shown(path)
+    shown = shown_path(path)
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{shown}: config file not found (use --config or ${CONFIG_ENV})") from None
     except OSError as exc:
-        raise ConfigError(f"{shown}: cannot read the config file: {_reason(exc)}") from None
+        raise ConfigError(f"{shown}: cannot read the config file: {os_reason(exc)}") from None
     except ValueError:
         raise ConfigError(f"{shown}: the config file's path contains a NUL character") from None
     if len(data) > MAX_CONFIG_BYTES:
@@ -278,16 +278,16 @@ def _resolve_folder(base: Path, index: int, folder: FolderSettings) -> Folder:
     try:
         mode = path.stat().st_mode
     except (FileNotFoundError, NotADirectoryError):
-        raise ConfigError(f"{key}: folder does not exist: {_shown(path)}") from None
+        raise ConfigError(f"{key}: folder does not exist: {shown_path(path)}") from None
     except OSError as exc:
         # ENAMETOOLONG, EACCES on a parent, ELOOP: said as the kernel says it.
-        raise ConfigError(f"{key}: cannot reach the folder {_shown(path)}: {_reason(exc)}") from None
+        raise ConfigError(f"{key}: cannot reach the folder {shown_path(path)}: {os_reason(exc)}") from None
     if not stat.S_ISDIR(mode):
-        raise ConfigError(f"{key}: not a directory: {_shown(path)}")
+        raise ConfigError(f"{key}: not a directory: {shown_path(path)}")
     try:
         resolved = path.resolve()
     except (OSError, RuntimeError) as exc:
-        raise ConfigError(f"{key}: cannot resolve the folder {_shown(path)}: {_reason(exc)}") from None
+        raise ConfigError(f"{key}: cannot resolve the folder {shown_path(path)}: {os_reason(exc)}") from None
     return Folder(
         path=str(resolved), account=folder.account, recursive=folder.recursive, polling=folder.polling
     )
@@ -307,151 +307,19 @@ def _check_folder_overlap(folders: tuple[Folder, ...]) -> None:
                 )
 
 
-def _reason(exc: BaseException) -> str:
+def os_reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return type(exc).__name__
 
 
-def _shown(path: Path | str) -> str:
+def shown_path(path: Path | str) -> str:
     """A path as an error message shows it: a 5,000-character one would bury the message."""
     return _abbreviated(str(path))
 
 
 def _abbreviated(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[:200]}…{text[-80:]} ({len(text)} characters)"
-
-
-# ---- the token ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResolvedToken:
-    value: str
-    source: str  # where it came from, safe to print
-
-    def __repr__(self) -> str:
-        return f"ResolvedToken(source={self.source!r}, value=<redacted>)"
-
-
-def resolve_token(config: Config | None, env: Mapping[str, str] | None = None) -> ResolvedToken | None:
-    """The API token, looked up in order: $USEAPI_TOKEN, api.token, api.token_file, the systemd credential.
-
-    Whatever the source, the token is registered with `watcher.redact` and must be one line of visible
-    ASCII: whitespace, control or non-ASCII characters inside it would make requests refuse the header
-    (quoting it in the error) or send something the API cannot match. Any problem is a `ConfigError`
-    that names the source, never the value.
-    """
-    env = os.environ if env is None else env
-    try:
-        return _resolve_token(config, env)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ConfigError(f"cannot read the API token ({type(exc).__name__})") from None
-
-
-def _resolve_token(config: Config | None, env: Mapping[str, str]) -> ResolvedToken | None:
-    from_env = env.get(TOKEN_ENV, "")
-    if from_env.strip():
-        return _checked(from_env, f"environment variable {TOKEN_ENV}")
-    api = config.settings.api if config else None
-    if api is not None and api.token and api.token.strip():
-        register_secret(api.token.strip())
-        _refuse_readable_by_others(config.source if config else None, "api.token")
-        return _checked(api.token, "api.token in the config file")
-    if api is not None and api.token_file:
-        if "\0" in api.token_file:
-            raise ConfigError("api.token_file: the path contains a NUL character")
-        token_path = Path(os.path.expanduser(api.token_file))
-        if not token_path.is_absolute() and config is not None:
-            token_path = config.source.resolve().parent / token_path
-        source = f"api.token_file ({_shown(token_path)})"
-        return _checked(_read_token_file(token_path, "api.token_file", private=True), source)
-    credentials = env.get("CREDENTIALS_DIRECTORY")
-    if credentials and "\0" not in credentials:
-        cred = Path(credentials) / CREDENTIAL_NAME
-        try:
-            os.stat(cred)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            raise ConfigError(f"systemd credential: cannot reach {_shown(cred)}: {_reason(exc)}") from None
-        # systemd makes $CREDENTIALS_DIRECTORY private to the service, whatever the file's mode.
-        text = _read_token_file(cred, "systemd credential", private=False)
-        return _checked(text, f"systemd credential {CREDENTIAL_NAME}")
-    return None
-
-
-def _read_token_file(path: Path, key: str, *, private: bool) -> str:
-    shown = _shown(path)
-    try:
-        with open(path, "rb") as f:
-            if private:
-                _refuse_mode(os.fstat(f.fileno()).st_mode, key, path)
-            data = f.read(MAX_TOKEN_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read the token file {shown}: {_reason(exc)}") from None
-    if len(data) > MAX_TOKEN_FILE_BYTES:
-        raise ConfigError(f"{key}: {shown} is larger than {MAX_TOKEN_FILE_BYTES >> 10} KiB: not a token file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(
-            f"{key}: the token file {shown} is not UTF-8 text (its value is not shown)"
-        ) from None
-    if not text.strip():
-        raise ConfigError(f"{key}: the token file {shown} is empty")
-    return text
-
-
-def _checked(text: str, source: str) -> ResolvedToken:
-    token = text.strip()
-    register_secret(token)  # even when refused below: nothing may print it
-    problem = _token_problem(token)
-    if problem is not None:
-        raise ConfigError(f"{source}: the token {problem} (its value is not shown)")
-    return ResolvedToken(token, source)
-
-
-def _token_problem(token: str) -> str | None:
-    """What is wrong with `token` (leading and trailing whitespace already gone), or None."""
-    for c in token:
-        if "\x21" <= c <= "\x7e":
-            continue
-        if len(f"a{c}a".splitlines()) > 1:  # \n, \r, \x85, \u2028 and every other line boundary
-            return "holds a line break; put exactly one token, on one line"
-        if c.isspace():
-            return "holds a space or another blank; a token has none"
-        if unicodedata.category(c) == "Cc":
-            return "holds a control character"
-        return "holds a character that is not ASCII; check the encoding (a byte order mark?)"
-    return None
-
-
-def _refuse_readable_by_others(source: Path | None, key: str) -> None:
-    if source is None:
-        return
-    try:
-        mode = source.stat().st_mode
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot check who may read {_shown(source)}: {_reason(exc)}") from None
-    _refuse_mode(mode, key, source)
-
-
-def _refuse_mode(mode: int, key: str, path: Path) -> None:
-    if not mode & (stat.S_IRGRP | stat.S_IROTH):
-        return
-    shown = _shown(path)
-    if key == "api.token":
-        raise ConfigError(
-            f"api.token: {shown} holds the token inline and other users can read it; "
-            f"run `chmod 600 {shown}`, or move the token to api.token_file or ${TOKEN_ENV}"
-        )
-    raise ConfigError(
-        f"{key}: other users can read the token file {shown}; run `chmod 600 {shown}`, "
-        f"or hand it to the service as the systemd credential {CREDENTIAL_NAME}"
-    )
 
 
 def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str, Any]:
@@ -471,131 +339,3 @@ def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str,
             for f in config.folders
         ],
     }
-
-
-# ---- the commented sample, rendered from the schema -------------------------------------------------
-
-SAMPLE_WIDTH = 100
-
-
-def render_sample(values: Mapping[str, Any] | None = None, *, schema: type[BaseModel] = Settings) -> str:
-    """The whole schema as commented YAML: each key's description, its default or bounds, a value.
-
-    A key with a default shows it; an optional key without one shows its example, commented out; a
-    required key shows its example. `values` puts another value in, by dotted key (`folders.path`).
-    The result is a valid config once its folders exist.
-    """
-    lines: list[str] = []
-    _render_model(schema, lines, indent="", path="", values=values or {})
-    return "\n".join(lines) + "\n"
-
-
-def _render_model(
-    model: type[BaseModel], lines: list[str], *, indent: str, path: str, values: Mapping[str, Any],
-    list_item: bool = False,
-) -> None:  # fmt: skip
-    for index, (name, field) in enumerate(model.model_fields.items()):
-        key = path + name
-        if index > 0:
-            lines.append("")
-        # The first key of a list item carries the "- "; its comments stand at the dash's column.
-        if list_item and index == 0:
-            comment_indent, key_prefix = indent[:-2], indent[:-2] + "- "
-        else:
-            comment_indent, key_prefix = indent, indent
-        if field.description is None:
-            raise TypeError(f"config key {key} has no description")
-        lines.extend(_comment(field.description, comment_indent))
-        nested = _model_or_none(field.annotation)
-        if nested is not None:
-            lines.append(f"{key_prefix}{name}:")
-            _render_model(nested, lines, indent=indent + "  ", path=key + ".", values=values)
-            continue
-        item = _list_item_model(field)
-        if item is not None:
-            lines.append(f"{key_prefix}{name}:  # {_requirement(field, None)}")
-            _render_model(item, lines, indent=indent + "    ", path=key + ".", values=values, list_item=True)
-            continue
-        value, commented = _sample_value(key, field, values)
-        line = f"{name}: {_yaml_scalar(value)}  # {_requirement(field, value)}"
-        lines.append(f"{key_prefix}# {line}" if commented else f"{key_prefix}{line}")
-
-
-def _sample_value(key: str, field: FieldInfo, values: Mapping[str, Any]) -> tuple[Any, bool]:
-    if key in values:
-        return values[key], False
-    if not field.is_required() and field.default is not None:
-        return field.default, False
-    if not field.examples:
-        raise TypeError(f"config key {key} has neither a default nor an example")
-    return field.examples[0], not field.is_required()
-
-
-def _requirement(field: FieldInfo, shown: Any) -> str:
-    """`default 2; > 0, <= 3600`, `optional`, `required; at least 1`: read from the field itself.
-
-    A default the line already shows as its value is not repeated.
-    """
-    if field.is_required():
-        head = "required"
-    elif field.default is None:
-        head = "optional"
-    elif shown == field.default and type(shown) is type(field.default):
-        head = "default"
-    else:
-        head = f"default {_yaml_scalar(field.default)}"
-    bounds = [_bound(constraint) for constraint in field.metadata]
-    return "; ".join([head, ", ".join(bounds)] if bounds else [head])
-
-
-def _bound(constraint: Any) -> str:
-    match constraint:
-        case annotated_types.Gt(gt=limit):
-            return f"> {_yaml_scalar(limit)}"
-        case annotated_types.Ge(ge=limit):
-            return f">= {_yaml_scalar(limit)}"
-        case annotated_types.Lt(lt=limit):
-            return f"< {_yaml_scalar(limit)}"
-        case annotated_types.Le(le=limit):
-            return f"<= {_yaml_scalar(limit)}"
-        case annotated_types.MinLen(min_length=length):
-            return f"at least {length}"
-        case annotated_types.MaxLen(max_length=length):
-            return f"at most {length}"
-    # A constraint the sample cannot state would make it lie by omission.
-    raise TypeError(f"the config sample cannot describe the constraint {constraint!r}")
-
-
-def _comment(text: str, indent: str) -> list[str]:
-    width = max(40, SAMPLE_WIDTH - len(indent) - 2)
-    return [f"{indent}# {line}" for line in textwrap.wrap(text, width, break_on_hyphens=False)]
-
-
-def _model_or_none(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _list_item_model(field: FieldInfo) -> type[BaseModel] | None:
-    if get_origin(field.annotation) is list:
-        (item,) = get_args(field.annotation)
-        return _model_or_none(item)
-    return None
-
-
-def _yaml_scalar(value: Any) -> str:
-    """`value` as YAML reads it back: integral floats without `.0`, strings quoted only when needed."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        try:
-            plain = yaml.safe_load(value) == value and ": " not in value and " #" not in value
-        except yaml.YAMLError:
-            plain = False
-        return value if plain and value == value.strip() and value else json.dumps(value)
-    raise TypeError(f"the config sample cannot show {value!r}")
