@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +23,10 @@ from typing import Any
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection
-from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.poolmanager import PoolManager
 
 from watcher import __version__
+from watcher.deadlines import Attempt, deadlines, this_thread, watch_pools_of
 from watcher.outcome import (
     FailureClass,
     FileChanged,
@@ -137,154 +135,6 @@ class HashingReader:
         return self._hash.hexdigest()
 
 
-class _Attempt:
-    """One POST under watch: when it must next have moved on, and what to say if it has not."""
-
-    def __init__(self, expires_at: float, message: str, send_socket_timeout: float) -> None:
-        self.expires_at = expires_at
-        self.message = message
-        self.send_socket_timeout = send_socket_timeout
-        self.connection: _WatchedConnection | None = None
-        # The failure's text once the deadline has passed and the socket was shut down.
-        self.expired: str | None = None
-
-
-class _DeadlineWatch:
-    """One thread for the whole process that shuts down the socket of every attempt past its deadline.
-
-    Shutting the socket down (not closing it) wakes the worker blocked in send or recv on Linux at once,
-    with an error or an end of stream, and leaves the descriptor for urllib3 to close as usual.
-    """
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._attempts: set[_Attempt] = set()
-        self._thread: threading.Thread | None = None
-
-    def begin(self, attempt: _Attempt) -> None:
-        with self._changed:
-            self._attempts.add(attempt)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="upload-deadlines", daemon=True)
-                self._thread.start()
-            self._changed.notify()
-
-    def move(self, attempt: _Attempt, expires_at: float, message: str) -> None:
-        with self._changed:
-            if attempt.expired is not None:
-                return
-            earlier = expires_at < attempt.expires_at
-            attempt.expires_at = expires_at
-            attempt.message = message
-            if earlier:  # later ones are noticed when the thread wakes for the old time
-                self._changed.notify()
-
-    def bind(self, attempt: _Attempt, connection: _WatchedConnection) -> None:
-        """The connection that carries `attempt` (a new one, or one reused from the pool)."""
-        with self._changed:
-            attempt.connection = connection
-            connection.attempt = attempt
-            if attempt.expired is not None:
-                _cut(connection)
-
-    def end(self, attempt: _Attempt) -> str | None:
-        """Stop watching; the failure's text if the deadline passed first."""
-        with self._changed:
-            self._attempts.discard(attempt)
-            if attempt.connection is not None and attempt.connection.attempt is attempt:
-                attempt.connection.attempt = None
-            return attempt.expired
-
-    def _run(self) -> None:
-        with self._changed:
-            while True:
-                now = time.monotonic()
-                next_at: float | None = None
-                for attempt in list(self._attempts):
-                    if attempt.expires_at <= now:
-                        self._attempts.discard(attempt)
-                        attempt.expired = attempt.message
-                        connection = attempt.connection
-                        # A connection back in the pool may already carry another attempt: leave it be.
-                        if connection is not None and connection.attempt is attempt:
-                            _cut(connection)
-                    elif next_at is None or attempt.expires_at < next_at:
-                        next_at = attempt.expires_at
-                self._changed.wait(None if next_at is None else next_at - now)
-
-
-_deadlines = _DeadlineWatch()
-# The attempt the calling thread is making: urllib3 uses a connection in the thread that asked for it,
-# so this is how a connection learns which attempt it carries.
-_this_thread = threading.local()
-
-
-def _current_attempt() -> _Attempt | None:
-    attempt: _Attempt | None = getattr(_this_thread, "attempt", None)
-    return attempt
-
-
-def _cut(connection: HTTPConnection) -> None:
-    sock: Any = connection.sock
-    # Through TLS: shut the TCP socket itself down (SSLSocket.shutdown would also drop its TLS state
-    # under the feet of the thread using it); an SSLTransport (TLS inside a TLS proxy) wraps a socket.
-    while sock is not None and not isinstance(sock, socket.socket):
-        sock = getattr(sock, "socket", None)
-    if sock is not None:
-        try:
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed or never connected
-
-
-class _WatchedConnection(HTTPConnection):
-    """Mixed into urllib3's connection classes: ties the connection to the attempt of its thread."""
-
-    # The attempt this connection carries now; only changed under the _DeadlineWatch lock.
-    attempt: _Attempt | None = None
-
-    def connect(self) -> None:
-        attempt = _current_attempt()
-        if attempt is not None:
-            _deadlines.bind(attempt, self)  # before the TCP and TLS handshakes, which can trickle too
-        super().connect()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        attempt = _current_attempt()
-        if attempt is not None:
-            if self.sock is None:
-                self.connect()  # under the connect timeout, as http.client would
-            _deadlines.bind(attempt, self)
-            # urllib3 sends the body under the connect timeout, and sendall() counts it for the whole
-            # chunk: 1 MiB in 10 s would be the slowest uplink that works. The deadline watch bounds the
-            # send; this only backs it up.
-            self.timeout = attempt.send_socket_timeout
-        super().request(*args, **kwargs)
-
-
-_watched_classes: dict[type, type] = {}
-
-
-def _watched(pool_class: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
-    """`pool_class` whose connections are `_WatchedConnection`s (for plain, TLS and SOCKS pools alike)."""
-    if issubclass(pool_class.ConnectionCls, _WatchedConnection):
-        return pool_class
-    if pool_class not in _watched_classes:
-        connection_class = type(
-            f"Watched{pool_class.ConnectionCls.__name__}", (_WatchedConnection, pool_class.ConnectionCls), {}
-        )
-        _watched_classes[pool_class] = type(
-            f"Watched{pool_class.__name__}", (pool_class,), {"ConnectionCls": connection_class}
-        )
-    return _watched_classes[pool_class]
-
-
-def _watch_pools_of(manager: PoolManager) -> None:
-    manager.pool_classes_by_scheme = {
-        scheme: _watched(pool_class) for scheme, pool_class in manager.pool_classes_by_scheme.items()
-    }
-
-
 class _UploadAdapter(HTTPAdapter):
     """Connections under the deadline watch, reading the body 1 MiB at a time (urllib3's default 16 KiB
     costs far more system calls)."""
@@ -292,12 +142,12 @@ class _UploadAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["blocksize"] = READ_CHUNK
         super().init_poolmanager(*args, **kwargs)
-        _watch_pools_of(self.poolmanager)
+        watch_pools_of(self.poolmanager)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
         proxy_kwargs.setdefault("blocksize", READ_CHUNK)
         manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        _watch_pools_of(manager)
+        watch_pools_of(manager)
         return manager
 
 
@@ -358,28 +208,28 @@ class UploadClient:
         """
         stall = self._send_stall_timeout
         stalled = f"the API stopped taking the upload for {_seconds(stall)} s; retried"
-        attempt = _Attempt(
+        attempt = Attempt(
             time.monotonic() + self._connect_timeout + stall, stalled, send_socket_timeout=2 * stall
         )
         answer_limit = self.answer_limit(size)
 
         def chunk_taken(sent: int) -> None:
-            _deadlines.move(attempt, time.monotonic() + stall, stalled)
+            deadlines.move(attempt, time.monotonic() + stall, stalled)
             if progress is not None:
                 progress(sent)
 
         def body_sent() -> None:
             late = f"the API took longer than {_seconds(answer_limit)} s to answer; retried"
-            _deadlines.move(attempt, time.monotonic() + answer_limit, late)
+            deadlines.move(attempt, time.monotonic() + answer_limit, late)
 
         body = HashingReader(fd, size, chunk_taken, on_end=body_sent)
-        _deadlines.begin(attempt)
-        _this_thread.attempt = attempt
+        deadlines.begin(attempt)
+        this_thread.attempt = attempt
         try:
             outcome = self._post(body, size, content_type, account)
         finally:
-            _this_thread.attempt = None
-            expired = _deadlines.end(attempt)
+            this_thread.attempt = None
+            expired = deadlines.end(attempt)
         if expired is not None:
             # Whatever came of it (an error, or an answer cut short that may even parse), it is void.
             return temporary(expired, "timeout")
