@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from watcher.config import ApiSettings, FolderSettings, Settings, load_config
 from watcher.config_sample import render_sample
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REGENERATE = (
     "render it again: `minimax-watcher check-config --sample` for the README's block; for config.yaml, "
     "its leading comment lines followed by render_sample({'folders.path': 'drop/example'})"

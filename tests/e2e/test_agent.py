@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     ACCOUNT_A,
     ACCOUNT_B,
     error_record_of,
@@ -21,7 +21,7 @@ from tests.conftest import (
     wait_for,
     wait_sidecar,
 )
-from tests.images import jpeg_bytes, png_bytes, sha256, webp_bytes
+from tests.helpers.images import jpeg_bytes, png_bytes, sha256, webp_bytes
 from watcher.emulator import Emulator
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import wait_for
-from tests.images import png_bytes
-from tests.notify import NotifySocket
+from tests.helpers import wait_for
+from tests.helpers.images import png_bytes
+from tests.helpers.notify import NotifySocket
 from watcher.agent import Agent
 from watcher.client import UploadClient
 from watcher.config import load_config

@@ -4,7 +4,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from tests.unit_fixtures import ACCOUNT, TOKEN
+from tests.helpers import ACCOUNT, TOKEN
 from watcher.client import BACKGROUND_HASH_FROM, UploadClient
 from watcher.dedupe import HEAD_BYTES, DedupeIndex, KnownUpload
 from watcher.emulator import Emulator

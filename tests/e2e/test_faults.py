@@ -15,17 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    ACCOUNT_A,
-    TOKEN,
-    AgentProcess,
-    error_record_of,
-    read_json,
-    sidecar_of,
-    wait_for,
-    wait_sidecar,
-)
-from tests.images import jpeg_bytes, png_bytes, sha256
+from tests.helpers import ACCOUNT_A, TOKEN, error_record_of, read_json, sidecar_of, wait_for, wait_sidecar
+from tests.helpers.agent import AgentProcess
+from tests.helpers.images import jpeg_bytes, png_bytes, sha256
 from watcher.emulator import Emulator, Fault
 
 

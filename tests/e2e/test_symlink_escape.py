@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import ACCOUNT_A, sidecar_of, wait_for, wait_sidecar
-from tests.images import png_bytes, sha256
+from tests.helpers import ACCOUNT_A, sidecar_of, wait_for, wait_sidecar
+from tests.helpers.images import png_bytes, sha256
 from watcher.emulator import Emulator, Fault
 
 

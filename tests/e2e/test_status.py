@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import ACCOUNT_A
-from tests.images import png_bytes
+from tests.helpers import ACCOUNT_A
+from tests.helpers.images import png_bytes
 
 
 def status(tmp_path: Path, *args: str, encoding: str = "utf-8:strict") -> subprocess.CompletedProcess[bytes]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from requests.adapters import HTTPAdapter
 
-from tests.images import jpeg_bytes, png_bytes, sha256
-from tests.unit_fixtures import ACCOUNT, TOKEN
+from tests.helpers import ACCOUNT, TOKEN
+from tests.helpers.images import jpeg_bytes, png_bytes, sha256
 from watcher.client import UploadClient
 from watcher.emulator import Emulator, Fault
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess, is_valid_file_id

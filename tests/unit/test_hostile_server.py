@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.images import png_bytes, sha256
+from tests.helpers.images import png_bytes, sha256
 from watcher.agent import STALLED_AFTER
 from watcher.client import UploadClient
 from watcher.media import MAX_UPLOAD_BYTES

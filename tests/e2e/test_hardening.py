@@ -8,8 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
-from tests.conftest import ACCOUNT_A, read_json, sidecar_of, wait_for, wait_sidecar
-from tests.images import png_bytes, sha256
+from tests.helpers import ACCOUNT_A, read_json, sidecar_of, wait_for, wait_sidecar
+from tests.helpers.images import png_bytes, sha256
 from watcher.emulator import Emulator
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import ACCOUNT_A, TOKEN, AgentProcess, error_record_of, sidecar_of, wait_for, wait_sidecar
-from tests.images import png_bytes, sha256
+from tests.helpers import ACCOUNT_A, TOKEN, error_record_of, sidecar_of, wait_for, wait_sidecar
+from tests.helpers.agent import AgentProcess
+from tests.helpers.images import png_bytes, sha256
 from watcher.emulator import Emulator
 
 

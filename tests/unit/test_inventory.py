@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from tests.images import png_bytes
+from tests.helpers.images import png_bytes
 from watcher.inventory import walk_candidates
 from watcher.messages import FileState
 

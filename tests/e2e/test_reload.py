@@ -9,8 +9,9 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import ACCOUNT_A, ACCOUNT_B, AgentProcess, read_json, sidecar_of, wait_for
-from tests.images import png_bytes, sha256
+from tests.helpers import ACCOUNT_A, ACCOUNT_B, read_json, sidecar_of, wait_for
+from tests.helpers.agent import AgentProcess
+from tests.helpers.images import png_bytes, sha256
 from watcher.emulator import Emulator, Fault
 
 

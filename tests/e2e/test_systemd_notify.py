@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ACCOUNT_A, TOKEN, sidecar_of, wait_for, wait_sidecar
-from tests.images import png_bytes
-from tests.notify import NotifySocket
+from tests.helpers import ACCOUNT_A, TOKEN, sidecar_of, wait_for, wait_sidecar
+from tests.helpers.images import png_bytes
+from tests.helpers.notify import NotifySocket
 from watcher.emulator import Emulator, Fault
 
 WATCHDOG_USEC = 400_000  # the agent pings every 0.2 s

@@ -584,7 +584,7 @@ def test_folder_path_with_a_nul(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(
-    os.geteuid() == 0, reason="root enters any folder (tests/test_config_e2e.py runs it as nobody)"
+    os.geteuid() == 0, reason="root enters any folder (tests/e2e/test_config.py runs it as nobody)"
 )
 def test_folder_behind_a_folder_that_cannot_be_entered(tmp_path: Path) -> None:
     locked = tmp_path / "locked"

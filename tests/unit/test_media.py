@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.images import grey_png, jpeg_bytes, png_bytes, webp_bytes
+from tests.helpers.images import grey_png, jpeg_bytes, png_bytes, webp_bytes
 from watcher.files import NotRegularFileError, is_regular_file_mode, open_regular_file, read_head_and_tail
 from watcher.media import (
     MAX_UPLOAD_BYTES,

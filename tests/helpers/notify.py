@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ACCOUNT_A, TOKEN, AgentProcess, wait_for, wait_sidecar
-from tests.images import png_bytes
+from tests.helpers import ACCOUNT_A, TOKEN, wait_for, wait_sidecar
+from tests.helpers.agent import AgentProcess
+from tests.helpers.images import png_bytes
 from watcher.emulator import Emulator
 
 SECOND_LINE = "user:4243-secondLINEofTHEfile"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.images import png_bytes, sha256, webp_bytes
-from tests.unit_fixtures import ACCOUNT
+from tests.helpers import ACCOUNT
+from tests.helpers.images import png_bytes, sha256, webp_bytes
 from watcher.client import UploadClient
 from watcher.dedupe import DedupeIndex, KnownUpload
 from watcher.emulator import Emulator

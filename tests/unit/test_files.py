@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.images import png_bytes
+from tests.helpers.images import png_bytes
 from watcher.files import (
     NotRegularFileError,
     OutsideRootError,

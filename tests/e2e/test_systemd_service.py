@@ -33,12 +33,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import TOKEN, wait_for
-from tests.images import png_bytes
+from tests.helpers import TOKEN, wait_for
+from tests.helpers.images import png_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNIT = "minimax-watcher.service"
 EMULATOR_UNIT = "mmw-emulator.service"
 PORT = 8787
