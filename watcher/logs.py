@@ -1,22 +1,38 @@
-"""Logging to stderr: journald-style `<N>` priority prefixes under systemd, timestamps otherwise.
+"""Logging: to journald with structured fields under systemd, to stderr with timestamps otherwise.
 
 Every record passes two filters on its way to the handler: control characters in its arguments are
 escaped (a file name must not split or forge a log line), then the whole rendered text, traceback
-included, goes through `watcher.redact.redact`, so a registered secret never reaches the log.
+included, and every structured field go through `watcher.redact.redact`, so a registered secret never
+reaches the log.
+
+Under journald (stderr is the journal's stream socket, as JOURNAL_STREAM says) each record is one journal
+entry sent over the native protocol, carrying the `MINIMAX_*` fields its call attached with `fields()`:
+
+    log.info("%s: uploaded", path, extra=fields(file=path, account=acct, file_id=fid, event="upload"))
+
+so that `journalctl -u minimax-watcher MINIMAX_ACCOUNT=123456` finds that account's lines. Elsewhere, and
+whenever the journal socket cannot take an entry, the line goes to stderr as before: `<N>`-prefixed
+under journald, timestamped otherwise, the fields left out.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
+import socket
+import stat
+import struct
 import sys
 import threading
 from collections.abc import Mapping
 from types import TracebackType
+from typing import Literal, TextIO
 
 from watcher.redact import escape_control, has_control, redact
 
-# syslog priorities, as sd-daemon(3) prefixes expect them.
+# syslog priorities, as sd-daemon(3) prefixes and the journal's PRIORITY= expect them.
 _PRIORITY = {
     logging.CRITICAL: 2,
     logging.ERROR: 3,
@@ -25,6 +41,54 @@ _PRIORITY = {
     logging.DEBUG: 7,
 }
 
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+SYSLOG_IDENTIFIER = "minimax-watcher"
+
+# What a log call may attach, by the journal field it becomes. The events are those of the hooks
+# (SPEC §6b: upload, failure, attention) plus `retry`, so MINIMAX_EVENT means the same in both places.
+Event = Literal["upload", "failure", "retry", "attention"]
+FIELDS_ATTRIBUTE = "minimax_fields"
+FILE, FOLDER, ACCOUNT, FILE_ID, EVENT = (
+    "MINIMAX_FILE",
+    "MINIMAX_FOLDER",
+    "MINIMAX_ACCOUNT",
+    "MINIMAX_FILE_ID",
+    "MINIMAX_EVENT",
+)
+_FIELD_NAMES = frozenset({FILE, FOLDER, ACCOUNT, FILE_ID, EVENT})
+# Paths go to the journal as the file system's bytes, so a match on the real name finds them.
+_PATH_FIELDS = frozenset({FILE, FOLDER})
+
+# libsystemd asks for this much too; the kernel caps it at net.core.wmem_max, and a larger entry goes
+# through a memfd.
+_SEND_BUFFER = 8 * 1024 * 1024
+_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
+
+
+def fields(
+    *,
+    file: str | os.PathLike[str] | None = None,
+    folder: str | os.PathLike[str] | None = None,
+    account: str | None = None,
+    file_id: str | None = None,
+    event: Event | None = None,
+) -> dict[str, dict[str, str]]:
+    """The `extra=` of a log call that carries journal fields; empty values are left out.
+
+    `account` is the folder's configured account (None or "" for the token's only account: no field).
+    Only the journal handler reads them; the stderr formats do not show them.
+    """
+    named = {FILE: file, FOLDER: folder, ACCOUNT: account, FILE_ID: file_id, EVENT: event}
+    return {FIELDS_ATTRIBUTE: {name: os.fspath(value) for name, value in named.items() if value}}
+
+
+def record_fields(record: logging.LogRecord) -> dict[str, str]:
+    """The journal fields `fields()` attached to `record` ({} when none)."""
+    attached = getattr(record, FIELDS_ATTRIBUTE, None)
+    if not isinstance(attached, Mapping):
+        return {}
+    return {k: v for k, v in attached.items() if k in _FIELD_NAMES and isinstance(v, str)}
+
 
 class JournalFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -32,6 +96,109 @@ class JournalFormatter(logging.Formatter):
         text = super().format(record)
         # Each line gets its prefix, so a multi-line traceback keeps its priority.
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
+
+
+class JournalHandler(logging.Handler):
+    """Each record as one entry over journald's native protocol, with its `MINIMAX_*` fields.
+
+    The entry is one datagram to the journal socket; one too large for a datagram goes as a sealed memfd
+    passed with SCM_RIGHTS, as sd_journal_sendv(3) does. When the socket cannot take it (missing, refused,
+    no memfd), the record is written to `stream` as a `<N>`-prefixed line instead: no line is lost.
+    Every value sent, not only MESSAGE, passes through `redact`.
+    """
+
+    def __init__(self, stream: TextIO, socket_path: str = JOURNAL_SOCKET) -> None:
+        super().__init__()
+        self.socket_path = socket_path
+        self.setFormatter(logging.Formatter("%(message)s"))
+        self._fallback = logging.StreamHandler(stream)
+        self._fallback.setFormatter(JournalFormatter("%(message)s"))
+        self._socket: socket.socket | None
+        try:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        except OSError:
+            self._socket = None  # e.g. RestrictAddressFamilies= without AF_UNIX: stderr it is
+        else:
+            try:
+                self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
+            except OSError:
+                pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            entry = self.entry(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if not self._send(entry):
+            self._fallback.emit(record)
+
+    def entry(self, record: logging.LogRecord) -> bytes:
+        """The record in the native protocol's encoding (what is sent, datagram or memfd)."""
+        standard = {
+            "MESSAGE": self.format(record),
+            "PRIORITY": str(_PRIORITY.get(record.levelno, 6)),
+            "SYSLOG_IDENTIFIER": SYSLOG_IDENTIFIER,
+            "CODE_FILE": record.pathname,
+            "CODE_LINE": str(record.lineno),
+            "CODE_FUNC": record.funcName,
+        }
+        parts = []
+        for name, value in [*standard.items(), *record_fields(record).items()]:
+            if value:  # a record made by hand may lack its function or file: no empty field then
+                errors = "surrogateescape" if name in _PATH_FIELDS else "backslashreplace"
+                parts.append(_field(name, redact(value).encode("utf-8", errors)))
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+        finally:
+            self.release()
+        super().close()
+
+    def _send(self, entry: bytes) -> bool:
+        if self._socket is None:
+            return False
+        try:
+            self._socket.sendto(entry, self.socket_path)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EMSGSIZE, errno.ENOBUFS):
+                return False
+        return self._send_as_memfd(entry)
+
+    def _send_as_memfd(self, entry: bytes) -> bool:
+        """What does not fit a datagram goes as a sealed memfd: journald refuses a file it could see change."""
+        assert self._socket is not None
+        try:
+            fd = os.memfd_create("journal-entry", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        except OSError:
+            return False
+        try:
+            view = memoryview(entry)
+            while view:
+                view = view[os.write(fd, view) :]
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))]
+            self._socket.sendmsg([], rights, 0, self.socket_path)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+
+def _field(name: str, value: bytes) -> bytes:
+    """`NAME=value\\n`, or, for a value holding a newline, the name, its 64-bit little-endian length and
+    the value as is: the protocol's binary form, in which no value can end its field early."""
+    key = name.encode("ascii")
+    if b"\n" in value:
+        return key + b"\n" + struct.pack("<Q", len(value)) + value + b"\n"
+    return key + b"=" + value + b"\n"
 
 
 class EscapeControlCharacters(logging.Filter):
@@ -57,7 +224,8 @@ def _escaped_argument(value: object) -> object:
 
 
 class RedactSecrets(logging.Filter):
-    """The record's final text (message, traceback, stack) passes through `redact`, for every handler.
+    """The record's final text (message, traceback, stack) and its journal fields pass through `redact`,
+    for every handler.
 
     The message is rendered here, once, and the record keeps only the result: a handler that formats it
     again cannot bring a secret back from the arguments.
@@ -79,6 +247,8 @@ class RedactSecrets(logging.Filter):
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
+        if hasattr(record, FIELDS_ATTRIBUTE):
+            setattr(record, FIELDS_ATTRIBUTE, {k: redact(v) for k, v in record_fields(record).items()})
         return True
 
 
@@ -96,11 +266,27 @@ def stderr_is_journal(env: Mapping[str, str] | None = None) -> bool:
     return f"{st.st_dev}" == dev and f"{st.st_ino}" == ino
 
 
-def configure_logging(verbose: bool = False, env: Mapping[str, str] | None = None) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if stderr_is_journal(env):
+def _stderr_is_socket() -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(sys.stderr.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def configure_logging(
+    verbose: bool = False, env: Mapping[str, str] | None = None, journal_socket: str = JOURNAL_SOCKET
+) -> None:
+    handler: logging.Handler
+    if stderr_is_journal(env) and _stderr_is_socket():
+        handler = JournalHandler(sys.stderr, journal_socket)
+    elif stderr_is_journal(env):
+        # journald's stream is always a socket: a file that JOURNAL_STREAM names is not journald (a
+        # wrapper kept the variable, or a test), and native entries would go to whatever journal this
+        # host runs instead of where stderr goes. The prefixed lines are right for either.
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JournalFormatter("%(message)s"))
     else:
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
     add_filters(handler)
     root = logging.getLogger()
