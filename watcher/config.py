@@ -13,6 +13,7 @@ and a running agent refuses the reload and keeps its config. No other exception 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 import unicodedata
@@ -20,7 +21,7 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -91,6 +92,70 @@ class ApiSettings(_Strict):
         return value.rstrip("/")
 
 
+class Listen(NamedTuple):
+    """A parsed `metrics.listen`: the address to bind, without brackets, and the port."""
+
+    host: str
+    port: int
+
+
+LISTEN_EXAMPLE = "127.0.0.1:9464"
+
+
+def parse_listen(value: str) -> Listen:
+    """`127.0.0.1:9464`, `0.0.0.0:9464` or `[::1]:9464` as a `Listen`; anything else is a ValueError.
+
+    The host is an IP address, never a name: a name would make the service's start depend on a resolver
+    being up, and could resolve to an address other than the one the operator meant to expose. An empty
+    host (`:9464`) is refused rather than read as "every interface": exposing the metrics beyond this
+    machine must be written out, as 0.0.0.0 or [::].
+    """
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(
+            f"must be HOST:PORT with HOST an IP address, e.g. {LISTEN_EXAMPLE} (this machine only), "
+            '0.0.0.0:9464 (every IPv4 interface) or "[::]:9464" (every interface)'
+        )
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535, not {port_text[:20]!r}")
+    port = int(port_text)
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            address = ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{host[:60]!r} is not an IPv6 address in brackets, e.g. [::1]:9464") from None
+        return Listen(str(address), port)
+    if ":" in host:
+        raise ValueError(f'an IPv6 address goes in brackets, e.g. "[::1]:9464", not {value[:80]!r}')
+    try:
+        ipv4 = ipaddress.IPv4Address(host)
+    except ValueError:
+        raise ValueError(f"the host must be an IP address such as 127.0.0.1, not {host[:60]!r}") from None
+    return Listen(str(ipv4), port)
+
+
+class MetricsSettings(_Strict):
+    listen: str | None = Field(
+        None,
+        description=(
+            "HOST:PORT where Prometheus scrapes http://HOST:PORT/metrics; HOST is an IP address: "
+            "127.0.0.1 for this machine only, 0.0.0.0 for every IPv4 interface, an IPv6 address in "
+            'brackets and quotes ("[::1]:9464"). Unset, no metrics are served.'
+        ),
+        examples=[LISTEN_EXAMPLE],
+    )
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _host_and_port(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parse_listen(value)
+        elif value is not None:
+            # `listen: 9464` is a number to YAML, and `listen: 1:30` a sexagesimal one.
+            raise ValueError(f"must be HOST:PORT as text, e.g. {LISTEN_EXAMPLE}, not {repr(value)[:40]}")
+        return value
+
+
 class FolderSettings(_Strict):
     path: str = Field(
         description=(
@@ -147,9 +212,22 @@ class Settings(_Strict):
             "overflow, and network filesystems send nothing)."
         ),
     )
+    metrics: MetricsSettings = Field(
+        MetricsSettings(),
+        description=(
+            "Prometheus metrics (see the README's Monitoring section); off unless listen is set. Counters "
+            "count from the agent's start and go on across reloads."
+        ),
+    )
     folders: list[FolderSettings] = Field(
         min_length=1, description="The drop folders, each listed once and none inside another."
     )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _empty_metrics_is_off(cls, value: Any) -> Any:
+        # `metrics:` with every key under it commented out is YAML's null: metrics off, as when absent.
+        return {} if value is None else value
 
 
 @dataclass(frozen=True)
@@ -334,6 +412,7 @@ def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str,
         "settle_seconds": s.settle_seconds,
         "concurrency": s.concurrency,
         "rescan_seconds": s.rescan_seconds,
+        "metrics": {"listen": s.metrics.listen} if s.metrics.listen else "off",
         "folders": [
             {"path": f.path, "account": f.account, "recursive": f.recursive, "polling": f.polling}
             for f in config.folders

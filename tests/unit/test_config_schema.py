@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from watcher.config import ApiSettings, FolderSettings, Settings, load_config
+from watcher.config import ApiSettings, FolderSettings, MetricsSettings, Settings, load_config
 from watcher.config_sample import render_sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def readme_reference() -> str:
 # ---- the schema documents itself --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", [Settings, ApiSettings, FolderSettings])
+@pytest.mark.parametrize("model", [Settings, ApiSettings, MetricsSettings, FolderSettings])
 def test_every_key_has_a_description(model: type[BaseModel]) -> None:
     for name, field in model.model_fields.items():
         assert field.description, f"{model.__name__}.{name} has no description"
@@ -53,6 +53,7 @@ def test_the_sample_states_each_bound_of_the_schema() -> None:
     assert "  - path: /srv/drop/alice  # required\n" in sample
     assert '    # account: "123456"  # optional\n' in sample  # an id must be quoted
     assert "  # token_file: /etc/minimax-watcher/token  # optional\n" in sample
+    assert "metrics:\n" in sample and "  # listen: 127.0.0.1:9464  # optional\n" in sample
 
 
 def test_the_sample_is_a_valid_config_with_the_defaults() -> None:
@@ -63,13 +64,19 @@ def test_the_sample_is_a_valid_config_with_the_defaults() -> None:
     assert settings.concurrency == Settings.model_fields["concurrency"].default
     assert settings.rescan_seconds == Settings.model_fields["rescan_seconds"].default
     assert settings.folders == [FolderSettings(path="/srv/drop/alice")]
+    assert settings.metrics == MetricsSettings()  # off: `metrics:` with its one key commented out
     # Optional keys without a default are shown commented out, so they stay unset.
     assert "token_file" not in data["api"] and "account" not in data["folders"][0]
 
 
 def test_every_key_of_the_schema_is_in_the_sample() -> None:
     sample = render_sample()
-    for model, indent in ((Settings, ""), (ApiSettings, "  "), (FolderSettings, "    ")):
+    for model, indent in (
+        (Settings, ""),
+        (ApiSettings, "  "),
+        (MetricsSettings, "  "),
+        (FolderSettings, "    "),
+    ):
         for name in model.model_fields:
             key = re.compile(rf"^(  - |{indent}|{indent}# ){name}:", re.MULTILINE)
             assert key.search(sample), f"{model.__name__}.{name} is missing from the sample"
