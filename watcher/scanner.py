@@ -18,6 +18,7 @@ from typing import Any
 from watcher.files import FileSignature
 from watcher.folders import Folder
 from watcher.inventory import walk_candidates
+from watcher.logs import fields
 from watcher.messages import FileState, FoundFile, ScanBatch, ScanFinished
 
 log = logging.getLogger("watcher")
@@ -74,7 +75,11 @@ class Scanner:
             try:
                 self._walk(request)
             except Exception:
-                log.exception("scan of %s failed; it is retried at the next rescan", request.root)
+                log.exception(
+                    "scan of %s failed; it is retried at the next rescan",
+                    request.root,
+                    extra=fields(folder=request.folder.path, account=request.folder.account),
+                )
                 if request.initial:
                     self._post(ScanFinished(request.folder, request.root, {}, True, request.generation))
 

@@ -31,6 +31,7 @@ from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from watcher.folders import Folder, in_hidden_folder
+from watcher.logs import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 from watcher.messages import EventKind, PathEvent
 
@@ -174,6 +175,7 @@ class FolderWatch:
                 "Raise fs.inotify.max_user_watches to get instant events back",
                 self.folder.path,
                 exc.strerror,
+                extra=fields(folder=self.folder.path, account=self.folder.account, event="attention"),
             )
             self.mode = "polling (inotify exhausted)"
             return self._start_observer(polling=True)
