@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 from collections.abc import Callable
 from typing import Literal, Protocol, get_args
 from wsgiref.simple_server import WSGIServer
@@ -61,6 +62,24 @@ class MetricsSink(Protocol):
     def close(self) -> None: ...
 
 
+class SandboxedProcessCollector(ProcessCollector):
+    """The standard process metrics, also where /proc/stat is hidden.
+
+    The stock collector reads the boot time from /proc/stat and, failing that, exports nothing; the
+    service's unit mounts /proc with ProcSubset=pid, which hides that file but not /proc/self. The boot
+    time is then what CLOCK_BOOTTIME says, to a fraction of a second.
+    """
+
+    def _boot_time(self) -> float:
+        try:
+            btime = super()._boot_time()  # type: ignore[no-untyped-call]
+        except OSError:
+            btime = None
+        if btime:
+            return float(btime)
+        return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 class Metrics:
     """The agent's metrics, and the HTTP server that Prometheus scrapes them from.
 
@@ -70,7 +89,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
+        SandboxedProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self._uploads = Counter(

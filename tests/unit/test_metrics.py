@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from watcher.config import ConfigError
-from watcher.metrics import DURATION_BUCKETS, Metrics, MetricsSink, NullMetrics
+from watcher.metrics import DURATION_BUCKETS, Metrics, MetricsSink, NullMetrics, SandboxedProcessCollector
 
 # Proxy variables in the environment must not route a loopback scrape elsewhere.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -179,6 +183,27 @@ def test_the_standard_process_metrics_are_served(served: str) -> None:
     ):
         assert got.get(family), f"{family} is not served"
     assert value(got, "process_open_fds", "process_open_fds") > 0
+
+
+def test_process_metrics_where_proc_stat_is_hidden(tmp_path: Path) -> None:
+    """The unit's ProcSubset=pid leaves /proc/self and hides /proc/stat, which the stock collector needs."""
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "self").symlink_to(f"/proc/{os.getpid()}")
+    stock, ours = CollectorRegistry(), CollectorRegistry()
+    ProcessCollector(proc=str(proc), registry=stock)
+    SandboxedProcessCollector(proc=str(proc), registry=ours)
+    assert b"process_" not in generate_latest(stock)  # what would be served without the fallback
+
+    got = {f.name: f.samples for f in text_string_to_metric_families(generate_latest(ours).decode())}
+    started = value(got, "process_start_time_seconds", "process_start_time_seconds")
+    assert time.time() - 24 * 3600 * 365 < started <= time.time()
+    real = CollectorRegistry()
+    ProcessCollector(registry=real)  # where /proc/stat is there, as on this test's machine
+    expected = real.get_sample_value("process_start_time_seconds")
+    assert expected is not None and abs(started - expected) < 2
+    assert value(got, "process_open_fds", "process_open_fds") > 0
+    assert value(got, "process_resident_memory_bytes", "process_resident_memory_bytes") > 0
 
 
 def test_two_metrics_objects_share_nothing() -> None:
