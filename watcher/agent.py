@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import signal
 import time
@@ -38,7 +37,8 @@ from watcher.state_dir import UnwrittenSidecars, load_seal_key
 from watcher.systemd import Notifier
 from watcher.timings import Timings
 from watcher.trust import SidecarSeal
-from watcher.watching import FolderWatch, watch_for_overflows
+from watcher.watched_folders import WatchedFolders
+from watcher.watching import watch_for_overflows
 from watcher.worker import Workers
 
 log = logging.getLogger("watcher")
@@ -91,13 +91,13 @@ class Agent:
         self.workers = Workers(lambda: self.client, dedupe, self.post, seal)
         # `done.get` runs on the scanner's thread: a lookup in plain dicts, safe under the GIL.
         self.scanner = Scanner(self.post, self.scheduler.ledger.done.get)
-        self._watches: dict[str, FolderWatch] = {}
-        self._lost_roots: set[str] = set()
+        self.folders = WatchedFolders(
+            self.post, self.timings, observe=not once, rescan_seconds=config.settings.rescan_seconds
+        )
         self._stop_overflow_alarm: Callable[[], None] = lambda: None
         self._stopping = False
         self._announced_ready = False
         self._next_rescan = 0.0
-        self._next_root_check = float("inf")
         self._next_watchdog = 0.0
         self._next_status = 0.0
         self._last_status = ""
@@ -120,18 +120,22 @@ class Agent:
 
     def run(self) -> int:
         """Run the loop on the calling thread until stopped (or, with once=True, until idle)."""
+        now = time.monotonic()
         self.unwritten.load()
+        if not self.once:
+            self._stop_overflow_alarm = watch_for_overflows(lambda: self.post(Control.RESCAN))
+        self.folders.apply(self.config.folders, self.scheduler.generation, now)
+        self.scheduler.begin(self.folders.active())
         self.scheduler.restore_unwritten(
-            [(p, StoredSidecar(e.sidecar, e.signature)) for p, e in self.unwritten.items()], time.monotonic()
+            [(p, StoredSidecar(e.sidecar, e.signature)) for p, e in self.unwritten.items()],
+            now,
+            configured=self.config.folders,
         )
         self.scanner.start()
         self.workers.ensure(self.config.settings.concurrency)
-        if not self.once:
-            self._stop_overflow_alarm = watch_for_overflows(lambda: self.post(Control.RESCAN))
-            for folder in self.config.folders:
-                self._start_watch(folder)
-        for folder in self.config.folders:
+        for folder in self.folders.active():
             self.scanner.scan(folder, initial=True, generation=self.scheduler.generation)
+        self._announce_ready()  # at once when every folder is held by another agent
         self._next_rescan = time.monotonic() + self.config.settings.rescan_seconds
         try:
             self._loop()
@@ -155,16 +159,15 @@ class Agent:
         self.notifier.stopping()
         self._stop_overflow_alarm()
         deadline = time.monotonic() + (0 if self.once else self.timings.stop_grace)
-        for watch in self._watches.values():
-            watch.stop(join_timeout=None)
+        self.folders.stop(join_timeout=None)
         self.scanner.stop()
-        for watch in self._watches.values():
-            watch.join(max(0.0, deadline - time.monotonic()))
+        self.folders.join(max(0.0, deadline - time.monotonic()))
         # Uploads in flight get a short grace to finish and write their sidecars; one cut short
         # leaves no sidecar and is redone at the next start.
         if self.workers.stop(deadline):
             log.info("stopping with uploads in flight; they are redone at the next start")
         self.unwritten.flush()
+        self.folders.release_all()  # after the uploads in flight: they were still this agent's
         self.client.close()
 
     # ---- the loop --------------------------------------------------------------------------------
@@ -191,7 +194,7 @@ class Agent:
                 break
 
     def _next_deadline(self) -> float:
-        deadline = min(self.scheduler.next_deadline(), self._next_root_check)
+        deadline = min(self.scheduler.next_deadline(), self.folders.next_deadline())
         if not self.once:
             deadline = min(deadline, self._next_rescan)
         if self.notifier.watchdog_interval:
@@ -208,7 +211,7 @@ class Agent:
                 if folder is not None:
                     self.scanner.scan(folder, message.path, generation=self.scheduler.generation)
             case PathEvent(kind=EventKind.ROOT_GONE):
-                self._root_gone(message.folder, now)
+                self.folders.root_gone(message.folder, now)
             case PathEvent():
                 if message.kind in (EventKind.WRITE, EventKind.DELETED):
                     self.workers.changes.bump(message.path)
@@ -218,9 +221,7 @@ class Agent:
                 self.scheduler.handle(message, now)
             case ScanFinished():
                 self.scheduler.handle(message, now)
-                if self.scheduler.ready and not self._announced_ready:
-                    self._announced_ready = True
-                    self._send_ready()
+                self._announce_ready()
             case JobDone():
                 self.scheduler.handle(message, now)
             case Control.STOP:
@@ -234,60 +235,19 @@ class Agent:
             case _:
                 assert_never(message)
 
-    # ---- folders and watches ---------------------------------------------------------------------
-
-    def _start_watch(self, folder: Folder) -> None:
-        watch = FolderWatch(folder, self.post, self.scheduler.generation)
-        try:
-            watch.start()
-        except OSError as exc:
-            log.error(
-                "%s: cannot watch this folder: %s; it is rescanned every %.0f s instead",
-                folder.path,
-                exc.strerror,
-                self.config.settings.rescan_seconds,
-            )
-            return
-        self._watches[folder.path] = watch
-        log.info(
-            "watching %s (%s%s, account %s)",
-            folder.path,
-            watch.mode,
-            ", recursive" if folder.recursive else "",
-            folder.account or "default",
-        )
-
     def _scan(self, folder: Folder) -> None:
         self.scanner.scan(folder, generation=self.scheduler.generation)
 
-    def _root_gone(self, folder: Folder, now: float) -> None:
-        if folder.path not in {f.path for f in self.config.folders}:
-            return
-        if folder.path not in self._lost_roots:
-            log.warning("%s: the watched folder was removed or moved away; waiting for it to come back",
-                        folder.path)  # fmt: skip
-        self._lost_roots.add(folder.path)
-        self._next_root_check = min(self._next_root_check, now + self.timings.root_recheck)
-
-    def _recheck_roots(self, now: float) -> None:
-        """Re-establish watches whose folder was deleted, replaced or moved, once the path is a folder again."""
-        self._next_root_check = float("inf")
-        for folder in self.config.folders:
-            watch = self._watches.get(folder.path)
-            lost = folder.path in self._lost_roots or watch is None or not watch.is_current()
-            if not lost:
-                continue
-            if not os.path.isdir(folder.path):
-                self._lost_roots.add(folder.path)
-                self._next_root_check = now + self.timings.root_recheck
-                continue
-            if watch is not None:
-                watch.stop()
-                del self._watches[folder.path]
-            if folder.path in self._lost_roots:
-                log.info("%s: the folder is back; watching it again", folder.path)
-            self._lost_roots.discard(folder.path)
-            self._start_watch(folder)
+    def _activate(self, now: float) -> None:
+        """The set of folders this agent holds changed (a lock taken over): the scheduler follows."""
+        changes = self.scheduler.reconfigure(
+            self.folders.active(),
+            settle_seconds=self.config.settings.settle_seconds,
+            concurrency=self.config.settings.concurrency,
+            now=now,
+        )
+        self.folders.set_generation(self.scheduler.generation)
+        for folder in changes.added:
             self._scan(folder)
 
     # ---- periodic work ---------------------------------------------------------------------------
@@ -295,11 +255,17 @@ class Agent:
     def _housekeeping(self, now: float) -> None:
         if not self.once and now >= self._next_rescan:
             self._next_rescan = now + self.config.settings.rescan_seconds
-            self._recheck_roots(now)
-            for folder in self.config.folders:
+            for folder in self.folders.recheck_roots(now, self.scheduler.generation):
                 self._scan(folder)
-        if now >= self._next_root_check:
-            self._recheck_roots(now)
+            for folder in self.folders.active():
+                self._scan(folder)
+        if now >= self.folders.next_deadline():
+            before = self.folders.active()
+            for folder in self.folders.tick(now, self.scheduler.generation):
+                if folder in before:
+                    self._scan(folder)  # back after being lost
+            if self.folders.active() != before:
+                self._activate(now)
         if self.notifier.watchdog_interval and now >= self._next_watchdog:
             # The loop turns (we are here) and uploads advance or nothing is in flight: that is
             # progress. Threads that merely exist are not.
@@ -312,6 +278,11 @@ class Agent:
             if line != self._last_status:
                 self._remember_status(line, now)
                 self.notifier.status(line)
+
+    def _announce_ready(self) -> None:
+        if self.scheduler.ready and not self._announced_ready:
+            self._announced_ready = True
+            self._send_ready()
 
     def _remember_status(self, line: str, now: float) -> None:
         self._last_status = line
@@ -333,6 +304,8 @@ class Agent:
         ]
         if s.paused:
             parts.append("paused: " + s.paused)
+        if self.folders.standing_by():
+            parts.append(f"standing by for {len(self.folders.standing_by())} folders another agent holds")
         from watcher.redact import redact
 
         # A pause reason quotes an error; STATUS= leaves the process, so it is redacted like the log.
@@ -355,24 +328,10 @@ class Agent:
             return
         self.client = client
         self.config = new
-        changes = self.scheduler.reconfigure(
-            new.folders,
-            settle_seconds=new.settings.settle_seconds,
-            concurrency=new.settings.concurrency,
-            now=time.monotonic(),
-        )
-        for folder in changes.removed:
-            watch = self._watches.pop(folder.path, None)
-            if watch is not None:
-                watch.stop()
-            self._lost_roots.discard(folder.path)
-        for watch in self._watches.values():
-            watch.generation = self.scheduler.generation
+        self.folders.rescan_seconds = new.settings.rescan_seconds
+        self.folders.apply(new.folders, self.scheduler.generation, time.monotonic())
         self.workers.ensure(new.settings.concurrency)
-        for folder in changes.added:
-            if not self.once:
-                self._start_watch(folder)
-            self._scan(folder)
+        self._activate(time.monotonic())
         log.info("config reloaded from %s: %d folders", new.source, len(new.folders))
         self._send_ready()
 

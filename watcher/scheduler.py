@@ -97,6 +97,12 @@ class Scheduler:
         self._initial_scans_left = len(self.folders)
         self.ready = self._initial_scans_left == 0
 
+    def begin(self, folders: Iterable[Folder]) -> None:
+        """The folders to work on at start (those this agent holds); READY waits for their first scans."""
+        self.folders = tuple(folders)
+        self._initial_scans_left = len(self.folders)
+        self.ready = self._initial_scans_left == 0
+
     # ---- the questions the shell asks ------------------------------------------------------------
 
     def folder_for(self, path: str) -> Folder | None:
@@ -442,12 +448,20 @@ class Scheduler:
 
     # ---- sidecars waiting for their folder -------------------------------------------------------
 
-    def restore_unwritten(self, entries: Iterable[tuple[str, StoredSidecar]], now: float) -> None:
-        """Sidecars an earlier run could not write: they are written without uploading again."""
+    def restore_unwritten(
+        self, entries: Iterable[tuple[str, StoredSidecar]], now: float, configured: Iterable[Folder] = ()
+    ) -> None:
+        """Sidecars an earlier run could not write: they are written without uploading again.
+
+        Those of a `configured` folder another agent holds now stay saved for a later run; those of no
+        folder at all are dropped.
+        """
+        elsewhere = tuple(configured)
         for path, stored in entries:
             folder = self.folder_for(path)
             if folder is None:
-                self.unwritten.forget_unsaved(path)
+                if folder_of(path, elsewhere) is None:
+                    self.unwritten.forget_unsaved(path)
                 continue
             self.unwritten.restore(path, stored, now)
             self.ledger.add_known_upload(folder, stored.signature.size, stored.sidecar)

@@ -29,6 +29,8 @@ class Timings:
     status_interval: float = 2.0
     # The kernel's inotify queue overflowed: rescan after this, so the burst that overflowed it lands.
     overflow_rescan_delay: float = 0.5
+    # Another agent holds a folder: try its lock again this often (SPEC §6c: taken over within 10 s).
+    lock_retry: float = 3.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Timings:

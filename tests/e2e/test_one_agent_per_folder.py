@@ -1,0 +1,115 @@
+"""One folder, one agent (SPEC §6c): a second agent stands by, takes over when the first dies, and
+`scan` beside a running `run` uploads nothing twice."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.helpers import ACCOUNT_A, TOKEN, sidecar_of, wait_for, wait_sidecar
+from tests.helpers.agent import AgentProcess
+from tests.helpers.images import png_bytes, sha256
+from watcher.emulator import Emulator
+
+LOCK = ".minimax-watcher.lock"
+
+
+def two_agents(tmp_path: Path, drop: Path, emulator: Emulator) -> tuple[AgentProcess, AgentProcess]:
+    """Two agents with their own config and state folder, both configured for `drop`."""
+    agents = []
+    for name in ("first", "second"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        agents.append(AgentProcess(workdir, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A}]))
+    return agents[0], agents[1]
+
+
+def test_two_agents_on_one_folder_upload_each_file_exactly_once(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    first, second = two_agents(tmp_path, drop, emulator)
+    try:
+        first.start()
+        second.start()  # READY too: standing by is a normal state, not a failure
+        assert "another agent holds this folder" in second.log()
+        images = [drop / f"burst-{i:03}.png" for i in range(120)]
+        for i, image in enumerate(images):
+            image.write_bytes(png_bytes(3000 + i))
+        for image in images:
+            wait_sidecar(image, timeout=60)
+        counts = collections.Counter(u.sha256 for u in emulator.uploads)
+        assert len(counts) == len(images) and set(counts.values()) == {1}, counts.most_common(3)
+        assert second.notify is not None
+        assert any("standing by" in d.fields["STATUS"] for d in second.notify.with_field("STATUS"))
+    finally:
+        assert first.stop() == 0
+        assert second.stop() == 0
+
+
+def test_the_stand_by_takes_the_folder_over_when_the_holder_is_killed(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    first, second = two_agents(tmp_path, drop, emulator)
+    try:
+        first.start()
+        second.start()
+        (drop / "before.png").write_bytes(png_bytes(3200))
+        wait_sidecar(drop / "before.png")
+        assert first.proc is not None
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait()
+        killed_at = time.monotonic()
+        # Dropped while nobody holds the folder: found by the new holder's first scan.
+        (drop / "orphan.png").write_bytes(png_bytes(3201))
+        wait_for(lambda: "taking it over" in second.log(), 12, "the stand-by agent to take the folder over")
+        assert time.monotonic() - killed_at < 12
+        wait_sidecar(drop / "orphan.png", timeout=15)
+        (drop / "after.png").write_bytes(png_bytes(3202))  # and it watches the folder from then on
+        wait_sidecar(drop / "after.png", timeout=15)
+        counts = collections.Counter(u.sha256 for u in emulator.uploads)
+        for n in (3200, 3201, 3202):
+            assert counts[sha256(png_bytes(n))] == 1
+    finally:
+        first.proc = None  # already dead
+        assert second.stop() == 0
+
+
+def test_scan_next_to_a_running_agent_leaves_the_held_folder_to_it(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    images = [drop / f"present-{i:02}.png" for i in range(30)]
+    for i, image in enumerate(images):
+        image.write_bytes(png_bytes(3300 + i))
+    (tmp_path / "run").mkdir()
+    running = AgentProcess(tmp_path / "run", emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A}])
+    scan_dir = tmp_path / "scan"
+    scan_dir.mkdir()
+    config = {"api": {"base_url": emulator.base_url}, "settle_seconds": 0.5,
+              "folders": [{"path": str(drop), "account": ACCOUNT_A}]}  # fmt: skip
+    (scan_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    try:
+        running.start()
+        env = dict(os.environ, USEAPI_TOKEN=TOKEN, XDG_STATE_HOME=str(scan_dir / "state"))
+        scan = subprocess.run(
+            [sys.executable, "-m", "watcher", "scan", "--config", str(scan_dir / "config.yaml")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert scan.returncode == 0, scan.stderr
+        assert "another agent holds this folder" in scan.stderr
+        for image in images:
+            wait_sidecar(image, timeout=30)
+        counts = collections.Counter(u.sha256 for u in emulator.uploads)
+        assert len(counts) == len(images) and set(counts.values()) == {1}
+        assert (drop / LOCK).exists() and not sidecar_of(drop / LOCK).exists()
+    finally:
+        assert running.stop() == 0

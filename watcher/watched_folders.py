@@ -1,0 +1,219 @@
+"""The configured folders as the agent holds them: locked or standing by, watched, lost and found again.
+
+For each folder: its lock (one agent per folder, `watcher.folder_lock`), its observer (`FolderWatch`),
+and whether the folder itself went away. A folder another agent holds is stood by for: no watch, no
+scan, its lock retried every `lock_retry` seconds, so it is taken over within seconds of the holder
+stopping or dying. The agent asks `active()` for the folders the scheduler may work on, and gets back
+from `apply` and `tick` the folders to scan now (newly held, or back after being lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+
+from watcher.folder_lock import FolderLock
+from watcher.folders import Folder
+from watcher.messages import PathEvent
+from watcher.timings import Timings
+from watcher.watching import FolderWatch
+
+log = logging.getLogger("watcher")
+
+
+class WatchedFolders:
+    def __init__(
+        self,
+        post: Callable[[PathEvent], None],
+        timings: Timings,
+        *,
+        observe: bool = True,  # False for `scan`: locks only, no observers
+        rescan_seconds: float = 300.0,
+    ) -> None:
+        self._post = post
+        self._timings = timings
+        self._observe = observe
+        self.rescan_seconds = rescan_seconds
+        self._folders: dict[str, Folder] = {}
+        self._locks: dict[str, FolderLock] = {}
+        self._unlocked: set[str] = set()  # no lock possible there (read-only, no lock support)
+        self._standby: set[str] = set()
+        self._watches: dict[str, FolderWatch] = {}
+        self._lost: set[str] = set()
+        self._next_lock_try = float("inf")
+        self._next_root_check = float("inf")
+        # The lock file held open keeps the kernel from reporting the folder's deletion (its dentry
+        # stays busy), so held folders are looked at this often instead.
+        self._next_held_check = float("inf")
+
+    # ---- what the agent asks -----------------------------------------------------------------------
+
+    def active(self) -> tuple[Folder, ...]:
+        """The folders this agent works on: held (or unlockable), in config order."""
+        return tuple(f for p, f in self._folders.items() if p not in self._standby)
+
+    def standing_by(self) -> tuple[str, ...]:
+        return tuple(sorted(self._standby))
+
+    def next_deadline(self) -> float:
+        return min(self._next_lock_try, self._next_root_check, self._next_held_check)
+
+    # ---- changes -----------------------------------------------------------------------------------
+
+    def apply(self, folders: Iterable[Folder], generation: int, now: float) -> list[Folder]:
+        """Take on a (new) config: let go of folders no longer listed or changed, lock and watch the rest.
+
+        Returns the folders that became active and must be scanned.
+        """
+        wanted = {f.path: f for f in folders}
+        for path, folder in list(self._folders.items()):
+            if wanted.get(path) != folder:
+                self._let_go(path)
+        self.set_generation(generation)  # unchanged folders: their events are current
+        started = []
+        for path, folder in wanted.items():
+            if path not in self._folders:
+                self._folders[path] = folder
+                if self._take(folder, generation, now):
+                    started.append(folder)
+        return started
+
+    def tick(self, now: float, generation: int) -> list[Folder]:
+        """Retry stood-by locks and lost folders when due; the folders to scan now."""
+        started: list[Folder] = []
+        if now >= self._next_lock_try:
+            self._next_lock_try = float("inf")
+            for path in sorted(self._standby):
+                if self._take(self._folders[path], generation, now):
+                    log.info("%s: the other agent let go of this folder; taking it over", path)
+                    started.append(self._folders[path])
+        if now >= self._next_held_check:
+            self._check_held(now)
+        if now >= self._next_root_check:
+            started += self.recheck_roots(now, generation)
+        return started
+
+    def _check_held(self, now: float) -> None:
+        self._next_held_check = float("inf")
+        for path, lock in self._locks.items():
+            if not lock.held:
+                continue
+            if lock.is_current():
+                self._next_held_check = min(self._next_held_check, now + self._timings.root_recheck)
+            else:
+                lock.release()  # lets go of the old folder, and lets the kernel report it gone
+                self.root_gone(self._folders[path], now)
+
+    def set_generation(self, generation: int) -> None:
+        """After the scheduler's folder set changed: events from now on are of this generation."""
+        for watch in self._watches.values():
+            watch.generation = generation
+
+    def root_gone(self, folder: Folder, now: float) -> None:
+        if self._folders.get(folder.path) != folder or folder.path in self._standby:
+            return
+        if folder.path not in self._lost:
+            log.warning("%s: the watched folder was removed or moved away; waiting for it to come back",
+                        folder.path)  # fmt: skip
+        self._lost.add(folder.path)
+        self._next_root_check = min(self._next_root_check, now + self._timings.root_recheck)
+
+    def recheck_roots(self, now: float, generation: int) -> list[Folder]:
+        """Watch again the folders that were deleted, replaced or moved, once the path is a folder again."""
+        self._next_root_check = float("inf")
+        back = []
+        for path, folder in self._folders.items():
+            if path in self._standby or not self._observe:
+                continue
+            watch = self._watches.get(path)
+            if path not in self._lost and watch is not None and watch.is_current():
+                continue
+            if not os.path.isdir(path):
+                self._lost.add(path)
+                self._next_root_check = now + self._timings.root_recheck
+                continue
+            if watch is not None:
+                watch.stop()
+                del self._watches[path]
+            if path in self._lost:
+                log.info("%s: the folder is back; watching it again", path)
+            self._lost.discard(path)
+            lock = self._locks.get(path)
+            if lock is not None and lock.held and not lock.is_current():
+                lock.release()  # a new folder under the old name: the old lock guards nothing
+            relock = lock is not None and not lock.held and path not in self._unlocked
+            if relock and self._try_lock(folder, now) is False:
+                continue
+            self._start_watch(folder, generation)
+            back.append(folder)
+        return back
+
+    def stop(self, join_timeout: float | None = None) -> None:
+        for watch in self._watches.values():
+            watch.stop(join_timeout=join_timeout)
+
+    def join(self, timeout: float) -> None:
+        for watch in self._watches.values():
+            watch.join(timeout)
+
+    def release_all(self) -> None:
+        for lock in self._locks.values():
+            lock.release()
+
+    # ---- one folder --------------------------------------------------------------------------------
+
+    def _take(self, folder: Folder, generation: int, now: float) -> bool:
+        if self._try_lock(folder, now) is False:
+            return False
+        if self._observe:
+            self._start_watch(folder, generation)
+        return True
+
+    def _try_lock(self, folder: Folder, now: float) -> bool | None:
+        lock = self._locks.setdefault(folder.path, FolderLock(folder.path))
+        got = lock.try_acquire()
+        if got is False:
+            if folder.path not in self._standby:
+                log.warning("%s: another agent holds this folder (%s); standing by to take it over",
+                            folder.path, os.path.join(folder.path, ".minimax-watcher.lock"))  # fmt: skip
+            self._standby.add(folder.path)
+            self._next_lock_try = min(self._next_lock_try, now + self._timings.lock_retry)
+            return False
+        self._standby.discard(folder.path)
+        if got:
+            self._next_held_check = min(self._next_held_check, now + self._timings.root_recheck)
+        if got is None and folder.path not in self._unlocked:
+            self._unlocked.add(folder.path)
+            log.warning("%s: no lock file can be made here; another agent on this folder would not be "
+                        "kept out", folder.path)  # fmt: skip
+        return got
+
+    def _let_go(self, path: str) -> None:
+        watch = self._watches.pop(path, None)
+        if watch is not None:
+            watch.stop()
+        lock = self._locks.pop(path, None)
+        if lock is not None:
+            lock.release()
+        self._folders.pop(path, None)
+        self._standby.discard(path)
+        self._unlocked.discard(path)
+        self._lost.discard(path)
+
+    def _start_watch(self, folder: Folder, generation: int) -> None:
+        watch = FolderWatch(folder, self._post, generation)
+        try:
+            watch.start()
+        except OSError as exc:
+            log.error("%s: cannot watch this folder: %s; it is rescanned every %.0f s instead", folder.path,
+                      exc.strerror, self.rescan_seconds)  # fmt: skip
+            return
+        self._watches[folder.path] = watch
+        log.info(
+            "watching %s (%s%s, account %s)",
+            folder.path,
+            watch.mode,
+            ", recursive" if folder.recursive else "",
+            folder.account or "default",
+        )
