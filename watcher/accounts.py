@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from watcher.log_fields import fields
 from watcher.outcome import UploadFailure, operator_hint
 from watcher.retry import RetryPolicy
 
@@ -77,7 +78,8 @@ class AccountGates:
         pause = self.paused.pop(key, None)
         if pause is None:
             return set()
-        log.info("account %s: the API accepts uploads again; resuming %d files", _name(key), len(pause.files))
+        log.info("account %s: the API accepts uploads again; resuming %d files", _name(key), len(pause.files),
+                 extra=fields(account=key, event="attention"))  # fmt: skip
         return pause.files
 
     def on_temporary(self, key: str, path: str, failure: UploadFailure, now: float) -> bool:
@@ -92,6 +94,7 @@ class AccountGates:
                 _name(key),
                 streak,
                 failure.error,
+                extra=fields(account=key, file=path, event="attention"),
             )
         if pause is None:
             return False
@@ -103,7 +106,7 @@ class AccountGates:
             pause.probing = None
             pause.probes += 1
             log.warning("account %s: still failing (%s); next probe in %.1f s", _name(key), failure.error,
-                        pause.next_probe - now)  # fmt: skip
+                        pause.next_probe - now, extra=fields(account=key, file=path, event="retry"))  # fmt: skip
         pause.files.add(path)
         return True
 
@@ -125,6 +128,7 @@ class AccountGates:
                 _name(key),
                 failure.error,
                 hint,
+                extra=fields(account=key, file=path, event="attention"),
             )
         elif pause.probing == path:
             pause.probes += 1
@@ -133,7 +137,7 @@ class AccountGates:
             pause.next_probe = now + REFUSED_PROBES.backoff(pause.probes + 1)
             log.warning(
                 "account %s: still refused (%s); next probe in %.0f s", _name(key), failure.error,
-                pause.next_probe - now,
+                pause.next_probe - now, extra=fields(account=key, file=path, event="retry"),
             )  # fmt: skip
         if failure.retry_after:
             pause.next_probe = max(pause.next_probe, now + failure.retry_after)

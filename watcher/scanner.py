@@ -18,7 +18,7 @@ from typing import Any
 from watcher.files import FileSignature
 from watcher.folders import Folder
 from watcher.inventory import walk_candidates
-from watcher.logs import fields
+from watcher.log_fields import fields
 from watcher.messages import FileState, FoundFile, ScanBatch, ScanFinished
 
 log = logging.getLogger("watcher")

@@ -32,6 +32,7 @@ from watcher.dedupe import DedupeIndex
 from watcher.file_probe import FileProbe
 from watcher.folders import Folder, folder_of, is_inside
 from watcher.ledger import Ledger
+from watcher.log_fields import fields
 from watcher.media import NAME_TOO_LONG, name_problem
 from watcher.messages import (
     EventKind,
@@ -278,7 +279,9 @@ class Scheduler:
         problem = name_problem(path.rpartition("/")[2])
         if problem is not None:
             # No record can exist beside it, so the log says it, once per version of the file.
-            log.error("%s: %s", path, problem)
+            log.error(
+                "%s: %s", path, problem, extra=fields(file=path, folder=entry.folder.path, event="failure")
+            )
             self.ledger.mark_failed(path, signature, problem, NAME_TOO_LONG)
             self._untrack(path)
             return
@@ -288,7 +291,8 @@ class Scheduler:
             self._untrack(path)
             if self.once:
                 self.gave_up[path] = "the file is empty"
-                log.error("%s: the file is empty; not uploaded by this scan", path)
+                log.error("%s: the file is empty; not uploaded by this scan", path,
+                          extra=fields(file=path, folder=entry.folder.path, event="failure"))  # fmt: skip
             else:
                 self.ledger.empty.add(path)
             return
@@ -393,16 +397,20 @@ class Scheduler:
                 entry.phase = Phase.PAUSED
                 return
             delay = self.retry_policy.delay(entry.failures, outcome.retry_after)
-            log.warning("%s: %s; retry %d in %.1f s", path, outcome.error, entry.failures + 1, delay)
+            log.warning("%s: %s; retry %d in %.1f s", path, outcome.error, entry.failures + 1, delay,
+                        extra=fields(file=path, account=entry.folder.account, event="retry"))  # fmt: skip
             entry.phase = Phase.RETRY_WAIT
             self._schedule(path, entry, now + delay)
         elif outcome.failure_class is FailureClass.PERMANENT:
+            failed = fields(
+                file=path, folder=entry.folder.path, account=entry.folder.account, event="failure"
+            )
             if done.record_error:
                 log.error("%s: %s; and its error record cannot be written: %s", path, outcome.error,
-                          done.record_error)  # fmt: skip
+                          done.record_error, extra=failed)  # fmt: skip
             else:
                 log.error("%s: %s; error record written, the file is retried when it changes", path,
-                          outcome.error)  # fmt: skip
+                          outcome.error, extra=failed)  # fmt: skip
             if done.signature is not None:
                 self.ledger.mark_failed(path, done.signature, outcome.error, outcome.code)
             self._untrack(path)
@@ -419,7 +427,8 @@ class Scheduler:
         ):
             return False
         hint = operator_hint(outcome.code if isinstance(outcome.code, int) else None)
-        log.error("%s: %s; not uploaded by this scan%s", path, outcome.error, f" ({hint})" if hint else "")
+        log.error("%s: %s; not uploaded by this scan%s", path, outcome.error, f" ({hint})" if hint else "",
+                  extra=fields(file=path, account=entry.folder.account, event="failure"))  # fmt: skip
         self.gave_up[path] = outcome.error
         self._untrack(path)
         return True
@@ -427,6 +436,7 @@ class Scheduler:
     def _on_success(self, path: str, done: JobDone, outcome: UploadSuccess, now: float) -> None:
         assert done.signature is not None
         how = "reused the fileID of identical bytes" if done.reused else f"uploaded in {done.seconds:.2f} s"
+        job = done.job
         if done.record_error is not None and done.sidecar is not None:
             log.error(
                 "%s: %s (%s), but its sidecar cannot be written: %s; the fileID is kept and the "
@@ -435,12 +445,20 @@ class Scheduler:
                 outcome.file_id,
                 how,
                 done.record_error,
+                extra=fields(
+                    file=path,
+                    folder=job.root,
+                    account=job.account,
+                    file_id=outcome.file_id,
+                    event="attention",
+                ),
             )
             self.unwritten.keep(path, done.sidecar, done.signature, now)
             if self.once:
                 self.gave_up[path] = f"uploaded as {outcome.file_id}, but the sidecar cannot be written"
         else:
-            log.info("%s: %s → %s", path, how, outcome.file_id)
+            log.info("%s: %s → %s", path, how, outcome.file_id, extra=fields(
+                file=path, folder=job.root, account=job.account, file_id=outcome.file_id, event="upload"))  # fmt: skip
             self.ledger.mark_done(path, done.signature)
             self.uploaded_count += 1
         self.ledger.failed.pop(path)
@@ -477,7 +495,10 @@ class Scheduler:
         else:
             stored = self.unwritten.written(path)
             if stored is not None:
-                log.info("%s: sidecar written at last → %s", path, stored.sidecar.get("fileID"))
+                file_id = str(stored.sidecar.get("fileID", ""))
+                log.info("%s: sidecar written at last → %s", path, file_id, extra=fields(
+                    file=path, folder=done.job.root, account=done.job.account, file_id=file_id,
+                    event="upload"))  # fmt: skip
                 self.ledger.mark_done(path, stored.signature)
                 self.uploaded_count += 1
 

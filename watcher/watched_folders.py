@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 from watcher.folder_lock import FolderLock
 from watcher.folders import Folder
+from watcher.log_fields import fields
 from watcher.messages import PathEvent
 from watcher.timings import Timings
 from watcher.watching import FolderWatch
@@ -115,7 +116,7 @@ class WatchedFolders:
             return
         if folder.path not in self._lost:
             log.warning("%s: the watched folder was removed or moved away; waiting for it to come back",
-                        folder.path)  # fmt: skip
+                        folder.path, extra=fields(folder=folder.path, event="attention"))  # fmt: skip
         self._lost.add(folder.path)
         self._next_root_check = min(self._next_root_check, now + self._timings.root_recheck)
 
@@ -176,7 +177,8 @@ class WatchedFolders:
         if got is False:
             if folder.path not in self._standby:
                 log.warning("%s: another agent holds this folder (%s); standing by to take it over",
-                            folder.path, os.path.join(folder.path, ".minimax-watcher.lock"))  # fmt: skip
+                            folder.path, os.path.join(folder.path, ".minimax-watcher.lock"),
+                            extra=fields(folder=folder.path, account=folder.account, event="attention"))  # fmt: skip
             self._standby.add(folder.path)
             self._next_lock_try = min(self._next_lock_try, now + self._timings.lock_retry)
             return False

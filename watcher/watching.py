@@ -31,7 +31,7 @@ from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from watcher.folders import Folder, in_hidden_folder
-from watcher.logs import fields
+from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 from watcher.messages import EventKind, PathEvent
 

@@ -18,6 +18,7 @@ from typing import Any
 from watcher.client import UploadClient
 from watcher.dedupe import DedupeIndex
 from watcher.files import lstat_beneath, signature_of
+from watcher.log_fields import fields
 from watcher.messages import JobDone, UploadJob
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.sidecar import write_sidecar_atomically
@@ -110,7 +111,8 @@ class Workers:
             try:
                 done = self._run(job, started)
             except Exception as exc:  # a bug must not lose the file: report it as temporary
-                log.exception("unexpected error while uploading %s", job.path)
+                log.exception("unexpected error while uploading %s", job.path, extra=fields(
+                    file=job.path, folder=job.root, account=job.account, event="retry"))  # fmt: skip
                 failure = UploadFailure(FailureClass.TEMPORARY, f"internal error: {exc}", "internal")
                 done = JobDone(job, failure, None, False, time.monotonic() - started)
             with self._busy_lock:

@@ -38,7 +38,8 @@ SECRET = "user:4242-probeSECRETinthejournal"
 
 PROBE = f"""
 import logging, signal, sys
-from watcher.logs import configure_logging, fields
+from watcher.log_fields import fields
+from watcher.logs import configure_logging
 from watcher.redact import register_secret
 
 configure_logging()
@@ -160,10 +161,6 @@ def test_the_service_logs_over_the_native_protocol(service: Container) -> None:
     assert service.journal("-u", UNIT, f"_PID={pid}", "_TRANSPORT=journal")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduler.py's upload line does not attach fields(...) yet; remove this mark when it does",
-)
 def test_journalctl_finds_the_upload_line_of_a_file(service: Container) -> None:
     image = f"{DROP}/alice/fielded.png"
     service.write(image, png_bytes(11))

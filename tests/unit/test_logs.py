@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from watcher.logs import SYSLOG_IDENTIFIER, JournalHandler, add_filters, fields
+from watcher.log_fields import fields
+from watcher.logs import SYSLOG_IDENTIFIER, JournalHandler, add_filters
 from watcher.redact import REPLACEMENT, clear_secrets, register_secret
 
 REPO = Path(__file__).resolve().parents[2]
@@ -365,7 +366,8 @@ def test_an_entry_too_large_for_a_datagram_falls_back_when_the_memfd_cannot_be_s
 
 CHILD = """
 import logging, sys
-from watcher.logs import configure_logging, fields
+from watcher.log_fields import fields
+from watcher.logs import configure_logging
 configure_logging(journal_socket=sys.argv[1])
 logging.getLogger("watcher.child").info("%s: uploaded", "/d/a.png", extra=fields(file="/d/a.png", account="123456"))
 print(type(logging.getLogger().handlers[0]).__name__, file=sys.stdout, flush=True)
