@@ -28,7 +28,10 @@ from watcher.config import Config, ConfigError
 from watcher.dedupe import DedupeIndex
 from watcher.folders import Folder
 from watcher.inventory import DiskProbe
+from watcher.live_status import LiveStatusWriter
 from watcher.messages import Control, EventKind, JobDone, Message, PathEvent, ScanBatch, ScanFinished
+from watcher.metrics import Metrics, MetricsSink, NullMetrics
+from watcher.reporting import Reporter
 from watcher.retry import RetryPolicy
 from watcher.scanner import Scanner
 from watcher.scheduler import Scheduler
@@ -89,6 +92,11 @@ class Agent:
         )
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.workers = Workers(lambda: self.client, dedupe, self.post, seal)
+        # `scan` is a short pass: no metrics server, no live status of its own.
+        metrics: MetricsSink = NullMetrics() if once else Metrics()
+        self.reporter = Reporter(metrics, LiveStatusWriter(None if once else state_dir))
+        self._report_due = True
+        self._next_report = 0.0
         # `done.get` runs on the scanner's thread: a lookup in plain dicts, safe under the GIL.
         self.scanner = Scanner(self.post, self.scheduler.ledger.done.get)
         self.folders = WatchedFolders(
@@ -120,12 +128,16 @@ class Agent:
 
     def run(self) -> int:
         """Run the loop on the calling thread until stopped (or, with once=True, until idle)."""
+        # First, as a config error: a metrics.listen that cannot be bound (SPEC §3).
+        self.reporter.metrics.set_listen(self.config.settings.metrics.listen)
+        self.reporter.start()
         now = time.monotonic()
         self.unwritten.load()
         if not self.once:
             self._stop_overflow_alarm = watch_for_overflows(lambda: self.post(Control.RESCAN))
         self.folders.apply(self.config.folders, self.scheduler.generation, now)
         self.scheduler.begin(self.folders.active())
+        self.reporter.configure(self.folders.active())
         self.scheduler.restore_unwritten(
             [(p, StoredSidecar(e.sidecar, e.signature)) for p, e in self.unwritten.items()],
             now,
@@ -168,6 +180,7 @@ class Agent:
             log.info("stopping with uploads in flight; they are redone at the next start")
         self.unwritten.flush()
         self.folders.release_all()  # after the uploads in flight: they were still this agent's
+        self.reporter.close()
         self.client.close()
 
     # ---- the loop --------------------------------------------------------------------------------
@@ -199,12 +212,15 @@ class Agent:
             deadline = min(deadline, self._next_rescan)
         if self.notifier.watchdog_interval:
             deadline = min(deadline, self._next_watchdog)
+        if self._report_due or self.workers.busy:
+            deadline = min(deadline, self._next_report)  # bytes sent move; a change waits no longer
         if self._announced_ready and self.status_line() != self._last_status:
             deadline = min(deadline, self._next_status)  # a throttled STATUS= still goes out
         return deadline
 
     def _handle(self, message: Message) -> None:
         now = time.monotonic()
+        self._report_due = True
         match message:
             case PathEvent(kind=EventKind.DIR_APPEARED):
                 folder = self.scheduler.folder_for(message.path)
@@ -223,6 +239,7 @@ class Agent:
                 self.scheduler.handle(message, now)
                 self._announce_ready()
             case JobDone():
+                self.reporter.job_done(message)
                 self.scheduler.handle(message, now)
             case Control.STOP:
                 log.info("stopping")
@@ -247,6 +264,7 @@ class Agent:
             now=now,
         )
         self.folders.set_generation(self.scheduler.generation)
+        self.reporter.configure(self.folders.active())
         for folder in changes.added:
             self._scan(folder)
 
@@ -272,6 +290,10 @@ class Agent:
             if self.workers.busy == 0 or now - self.workers.last_progress < STALLED_AFTER:
                 self.notifier.watchdog()
             self._next_watchdog = now + self.notifier.watchdog_interval
+        if (self._report_due or self.workers.busy) and now >= self._next_report:
+            self._report_due = False
+            self._next_report = now + self.timings.status_interval
+            self.reporter.refresh(self.scheduler, self.workers.sending(), self.folders.standing_by(), now)
         if self._announced_ready and now >= self._next_status:
             # Sent when it changes, at most every status_interval: an idle agent does not wake for it.
             line = self.status_line()
@@ -322,6 +344,7 @@ class Agent:
             # The token or base URL may have changed (a token file that cannot be read refuses the
             # reload like a bad key would); jobs in flight finish on the old client.
             client = self._client_factory(new)
+            self.reporter.metrics.set_listen(new.settings.metrics.listen)  # moves the server, or refuses
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             self._send_ready()

@@ -1,4 +1,4 @@
-"""The `minimax-watcher` command line: run, scan, upload, status, check-config, emulate."""
+"""The `minimax-watcher` command line: run, scan, upload, status, check-config, emulate, service."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from watcher import __version__
+from watcher import __version__, service_install
 from watcher.agent import Agent, signals_to
 from watcher.client import UploadClient
 from watcher.config import (
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print a commented sample config with every key, its default and bounds (reads no config)",
     )
+    service_install.add_parser(commands)
     emulate = commands.add_parser(
         "emulate", help="run the API emulator alone (for trying things and for tests)"
     )
@@ -121,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": cmd_status,
         "check-config": cmd_check_config,
         "emulate": cmd_emulate,
+        "service": cmd_service,
     }
     try:
         return handlers[args.command](args)
@@ -284,10 +286,14 @@ def _size_or_zero(path: str) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from watcher.live_status import SERVICE_STATE_DIR, read_live_status
     from watcher.status import folder_report, render_json, render_text
 
     config = load_config(_config_path(args))
     report = folder_report(config)
+    agent = read_live_status([default_state_dir(), SERVICE_STATE_DIR])
+    if agent is not None:
+        report["agent"] = agent
     # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
     output = render_json(report) if args.json else (render_text(report) + "\n").encode("utf-8")
     sys.stdout.flush()
@@ -308,6 +314,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if token is None:
         log.warning("no API token found: `run` needs one (or --emulate to try without an account)")
     return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    if args.service_action == "install":
+        return service_install.install(args.config, dry_run=args.dry_run)
+    return service_install.uninstall(dry_run=args.dry_run)
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:

@@ -129,6 +129,19 @@ class Scheduler:
             paused=self.accounts.describe() if self.accounts.paused else "",
         )
 
+    def counts_by_folder(self) -> dict[str, tuple[int, int]]:
+        """Folder path → (pending, failed), for the metrics."""
+        counts = {f.path: [0, 0] for f in self.folders}
+        for entry in self.tracked.values():
+            if entry.folder.path in counts:
+                counts[entry.folder.path][0] += 1
+        for index, paths in ((0, self.ledger.empty), (1, self.ledger.failed.paths())):
+            for path in paths:
+                folder = self.folder_for(path)
+                if folder is not None:
+                    counts[folder.path][index] += 1
+        return {path: (pending, failed) for path, (pending, failed) in counts.items()}
+
     # ---- messages --------------------------------------------------------------------------------
 
     def handle(self, message: FileMessage, now: float) -> None:

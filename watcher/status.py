@@ -58,7 +58,29 @@ def render_text(report: dict[str, Any]) -> str:
         )
         for failure in folder["failures"]:
             lines.append(f"  failed: {printable(failure['file'])}: {printable(failure['error'], MAX_SHOWN)}")
+    agent = report.get("agent")
+    if isinstance(agent, dict):
+        lines += _render_agent(agent)
+    else:
+        lines.append("agent: not running on this state folder (counts above are read from the disk)")
     return "\n".join(lines)
+
+
+def _render_agent(agent: dict[str, Any]) -> list[str]:
+    lines = [f"agent: running, pid {agent.get('pid')}, since {printable(str(agent.get('since')))}"]
+    for account in agent.get("accounts", []):
+        line = f"  account {printable(str(account.get('account')))}: {printable(str(account.get('state')))}"
+        if account.get("state") != "ok":
+            line += f" ({printable(str(account.get('reason')), MAX_SHOWN)}; next probe {account.get('next_probe')})"
+        lines.append(line)
+    for upload in agent.get("uploading", []):
+        sent, size = int(upload.get("sent", 0)), int(upload.get("size", 0))
+        lines.append(
+            f"  uploading {printable(str(upload.get('file')))}: {sent / 1e6:.1f} of {size / 1e6:.1f} MB"
+        )
+    for path in agent.get("standing_by", []):
+        lines.append(f"  standing by for {printable(str(path))}: another agent holds it")
+    return lines
 
 
 def render_json(report: dict[str, Any]) -> bytes:

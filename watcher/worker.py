@@ -72,6 +72,8 @@ class Workers:
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
+        # Uploads in flight: path → [bytes sent, size], for the live status.
+        self._sending: dict[str, list[int]] = {}
         # When a job last started, ended or sent bytes: the systemd watchdog is pinged only while
         # this moves or nothing is in flight, so a worker stuck for good stops the pings.
         self.last_progress = time.monotonic()
@@ -90,6 +92,11 @@ class Workers:
     @property
     def busy(self) -> int:
         return self._busy
+
+    def sending(self) -> list[tuple[str, int, int]]:
+        """(path, bytes sent, size) of each upload in flight."""
+        with self._busy_lock:
+            return [(path, sent, size) for path, (sent, size) in self._sending.items()]
 
     def stop(self, deadline: float) -> bool:
         """Ask every thread to end; wait until `deadline`. True when uploads were still in flight."""
@@ -120,13 +127,27 @@ class Workers:
             self.last_progress = time.monotonic()
             self._post(done)
 
-    def _note_progress(self, sent: int) -> None:
-        self.last_progress = time.monotonic()
+    def _progress_of(self, path: str) -> Callable[[int], None]:
+        def note(sent: int) -> None:
+            self.last_progress = time.monotonic()
+            entry = self._sending.get(path)
+            if entry is not None:
+                entry[0] = sent  # one worker per path: no other writer
+
+        return note
 
     def _run(self, job: UploadJob, started: float) -> JobDone:
         if job.stored_sidecar is not None:
             return write_stored_sidecar(job)
-        outcome, signature, reused = upload_one(self._client(), job, self._dedupe, self._note_progress)
+        with self._busy_lock:
+            self._sending[job.path] = [0, job.expected.size if job.expected is not None else 0]
+        try:
+            outcome, signature, reused = upload_one(
+                self._client(), job, self._dedupe, self._progress_of(job.path)
+            )
+        finally:
+            with self._busy_lock:
+                self._sending.pop(job.path, None)
         if self.changes.end(job.path) and not isinstance(outcome, FileChanged):
             outcome = FileChanged("the file was written to while it was uploaded")
         seconds = time.monotonic() - started
