@@ -14,6 +14,7 @@ import pytest
 
 from tests.helpers import ACCOUNT, ACCOUNT_A, ACCOUNT_B, TOKEN, assert_token_never_written
 from tests.helpers.agent import AgentProcess
+from tests.helpers.other_user import OtherUser, other_user
 from watcher.client import UploadClient
 from watcher.emulator import Emulator
 
@@ -45,6 +46,13 @@ def start_agent(tmp_path: Path, emulator: Emulator) -> Iterator[Callable[..., Ag
         code = agent.stop()
         assert code == 0, f"agent exited with {code}:\n{agent.log()}"
     assert_token_never_written(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def nobody() -> Iterator[OtherUser]:
+    """Runs `python -m watcher` as uid/gid 65534 wherever the checkout lives (skips, saying why, if it cannot)."""
+    with other_user() as runner:
+        yield runner
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import yaml
 from tests.helpers import ACCOUNT_A, TOKEN, wait_for, wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes
+from tests.helpers.other_user import OtherUser
 from watcher.emulator import Emulator
 
 SECOND_LINE = "user:4243-secondLINEofTHEfile"
@@ -31,8 +32,9 @@ SECRET_PARTS = (TOKEN.split("-", 1)[1], SECOND_LINE.split("-", 1)[1])
 
 
 def run_agent(
-    config: Path, cwd: Path, *, as_nobody: bool = False, token: str | None = None
+    config: Path, cwd: Path, *, as_user: OtherUser | None = None, token: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m watcher run` from `cwd`, as this process's user or as `as_user`."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -41,9 +43,10 @@ def run_agent(
     env["XDG_STATE_HOME"] = str(cwd / "state")
     if token is not None:
         env["USEAPI_TOKEN"] = token
-    argv = [sys.executable, "-m", "watcher", "run", "--config", str(config)]
-    if as_nobody:
-        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+    args = ("run", "--config", str(config))
+    if as_user is not None:
+        return as_user.run(*args, env=env, cwd=cwd)
+    argv = [sys.executable, "-m", "watcher", *args]
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -132,17 +135,18 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_a_folder_behind_one_the_agent_cannot_enter_is_one_line_and_status_78(shared_dir: Path) -> None:
+def test_a_folder_behind_one_the_agent_cannot_enter_is_one_line_and_status_78(
+    shared_dir: Path, request: pytest.FixtureRequest
+) -> None:
     locked = shared_dir / "locked"
     (locked / "drop").mkdir(parents=True)
     locked.chmod(0o700 if os.geteuid() == 0 else 0o600)  # root's own, or not enterable by anyone
     config = write_yaml(shared_dir / "config.yaml", {"folders": [{"path": "locked/drop"}]})
     config.chmod(0o644)
-    as_nobody = os.geteuid() == 0  # root enters every folder: run it as the service user would be
-    if as_nobody and shutil.which("setpriv") is None:
-        pytest.skip("needs setpriv to run the agent as another user than root")
+    # Root enters every folder: it runs the agent as the service user would be. Anyone else is refused.
+    as_user: OtherUser | None = request.getfixturevalue("nobody") if os.geteuid() == 0 else None
     try:
-        result = run_agent(config, shared_dir, as_nobody=as_nobody, token=TOKEN)
+        result = run_agent(config, shared_dir, as_user=as_user, token=TOKEN)
     finally:
         locked.chmod(0o755)
     line = assert_refused_in_one_line(result, "folders[0].path: cannot reach the folder")

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from tests.helpers import ACCOUNT_A, TOKEN, error_record_of, read_json, sidecar_of, wait_for, wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import jpeg_bytes, png_bytes, sha256
+from tests.helpers.other_user import OtherUser
 from watcher.emulator import Emulator, Fault
 
 
@@ -370,10 +372,10 @@ def test_text_named_jpg_and_oversized_file_get_error_records(
     assert emulator.requests == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the agent as another user")
-def test_unreadable_file_gets_an_error_record(tmp_path: Path, emulator: Emulator) -> None:
+def test_unreadable_file_gets_an_error_record(emulator: Emulator, nobody: OtherUser) -> None:
     """Root reads everything, so the agent runs as `nobody` here, as the service user would."""
-    shared = Path(tempfile_dir())
+    shared = Path(tempfile.mkdtemp(prefix="mmw-shared-", dir="/tmp"))
+    shared.chmod(0o755)  # `nobody` enters it, wherever the checkout and pytest's tmp_path live
     drop = shared / "drop"
     drop.mkdir()
     drop.chmod(0o777)
@@ -392,56 +394,24 @@ def test_unreadable_file_gets_an_error_record(tmp_path: Path, emulator: Emulator
         )
     )
     config.chmod(0o644)
+    env = dict(os.environ, USEAPI_TOKEN=TOKEN)
     try:
-        result = scan_as_nobody(config)
+        result = nobody.run("scan", "--config", str(config), env=env)
+        # The readable file first: an agent that never ran (exit status 1 too) is told apart here.
+        assert sidecar_of(drop / "open.png").exists(), result.stderr
         assert result.returncode == 1, result.stderr
         record = read_json(error_record_of(secret))
         assert record is not None and record["code"] == "unreadable", result.stderr
         assert "permission" in record["error"].lower()
-        assert sidecar_of(drop / "open.png").exists()
 
         # Fixing the permissions is enough: the file need not change for its next try.
         secret.chmod(0o644)
-        again = scan_as_nobody(config)
+        again = nobody.run("scan", "--config", str(config), env=env)
         assert again.returncode == 0, again.stderr
         assert json.loads(sidecar_of(secret).read_text())["sha256"] == sha256(png_bytes(710))
         assert not error_record_of(secret).exists()
     finally:
         shutil.rmtree(shared, ignore_errors=True)
-
-
-def scan_as_nobody(config: Path) -> subprocess.CompletedProcess[str]:
-    """One `scan` of `config` as uid/gid 65534 (nobody), with no supplementary groups."""
-    return subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            *python_cmd(),
-            "scan",
-            "--config",
-            str(config),
-        ],
-        env=dict(os.environ, USEAPI_TOKEN=TOKEN),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def tempfile_dir() -> str:
-    import tempfile
-
-    path = tempfile.mkdtemp(prefix="mmw-shared-", dir="/tmp")
-    os.chmod(path, 0o755)
-    return path
-
-
-def python_cmd() -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "watcher"]
 
 
 def test_directories_fifos_and_sockets_named_png_are_ignored(
