@@ -33,10 +33,13 @@ NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 CHECKOUT = Path(__file__).resolve().parents[2]
 PACKAGE = Path(watcher.__file__).resolve().parent
-# What `python -m watcher` needs at start; it prints where its `watcher` came from, to be compared.
+# What `python -m watcher` needs at start; then whether the interpreter reaches its own file, and
+# where its `watcher` came from. setpriv execs with root's capabilities still held, so an interpreter
+# under /root or a 0700 clone does start, then misses its own library: a pyenv build falls back to the
+# system's libpython and stdlib, and runs only by that accident. Such an interpreter is refused.
 PROBE = (
-    "import sys, requests, watchdog.observers, pydantic, yaml, watcher.cli, watcher;"
-    "print(sys.version_info[0], sys.version_info[1], watcher.__file__)"
+    "import os, sys, requests, watchdog.observers, pydantic, yaml, watcher.cli, watcher;"
+    "print(sys.version_info[0], sys.version_info[1], os.access(sys.executable, os.X_OK), watcher.__file__)"
 )
 
 
@@ -113,9 +116,13 @@ def probe(python: str, copy: Path | None, package: Path) -> str | None:
     said = (done.stdout + done.stderr).strip()
     if done.returncode != 0:
         return said.splitlines()[-1] if said else f"exit status {done.returncode}"
-    major, minor, found = done.stdout.split(maxsplit=2)
+    major, minor, reachable, found = done.stdout.split(maxsplit=3)
     if (int(major), int(minor)) != sys.version_info[:2]:
         return f"is Python {major}.{minor}, not {sys.version_info[0]}.{sys.version_info[1]}"
+    if reachable != "True":
+        return (
+            f"uid {NOBODY} cannot reach the interpreter's own file (it started only by setpriv's privileges)"
+        )
     if Path(found.strip()).resolve().parent != package.resolve():
         return f"imports another watcher ({found.strip()}), not {package}"
     return None
