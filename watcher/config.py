@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -41,6 +41,9 @@ SYSTEM_CONFIG = Path("/etc/minimax-watcher/config.yaml")
 # Far above any real config or token file; a path to /dev/zero or a disk image fails fast instead.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_TOKEN_FILE_BYTES = 64 << 10
+
+
+MediaKind = Literal["image", "audio", "video"]
 
 
 class ConfigError(Exception):
@@ -181,6 +184,50 @@ class FolderSettings(_Strict):
             "where inotify sees nothing."
         ),
     )
+    media: list[MediaKind] = Field(
+        ["image"],
+        min_length=1,
+        description=(
+            "Which kinds of file to upload: image (PNG, JPEG, WebP), audio (MP3, WAV), video (MP4). A file "
+            "of a kind not listed is not a candidate at all."
+        ),
+    )
+    include: list[str] = Field(
+        ["**"],
+        description=(
+            "Globs on the path relative to the folder; only matching files are candidates. `*` matches "
+            "within one name, `**` any number of folders."
+        ),
+    )
+    exclude: list[str] = Field(
+        [], description="Globs on the path relative to the folder; a matching file is never a candidate."
+    )
+    settle_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="This folder's own settle time, instead of the top-level settle_seconds.",
+        examples=[10],
+    )
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _relative_globs(cls, globs: list[str]) -> list[str]:
+        for glob in globs:
+            if not glob or glob.startswith("/") or "\0" in glob:
+                raise ValueError(
+                    f"{glob!r}: a glob on the path relative to the folder, e.g. renders/**/*.png"
+                )
+            if any(part == ".." for part in glob.split("/")):
+                raise ValueError(f"{glob!r}: `..` cannot match anything inside the folder")
+        return globs
+
+    @field_validator("media")
+    @classmethod
+    def _no_repeats(cls, kinds: list[MediaKind]) -> list[MediaKind]:
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("lists a kind twice")
+        return kinds
 
     @field_validator("account", mode="before")
     @classmethod
@@ -367,7 +414,14 @@ def _resolve_folder(base: Path, index: int, folder: FolderSettings) -> Folder:
     except (OSError, RuntimeError) as exc:
         raise ConfigError(f"{key}: cannot resolve the folder {shown_path(path)}: {os_reason(exc)}") from None
     return Folder(
-        path=str(resolved), account=folder.account, recursive=folder.recursive, polling=folder.polling
+        path=str(resolved),
+        account=folder.account,
+        recursive=folder.recursive,
+        polling=folder.polling,
+        media=frozenset(folder.media),
+        include=tuple(folder.include),
+        exclude=tuple(folder.exclude),
+        settle_seconds=folder.settle_seconds,
     )
 
 
@@ -414,7 +468,16 @@ def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str,
         "rescan_seconds": s.rescan_seconds,
         "metrics": {"listen": s.metrics.listen} if s.metrics.listen else "off",
         "folders": [
-            {"path": f.path, "account": f.account, "recursive": f.recursive, "polling": f.polling}
+            {
+                "path": f.path,
+                "account": f.account,
+                "recursive": f.recursive,
+                "polling": f.polling,
+                "media": sorted(f.media),
+                "include": list(f.include),
+                "exclude": list(f.exclude),
+                "settle_seconds": f.settle_seconds if f.settle_seconds is not None else s.settle_seconds,
+            }
             for f in config.folders
         ],
     }

@@ -136,6 +136,8 @@ def _yaml_scalar(value: Any) -> str:
         return str(int(value))
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_yaml_scalar(item) for item in value) + "]"
     if isinstance(value, str):
         try:
             plain = yaml.safe_load(value) == value and ": " not in value and " #" not in value

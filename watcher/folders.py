@@ -5,8 +5,12 @@ Pure data, shared by the config (which builds folders), the scheduler and the I/
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from watcher.media import is_candidate_name
 
 
 @dataclass(frozen=True)
@@ -17,11 +21,53 @@ class Folder:
     account: str | None
     recursive: bool
     polling: bool
+    media: frozenset[str] = frozenset({"image"})
+    include: tuple[str, ...] = ("**",)
+    exclude: tuple[str, ...] = ()
+    settle_seconds: float | None = None  # None: the top-level settle_seconds
 
     @property
     def account_key(self) -> str:
         """The account as used for grouping and dedupe; "" means the token's only account."""
         return self.account or ""
+
+    def admits(self, path: str) -> bool:
+        """Whether a file at `path` (below the folder) is a candidate here: a name of one of its media
+        kinds, matched by an `include` glob and by no `exclude` glob (exclude wins)."""
+        relative = path[len(self.path.rstrip("/")) + 1 :]
+        if not is_candidate_name(relative.rpartition("/")[2], self.media):
+            return False
+        if self.include != ("**",) and not any(_glob(g).fullmatch(relative) for g in self.include):
+            return False
+        return not any(_glob(g).fullmatch(relative) for g in self.exclude)
+
+
+@functools.cache
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A glob on a relative path as a regex: `*` and `?` within one name, `**` any number of folders."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
+            body = pattern[i + 1 : end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out), re.DOTALL)
 
 
 def is_inside(child: str, parent: str) -> bool:

@@ -93,6 +93,7 @@ def walk_candidates(
     account: str | None,
     *,
     start: str | None = None,
+    admits: Callable[[str], bool] | None = None,
     known: Callable[[str], FileSignature | None] | None = None,
     remove_temporaries_before: float | None = None,
     on_listing: Callable[[str, set[str]], None] | None = None,
@@ -104,7 +105,8 @@ def walk_candidates(
     the caller already knows to be done for a path; a file that still has it is reported DONE without
     reading its sidecar again (and with no record), which keeps periodic rescans cheap. `on_listing`
     receives each directory with the names it holds, as it is listed. Unreadable subfolders are logged
-    and skipped; the rest of the walk goes on.
+    and skipped; the rest of the walk goes on. `admits` says whether a path is a candidate of the
+    folder (its media kinds, include and exclude: `Folder.admits`); by default, an image name.
     """
     stack = [start or root]
     while stack:
@@ -120,7 +122,7 @@ def walk_candidates(
             continue
         try:
             yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known,
-                                       remove_temporaries_before, on_listing)  # fmt: skip
+                                       remove_temporaries_before, on_listing, admits)  # fmt: skip
         finally:
             os.close(dir_fd)
 
@@ -142,6 +144,7 @@ def _walk_directory(
     known: Callable[[str], FileSignature | None] | None,
     remove_temporaries_before: float | None,
     on_listing: Callable[[str, set[str]], None] | None,
+    admits: Callable[[str], bool] | None,
 ) -> Iterator[FoundFile]:
     try:
         with os.scandir(dir_fd) as it:
@@ -165,7 +168,8 @@ def _walk_directory(
                 if entry.stat(follow_symlinks=False).st_mtime < remove_temporaries_before:
                     _remove_quietly(name, dir_fd)
                 continue
-            if not is_candidate_name(name) or not entry.is_file(follow_symlinks=False):
+            candidate = admits(path) if admits is not None else is_candidate_name(name)
+            if not candidate or not entry.is_file(follow_symlinks=False):
                 continue
             signature = signature_of(entry.stat(follow_symlinks=False))
         except OSError:

@@ -6,6 +6,8 @@ filesystem and shared by the agent, the scanner and the status view.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # Names that downloaders, editors and sync tools use while a file is still being written.
 TEMPORARY_SUFFIXES = ("~", ".tmp", ".part", ".partial", ".crdownload", ".download", ".swp")
@@ -24,14 +26,28 @@ JPEG_EOI = b"\xff\xd9"
 SNIFF_BYTES = 12
 
 
-def is_candidate_name(name: str) -> bool:
-    """True when a file name (no directory part) is one the agent should upload, judged by name alone."""
+SUFFIXES_BY_KIND = {
+    "image": IMAGE_SUFFIXES,
+    "audio": (".mp3", ".wav"),
+    "video": (".mp4",),
+}
+IMAGES_ONLY = frozenset({"image"})
+
+
+def kind_of_name(name: str) -> str | None:
+    """The media kind a file name claims (image, audio, video), or None; its bytes decide the rest."""
+    lowered = name.lower()
+    return next((kind for kind, suffixes in SUFFIXES_BY_KIND.items() if lowered.endswith(suffixes)), None)
+
+
+def is_candidate_name(name: str, kinds: Collection[str] = IMAGES_ONLY) -> bool:
+    """True when a file name (no directory part) is one the agent should upload, judged by name alone:
+    of one of the folder's media `kinds`, not a dot-file, not a writer's temporary."""
     if not name or name.startswith("."):
         return False
-    lowered = name.lower()
-    if lowered.endswith(TEMPORARY_SUFFIXES):
+    if name.lower().endswith(TEMPORARY_SUFFIXES):
         return False
-    return lowered.endswith(IMAGE_SUFFIXES)
+    return kind_of_name(name) in kinds
 
 
 NAME_MAX = 255  # bytes, on every Linux filesystem the agent is likely to meet

@@ -96,6 +96,7 @@ class Scanner:
             folder.recursive,
             folder.account,
             start=request.root,
+            admits=folder.admits,
             known=self._known,
             remove_temporaries_before=self._started if request.initial else None,
             on_listing=listings.__setitem__,

@@ -191,7 +191,7 @@ class Scheduler:
             wait = 0.0  # the look itself tells whether the bytes changed too
         else:
             self.tracker.note_write(path, now)
-            wait = self.tracker.settle_seconds
+            wait = self._settle_seconds(entry.folder)
         if entry.phase is Phase.SETTLING and (entry.due <= now or entry.due > now + wait):
             self._schedule(path, entry, now + wait)
         elif entry.phase in (Phase.RETRY_WAIT, Phase.PAUSED) and event.kind is EventKind.WRITE:
@@ -274,8 +274,11 @@ class Scheduler:
             entry.phase = Phase.QUEUED
             self._ready.appendleft(probe)
 
+    def _settle_seconds(self, folder: Folder) -> float:
+        return folder.settle_seconds or self.tracker.settle_seconds
+
     def _settle_check(self, path: str, entry: Tracked, now: float) -> None:
-        seen = self._probe.observe(path)
+        seen = self._probe.observe(path) if entry.folder.admits(path) else None
         if seen is None:
             self._untrack(path)
             return
@@ -311,7 +314,12 @@ class Scheduler:
             return
         complete = self.tracker.is_finished(path) and self._probe.looks_complete(path, signature.size)
         decision = self.tracker.check(
-            path, signature, now=now, wall_now=seen.wall_time, looks_complete=complete
+            path,
+            signature,
+            now=now,
+            wall_now=seen.wall_time,
+            looks_complete=complete,
+            settle_seconds=self._settle_seconds(entry.folder),
         )
         if not isinstance(decision, Ready):
             self._schedule(path, entry, decision.at)
@@ -392,7 +400,7 @@ class Scheduler:
             self.accounts.release(key, path)
             entry.phase = Phase.SETTLING
             self.tracker.note_write(path, now)
-            self._schedule(path, entry, now + self.tracker.settle_seconds)
+            self._schedule(path, entry, now + self._settle_seconds(entry.folder))
             return
         if isinstance(outcome, UploadSuccess):
             self._on_success(path, done, outcome, now)

@@ -91,6 +91,7 @@ class SettleTracker:
         now: float,
         wall_now: float,
         looks_complete: bool,
+        settle_seconds: float | None = None,
     ) -> SettleDecision:
         """Decide from a fresh stat whether `path` is ready.
 
@@ -98,6 +99,7 @@ class SettleTracker:
         then may a close event shorten the wait. A file whose mtime is already older than the settle
         time (found by a scan after a restart, say) needs only the short confirmation as well.
         """
+        settle = settle_seconds if settle_seconds is not None else self.settle_seconds
         seen = self._seen.get(path)
         if seen is None:
             seen = self._seen[path] = _Observation(signature, now, False)
@@ -107,12 +109,12 @@ class SettleTracker:
         if signature.size == 0:
             # An empty file is a writer that has not started: never upload it, look again later.
             seen.stable_since = now
-            return WaitUntil(now + self.settle_seconds)
+            return WaitUntil(now + settle)
 
-        required = self.settle_seconds
-        quiet_by_mtime = wall_now - signature.mtime_ns / 1e9 >= self.settle_seconds
+        required = settle
+        quiet_by_mtime = wall_now - signature.mtime_ns / 1e9 >= settle
         if (seen.finished and looks_complete) or quiet_by_mtime:
-            required = self.confirm_seconds
+            required = min(self.confirm_seconds, settle)
         due = seen.stable_since + required
         if now >= due:
             return Ready(signature)

@@ -26,7 +26,7 @@ def folder_report(config: Config) -> dict[str, Any]:
     for folder in config.folders:
         counts = {state: 0 for state in FileState}
         failures = []
-        for found in walk_candidates(folder.path, folder.recursive, folder.account):
+        for found in walk_candidates(folder.path, folder.recursive, folder.account, admits=folder.admits):
             problem = name_problem(os.path.basename(found.path))
             state = FileState.FAILED if problem is not None else found.state
             counts[state] += 1

@@ -32,7 +32,7 @@ from watchdog.observers.polling import PollingObserver
 
 from watcher.folders import Folder, in_hidden_folder
 from watcher.log_fields import fields
-from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
+from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.messages import EventKind, PathEvent
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,12 @@ class _Handler(FileSystemEventHandler):
         name = os.path.basename(path)
         if in_hidden_folder(path, self.folder.path):
             return
-        if is_candidate_name(name):
+        if self.folder.admits(path):
             self._post(kind, path)
         elif kind is EventKind.DELETED and name.endswith(SIDECAR_SUFFIX):
             suffix = ERROR_RECORD_SUFFIX if name.endswith(ERROR_RECORD_SUFFIX) else SIDECAR_SUFFIX
             image = path[: -len(suffix)]
-            if is_candidate_name(os.path.basename(image)):
+            if self.folder.admits(image):
                 self._post(EventKind.RECORD_DELETED, image)
 
     def dispatch(self, event: FileSystemEvent) -> None:

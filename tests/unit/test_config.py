@@ -366,7 +366,16 @@ def test_describe_effective_never_contains_the_token(tmp_path: Path, drop: Path)
     assert "abcdefghijklmnop" not in text
     assert "redacted" in described["api"]["token"]
     assert described["folders"] == [
-        {"path": str(drop), "account": "42", "recursive": False, "polling": False}
+        {
+            "path": str(drop),
+            "account": "42",
+            "recursive": False,
+            "polling": False,
+            "media": ["image"],
+            "include": ["**"],
+            "exclude": [],
+            "settle_seconds": 2,
+        }
     ]
     assert described["settle_seconds"] == 2
     assert described["concurrency"] == 4

@@ -609,3 +609,27 @@ def test_timings_from_the_environment_override_only_what_they_name() -> None:
     )
     assert (t.sidecar_retry, t.root_recheck, t.stop_grace) == (1.0, 0.5, Timings().stop_grace)
     assert Timings.from_env({}) == Timings()
+
+
+def test_a_folders_own_settle_time_overrides_the_global_one() -> None:
+    slow = Folder("/drop/slow", "111111", False, False, settle_seconds=10.0)
+    s, disk, _ = make(A, slow)
+    disk.write("/drop/slow/x.png")
+    disk.write("/drop/a/y.png")
+    s.handle(event(EventKind.WRITE, "/drop/slow/x.png", slow), 0.0)
+    s.handle(event(EventKind.WRITE, "/drop/a/y.png"), 0.0)
+    s.due(2.0)
+    assert [j.path for j in s.due(4.0)] == ["/drop/a/y.png"]
+    s.due(10.0)
+    assert s.due(19.0) == []
+    assert [j.path for j in s.due(20.0)] == ["/drop/slow/x.png"]
+
+
+def test_a_file_a_reload_no_longer_includes_stops_being_a_candidate() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png")
+    s.handle(event(EventKind.WRITE, "/drop/a/x.png"), 0.0)
+    narrowed = Folder(A.path, A.account, False, False, include=("keep-*.png",))
+    s.reconfigure([narrowed], settle_seconds=2.0, concurrency=4, now=1.0)
+    assert s.due(1.0) == [] and s.due(5.0) == []
+    assert s.tracked == {}
