@@ -32,6 +32,7 @@ from watcher.config import (
 from watcher.credentials import ResolvedToken, resolve_token
 from watcher.folders import folder_of
 from watcher.logs import configure_logging
+from watcher.media import ALL_KINDS
 from watcher.messages import UploadJob
 from watcher.outcome import FailureClass, UploadFailure, UploadSuccess
 from watcher.progress import ProgressBar
@@ -233,16 +234,18 @@ def cmd_upload(args: argparse.Namespace) -> int:
     token = resolve_token(config)
     if token is None:
         raise ConfigError(f"no API token: set ${TOKEN_ENV} or api.token_file in the config")
+    folder = folder_of(path, config.folders) if config is not None else None
     account = args.account
-    if account is None and config is not None:
-        folder = folder_of(path, config.folders)
-        account = folder.account if folder is not None else None
+    if account is None and folder is not None:
+        account = folder.account
+    # A file in a watched folder is held to that folder's media; any other, to every kind the API takes.
+    kinds = folder.media if folder is not None else ALL_KINDS
     base_url = config.base_url if config is not None else DEFAULT_BASE_URL
     client = UploadClient(base_url, token.value, pool_size=1)
     progress = ProgressBar(os.path.basename(path), _size_or_zero(path)) if sys.stderr.isatty() else None
     try:
         for attempt in itertools.count(1):
-            job = UploadJob(path, account, None, attempt)
+            job = UploadJob(path, account, None, attempt, kinds=kinds)
             outcome, signature, _ = upload_one(client, job, progress=progress)
             if progress is not None:
                 progress.finish()

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from watcher.media import SNIFF_BYTES, TAIL_BYTES
+from watcher.media import looks_complete
 
 # A folder is opened only to look names up in it: O_PATH needs no read permission on it (a drop box
 # may be search-only, as a plain open of a path below it would allow too).
@@ -145,13 +145,16 @@ def open_regular_file(path: str, root: str = "") -> int:
     return fd
 
 
-def read_head_and_tail(path: str, root: str = "") -> tuple[bytes, bytes, os.stat_result]:
-    """First bytes, last bytes and the stat of the open file, in one open."""
+def looks_complete_on_disk(path: str, size: int, root: str = "") -> bool:
+    """Whether the file at `path` is still `size` bytes long and its own structure says it is whole
+    (`media.looks_complete`), read at the offsets its format needs through one descriptor.
+
+    Raises OSError as `open_regular_file` does.
+    """
     fd = open_regular_file(path, root)
     try:
-        st = os.fstat(fd)
-        head = os.pread(fd, SNIFF_BYTES, 0)
-        tail = os.pread(fd, TAIL_BYTES, max(0, st.st_size - TAIL_BYTES)) if st.st_size else b""
-        return head, tail, st
+        if os.fstat(fd).st_size != size:
+            return False  # written to since it was looked at: the next look decides
+        return looks_complete(lambda offset, length: os.pread(fd, length, offset), size)
     finally:
         os.close(fd)

@@ -20,13 +20,13 @@ from watcher.files import (
     FileSignature,
     folder_of,
     is_regular_file_mode,
+    looks_complete_on_disk,
     lstat_beneath,
     open_beneath,
-    read_head_and_tail,
     signature_of,
 )
 from watcher.folders import Folder
-from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name, looks_complete
+from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 from watcher.messages import FileState, FoundFile
 from watcher.sidecar import is_valid_sidecar, read_record, record_matches
 
@@ -220,10 +220,9 @@ class DiskProbe:
         if root is None:
             return False
         try:
-            head, tail, _ = read_head_and_tail(path, root)
+            return looks_complete_on_disk(path, size, root)
         except OSError:
             return False
-        return looks_complete(head, tail, size)
 
     def classify(self, path: str, signature: FileSignature, account: str | None) -> FoundFile:
         root = self._root(path)

@@ -85,6 +85,8 @@ class UploadJob:
     # The watched folder `path` lies in: nothing above it is trusted, every component below it is
     # opened without following symlinks. "" (the `upload` command) trusts the path as given.
     root: str = ""
+    # The media kinds of the file's folder: its bytes are uploaded only when their format is of one.
+    kinds: frozenset[str] = frozenset({"image"})
 
     @property
     def account_key(self) -> str:

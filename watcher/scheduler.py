@@ -368,6 +368,7 @@ class Scheduler:
                     entry.attempts,
                     self.generation,
                     root=entry.folder.path,
+                    kinds=entry.folder.media,
                 )
             )
         return jobs

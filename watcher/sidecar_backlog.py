@@ -90,7 +90,14 @@ class SidecarBacklog:
             root = folder.path if folder is not None else ""
             jobs.append(
                 UploadJob(
-                    path, account, stored.signature, 1, generation, stored_sidecar=stored.sidecar, root=root
+                    path,
+                    account,
+                    stored.signature,
+                    1,
+                    generation,
+                    stored_sidecar=stored.sidecar,
+                    root=root,
+                    kinds=folder.media if folder is not None else frozenset({"image"}),
                 )
             )
         return jobs

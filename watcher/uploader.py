@@ -22,12 +22,7 @@ from watcher.files import (
     open_regular_file,
     signature_of,
 )
-from watcher.media import (
-    MAX_UPLOAD_BYTES,
-    NOT_AN_IMAGE,
-    SNIFF_BYTES,
-    sniff_content_type,
-)
+from watcher.media import MAX_UPLOAD_BYTES, SNIFF_BYTES, refusal, sniff_content_type
 from watcher.messages import UploadJob
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadOutcome, UploadSuccess
 from watcher.sidecar import (
@@ -86,13 +81,12 @@ def upload_one(
         if signature.size > MAX_UPLOAD_BYTES:
             reason = f"the file is {signature.size} bytes; the API accepts at most 5 GB"
             return UploadFailure(FailureClass.PERMANENT, reason, "too_large", local=True), signature, False
-        content_type = sniff_content_type(os.pread(fd, SNIFF_BYTES, 0))
+        first_bytes = os.pread(fd, SNIFF_BYTES, 0)
+        content_type = sniff_content_type(first_bytes, job.kinds)
         if content_type is None:
-            return (
-                UploadFailure(FailureClass.PERMANENT, NOT_AN_IMAGE, "not_an_image", local=True),
-                signature,
-                False,
-            )
+            refused = refusal(first_bytes, job.kinds, os.path.basename(job.path))
+            failure = UploadFailure(FailureClass.PERMANENT, refused.error, refused.code, local=True)
+            return failure, signature, False
 
         reused: KnownUpload | None = None
         head = head_digest(fd) if dedupe is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.helpers import ACCOUNT
 from tests.helpers.images import png_bytes, sha256, webp_bytes
+from tests.helpers.media import mp3_bytes, mp4_bytes, pdf_bytes, wav_bytes
 from watcher.client import UploadClient
 from watcher.dedupe import DedupeIndex, KnownUpload
 from watcher.emulator import Emulator
@@ -64,8 +66,90 @@ def test_a_text_file_named_png_is_a_permanent_not_an_image_failure(
     assert isinstance(outcome, UploadFailure)
     assert outcome.failure_class is FailureClass.PERMANENT
     assert outcome.error == NOT_AN_IMAGE == "not a PNG, JPEG or WebP image"
+    assert outcome.code == "not_an_image"
     assert signature == current_signature(path)
     assert reused is False
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "content_type"),
+    [
+        ("song.mp3", mp3_bytes(1), "audio/mpeg"),
+        ("bare.mp3", mp3_bytes(2, id3=False), "audio/mpeg"),
+        ("take.wav", wav_bytes(3), "audio/wav"),
+        ("clip.mp4", mp4_bytes(4), "video/mp4"),
+    ],
+)
+def test_audio_and_video_upload_with_their_type_when_the_folder_takes_them(
+    emu: Emulator, client: UploadClient, tmp_path: Path, name: str, data: bytes, content_type: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    job = UploadJob(str(path), ACCOUNT, current_signature(path), kinds=frozenset({"image", "audio", "video"}))
+    outcome, _, _ = upload_one(client, job)
+    assert isinstance(outcome, UploadSuccess)
+    assert outcome.content_type == content_type == emu.uploads[0].content_type
+    assert emu.uploads[0].sha256 == sha256(data)
+
+
+def test_the_bytes_decide_the_type_not_the_name(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
+    path = tmp_path / "really-a-wav.mp3"
+    path.write_bytes(wav_bytes(5))
+    outcome, _, _ = upload_one(client, UploadJob(str(path), ACCOUNT, None, kinds=frozenset({"audio"})))
+    assert isinstance(outcome, UploadSuccess)
+    assert emu.uploads[0].content_type == "audio/wav"
+
+
+def test_a_job_takes_images_only_unless_told_otherwise(
+    emu: Emulator, client: UploadClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "clip.png"
+    path.write_bytes(mp4_bytes(6))
+    outcome, _, _ = upload_one(client, UploadJob(str(path), ACCOUNT, None))
+    assert isinstance(outcome, UploadFailure)
+    assert outcome.failure_class is FailureClass.PERMANENT
+    assert outcome.code == "not_an_image"
+    assert outcome.error == (
+        "not a PNG, JPEG or WebP image: it is an MP4 video, and video is not in this folder's media"
+    )
+    assert emu.requests == []
+
+
+def test_bytes_of_a_kind_the_folder_does_not_take_are_refused_without_a_request(
+    emu: Emulator, client: UploadClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(mp3_bytes(7))
+    outcome, signature, _ = upload_one(
+        client, UploadJob(str(path), ACCOUNT, None, kinds=frozenset({"video"}))
+    )
+    assert isinstance(outcome, UploadFailure)
+    assert outcome.failure_class is FailureClass.PERMANENT
+    assert (outcome.code, outcome.error) == (
+        "unsupported_type",
+        "not an MP4 file: it is MP3 audio, and audio is not in this folder's media",
+    )
+    assert signature == current_signature(path)
+    assert emu.requests == []
+
+
+def test_a_pdf_named_mp3_is_an_unsupported_type_saying_what_it_is(
+    emu: Emulator, client: UploadClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "x.mp3"
+    path.write_bytes(pdf_bytes())
+    job = UploadJob(str(path), ACCOUNT, None, kinds=frozenset({"image", "audio"}))
+    outcome, signature, _ = upload_one(client, job)
+    assert isinstance(outcome, UploadFailure)
+    assert outcome.failure_class is FailureClass.PERMANENT
+    assert outcome.local is True
+    assert outcome.code == "unsupported_type"
+    assert outcome.error == "not a PNG, JPEG, WebP, MP3 or WAV file: it is a PDF document"
+    assert signature is not None
+    record_failure(job, outcome, signature)
+    record = json.loads((tmp_path / "x.mp3.error.json").read_text())
+    assert (record["code"], record["error"]) == (outcome.code, outcome.error)
     assert emu.requests == []
 
 
