@@ -1,4 +1,4 @@
-"""The `minimax-watcher` command line: run, scan, upload, status, check-config, emulate."""
+"""The `minimax-watcher` command line: run, scan, upload, status, check-config, emulate, service."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from watcher import __version__
+from watcher import __version__, service_install
 from watcher.agent import Agent, signals_to
 from watcher.client import UploadClient
 from watcher.config import (
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print a commented sample config with every key, its default and bounds (reads no config)",
     )
+    service_install.add_parser(commands)
     emulate = commands.add_parser(
         "emulate", help="run the API emulator alone (for trying things and for tests)"
     )
@@ -122,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": cmd_status,
         "check-config": cmd_check_config,
         "emulate": cmd_emulate,
+        "service": cmd_service,
     }
     try:
         return handlers[args.command](args)
@@ -315,6 +317,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if token is None:
         log.warning("no API token found: `run` needs one (or --emulate to try without an account)")
     return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    if args.service_action == "install":
+        return service_install.install(args.config, dry_run=args.dry_run)
+    return service_install.uninstall(dry_run=args.dry_run)
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
