@@ -231,6 +231,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     install_parser.add_argument(
         "--config",
         type=Path,
+        metavar="PATH",
         help="the config the service runs with (default /etc/minimax-watcher/config.yaml, "
         "a commented sample written there if it does not exist)",
     )
