@@ -210,6 +210,21 @@ class FolderSettings(_Strict):
         examples=[10],
     )
 
+    done_dir: str | None = Field(
+        None,
+        description=(
+            "Once its sidecar is written, a file and its sidecar move here, keeping their path below the "
+            "folder (a taken name gets -1, -2... before its extension). Relative to the folder, or "
+            "absolute; on the same filesystem as the folder. Never watched, even inside the folder."
+        ),
+        examples=["done"],
+    )
+    failed_dir: str | None = Field(
+        None,
+        description=("A file that can never be uploaded moves here with its error record, as done_dir does."),
+        examples=["failed"],
+    )
+
     @field_validator("include", "exclude")
     @classmethod
     def _relative_globs(cls, globs: list[str]) -> list[str]:
@@ -422,7 +437,42 @@ def _resolve_folder(base: Path, index: int, folder: FolderSettings) -> Folder:
         include=tuple(folder.include),
         exclude=tuple(folder.exclude),
         settle_seconds=folder.settle_seconds,
+        done_dir=_resolve_move_dir(resolved, f"folders[{index}].done_dir", folder.done_dir),
+        failed_dir=_resolve_move_dir(resolved, f"folders[{index}].failed_dir", folder.failed_dir),
     )
+
+
+def _resolve_move_dir(folder: Path, key: str, value: str | None) -> str | None:
+    """A done_dir/failed_dir as an absolute path, checked: a folder the agent can make, not the watched
+    folder or above it, and on the folder's filesystem (moves are renames; see `watcher.mover`)."""
+    if value is None:
+        return None
+    if "\0" in value:
+        raise ConfigError(f"{key}: the path contains a NUL character")
+    path = Path(os.path.normpath(folder / os.path.expanduser(value)))
+    if path == folder or is_inside(str(folder), str(path)):
+        raise ConfigError(f"{key}: {shown_path(path)} is the watched folder or above it; name a folder for "
+                          "the moved files, e.g. done")  # fmt: skip
+    existing = path
+    try:
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"{key}: {shown_path(existing)} is not a directory")
+        same_fs = existing.stat().st_dev == folder.stat().st_dev
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot reach {shown_path(path)}: {os_reason(exc)}") from None
+    if not same_fs:
+        raise ConfigError(
+            f"{key}: {shown_path(path)} is on another filesystem than the folder {shown_path(folder)}; "
+            "files are moved by renaming, which only works within one filesystem: choose a folder on the "
+            "same one"
+        )
+    if existing != path and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{key}: {shown_path(path)} does not exist and cannot be made in {shown_path(existing)}"
+        )
+    return str(path)
 
 
 def _check_folder_overlap(folders: tuple[Folder, ...]) -> None:
@@ -477,6 +527,8 @@ def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str,
                 "include": list(f.include),
                 "exclude": list(f.exclude),
                 "settle_seconds": f.settle_seconds if f.settle_seconds is not None else s.settle_seconds,
+                "done_dir": f.done_dir,
+                "failed_dir": f.failed_dir,
             }
             for f in config.folders
         ],

@@ -25,6 +25,12 @@ class Folder:
     include: tuple[str, ...] = ("**",)
     exclude: tuple[str, ...] = ()
     settle_seconds: float | None = None  # None: the top-level settle_seconds
+    done_dir: str | None = None  # absolute; where a file and its sidecar move once uploaded
+    failed_dir: str | None = None  # absolute; where a file that can never upload moves with its record
+
+    @property
+    def move_dirs(self) -> tuple[str, ...]:
+        return tuple(d for d in (self.done_dir, self.failed_dir) if d is not None)
 
     @property
     def account_key(self) -> str:
@@ -37,6 +43,8 @@ class Folder:
         relative = path[len(self.path.rstrip("/")) + 1 :]
         if not is_candidate_name(relative.rpartition("/")[2], self.media):
             return False
+        if any(is_inside(path, moved) for moved in self.move_dirs):
+            return False  # a done_dir or failed_dir inside the folder is never uploaded from
         if self.include != ("**",) and not any(_glob(g).fullmatch(relative) for g in self.include):
             return False
         return not any(_glob(g).fullmatch(relative) for g in self.exclude)

@@ -97,6 +97,7 @@ def walk_candidates(
     known: Callable[[str], FileSignature | None] | None = None,
     remove_temporaries_before: float | None = None,
     on_listing: Callable[[str, set[str]], None] | None = None,
+    on_orphan_record: Callable[[str, str], None] | None = None,
 ) -> Iterator[FoundFile]:
     """Every candidate under the watched folder `root` (or its subfolder `start`) with its state.
 
@@ -107,6 +108,8 @@ def walk_candidates(
     receives each directory with the names it holds, as it is listed. Unreadable subfolders are logged
     and skipped; the rest of the walk goes on. `admits` says whether a path is a candidate of the
     folder (its media kinds, include and exclude: `Folder.admits`); by default, an image name.
+    `on_orphan_record(image, suffix)` is told of each sidecar or error record whose file is not beside
+    it (a move to done_dir / failed_dir that a crash cut short leaves that).
     """
     stack = [start or root]
     while stack:
@@ -122,7 +125,8 @@ def walk_candidates(
             continue
         try:
             yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known,
-                                       remove_temporaries_before, on_listing, admits)  # fmt: skip
+                                       remove_temporaries_before, on_listing, admits,
+                                       on_orphan_record)  # fmt: skip
         finally:
             os.close(dir_fd)
 
@@ -145,6 +149,7 @@ def _walk_directory(
     remove_temporaries_before: float | None,
     on_listing: Callable[[str, set[str]], None] | None,
     admits: Callable[[str], bool] | None,
+    on_orphan_record: Callable[[str, str], None] | None = None,
 ) -> Iterator[FoundFile]:
     try:
         with os.scandir(dir_fd) as it:
@@ -155,6 +160,12 @@ def _walk_directory(
     names = {e.name for e in entries}
     if on_listing is not None:
         on_listing(folder, names)
+    if on_orphan_record is not None:
+        for name in names:
+            for suffix in (ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX):
+                if name.endswith(suffix) and name[: -len(suffix)] not in names:
+                    on_orphan_record(f"{folder.rstrip('/')}/{name[: -len(suffix)]}", suffix)
+                    break
     for entry in entries:
         name = entry.name
         path = f"{folder.rstrip('/')}/{name}"

@@ -85,6 +85,9 @@ class UploadJob:
     # The watched folder `path` lies in: nothing above it is trusted, every component below it is
     # opened without following symlinks. "" (the `upload` command) trusts the path as given.
     root: str = ""
+    # Where the file and its record move once the sidecar (done) or error record (failed) is written.
+    done_dir: str | None = None
+    failed_dir: str | None = None
     # The media kinds of the file's folder: its bytes are uploaded only when their format is of one.
     kinds: frozenset[str] = frozenset({"image"})
 
@@ -102,6 +105,7 @@ class JobDone:
     seconds: float
     sidecar: dict[str, Any] | None = None
     record_error: str | None = None  # the sidecar or error record could not be written
+    moved_to: str | None = None  # where the file went with its record (done_dir / failed_dir)
 
 
 class Control(StrEnum):

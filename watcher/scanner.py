@@ -19,7 +19,9 @@ from watcher.files import FileSignature
 from watcher.folders import Folder
 from watcher.inventory import walk_candidates
 from watcher.log_fields import fields
+from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.messages import FileState, FoundFile, ScanBatch, ScanFinished
+from watcher.mover import MOVING_KEY, move_with_record, resume_move
 
 log = logging.getLogger("watcher")
 
@@ -83,6 +85,39 @@ class Scanner:
                 if request.initial:
                     self._post(ScanFinished(request.folder, request.root, {}, True, request.generation))
 
+    def _moved_at_start(self, request: _Request, found: FoundFile) -> bool:
+        """A file with its record that should be in done_dir / failed_dir: a stop came between the
+        record and the move (or in the middle of the move). The start-up scan moves it; later scans
+        leave a record naming a move alone (a worker is doing it) and let the rest be."""
+        folder = request.folder
+        assert found.record is not None
+        done = found.state is FileState.DONE
+        suffix = SIDECAR_SUFFIX if done else ERROR_RECORD_SUFFIX
+        if MOVING_KEY in found.record:
+            if request.initial:
+                self._resume(folder)(found.path, suffix)
+            return True
+        dest = folder.done_dir if done else folder.failed_dir
+        if not request.initial or dest is None or found.state is FileState.PENDING:
+            return False
+        try:
+            moved = move_with_record(found.path, suffix, folder.path, dest)
+        except OSError as exc:
+            log.error("%s: cannot move it to %s: %s; it stays beside its record", found.path, dest,
+                      exc.strerror or exc)  # fmt: skip
+            return False
+        log.info("%s: moved to %s (a stop had come between its record and the move)", found.path, moved)
+        return True
+
+    @staticmethod
+    def _resume(folder: Folder) -> Callable[[str, str], None]:
+        def resume(image: str, suffix: str) -> None:
+            moved = resume_move(image, suffix, folder.path, folder.move_dirs)
+            if moved is not None:
+                log.info("%s: finished moving it to %s (a stop had cut the move short)", image, moved)
+
+        return resume
+
     def _post_batch(self, request: _Request, files: list[FoundFile]) -> None:
         self._slots.acquire()
         self._post(ScanBatch(request.folder, files, request.generation))
@@ -97,6 +132,8 @@ class Scanner:
             folder.account,
             start=request.root,
             admits=folder.admits,
+            # Only the start-up scan finishes moves: later, a move in progress is a worker's, not a crash's.
+            on_orphan_record=self._resume(folder) if folder.move_dirs and request.initial else None,
             known=self._known,
             remove_temporaries_before=self._started if request.initial else None,
             on_listing=listings.__setitem__,
@@ -104,6 +141,8 @@ class Scanner:
         for found in walk:
             if found.state is FileState.DONE and found.record is None:
                 continue  # already known to be done: nothing for the scheduler to do
+            if folder.move_dirs and found.record is not None and self._moved_at_start(request, found):
+                continue
             batch.append(found)
             if len(batch) >= SCAN_BATCH:
                 self._post_batch(request, batch)

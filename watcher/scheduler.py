@@ -368,6 +368,8 @@ class Scheduler:
                     entry.attempts,
                     self.generation,
                     root=entry.folder.path,
+                    done_dir=entry.folder.done_dir,
+                    failed_dir=entry.folder.failed_dir,
                     kinds=entry.folder.media,
                 )
             )
@@ -433,7 +435,10 @@ class Scheduler:
             else:
                 log.error("%s: %s; error record written, the file is retried when it changes", path,
                           outcome.error, extra=failed)  # fmt: skip
-            if done.signature is not None:
+            if done.moved_to is not None:
+                log.info("%s: moved with its error record to %s", path, done.moved_to)
+                self.ledger.forget(path)
+            elif done.signature is not None:
                 self.ledger.mark_failed(path, done.signature, outcome.error, outcome.code)
             self._untrack(path)
         else:
@@ -481,8 +486,12 @@ class Scheduler:
         else:
             log.info("%s: %s → %s", path, how, outcome.file_id, extra=fields(
                 file=path, folder=job.root, account=job.account, file_id=outcome.file_id, event="upload"))  # fmt: skip
-            self.ledger.mark_done(path, done.signature)
             self.uploaded_count += 1
+            if done.moved_to is not None:
+                log.info("%s: moved with its sidecar to %s", path, done.moved_to)
+                self.ledger.forget(path)
+            else:
+                self.ledger.mark_done(path, done.signature)
         self.ledger.failed.pop(path)
         self._untrack(path)
 
@@ -521,8 +530,9 @@ class Scheduler:
                 log.info("%s: sidecar written at last → %s", path, file_id, extra=fields(
                     file=path, folder=done.job.root, account=done.job.account, file_id=file_id,
                     event="upload"))  # fmt: skip
-                self.ledger.mark_done(path, stored.signature)
                 self.uploaded_count += 1
+                if done.moved_to is None:
+                    self.ledger.mark_done(path, stored.signature)
 
     # ---- reload ----------------------------------------------------------------------------------
 

@@ -98,6 +98,7 @@ class SidecarBacklog:
                     stored_sidecar=stored.sidecar,
                     root=root,
                     kinds=folder.media if folder is not None else frozenset({"image"}),
+                    done_dir=folder.done_dir if folder is not None else None,
                 )
             )
         return jobs

@@ -20,6 +20,7 @@ from watcher.dedupe import DedupeIndex
 from watcher.files import lstat_beneath, signature_of
 from watcher.log_fields import fields
 from watcher.messages import JobDone, UploadJob
+from watcher.mover import move_with_record, record_suffix
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.sidecar import write_sidecar_atomically
 from watcher.trust import SidecarSeal
@@ -156,16 +157,33 @@ class Workers:
         sidecar = (
             sidecar_for(job, outcome, signature, self._seal) if isinstance(outcome, UploadSuccess) else None
         )
+        failed = isinstance(outcome, UploadFailure) and outcome.failure_class is FailureClass.PERMANENT
         try:
             if sidecar is not None:
                 record_success(job, sidecar)
-            elif isinstance(outcome, UploadFailure) and outcome.failure_class is FailureClass.PERMANENT:
+            elif isinstance(outcome, UploadFailure) and failed:
                 record_failure(job, outcome, signature)
         except OSError as exc:
             return JobDone(
                 job, outcome, signature, reused, seconds, sidecar, record_error=exc.strerror or str(exc)
             )
-        return JobDone(job, outcome, signature, reused, seconds, sidecar)
+        moved_to = move_recorded(job, done=sidecar is not None) if sidecar is not None or failed else None
+        return JobDone(job, outcome, signature, reused, seconds, sidecar, moved_to=moved_to)
+
+
+def move_recorded(job: UploadJob, *, done: bool) -> str | None:
+    """Move a file whose record is durable to its folder's done_dir / failed_dir; its new path, or
+    None when it stays (no such folder configured, or the move failed: logged, the file keeps its record)."""
+    dest = job.done_dir if done else job.failed_dir
+    if dest is None or not job.root:
+        return None
+    try:
+        return move_with_record(job.path, record_suffix(done), job.root, dest)
+    except OSError as exc:
+        log.error("%s: cannot move it to %s: %s; it stays beside its %s", job.path, dest,
+                  exc.strerror or exc, "sidecar" if done else "error record",
+                  extra=fields(file=job.path, folder=job.root, event="attention"))  # fmt: skip
+        return None
 
 
 def write_stored_sidecar(job: UploadJob) -> JobDone:
@@ -193,4 +211,4 @@ def write_stored_sidecar(job: UploadJob) -> JobDone:
         write_sidecar_atomically(job.path, sidecar, job.root)
     except OSError as exc:
         return JobDone(job, success, current, True, 0.0, sidecar, record_error=exc.strerror or str(exc))
-    return JobDone(job, success, current, True, 0.0, sidecar)
+    return JobDone(job, success, current, True, 0.0, sidecar, moved_to=move_recorded(job, done=True))

@@ -375,6 +375,8 @@ def test_describe_effective_never_contains_the_token(tmp_path: Path, drop: Path)
             "include": ["**"],
             "exclude": [],
             "settle_seconds": 2,
+            "done_dir": None,
+            "failed_dir": None,
         }
     ]
     assert described["settle_seconds"] == 2
@@ -656,3 +658,36 @@ def test_damaged_configs_give_only_config_errors(tmp_path: Path, drop: Path) -> 
             resolve_token(config, {})
         except ConfigError:
             pass
+
+
+def test_done_and_failed_dirs_resolve_against_the_folder_and_are_checked(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    config = load_config(
+        write_config(tmp_path, f"folders:\n  - path: {drop}\n    done_dir: done\n    failed_dir: ../failed\n")
+    )
+    [folder] = config.folders
+    assert folder.done_dir == str(drop / "done") and folder.failed_dir == str(tmp_path / "failed")
+    assert not (drop / "done").exists()  # made when first needed, not by reading the config
+    for bad, says in [(".", "watched folder or above"), ("..", "watched folder or above")]:
+        with pytest.raises(ConfigError, match=says):
+            load_config(write_config(tmp_path, f"folders:\n  - path: {drop}\n    done_dir: {bad}\n"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="not a directory"):
+        load_config(
+            write_config(tmp_path, f"folders:\n  - path: {drop}\n    failed_dir: {tmp_path / 'file'}/x\n")
+        )
+
+
+def test_a_done_dir_on_another_filesystem_is_refused_at_config_time(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    other = next(
+        (Path(p) for p in ("/dev/shm", "/run", "/sys/fs/cgroup") if Path(p).is_dir()
+         and os.stat(p).st_dev != drop.stat().st_dev),
+        None,
+    )  # fmt: skip
+    if other is None:
+        pytest.skip("no other filesystem mounted here to point a done_dir at")
+    with pytest.raises(ConfigError, match="another filesystem"):
+        load_config(write_config(tmp_path, f"folders:\n  - path: {drop}\n    done_dir: {other}/mmw-done\n"))
