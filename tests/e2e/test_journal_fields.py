@@ -87,8 +87,9 @@ def entries(box: Container, *matches: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def probe(container: Container) -> Iterator[int]:
+    """The probe unit runs once for the module: each test counts the entries of that one run."""
     # Over twice net.core.wmem_max, the most a datagram can be: this entry must go as a memfd.
     huge = 2 * int(Path("/proc/sys/net/core/wmem_max").read_text()) + 4096
     container.write(PROBE_SCRIPT, PROBE)
