@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import stat
 import unicodedata
 import urllib.parse
@@ -159,6 +160,81 @@ class MetricsSettings(_Strict):
         return value
 
 
+HOOK_KEYS = ("on_upload", "on_failure", "on_attention")
+
+
+class HooksSettings(_Strict):
+    on_upload: list[str] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Run after each sidecar is written (also for a reused fileID): the program and its "
+            "arguments, run without a shell. The program is an absolute path or a command on $PATH."
+        ),
+        examples=[["/usr/local/bin/next-step", "--flag"]],
+    )
+    on_failure: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Run after each error record is written; an argv list, as on_upload.",
+        examples=[["/usr/local/bin/alert"]],
+    )
+    on_attention: list[str] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Run when an account pauses or resumes and when a folder cannot be written; an argv list, "
+            "as on_upload."
+        ),
+        examples=[["/usr/local/bin/page-someone"]],
+    )
+    timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description=(
+            "A hook still running after this many seconds is killed (its whole process group) and "
+            "counts as failed."
+        ),
+    )
+
+    @field_validator(*HOOK_KEYS, mode="before")
+    @classmethod
+    def _a_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            # `on_upload: /usr/bin/x --flag` would need a shell to split it; the agent runs none.
+            raise ValueError(
+                "must be a list, the program and its arguments, e.g. [/usr/local/bin/next-step, --flag]; "
+                "it is run without a shell"
+            )
+        return value
+
+    @field_validator(*HOOK_KEYS)
+    @classmethod
+    def _argv(cls, argv: list[str] | None) -> list[str] | None:
+        if argv is None:
+            return None
+        for word in argv:
+            if not word or "\0" in word:
+                raise ValueError("each word of the command must be non-empty text without NUL characters")
+        program = argv[0]
+        if "/" in program and not program.startswith("/"):
+            raise ValueError(
+                f"{_abbreviated(program)!r}: the program must be an absolute path or a command name found "
+                "on $PATH, not a relative path"
+            )
+        return argv
+
+    def argv(self, hook: str) -> list[str] | None:
+        """The command configured for `hook` (`on_upload`, `on_failure`, `on_attention`), or None."""
+        value: list[str] | None = getattr(self, hook)
+        return value
+
+    @property
+    def configured(self) -> bool:
+        return any(self.argv(hook) for hook in HOOK_KEYS)
+
+
 class FolderSettings(_Strict):
     path: str = Field(
         description=(
@@ -209,7 +285,6 @@ class FolderSettings(_Strict):
         description="This folder's own settle time, instead of the top-level settle_seconds.",
         examples=[10],
     )
-
     done_dir: str | None = Field(
         None,
         description=(
@@ -281,14 +356,24 @@ class Settings(_Strict):
             "count from the agent's start and go on across reloads."
         ),
     )
+    hooks: HooksSettings = Field(
+        HooksSettings(),
+        description=(
+            "Programs run after the fact, never before the sidecar or error record is on disk: one "
+            "process per event, at most `concurrency` at once, with MINIMAX_* variables and the record "
+            "as JSON on stdin (see the README's Hooks section); never given the token. A hook that fails "
+            "or times out is retried, up to 5 attempts; pending runs survive a restart, so a hook may "
+            "run twice for one event and must tolerate that."
+        ),
+    )
     folders: list[FolderSettings] = Field(
         min_length=1, description="The drop folders, each listed once and none inside another."
     )
 
-    @field_validator("metrics", mode="before")
+    @field_validator("metrics", "hooks", mode="before")
     @classmethod
-    def _empty_metrics_is_off(cls, value: Any) -> Any:
-        # `metrics:` with every key under it commented out is YAML's null: metrics off, as when absent.
+    def _empty_section_is_off(cls, value: Any) -> Any:
+        # `metrics:` or `hooks:` with every key under it commented out is YAML's null: off, as when absent.
         return {} if value is None else value
 
 
@@ -366,6 +451,7 @@ def _load_config(path: Path) -> Config:
         base = path.resolve().parent
         folders = tuple(_resolve_folder(base, i, f) for i, f in enumerate(settings.folders))
         _check_folder_overlap(folders)
+        settings = settings.model_copy(update={"hooks": _resolve_hooks(settings.hooks)})
     except ConfigError as exc:
         raise ConfigError(f"{shown}: {exc}") from None
     return Config(source=path, settings=settings, folders=folders)
@@ -475,6 +561,44 @@ def _resolve_move_dir(folder: Path, key: str, value: str | None) -> str | None:
     return str(path)
 
 
+def _resolve_hooks(hooks: HooksSettings, env: Mapping[str, str] | None = None) -> HooksSettings:
+    """`hooks` with each program as the absolute path that will run, checked to exist and be executable.
+
+    A command name is looked up on $PATH now, once: the program checked is the program run, whatever
+    the hook's environment says later, and a typo is a config error rather than a failure per event.
+    """
+    env = os.environ if env is None else env
+    resolved: dict[str, list[str]] = {}
+    for hook in HOOK_KEYS:
+        argv = hooks.argv(hook)
+        if argv is None:
+            continue
+        key, program = f"hooks.{hook}", argv[0]
+        if "/" not in program:
+            search = env.get("PATH", os.defpath)
+            found = shutil.which(program, path=search)
+            if found is None:
+                raise ConfigError(
+                    f"{key}: no program {_abbreviated(program)!r} on $PATH ({_abbreviated(search)}); "
+                    "give its absolute path"
+                )
+            program = os.path.abspath(found)
+        try:
+            mode = os.stat(program).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            raise ConfigError(f"{key}: the program does not exist: {shown_path(program)}") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"{key}: cannot reach the program {shown_path(program)}: {os_reason(exc)}"
+            ) from None
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{key}: not a program (a regular file): {shown_path(program)}")
+        if not os.access(program, os.X_OK):
+            raise ConfigError(f"{key}: the program is not executable (chmod +x?): {shown_path(program)}")
+        resolved[hook] = [program, *argv[1:]]
+    return hooks.model_copy(update=resolved)
+
+
 def _check_folder_overlap(folders: tuple[Folder, ...]) -> None:
     for i, a in enumerate(folders):
         for j, b in enumerate(folders[:i]):
@@ -517,6 +641,14 @@ def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str,
         "concurrency": s.concurrency,
         "rescan_seconds": s.rescan_seconds,
         "metrics": {"listen": s.metrics.listen} if s.metrics.listen else "off",
+        "hooks": (
+            {
+                **{hook: s.hooks.argv(hook) for hook in HOOK_KEYS if s.hooks.argv(hook)},
+                "timeout_seconds": s.hooks.timeout_seconds,
+            }
+            if s.hooks.configured
+            else "off"
+        ),
         "folders": [
             {
                 "path": f.path,
