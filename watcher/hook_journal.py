@@ -1,0 +1,180 @@
+"""Hook runs not finished yet, kept in the state folder so that they survive a restart or kill -9.
+
+An append-only journal (`hook-runs.jsonl`, one JSON line per change, as in `watcher.state_dir`): a run
+is added before `HookRunner.submit` returns, its failed attempts are counted, and it is marked done once
+it succeeded or was given up. Each append is fsynced before the call returns: a run the caller was told
+about is on disk. A torn last line (a crash mid-append) is skipped when the journal is read; the journal
+is rewritten with just its live runs at start and whenever it holds many more lines than live runs.
+
+What is lost when the journal cannot be written is at most a hook run (the uploads and sidecars do not
+depend on it): the runs are then kept in memory, and a warning says so once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+JOURNAL_FILE = "hook-runs.jsonl"
+MAX_LINE_BYTES = 1 << 20  # far above a run's line (a sidecar of at most 64 KiB and its paths)
+COMPACT_AFTER = 1000  # lines beyond twice the live runs before the journal is rewritten
+
+
+@dataclass
+class JournalEntry:
+    run_id: str
+    event: dict[str, Any]  # `HookEvent.to_json()`: the journal does not look inside
+    failures: int = 0  # failed attempts so far, so that a restart does not grant 5 more
+
+
+def _line(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
+
+
+def _add_line(entry: JournalEntry) -> bytes:
+    return _line({"add": entry.run_id, "event": entry.event, "failures": entry.failures})
+
+
+class HookJournal:
+    def __init__(self, state_dir: Path | None, log: logging.Logger) -> None:
+        self._dir = state_dir
+        self._log = log
+        self._live: dict[str, JournalEntry] = {}
+        self._lines = 0
+        # Appends, compaction and `_live` change together: a rewrite must not drop a line appended
+        # meanwhile.
+        self._lock = threading.Lock()
+        self._warned = False
+
+    @property
+    def path(self) -> Path | None:
+        return self._dir / JOURNAL_FILE if self._dir is not None else None
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def load(self) -> list[JournalEntry]:
+        """The runs an earlier process left unfinished, oldest first, and not known here yet; the journal
+        is rewritten to hold only the live runs."""
+        path = self.path
+        if path is None:
+            return []
+        found: dict[str, JournalEntry] = {}
+        try:
+            with path.open("rb") as f:
+                for raw in f:
+                    _replay(raw, found)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self._log.warning("cannot read %s (%s): hook runs left by an earlier run are lost",
+                              path, exc.strerror)  # fmt: skip
+        with self._lock:
+            new = [entry for run_id, entry in found.items() if run_id not in self._live]
+            self._live.update({entry.run_id: entry for entry in new})
+            self._rewrite_locked()
+        return new
+
+    def add(self, entry: JournalEntry) -> None:
+        with self._lock:
+            self._live[entry.run_id] = entry
+            self._append_locked(_add_line(entry))
+
+    def failed(self, entry: JournalEntry) -> None:
+        with self._lock:
+            if entry.run_id in self._live:
+                self._append_locked(_line({"failed": entry.run_id, "failures": entry.failures}))
+
+    def finish(self, run_id: str) -> None:
+        with self._lock:
+            if self._live.pop(run_id, None) is None:
+                return
+            if self._lines > 2 * len(self._live) + COMPACT_AFTER:
+                self._rewrite_locked()
+            else:
+                self._append_locked(_line({"done": run_id}))
+
+    def _append_locked(self, line: bytes) -> None:
+        path = self.path
+        if path is None or self._dir is None:
+            return
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                _write_all(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._lines += 1
+        except OSError as exc:
+            self._cannot_save(exc)
+
+    def _rewrite_locked(self) -> None:
+        path = self.path
+        if path is None or self._dir is None:
+            return
+        if not self._live and not path.exists():
+            return
+        tmp = path.with_name(f".{JOURNAL_FILE}.tmp")
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                _write_all(fd, b"".join(_add_line(entry) for entry in self._live.values()))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(self._dir)
+            self._lines = len(self._live)
+        except OSError as exc:
+            self._cannot_save(exc)
+
+    def _cannot_save(self, exc: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            self._log.warning("cannot save hook runs in %s (%s): pending hook runs are kept in memory only, "
+                              "and a restart loses them", self._dir, exc.strerror)  # fmt: skip
+
+
+def _replay(raw: bytes, found: dict[str, JournalEntry]) -> None:
+    if len(raw) > MAX_LINE_BYTES:
+        return
+    try:
+        line = json.loads(raw)
+        if "done" in line:
+            found.pop(str(line["done"]), None)
+        elif "failed" in line:
+            entry = found.get(str(line["failed"]))
+            if entry is not None:
+                entry.failures = max(entry.failures, int(line["failures"]))
+        elif isinstance(line.get("event"), dict):
+            run_id = str(line["add"])
+            found[run_id] = JournalEntry(run_id, line["event"], int(line.get("failures", 0)))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return  # a torn last line after a crash, or not ours
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
