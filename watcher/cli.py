@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("scan", help="upload everything pending now, then exit (1 if any failed)")
     )
     scan.add_argument("--emulate", action="store_true", help="upload to the built-in emulator")
+    scan.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be uploaded (path, type, size, account); upload and write nothing",
+    )
     upload = with_config(commands.add_parser("upload", help="upload one file now and print its sidecar JSON"))
     upload.add_argument("file", type=Path, help="the image to upload")
     upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
@@ -205,6 +210,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from watcher.dry_run import plan, render
+
+        planned = list(plan(load_config(_config_path(args))))
+        sys.stdout.buffer.write((render(planned) + "\n").encode("utf-8", "surrogateescape"))
+        sys.stdout.buffer.flush()
+        return 0
     config, token, emulator = _prepare(args, args.emulate)
     agent = Agent(
         config,
