@@ -50,6 +50,8 @@ class AccountGates:
         self.hold_after = hold_after
         self.paused: dict[str, AccountPause] = {}
         self._streak: dict[str, int] = {}
+        # (account, what happened) for the operator's on_attention hook: taken by the agent.
+        self.notices: list[tuple[str, str]] = []
 
     def admits(self, key: str, path: str) -> bool:
         """Whether `path` may be uploaded now: its account is not held, or it is the account's probe."""
@@ -78,6 +80,7 @@ class AccountGates:
         pause = self.paused.pop(key, None)
         if pause is None:
             return set()
+        self.notices.append((key, f"account {_name(key)}: the API accepts uploads again; uploads resume"))
         log.info("account %s: the API accepts uploads again; resuming %d files", _name(key), len(pause.files),
                  extra=fields(account=key, event="attention"))  # fmt: skip
         return pause.files
@@ -88,6 +91,8 @@ class AccountGates:
         pause = self.paused.get(key)
         if pause is None and streak >= self.hold_after:
             pause = self.paused[key] = AccountPause(failure.error, now, refused=False)
+            self.notices.append((key, f"account {_name(key)}: {streak} uploads in a row failed "
+                                      f"({failure.error}); its uploads are held"))  # fmt: skip
             log.warning(
                 "account %s: %d uploads in a row failed (%s); holding its files and probing with one "
                 "upload at a time until the API accepts uploads again",
@@ -122,6 +127,9 @@ class AccountGates:
             pause.reason = failure.error
             pause.probing = None if pause.probing == path else pause.probing
             pause.next_probe = now + REFUSED_PROBE_FIRST
+            self.notices.append(
+                (key, f"account {_name(key)}: {failure.error}; its uploads are paused: {hint}")
+            )
             log.error(
                 "account %s: %s. Uploads for this account are paused: %s. They resume by themselves once "
                 "the API accepts them again (probed every few minutes) or on reload.",

@@ -27,10 +27,11 @@ from typing import Any, assert_never
 from watcher.config import Config, ConfigError
 from watcher.dedupe import DedupeIndex
 from watcher.folders import Folder
+from watcher.hooks import HookEvent, HookRunner
 from watcher.inventory import DiskProbe
 from watcher.live_status import LiveStatusWriter
 from watcher.messages import Control, EventKind, JobDone, Message, PathEvent, ScanBatch, ScanFinished
-from watcher.metrics import Metrics, MetricsSink, NullMetrics
+from watcher.metrics import HOOKS, Metrics, MetricsSink, NullMetrics
 from watcher.reporting import Reporter
 from watcher.retry import RetryPolicy
 from watcher.scanner import Scanner
@@ -91,10 +92,21 @@ class Agent:
             trusts=seal.verifies,
         )
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
-        self.workers = Workers(lambda: self.client, dedupe, self.post, seal)
         # `scan` is a short pass: no metrics server, no live status of its own.
         metrics: MetricsSink = NullMetrics() if once else Metrics()
         self.reporter = Reporter(metrics, LiveStatusWriter(None if once else state_dir))
+        for name in HOOKS:
+            metrics.track_hook(name)
+
+        def hook_result(hook: str, ok: bool) -> None:
+            for name in HOOKS:
+                if name == hook:
+                    metrics.hook_run(name, ok)
+
+        self.hooks = HookRunner(
+            config.settings.hooks, state_dir, config.settings.concurrency, on_result=hook_result
+        )
+        self.workers = Workers(lambda: self.client, dedupe, self.post, seal, self.hooks)
         self._report_due = True
         self._next_report = 0.0
         # `done.get` runs on the scanner's thread: a lookup in plain dicts, safe under the GIL.
@@ -143,6 +155,7 @@ class Agent:
             now,
             configured=self.config.folders,
         )
+        self.hooks.start()
         self.scanner.start()
         self.workers.ensure(self.config.settings.concurrency)
         for folder in self.folders.active():
@@ -179,6 +192,9 @@ class Agent:
         if self.workers.stop(deadline):
             log.info("stopping with uploads in flight; they are redone at the next start")
         self.unwritten.flush()
+        # Hooks still running get the rest of the grace; unfinished runs stay in the journal for the
+        # next start (at least once).
+        self.hooks.stop(max(0.5, deadline - time.monotonic()))
         self.folders.release_all()  # after the uploads in flight: they were still this agent's
         self.reporter.close()
         self.client.close()
@@ -202,6 +218,8 @@ class Agent:
                         break
             for job in self.scheduler.due(time.monotonic()):
                 self.workers.submit(job)
+            for account, notice, where in self.scheduler.take_notices():
+                self.hooks.submit(HookEvent.for_attention(notice, account or None, where))
             self._housekeeping(time.monotonic())
             if self.once and self.scheduler.ready and self.scheduler.idle():
                 break
@@ -351,6 +369,7 @@ class Agent:
             return
         self.client = client
         self.config = new
+        self.hooks.reconfigure(new.settings.hooks)
         self.folders.rescan_seconds = new.settings.rescan_seconds
         self.folders.apply(new.folders, self.scheduler.generation, time.monotonic())
         self.workers.ensure(new.settings.concurrency)

@@ -89,6 +89,8 @@ class Scheduler:
         self.tracked: dict[str, Tracked] = {}
         self.unwritten = SidecarBacklog(store, self.timings.sidecar_retry)
         self.gave_up: dict[str, str] = {}  # `scan` only: files it stopped retrying, and why
+        # (account, message, folder) for the on_attention hook, taken by the agent (`take_notices`).
+        self.notices: list[tuple[str, str, str | None]] = []
         self.uploaded_count = 0
         self.in_flight = 0
 
@@ -128,6 +130,14 @@ class Scheduler:
             uploaded=self.uploaded_count,
             paused=self.accounts.describe() if self.accounts.paused else "",
         )
+
+    def take_notices(self) -> list[tuple[str, str, str | None]]:
+        """What the operator should hear of (an account paused or resumed, a folder refusing writes),
+        once each: (account, message, folder)."""
+        notices = [(key, message, None) for key, message in self.accounts.notices] + self.notices
+        self.accounts.notices.clear()
+        self.notices = []
+        return notices
 
     def counts_by_folder(self) -> dict[str, tuple[int, int]]:
         """Folder path → (pending, failed), for the metrics."""
@@ -481,6 +491,10 @@ class Scheduler:
                 ),
             )
             self.unwritten.keep(path, done.sidecar, done.signature, now)
+            self.notices.append(
+                (job.account_key, f"{path}: its sidecar cannot be written ({done.record_error}); the folder "
+                 f"{job.root} refuses writes", job.root)
+            )  # fmt: skip
             if self.once:
                 self.gave_up[path] = f"uploaded as {outcome.file_id}, but the sidecar cannot be written"
         else:

@@ -9,6 +9,7 @@ turned into `FileChanged`, never recorded.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -18,11 +19,13 @@ from typing import Any
 from watcher.client import UploadClient
 from watcher.dedupe import DedupeIndex
 from watcher.files import lstat_beneath, signature_of
+from watcher.hooks import HookEvent, HookRunner
 from watcher.log_fields import fields
+from watcher.media import ERROR_RECORD_SUFFIX
 from watcher.messages import JobDone, UploadJob
 from watcher.mover import move_with_record, record_suffix
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
-from watcher.sidecar import write_sidecar_atomically
+from watcher.sidecar import read_record, write_sidecar_atomically
 from watcher.trust import SidecarSeal
 from watcher.uploader import record_failure, record_success, sidecar_for, upload_one
 
@@ -63,10 +66,12 @@ class Workers:
         dedupe: DedupeIndex,
         post: Callable[[Any], None],
         seal: SidecarSeal | None = None,
+        hooks: HookRunner | None = None,
     ) -> None:
         self._client = client  # called per job: a reload swaps the client, jobs in flight keep theirs
         self._dedupe = dedupe
         self._seal = seal
+        self._hooks = hooks  # told of each durable record, from the worker: submit waits for an fsync
         self._post = post
         self.changes = InFlightChanges()
         self._jobs: queue.SimpleQueue[UploadJob | None] = queue.SimpleQueue()
@@ -139,7 +144,7 @@ class Workers:
 
     def _run(self, job: UploadJob, started: float) -> JobDone:
         if job.stored_sidecar is not None:
-            return write_stored_sidecar(job)
+            return write_stored_sidecar_and_tell(job, self._hooks)
         with self._busy_lock:
             self._sending[job.path] = [0, job.expected.size if job.expected is not None else 0]
         try:
@@ -168,7 +173,18 @@ class Workers:
                 job, outcome, signature, reused, seconds, sidecar, record_error=exc.strerror or str(exc)
             )
         moved_to = move_recorded(job, done=sidecar is not None) if sidecar is not None or failed else None
+        if self._hooks is not None and (sidecar is not None or failed):
+            self._hooks.submit(hook_event(job, moved_to, sidecar))
         return JobDone(job, outcome, signature, reused, seconds, sidecar, moved_to=moved_to)
+
+
+def hook_event(job: UploadJob, moved_to: str | None, sidecar: dict[str, Any] | None) -> HookEvent:
+    """The upload or failure event of a job whose record is durable, naming where the file is now."""
+    path = moved_to or job.path
+    if sidecar is not None:
+        return HookEvent.for_upload(path, job.root, {**sidecar, "file": os.path.basename(path)})
+    record = read_record(path + ERROR_RECORD_SUFFIX) or {}
+    return HookEvent.for_failure(path, job.root, record, job.account)
 
 
 def move_recorded(job: UploadJob, *, done: bool) -> str | None:
@@ -212,3 +228,10 @@ def write_stored_sidecar(job: UploadJob) -> JobDone:
     except OSError as exc:
         return JobDone(job, success, current, True, 0.0, sidecar, record_error=exc.strerror or str(exc))
     return JobDone(job, success, current, True, 0.0, sidecar, moved_to=move_recorded(job, done=True))
+
+
+def write_stored_sidecar_and_tell(job: UploadJob, hooks: HookRunner | None) -> JobDone:
+    done = write_stored_sidecar(job)
+    if hooks is not None and done.record_error is None and done.sidecar is not None:
+        hooks.submit(hook_event(job, done.moved_to, done.sidecar))
+    return done
