@@ -119,10 +119,12 @@ class HookJournal:
         path = self.path
         if path is None or self._dir is None:
             return
-        if not self._live and not path.exists():
-            return
         tmp = path.with_name(f".{JOURNAL_FILE}.tmp")
         try:
+            # Nothing pending and no file: nothing to write (a state folder we cannot even look into
+            # counts as that too; the warning about it came from load).
+            if not self._live and not path.exists():
+                return
             self._dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:

@@ -251,7 +251,11 @@ def test_a_failure_gets_its_error_record_and_the_folders_account(
     assert runner.submit(HookEvent.for_failure(IMAGE, FOLDER, ERROR_RECORD))
 
     (run,) = recorded(runs)
-    assert {k: v for k, v in run["env"].items() if k.startswith("MINIMAX_")} == {
+    assert {
+        k: v
+        for k, v in run["env"].items()
+        if k.startswith("MINIMAX_") and not k.startswith("MINIMAX_WATCHER_")
+    } == {
         "MINIMAX_EVENT": "failure",
         "MINIMAX_FILE": IMAGE,
         "MINIMAX_ERROR_RECORD": IMAGE + ".error.json",
@@ -276,7 +280,11 @@ def test_an_attention_event_says_what_happened_and_where(
 
     by_message = {run["env"]["MINIMAX_MESSAGE"]: run for run in recorded(runs, 2)}
     paused = by_message[message]
-    assert {k: v for k, v in paused["env"].items() if k.startswith("MINIMAX_")} == {
+    assert {
+        k: v
+        for k, v in paused["env"].items()
+        if k.startswith("MINIMAX_") and not k.startswith("MINIMAX_WATCHER_")
+    } == {
         "MINIMAX_EVENT": "attention",
         "MINIMAX_MESSAGE": message,
         "MINIMAX_ACCOUNT": "111111",
@@ -584,3 +592,35 @@ def test_a_run_of_a_hook_no_longer_configured_is_dropped(
     wait_for(lambda: runner.pending == 0, 10, "the run to be dropped")
     assert any("no longer configured; the run is dropped" in line for line in logged.lines("INFO"))
     assert journal_runs(state) == 0
+
+
+def test_a_state_folder_that_cannot_be_looked_into_costs_the_journal_not_the_runner(tmp_path: Path) -> None:
+    """As the service user with a HOME it cannot enter: a warning, then hooks still run (in memory)."""
+    import os
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        import pytest
+
+        pytest.skip("needs root to make a folder this process cannot look into")
+    locked = tmp_path / "locked"
+    (locked / "state").mkdir(parents=True)
+    locked.chmod(0o000)
+    code = (
+        "import sys, pathlib; from watcher.hooks import HookRunner; from watcher.config import HooksSettings; "
+        f"r = HookRunner(HooksSettings(), pathlib.Path({str(locked / 'state')!r}), 1); r.start(); r.stop(1); print('ok')"
+    )
+    try:
+        result = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+            capture_output=True, text=True, timeout=30, cwd="/",
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )  # fmt: skip
+    finally:
+        locked.chmod(0o755)
+    if "No module named" in result.stderr:
+        import pytest
+
+        pytest.skip("uid 65534 cannot reach this interpreter or checkout (tests/helpers/other_user.py does)")
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr
