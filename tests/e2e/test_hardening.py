@@ -128,3 +128,22 @@ def test_files_in_dot_folders_are_never_uploaded_whenever_they_arrive(
     assert [u.sha256 for u in emulator.uploads] == [sha256(png_bytes(1209))]
     for name in ("before.png", "during.png"):
         assert not sidecar_of(hidden / name).exists()
+
+
+def test_a_touch_alone_is_seen_at_once_not_at_the_next_rescan(
+    start_agent, drop: Path, emulator: Emulator
+) -> None:
+    """`touch` changes only attributes (IN_ATTRIB, no write): the new mtime is a new version of the
+    file, and the agent must look at it now, not in `rescan_seconds`."""
+    start_agent([{"path": str(drop), "account": ACCOUNT_A}], rescan_seconds=300)
+    image = drop / "touched.png"
+    image.write_bytes(png_bytes(1301))
+    first = wait_sidecar(image)
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 5_000_000_000))
+
+    def described_again() -> dict[str, object] | None:
+        data = read_json(sidecar_of(image))
+        return data if data is not None and data["mtime_ns"] != first["mtime_ns"] else None
+
+    again = wait_for(described_again, 15, "a sidecar for the touched file")
+    assert again["mtime_ns"] == image.stat().st_mtime_ns
