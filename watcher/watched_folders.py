@@ -18,7 +18,7 @@ from watcher.folders import Folder
 from watcher.log_fields import fields
 from watcher.messages import PathEvent
 from watcher.timings import Timings
-from watcher.watching import FolderWatch
+from watcher.watching import FolderWatch, Observers
 
 log = logging.getLogger("watcher")
 
@@ -41,6 +41,7 @@ class WatchedFolders:
         self._unlocked: set[str] = set()  # no lock possible there (read-only, no lock support)
         self._standby: set[str] = set()
         self._watches: dict[str, FolderWatch] = {}
+        self._observers = Observers()  # one inotify instance for every folder
         self._lost: set[str] = set()
         self._next_lock_try = float("inf")
         self._next_root_check = float("inf")
@@ -151,12 +152,10 @@ class WatchedFolders:
         return back
 
     def stop(self, join_timeout: float | None = None) -> None:
-        for watch in self._watches.values():
-            watch.stop(join_timeout=join_timeout)
+        self._observers.stop(join_timeout=join_timeout)
 
     def join(self, timeout: float) -> None:
-        for watch in self._watches.values():
-            watch.join(timeout)
+        self._observers.join(timeout)
 
     def release_all(self) -> None:
         for lock in self._locks.values():
@@ -204,7 +203,7 @@ class WatchedFolders:
         self._lost.discard(path)
 
     def _start_watch(self, folder: Folder, generation: int) -> None:
-        watch = FolderWatch(folder, self._post, generation)
+        watch = FolderWatch(folder, self._post, generation, self._observers)
         try:
             watch.start()
         except OSError as exc:

@@ -7,9 +7,11 @@ One observer per folder: inotify where the kernel delivers events, polling where
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import pathlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -134,52 +136,98 @@ def watch_for_overflows(on_overflow: Callable[[], None]) -> Callable[[], None]:
     return lambda: logger.removeHandler(handler)
 
 
-class FolderWatch:
-    """The observer of one folder; `start` falls back to polling when inotify has no watches left."""
+class Observers:
+    """One inotify observer (one inotify instance and one reader thread) and one polling observer,
+    shared by every folder: 300 folders need 300 watches, not 300 of the kernel's 128 default inotify
+    instances (`fs.inotify.max_user_instances`), and half as many threads as an observer each.
 
-    def __init__(self, folder: Folder, post: Callable[[PathEvent], None], generation: int = 0) -> None:
+    Each folder still costs watchdog one emitter thread (it has one per watch).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inotify: Any = None
+        self._polling: Any = None
+        self._stopped: list[Any] = []
+
+    def _observer(self, *, polling: bool) -> Any:
+        with self._lock:
+            if polling:
+                if self._polling is None:
+                    self._polling = PollingObserver(timeout=POLLING_INTERVAL)
+                    self._polling.start()
+                return self._polling
+            if self._inotify is None:
+                # Full events report a rename into the folder from outside as a move, not a creation.
+                self._inotify = InotifyObserver(generate_full_events=True)
+                self._inotify.start()
+            return self._inotify
+
+    def schedule(self, handler: FileSystemEventHandler, folder: Folder, *, polling: bool) -> tuple[Any, Any]:
+        """Watch `folder`; (observer, watch) to unschedule it with. Raises OSError from inotify."""
+        observer = self._observer(polling=polling)
+        watch = observer.schedule(handler, folder.path, recursive=folder.recursive, event_filter=EVENT_FILTER)
+        return observer, watch
+
+    def stop(self, join_timeout: float | None = 2.0) -> None:
+        with self._lock:
+            observers = [o for o in (self._inotify, self._polling) if o is not None]
+            self._inotify = self._polling = None
+            self._stopped += observers
+        for observer in observers:
+            observer.stop()
+        if join_timeout is not None:
+            self.join(join_timeout)
+
+    def join(self, timeout: float) -> None:
+        for observer in self._stopped:
+            observer.join(timeout)
+
+
+class FolderWatch:
+    """One folder's watch on the shared observers; `start` falls back to polling when inotify is out of
+    watches, and says which kernel limit to raise, by how much."""
+
+    def __init__(
+        self,
+        folder: Folder,
+        post: Callable[[PathEvent], None],
+        generation: int = 0,
+        observers: Observers | None = None,
+    ) -> None:
         self.folder = folder
         self.post = post
         # The config generation its events are stamped with; a reload that keeps the folder as it
         # was moves it forward, so only events made before the reload are re-resolved.
         self.generation = generation
-        self._observer: Any = None
+        self._observers = observers or Observers()
+        self._own_observers = observers is None
+        self._scheduled: tuple[Any, Any] | None = None
         self.mode = "polling" if folder.polling else "inotify"
         self._lock = threading.Lock()
-        self._stopped: Any = None
         self._inode = 0
 
     def start(self) -> None:
         with self._lock:
             self._inode = os.stat(self.folder.path).st_ino
-            self._observer = self._start_observer(polling=self.folder.polling)
+            self._scheduled = self._schedule(polling=self.folder.polling)
 
-    def _start_observer(self, *, polling: bool) -> Any:
-        observer: Any
+    def _schedule(self, *, polling: bool) -> tuple[Any, Any]:
         handler = _Handler(self)
         try:
-            if polling:
-                observer = PollingObserver(timeout=POLLING_INTERVAL)
-            else:
-                # Full events report a rename into the folder from outside as a move, not a creation.
-                observer = InotifyObserver(generate_full_events=True)
-            observer.schedule(
-                handler, self.folder.path, recursive=self.folder.recursive, event_filter=EVENT_FILTER
-            )
-            observer.start()
+            return self._observers.schedule(handler, self.folder, polling=polling)
         except OSError as exc:
             if polling or exc.errno not in (errno.ENOSPC, errno.EMFILE):
                 raise
-            log.warning(
-                "%s: inotify has no watches left (%s); polling this folder instead. "
-                "Raise fs.inotify.max_user_watches to get instant events back",
+            log.error(
+                "%s: %s; polling this folder instead (changes seen once a second). %s",
                 self.folder.path,
                 exc.strerror,
+                raise_limit_hint(exc.errno, self.folder),
                 extra=fields(folder=self.folder.path, account=self.folder.account, event="attention"),
             )
             self.mode = "polling (inotify exhausted)"
-            return self._start_observer(polling=True)
-        return observer
+            return self._schedule(polling=True)
 
     def is_current(self) -> bool:
         """False when the path now names another folder than the one watched (replaced or moved)."""
@@ -189,16 +237,44 @@ class FolderWatch:
             return False
 
     def stop(self, join_timeout: float | None = 2.0) -> None:
-        """Stop the observer; join it too unless `join_timeout` is None (then call `join`)."""
+        """Stop watching this folder (the shared observers go on for the others)."""
         with self._lock:
-            observer = self._observer
-            self._stopped = observer
-            self._observer = None
-        if observer is not None:
-            observer.stop()
-            if join_timeout is not None:
-                observer.join(join_timeout)
+            scheduled, self._scheduled = self._scheduled, None
+        if scheduled is not None:
+            observer, watch = scheduled
+            with contextlib.suppress(KeyError, RuntimeError):
+                observer.unschedule(watch)
+        if self._own_observers:
+            self._observers.stop(join_timeout)
 
     def join(self, timeout: float) -> None:
-        if self._stopped is not None:
-            self._stopped.join(timeout)
+        if self._own_observers:
+            self._observers.join(timeout)
+
+
+def raise_limit_hint(err: int | None, folder: Folder) -> str:
+    """Which sysctl to raise, and to what, for an inotify limit that ran out."""
+    if err == errno.EMFILE:
+        current = _read_limit("max_user_instances")
+        return (
+            f"Raise fs.inotify.max_user_instances (now {current}) to at least {current + 8}, e.g. "
+            f"sysctl -w fs.inotify.max_user_instances={max(current * 2, 256)}"
+        )
+    current = _read_limit("max_user_watches")
+    needed = current + _count_folders(folder)
+    return f"Raise fs.inotify.max_user_watches (now {current}) to at least {needed}, e.g. sysctl -w fs.inotify.max_user_watches={needed * 2}"
+
+
+def _read_limit(name: str) -> int:
+    try:
+        return int(pathlib.Path(f"/proc/sys/fs/inotify/{name}").read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _count_folders(folder: Folder) -> int:
+    """The watches `folder` needs: itself, and every subfolder when recursive (dot-folders included:
+    watchdog watches them too)."""
+    if not folder.recursive:
+        return 1
+    return sum(1 for _ in os.walk(folder.path))
