@@ -3,7 +3,7 @@
 Threads and who owns what:
 - the loop (the thread that calls `run`) owns the scheduler and everything else here; other threads
   only post messages (`watcher.messages`) to its inbox;
-- one watchdog observer per folder posts `PathEvent`s;
+- watchdog's observers (one inotify instance for all folders, `watcher.watching`) post `PathEvent`s;
 - the scanner thread walks folders (at start, every `rescan_seconds`, when a subfolder appears) and
   posts `ScanBatch`es and `ScanFinished`;
 - `concurrency` worker threads each run one `UploadJob` at a time and post `JobDone`.

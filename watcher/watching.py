@@ -1,7 +1,8 @@
 """Filesystem observers: watchdog events turned into the few facts the agent cares about.
 
-One observer per folder: inotify where the kernel delivers events, polling where `polling: true`
-(NFS, SMB, FUSE). The handler runs on watchdog's thread, so it only filters names and hands a small
+Two observers for all folders (`Observers`): one inotify instance where the kernel delivers events,
+one polling observer where `polling: true` (NFS, SMB, FUSE); each folder is a watch on one of them
+(`FolderWatch`). The handler runs on watchdog's thread, so it only filters names and hands a small
 `PathEvent` to the agent's inbox; every decision is taken on the agent's own thread.
 """
 
