@@ -305,6 +305,14 @@ def _check_folder_overlap(folders: tuple[Folder, ...]) -> None:
                     f"folders[{i}].path: {a.path} and folders[{j}].path {b.path} are nested; "
                     "list each folder once (use recursive: true for subfolders)"
                 )
+    for i, a in enumerate(folders):
+        for key, moved in (("done_dir", a.done_dir), ("failed_dir", a.failed_dir)):
+            for j, b in enumerate(folders):
+                if moved is not None and j != i and (moved == b.path or is_inside(moved, b.path)):
+                    raise ConfigError(
+                        f"folders[{i}].{key}: {moved} is inside folders[{j}].path {b.path}: files moved "
+                        "there would be uploaded again from that folder"
+                    )
 
 
 def os_reason(exc: BaseException) -> str:

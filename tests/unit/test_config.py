@@ -691,3 +691,12 @@ def test_a_done_dir_on_another_filesystem_is_refused_at_config_time(tmp_path: Pa
         pytest.skip("no other filesystem mounted here to point a done_dir at")
     with pytest.raises(ConfigError, match="another filesystem"):
         load_config(write_config(tmp_path, f"folders:\n  - path: {drop}\n    done_dir: {other}/mmw-done\n"))
+
+
+def test_a_done_dir_inside_another_watched_folder_is_refused(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    text = f"folders:\n  - path: {a}\n    done_dir: {b}/done\n  - path: {b}\n"
+    with pytest.raises(ConfigError, match="would be uploaded again"):
+        load_config(write_config(tmp_path, text))
