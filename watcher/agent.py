@@ -192,6 +192,9 @@ class Agent:
         if self.workers.stop(deadline):
             log.info("stopping with uploads in flight; they are redone at the next start")
         self.unwritten.flush()
+        if self.once:
+            # `scan` is over when its hooks are too: they run for as long as a hook may (plus a little).
+            self.hooks.wait_until_idle(self.config.settings.hooks.timeout_seconds + 5)
         # Hooks still running get the rest of the grace; unfinished runs stay in the journal for the
         # next start (at least once).
         self.hooks.stop(max(0.5, deadline - time.monotonic()))

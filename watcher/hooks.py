@@ -340,6 +340,17 @@ class HookRunner:
                 # A bug here must not cost a worker (and so concurrency) or the run: it is retried.
                 self._log.exception("hook %s for %s: unexpected error", run.event.hook, run.event.subject)
                 self._schedule(run, self._retry.delay(max(1, run.entry.failures)))
+            with self._cond:
+                self._cond.notify_all()  # wakes wait_until_idle
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        """Wait until no run is pending (`scan` lets its hooks finish before it exits), at most
+        `timeout` seconds; True when none is. Runs still retrying then stay for the next start."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.pending and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(min(left, 1.0))
+        return not self.pending
 
     def _attempt(self, run: _Run) -> None:
         event, hook = run.event, run.event.hook

@@ -129,3 +129,27 @@ def test_a_hook_run_pending_at_kill_9_runs_after_the_restart(
         assert len(emulator.uploads) == 1  # the file was not uploaded again, only its hook run
     finally:
         agent.stop()
+
+
+def test_scan_exits_once_its_hooks_have_run(tmp_path: Path, drop: Path, emulator: Emulator) -> None:
+    import os
+    import subprocess
+
+    import yaml
+
+    program, out = recorder(tmp_path, sleep=1.0)
+    (drop / "scanned.png").write_bytes(png_bytes(9301))
+    config = {
+        "api": {"base_url": emulator.base_url},
+        "folders": [{"path": str(drop), "account": ACCOUNT_A}],
+        "hooks": {"on_upload": [str(program)]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    env = dict(os.environ, USEAPI_TOKEN=TOKEN, XDG_STATE_HOME=str(tmp_path / "state"))
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "scan", "--config", str(tmp_path / "config.yaml")],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [run] = runs(out, "upload")  # already there when scan returned: no waiting here
+    assert run["env"]["MINIMAX_FILE"] == str(drop / "scanned.png")
