@@ -62,11 +62,18 @@ class FolderLock:
             os.close(dir_fd)
 
     def is_current(self) -> bool:
-        """False when the folder was replaced since the lock was taken (the lock guards the old one)."""
+        """False when the folder was replaced since the lock was taken, or its lock file deleted or
+        replaced: the lock then guards nothing another agent would look at."""
+        if self._fd is None:
+            return False
         try:
-            return os.stat(self.folder).st_ino == self._inode
+            if os.stat(self.folder).st_ino != self._inode:
+                return False
+            named = os.stat(os.path.join(self.folder, LOCK_NAME), follow_symlinks=False)
         except OSError:
             return False
+        held = os.fstat(self._fd)
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     def release(self) -> None:
         if self._fd is not None:

@@ -43,11 +43,9 @@ class WatchedFolders:
         self._watches: dict[str, FolderWatch] = {}
         self._observers = Observers()  # one inotify instance for every folder
         self._lost: set[str] = set()
+        self._suspect: set[str] = set()  # told they may be gone: looked at by the next recheck
         self._next_lock_try = float("inf")
         self._next_root_check = float("inf")
-        # The lock file held open keeps the kernel from reporting the folder's deletion (its dentry
-        # stays busy), so held folders are looked at this often instead.
-        self._next_held_check = float("inf")
 
     # ---- what the agent asks -----------------------------------------------------------------------
 
@@ -59,7 +57,7 @@ class WatchedFolders:
         return tuple(sorted(self._standby))
 
     def next_deadline(self) -> float:
-        return min(self._next_lock_try, self._next_root_check, self._next_held_check)
+        return min(self._next_lock_try, self._next_root_check)
 
     # ---- changes -----------------------------------------------------------------------------------
 
@@ -90,22 +88,9 @@ class WatchedFolders:
                 if self._take(self._folders[path], generation, now):
                     log.info("%s: the other agent let go of this folder; taking it over", path)
                     started.append(self._folders[path])
-        if now >= self._next_held_check:
-            self._check_held(now)
         if now >= self._next_root_check:
             started += self.recheck_roots(now, generation)
         return started
-
-    def _check_held(self, now: float) -> None:
-        self._next_held_check = float("inf")
-        for path, lock in self._locks.items():
-            if not lock.held:
-                continue
-            if lock.is_current():
-                self._next_held_check = min(self._next_held_check, now + self._timings.root_recheck)
-            else:
-                lock.release()  # lets go of the old folder, and lets the kernel report it gone
-                self.root_gone(self._folders[path], now)
 
     def set_generation(self, generation: int) -> None:
         """After the scheduler's folder set changed: events from now on are of this generation."""
@@ -113,35 +98,47 @@ class WatchedFolders:
             watch.generation = generation
 
     def root_gone(self, folder: Folder, now: float) -> None:
+        """The folder, or its lock file, may be gone: look again now (the kernel reports a folder's own
+        removal late while its lock file is open, so the lock file's removal brings this on too)."""
         if self._folders.get(folder.path) != folder or folder.path in self._standby:
             return
-        if folder.path not in self._lost:
-            log.warning("%s: the watched folder was removed or moved away; waiting for it to come back",
-                        folder.path, extra=fields(folder=folder.path, event="attention"))  # fmt: skip
-        self._lost.add(folder.path)
-        self._next_root_check = min(self._next_root_check, now + self._timings.root_recheck)
+        self._suspect.add(folder.path)
+        self._next_root_check = min(self._next_root_check, now)
 
     def recheck_roots(self, now: float, generation: int) -> list[Folder]:
-        """Watch again the folders that were deleted, replaced or moved, once the path is a folder again."""
+        """Watch again the folders that were deleted, replaced or moved, once the path is a folder again;
+        take a new lock where the old one no longer guards the folder."""
         self._next_root_check = float("inf")
         back = []
+        suspects, self._suspect = self._suspect, set()
         for path, folder in self._folders.items():
             if path in self._standby or not self._observe:
                 continue
             watch = self._watches.get(path)
-            if path not in self._lost and watch is not None and watch.is_current():
+            lock = self._locks.get(path)
+            lock_ok = lock is None or not lock.held or lock.is_current()
+            if path not in self._lost and watch is not None and watch.is_current() and lock_ok:
                 continue
             if not os.path.isdir(path):
+                if lock is not None:
+                    lock.release()  # lets the kernel report the old folder gone, and frees its name
+                if path not in self._lost:
+                    log.warning("%s: the watched folder was removed or moved away; waiting for it to come "
+                                "back", path, extra=fields(folder=path, event="attention"))  # fmt: skip
                 self._lost.add(path)
                 self._next_root_check = now + self._timings.root_recheck
                 continue
-            if watch is not None:
-                watch.stop()
-                del self._watches[path]
             if path in self._lost:
                 log.info("%s: the folder is back; watching it again", path)
+            elif path in suspects and watch is not None and watch.is_current():
+                # The same folder, only its lock file went: take a new one, keep watching.
+                if lock is not None:
+                    lock.release()
+                if self._try_lock(folder, now) is False:
+                    self._stop_watch(path)
+                continue
+            self._stop_watch(path)
             self._lost.discard(path)
-            lock = self._locks.get(path)
             if lock is not None and lock.held and not lock.is_current():
                 lock.release()  # a new folder under the old name: the old lock guards nothing
             relock = lock is not None and not lock.held and path not in self._unlocked
@@ -150,6 +147,11 @@ class WatchedFolders:
             self._start_watch(folder, generation)
             back.append(folder)
         return back
+
+    def _stop_watch(self, path: str) -> None:
+        watch = self._watches.pop(path, None)
+        if watch is not None:
+            watch.stop()
 
     def stop(self, join_timeout: float | None = None) -> None:
         self._observers.stop(join_timeout=join_timeout)
@@ -182,8 +184,6 @@ class WatchedFolders:
             self._next_lock_try = min(self._next_lock_try, now + self._timings.lock_retry)
             return False
         self._standby.discard(folder.path)
-        if got:
-            self._next_held_check = min(self._next_held_check, now + self._timings.root_recheck)
         if got is None and folder.path not in self._unlocked:
             self._unlocked.add(folder.path)
             log.warning("%s: no lock file can be made here; another agent on this folder would not be "

@@ -33,6 +33,7 @@ from watchdog.events import (
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
+from watcher.folder_lock import LOCK_NAME
 from watcher.folders import Folder, in_hidden_folder
 from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
@@ -67,6 +68,12 @@ class _Handler(FileSystemEventHandler):
         if not path:
             return
         name = os.path.basename(path)
+        if kind is EventKind.DELETED and path == os.path.join(self.folder.path, LOCK_NAME):
+            # Its lock file went (the folder is being removed, or someone deleted it): the agent looks
+            # at the folder again. The open lock keeps the kernel from reporting the folder's own
+            # removal, so this is how it is noticed.
+            self._post(EventKind.ROOT_GONE, self.folder.path)
+            return
         if in_hidden_folder(path, self.folder.path):
             return
         if self.folder.admits(path):

@@ -113,3 +113,24 @@ def test_scan_next_to_a_running_agent_leaves_the_held_folder_to_it(
         assert (drop / LOCK).exists() and not sidecar_of(drop / LOCK).exists()
     finally:
         assert running.stop() == 0
+
+
+def test_a_deleted_lock_file_is_made_again_and_one_agent_still_holds_the_folder(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    first, second = two_agents(tmp_path, drop, emulator)
+    try:
+        first.start()
+        second.start()
+        (drop / LOCK).unlink()
+        wait_for(lambda: (drop / LOCK).exists(), 15, "the lock file made again")
+        images = [drop / f"after-{i:02}.png" for i in range(30)]
+        for i, image in enumerate(images):
+            image.write_bytes(png_bytes(3400 + i))
+        for image in images:
+            wait_sidecar(image, timeout=30)
+        counts = collections.Counter(u.sha256 for u in emulator.uploads)
+        assert len(counts) == len(images) and set(counts.values()) == {1}, counts.most_common(3)
+    finally:
+        assert first.stop() == 0
+        assert second.stop() == 0
