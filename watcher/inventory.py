@@ -42,6 +42,7 @@ def classify(
     account: str | None,
     names: set[str] | None = None,
     root: str = "",
+    dir_fd: int | None = None,
 ) -> FoundFile:
     """The state of one candidate, from its sidecar and error record (read only when they exist).
 
@@ -52,7 +53,7 @@ def classify(
     name = os.path.basename(path)
     in_doubt: dict[str, Any] | None = None
     if names is None or name + SIDECAR_SUFFIX in names:
-        sidecar = read_record(path + SIDECAR_SUFFIX, root=root)
+        sidecar = read_record(path + SIDECAR_SUFFIX, root=root, dir_fd=dir_fd)
         if (
             sidecar is not None
             and is_valid_sidecar(sidecar)
@@ -66,7 +67,7 @@ def classify(
                 # upload re-hashes the file and reuses the fileID only if the bytes are the same.
                 in_doubt = sidecar
     if names is None or name + ERROR_RECORD_SUFFIX in names:
-        error = read_record(path + ERROR_RECORD_SUFFIX, root=root)
+        error = read_record(path + ERROR_RECORD_SUFFIX, root=root, dir_fd=dir_fd)
         if record_matches(error, signature) and failure_still_holds(
             path, error.get("code") if error else None, root
         ):
@@ -188,7 +189,7 @@ def _walk_directory(
         if known is not None and known(path) == signature:
             yield FoundFile(path, signature, FileState.DONE)
             continue
-        yield classify(path, signature, account, names, root)
+        yield classify(path, signature, account, names, root, dir_fd)
 
 
 def _remove_quietly(name: str, dir_fd: int) -> None:

@@ -151,10 +151,19 @@ def remove_error_record(image_path: str, root: str = "") -> None:
             raise
 
 
-def read_record(path: str, max_bytes: int = MAX_RECORD_BYTES, root: str = "") -> dict[str, Any] | None:
-    """A sidecar or error record as a dict; None when absent, a symlink (or below one), unreadable or not ours."""
+def read_record(
+    path: str, max_bytes: int = MAX_RECORD_BYTES, root: str = "", dir_fd: int | None = None
+) -> dict[str, Any] | None:
+    """A sidecar or error record as a dict; None when absent, a symlink (or below one), unreadable or not ours.
+
+    With `dir_fd` (a folder already reached safely, as a scan holds), `path`'s name is opened in it.
+    """
     try:
-        fd = open_beneath(root, path, os.O_RDONLY | os.O_NONBLOCK)
+        if dir_fd is not None:
+            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(os.path.basename(path), flags, dir_fd=dir_fd)
+        else:
+            fd = open_beneath(root, path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
     try:
