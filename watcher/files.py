@@ -158,3 +158,27 @@ def looks_complete_on_disk(path: str, size: int, root: str = "") -> bool:
         return looks_complete(lambda offset, length: os.pread(fd, length, offset), size)
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """`os.write` until every byte is written (a write may take fewer)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def fsync_folder(folder: str | os.PathLike[str] = ".", dir_fd: int | None = None) -> None:
+    """fsync a folder, so the names just made or removed in it survive a power cut; best effort.
+
+    With `dir_fd` (which may be an O_PATH descriptor, which fsync itself refuses) `folder` is relative to it.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from watcher.files import fsync_folder, write_all
+
 JOURNAL_FILE = "hook-runs.jsonl"
 MAX_LINE_BYTES = 1 << 20  # far above a run's line (a sidecar of at most 64 KiB and its paths)
 COMPACT_AFTER = 1000  # lines beyond twice the live runs before the journal is rewritten
@@ -107,7 +109,7 @@ class HookJournal:
             self._dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                _write_all(fd, line)
+                write_all(fd, line)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -128,12 +130,12 @@ class HookJournal:
             self._dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
-                _write_all(fd, b"".join(_add_line(entry) for entry in self._live.values()))
+                write_all(fd, b"".join(_add_line(entry) for entry in self._live.values()))
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-            _fsync_dir(self._dir)
+            fsync_folder(self._dir)
             self._lines = len(self._live)
         except OSError as exc:
             self._cannot_save(exc)
@@ -161,22 +163,3 @@ def _replay(raw: bytes, found: dict[str, JournalEntry]) -> None:
             found[run_id] = JournalEntry(run_id, line["event"], int(line.get("failures", 0)))
     except (ValueError, KeyError, TypeError, AttributeError):
         return  # a torn last line after a crash, or not ours
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from watcher.files import folder_of
+from watcher.files import folder_of, fsync_folder
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.sidecar import read_record, write_json_atomically
 
@@ -97,7 +97,7 @@ def _finish(image: str, suffix: str, root: str, record: dict[str, Any], dest_dir
             os.unlink(src_name + suffix, dir_fd=src_fd)
         except FileNotFoundError:
             pass
-        _fsync(src_fd)
+        fsync_folder(".", src_fd)
     return target
 
 
@@ -115,7 +115,7 @@ def _link_then_unlink(src_fd: int, src_name: str, dest_fd: int, name: str) -> No
         os.unlink(src_name, dir_fd=src_fd)
     except FileNotFoundError:
         pass
-    _fsync(dest_fd)
+    fsync_folder(".", dest_fd)
 
 
 @contextlib.contextmanager
@@ -168,17 +168,3 @@ def free_name(dir_fd: int, name: str, suffix: str) -> str:
 
 def record_suffix(done: bool) -> str:
     return SIDECAR_SUFFIX if done else ERROR_RECORD_SUFFIX
-
-
-def _fsync(dir_fd: int) -> None:
-    """fsync a folder given by an O_PATH or plain descriptor (O_PATH cannot be fsynced itself)."""
-    try:
-        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

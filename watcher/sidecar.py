@@ -9,7 +9,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from watcher.files import FileSignature, folder_of, open_beneath
+from watcher.files import FileSignature, folder_of, fsync_folder, open_beneath
 from watcher.media import error_record_path, sidecar_path
 from watcher.outcome import is_valid_file_id
 
@@ -112,21 +112,7 @@ def write_json_atomically(path: str, data: dict[str, Any], root: str = "") -> No
             except OSError:
                 pass
             raise
-        _fsync_folder(dir_fd)
-
-
-def _fsync_folder(dir_fd: int) -> None:
-    # `dir_fd` is an O_PATH descriptor, which fsync refuses: open the folder itself through it.
-    try:
-        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        fsync_folder(".", dir_fd)
 
 
 def write_sidecar_atomically(image_path: str, sidecar: dict[str, Any], root: str = "") -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher.files import FileSignature
+from watcher.files import FileSignature, write_all
 from watcher.sidecar import read_record
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ class UnwrittenSidecars:
                 return
             fd = os.open(self._journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                _write_all(fd, b"".join(lines))
+                write_all(fd, b"".join(lines))
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -215,18 +215,12 @@ class UnwrittenSidecars:
         tmp = self._journal.with_name(f".{JOURNAL_FILE}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            _write_all(fd, b"".join(_add_line(path, entry) for path, entry in entries))
+            write_all(fd, b"".join(_add_line(path, entry) for path, entry in entries))
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self._journal)
         self._lines = len(entries)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 SEAL_KEY_FILE = "sidecar-seal.key"
@@ -258,7 +252,7 @@ def load_seal_key(state_dir: Path | None) -> bytes:
         tmp = path.with_name(f".{SEAL_KEY_FILE}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            _write_all(fd, key)
+            write_all(fd, key)
             os.fsync(fd)
         finally:
             os.close(fd)
