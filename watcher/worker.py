@@ -173,9 +173,22 @@ class Workers:
                 job, outcome, signature, reused, seconds, sidecar, record_error=exc.strerror or str(exc)
             )
         moved_to = move_recorded(job, done=sidecar is not None) if sidecar is not None or failed else None
-        if self._hooks is not None and (sidecar is not None or failed):
-            self._hooks.submit(hook_event(job, moved_to, sidecar))
+        if sidecar is not None or failed:
+            tell_hook(self._hooks, job, moved_to, sidecar)
         return JobDone(job, outcome, signature, reused, seconds, sidecar, moved_to=moved_to)
+
+
+def tell_hook(
+    hooks: HookRunner | None, job: UploadJob, moved_to: str | None, sidecar: dict[str, Any] | None
+) -> None:
+    """Hand the event to the hook runner; its failure is logged, never turned into the upload's (the
+    record is written: retrying the upload for a hook would be wrong)."""
+    if hooks is None:
+        return
+    try:
+        hooks.submit(hook_event(job, moved_to, sidecar))
+    except Exception:
+        log.exception("%s: the hook run could not be recorded", job.path)
 
 
 def hook_event(job: UploadJob, moved_to: str | None, sidecar: dict[str, Any] | None) -> HookEvent:
@@ -232,6 +245,6 @@ def write_stored_sidecar(job: UploadJob) -> JobDone:
 
 def write_stored_sidecar_and_tell(job: UploadJob, hooks: HookRunner | None) -> JobDone:
     done = write_stored_sidecar(job)
-    if hooks is not None and done.record_error is None and done.sidecar is not None:
-        hooks.submit(hook_event(job, done.moved_to, done.sidecar))
+    if done.record_error is None and done.sidecar is not None:
+        tell_hook(hooks, job, done.moved_to, done.sidecar)
     return done
