@@ -58,7 +58,9 @@ class HookJournal:
         return self._dir / JOURNAL_FILE if self._dir is not None else None
 
     def __len__(self) -> int:
-        return len(self._live)
+        # Under the lock: a run counts until the journal line that ends it is on disk.
+        with self._lock:
+            return len(self._live)
 
     def load(self) -> list[JournalEntry]:
         """The runs an earlier process left unfinished, oldest first, and not known here yet; the journal
