@@ -31,7 +31,7 @@ from watcher.hooks import HookEvent, HookRunner
 from watcher.inventory import DiskProbe
 from watcher.live_status import LiveStatusWriter
 from watcher.messages import Control, EventKind, JobDone, Message, PathEvent, ScanBatch, ScanFinished
-from watcher.metrics import HOOKS, Metrics, MetricsSink, NullMetrics
+from watcher.metrics import Metrics, MetricsSink, NullMetrics
 from watcher.reporting import Reporter
 from watcher.retry import RetryPolicy
 from watcher.scanner import Scanner
@@ -95,18 +95,17 @@ class Agent:
         # `scan` is a short pass: no metrics server, no live status of its own.
         metrics: MetricsSink = NullMetrics() if once else Metrics()
         self.reporter = Reporter(metrics, LiveStatusWriter(None if once else state_dir))
-        for name in HOOKS:
-            metrics.track_hook(name)
-
-        def hook_result(hook: str, ok: bool) -> None:
-            for name in HOOKS:
-                if name == hook:
-                    metrics.hook_run(name, ok)
-
         self.hooks = HookRunner(
-            config.settings.hooks, state_dir, config.settings.concurrency, on_result=hook_result
+            config.settings.hooks, state_dir, config.settings.concurrency, on_result=self.reporter.hook_run
         )
-        self.workers = Workers(lambda: self.client, dedupe, self.post, seal, self.hooks)
+        self.workers = Workers(
+            lambda: self.client,
+            dedupe,
+            self.post,
+            seal,
+            self.hooks,
+            lambda path: self.scheduler.folder_for(path),
+        )
         self._report_due = True
         self._next_report = 0.0
         # `done.get` runs on the scanner's thread: a lookup in plain dicts, safe under the GIL.

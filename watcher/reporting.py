@@ -16,7 +16,7 @@ from typing import Any
 from watcher.folders import Folder
 from watcher.live_status import LiveStatusWriter
 from watcher.messages import JobDone
-from watcher.metrics import MetricsSink, UploadResult
+from watcher.metrics import HOOKS, MetricsSink, UploadResult
 from watcher.outcome import FailureClass, UploadFailure, UploadSuccess
 from watcher.scheduler import Scheduler
 
@@ -38,6 +38,14 @@ class Reporter:
         self._since = time.time()
         self._folders: tuple[Folder, ...] = ()
         self._accounts: set[str] = set()
+        for hook in HOOKS:
+            metrics.track_hook(hook)
+
+    def hook_run(self, hook: str, ok: bool) -> None:
+        """A hook process ended (the hook runner's `on_result`, from its threads)."""
+        for name in HOOKS:
+            if name == hook:
+                self.metrics.hook_run(name, ok)
 
     def start(self) -> None:
         self._live.start()

@@ -19,6 +19,7 @@ from typing import Any
 from watcher.client import UploadClient
 from watcher.dedupe import DedupeIndex
 from watcher.files import lstat_beneath, signature_of
+from watcher.folders import Folder
 from watcher.hooks import HookEvent, HookRunner
 from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX
@@ -67,11 +68,16 @@ class Workers:
         post: Callable[[Any], None],
         seal: SidecarSeal | None = None,
         hooks: HookRunner | None = None,
+        folder_for: Callable[[str], Folder | None] | None = None,
     ) -> None:
         self._client = client  # called per job: a reload swaps the client, jobs in flight keep theirs
         self._dedupe = dedupe
         self._seal = seal
         self._hooks = hooks  # told of each durable record, from the worker: submit waits for an fsync
+        # The folder a path belongs to under the config in force now (a plain read of the scheduler's
+        # folders, replaced whole on reload): a result made under a mapping a reload replaced is not
+        # moved or announced; the scheduler judges the file again.
+        self._folder_for = folder_for
         self._post = post
         self.changes = InFlightChanges()
         self._jobs: queue.SimpleQueue[UploadJob | None] = queue.SimpleQueue()
@@ -133,6 +139,16 @@ class Workers:
             self.last_progress = time.monotonic()
             self._post(done)
 
+    def _still_mapped(self, job: UploadJob) -> bool:
+        if self._folder_for is None:
+            return True
+        folder = self._folder_for(job.path)
+        return folder is not None and (folder.account, folder.done_dir, folder.failed_dir) == (
+            job.account,
+            job.done_dir,
+            job.failed_dir,
+        )
+
     def _progress_of(self, path: str) -> Callable[[int], None]:
         def note(sent: int) -> None:
             self.last_progress = time.monotonic()
@@ -172,6 +188,8 @@ class Workers:
             return JobDone(
                 job, outcome, signature, reused, seconds, sidecar, record_error=exc.strerror or str(exc)
             )
+        if not self._still_mapped(job):
+            return JobDone(job, outcome, signature, reused, seconds, sidecar)
         moved_to = move_recorded(job, done=sidecar is not None) if sidecar is not None or failed else None
         if sidecar is not None or failed:
             tell_hook(self._hooks, job, moved_to, sidecar)

@@ -84,3 +84,27 @@ def test_a_folder_removed_by_reload_stops_retrying_its_files_during_an_outage(
     assert sum(1 for r in emulator.requests if r.account == ACCOUNT_A) <= requests_at_reload + 1
     assert "doomed.png" not in agent.log()[log_at_reload:].replace("doomed.png: its folder", "")
     assert not sidecar_of(doomed).exists()
+
+
+def test_with_a_done_dir_the_file_moved_is_the_one_uploaded_for_the_new_account(
+    start_agent, drop: Path, emulator: Emulator
+) -> None:
+    emulator.add_fault(Fault("slow", delay=2.0))
+    agent = start_agent([{"path": str(drop), "account": ACCOUNT_A, "done_dir": "done"}])
+    image = drop / "moving.png"
+    image.write_bytes(png_bytes(904))
+    emulator.wait_for_held(1, timeout=20)
+
+    def to_b(config: dict[str, Any]) -> None:
+        config["folders"][0]["account"] = ACCOUNT_B
+
+    reload_with(agent, to_b)
+    moved = drop / "done" / "moving.png"
+
+    def moved_for_b() -> dict[str, Any] | None:
+        data = read_json(sidecar_of(moved))
+        return data if data is not None and data.get("account") == ACCOUNT_B else None
+
+    sidecar = wait_for(moved_for_b, 30, "the file in done/ with the new account's sidecar")
+    assert {u.file_id: u for u in emulator.uploads}[sidecar["fileID"]].account == ACCOUNT_B
+    assert not image.exists() and not (drop / "done" / "moving-1.png").exists()
