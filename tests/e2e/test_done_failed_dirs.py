@@ -46,8 +46,15 @@ def test_uploaded_and_failed_files_move_with_their_records(
     assert wait_for(lambda: read_json(sidecar_of(done / "top.png")), 20, "top.png moved")["file"] == "top.png"
     record = wait_for(lambda: read_json(error_record_of(failed / "bad.png")), 20, "bad.png in failed/")
     assert record["code"] == "not_an_image"
-    for gone in (drop / "sub" / "a.png", drop / "top.png", drop / "bad.png"):
-        assert not gone.exists() and not sidecar_of(gone).exists() and not error_record_of(gone).exists()
+
+    # The record lands at its destination a moment before it leaves the drop folder: wait for that.
+    def left_behind() -> list[Path]:
+        left = []
+        for gone in (drop / "sub" / "a.png", drop / "top.png", drop / "bad.png"):
+            left += [p for p in (gone, sidecar_of(gone), error_record_of(gone)) if p.exists()]
+        return left
+
+    wait_for(lambda: not left_behind(), 10, "the drop folder to hold nothing of the moved files")
     # done/ is inside the watched tree and never uploaded from: only the two images went up.
     assert sorted(u.sha256 for u in emulator.uploads) == sorted(
         [sha256(png_bytes(6001)), sha256(png_bytes(6002))]
