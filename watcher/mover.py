@@ -22,9 +22,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from watcher.files import folder_of, fsync_folder
+from watcher.files import folder_of, fsync_folder, lstat_beneath, signature_of
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
-from watcher.sidecar import read_record, write_json_atomically
+from watcher.sidecar import read_record, record_matches, write_json_atomically
 
 log = logging.getLogger("watcher")
 
@@ -68,12 +68,28 @@ def resume_move(image: str, suffix: str, root: str, dest_dirs: tuple[str, ...]) 
         log.error("%s: its record asks for a move to %s, outside its done_dir and failed_dir; ignored",
                   image, target)  # fmt: skip
         return None
+    if not _describes_the_file(record, image, root, target, dest_dir):
+        log.error("%s: its record names a move to %s but does not describe the file there; ignored",
+                  image, target)  # fmt: skip
+        return None
     try:
         return _finish(image, suffix, root, record, dest_dir)
     except OSError as exc:
         log.error("%s: cannot finish moving it to %s: %s; it stays where it is", image, target,
                   exc.strerror or exc)  # fmt: skip
         return None
+
+
+def _describes_the_file(record: dict[str, Any], image: str, root: str, target: str, dest_dir: str) -> bool:
+    """Whether `record` names exactly the file being moved (size, mtime and inode: a move keeps all
+    three), wherever the crash left it: a record someone else wrote cannot place itself beside another
+    file of the done folder."""
+    for base, path in ((root, image), (dest_dir, target)):
+        try:
+            return record_matches(record, signature_of(lstat_beneath(base, path)))
+        except OSError:
+            continue
+    return False
 
 
 def components_ok(dest_dir: str, target: str) -> bool:

@@ -185,10 +185,10 @@ def record_success(job: UploadJob, sidecar: dict[str, Any]) -> None:
     remove_error_record(job.path, job.root)
 
 
-def record_failure(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> None:
-    """Write the error record of a permanent failure. Raises OSError if it cannot."""
-    write_error_record(
-        job.path,
-        build_error_record(error=failure.error, code=failure.code, attempts=job.attempt, signature=signature),
-        job.root,
+def record_failure(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> dict[str, Any]:
+    """Write the error record of a permanent failure, and return it. Raises OSError if it cannot."""
+    record = build_error_record(
+        error=failure.error, code=failure.code, attempts=job.attempt, signature=signature
     )
+    write_error_record(job.path, record, job.root)
+    return record

@@ -22,11 +22,10 @@ from watcher.files import lstat_beneath, signature_of
 from watcher.folders import Folder
 from watcher.hooks import HookEvent, HookRunner
 from watcher.log_fields import fields
-from watcher.media import ERROR_RECORD_SUFFIX
 from watcher.messages import JobDone, UploadJob
 from watcher.mover import move_with_record, record_suffix
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
-from watcher.sidecar import read_record, write_sidecar_atomically
+from watcher.sidecar import write_sidecar_atomically
 from watcher.trust import SidecarSeal
 from watcher.uploader import record_failure, record_success, sidecar_for, upload_one
 
@@ -179,11 +178,12 @@ class Workers:
             sidecar_for(job, outcome, signature, self._seal) if isinstance(outcome, UploadSuccess) else None
         )
         failed = isinstance(outcome, UploadFailure) and outcome.failure_class is FailureClass.PERMANENT
+        record: dict[str, Any] | None = None
         try:
             if sidecar is not None:
                 record_success(job, sidecar)
             elif isinstance(outcome, UploadFailure) and failed:
-                record_failure(job, outcome, signature)
+                record = record_failure(job, outcome, signature)
         except OSError as exc:
             return JobDone(
                 job, outcome, signature, reused, seconds, sidecar, record_error=exc.strerror or str(exc)
@@ -192,30 +192,43 @@ class Workers:
             return JobDone(job, outcome, signature, reused, seconds, sidecar)
         moved_to = move_recorded(job, done=sidecar is not None) if sidecar is not None or failed else None
         if sidecar is not None or failed:
-            tell_hook(self._hooks, job, moved_to, sidecar)
+            tell_hook(self._hooks, job, moved_to, sidecar, record)
         return JobDone(job, outcome, signature, reused, seconds, sidecar, moved_to=moved_to)
 
 
 def tell_hook(
-    hooks: HookRunner | None, job: UploadJob, moved_to: str | None, sidecar: dict[str, Any] | None
+    hooks: HookRunner | None,
+    job: UploadJob,
+    moved_to: str | None,
+    sidecar: dict[str, Any] | None,
+    error_record: dict[str, Any] | None = None,
 ) -> None:
     """Hand the event to the hook runner; its failure is logged, never turned into the upload's (the
     record is written: retrying the upload for a hook would be wrong)."""
     if hooks is None:
         return
     try:
-        hooks.submit(hook_event(job, moved_to, sidecar))
+        hooks.submit(hook_event(job, moved_to, sidecar, error_record))
     except Exception:
         log.exception("%s: the hook run could not be recorded", job.path)
 
 
-def hook_event(job: UploadJob, moved_to: str | None, sidecar: dict[str, Any] | None) -> HookEvent:
-    """The upload or failure event of a job whose record is durable, naming where the file is now."""
+def hook_event(
+    job: UploadJob,
+    moved_to: str | None,
+    sidecar: dict[str, Any] | None,
+    error_record: dict[str, Any] | None = None,
+) -> HookEvent:
+    """The upload or failure event of a job whose record is durable, naming where the file is now.
+
+    Built from the record this worker wrote, never read back from the folder: someone could have
+    replaced it meanwhile, and a hook is handed only what the agent itself wrote.
+    """
     path = moved_to or job.path
+    name = {"file": os.path.basename(path)}
     if sidecar is not None:
-        return HookEvent.for_upload(path, job.root, {**sidecar, "file": os.path.basename(path)})
-    record = read_record(path + ERROR_RECORD_SUFFIX) or {}
-    return HookEvent.for_failure(path, job.root, record, job.account)
+        return HookEvent.for_upload(path, job.root, {**sidecar, **name})
+    return HookEvent.for_failure(path, job.root, {**(error_record or {}), **name}, job.account)
 
 
 def move_recorded(job: UploadJob, *, done: bool) -> str | None:

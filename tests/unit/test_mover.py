@@ -16,9 +16,10 @@ def dropped(root: Path, relative: str, n: int = 1) -> Path:
     image = root / relative
     image.parent.mkdir(parents=True, exist_ok=True)
     image.write_bytes(png_bytes(n))
-    (root / (relative + ".json")).write_text(
-        json.dumps({"fileID": "user:1-minimax:2-file:3", "file": image.name})
-    )
+    st = image.stat()
+    record = {"fileID": "user:1-minimax:2-file:3", "file": image.name, "size": st.st_size,
+              "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}  # fmt: skip
+    (root / (relative + ".json")).write_text(json.dumps(record))
     return image
 
 
@@ -107,3 +108,20 @@ def test_a_subfolder_of_the_done_folder_swapped_for_a_link_is_not_followed(
         move_with_record(str(image), ".json", str(root), str(done))
     assert list(outside.iterdir()) == []
     assert image.exists()
+
+
+def test_a_planted_orphan_record_cannot_place_itself_beside_another_file_of_the_done_folder(
+    tree: tuple[Path, Path],
+) -> None:
+    root, done = tree
+    done.mkdir()
+    (done / "real.png").write_bytes(png_bytes(6))  # someone's file, already moved, without a record
+    planted = {
+        "fileID": "user:1-minimax:2-file:666",
+        "size": 1,
+        "mtime_ns": 1,
+        MOVING_KEY: str(done / "real.png"),
+    }
+    (root / "real.png.json").write_text(json.dumps(planted))  # no image beside it: an "interrupted move"
+    assert resume_move(str(root / "real.png"), ".json", str(root), (str(done),)) is None
+    assert not (done / "real.png.json").exists()
