@@ -25,8 +25,8 @@ from types import FrameType
 from typing import Any, assert_never
 
 from watcher.config import Config, ConfigError
-from watcher.dedupe import DedupeIndex
 from watcher.folders import Folder
+from watcher.history import HistoryIndex
 from watcher.hooks import HookEvent, HookRunner
 from watcher.inventory import DiskProbe
 from watcher.live_status import LiveStatusWriter
@@ -77,14 +77,14 @@ class Agent:
         self.timings = timings or Timings()
         self.unwritten = UnwrittenSidecars(state_dir)
         seal = SidecarSeal(load_seal_key(state_dir))
-        dedupe = DedupeIndex()
+        self.history = HistoryIndex(state_dir)  # done files and known uploads, on disk
         self.scheduler = Scheduler(
             config.folders,
             settle_seconds=config.settings.settle_seconds,
             concurrency=config.settings.concurrency,
             probe=DiskProbe(lambda path: self.scheduler.folder_for(path)),
             store=self.unwritten,
-            dedupe=dedupe,
+            history=self.history,
             retry_policy=retry_policy,
             timings=self.timings,
             once=once,
@@ -100,7 +100,7 @@ class Agent:
         )
         self.workers = Workers(
             lambda: self.client,
-            dedupe,
+            self.history,
             self.post,
             seal,
             self.hooks,
@@ -108,8 +108,7 @@ class Agent:
         )
         self._report_due = True
         self._next_report = 0.0
-        # `done.get` runs on the scanner's thread: a lookup in plain dicts, safe under the GIL.
-        self.scanner = Scanner(self.post, self.scheduler.ledger.done.get)
+        self.scanner = Scanner(self.post, self.history)
         self.folders = WatchedFolders(
             self.post, self.timings, observe=not once, rescan_seconds=config.settings.rescan_seconds
         )
@@ -144,6 +143,7 @@ class Agent:
         self.reporter.start()
         now = time.monotonic()
         self.unwritten.load()
+        self.history.start()
         if not self.once:
             self._stop_overflow_alarm = watch_for_overflows(lambda: self.post(Control.RESCAN))
         self.folders.apply(self.config.folders, self.scheduler.generation, now)
@@ -191,6 +191,7 @@ class Agent:
         if self.workers.stop(deadline):
             log.info("stopping with uploads in flight; they are redone at the next start")
         self.unwritten.flush()
+        self.history.close()
         if self.once:
             # `scan` is over when its hooks are too: they run for as long as a hook may (plus a little).
             self.hooks.wait_until_idle(self.config.settings.hooks.timeout_seconds + 5)

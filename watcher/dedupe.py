@@ -8,8 +8,8 @@ earlier run have no head hash: a file of their size is hashed in full.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 HEAD_BYTES = 64 * 1024
 
@@ -20,32 +20,15 @@ class KnownUpload:
     oss_path: str
 
 
-class DedupeIndex:
-    """Flat sets and dicts keyed by tuples: about 600 bytes per known upload, for 100,000 of them."""
+class KnownUploads(Protocol):
+    """Uploads an account already has, by size and sha256 (`watcher.history.HistoryIndex` keeps them)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._uploads: dict[tuple[str, int, str], KnownUpload] = {}
-        self._heads: set[tuple[str, int, str]] = set()
-        self._headless: set[tuple[str, int]] = set()  # sizes with an upload whose head is unknown
-
-    def add(self, account: str, size: int, sha256: str, upload: KnownUpload, head: str | None = None) -> None:
-        with self._lock:
-            self._uploads[(account, size, sha256)] = upload
-            if head is None:
-                self._headless.add((account, size))
-            else:
-                self._heads.add((account, size, head))
+    def add(
+        self, account: str, size: int, sha256: str, upload: KnownUpload, head: str | None = None
+    ) -> None: ...
 
     def may_hold(self, account: str, size: int, head: str) -> bool:
         """Whether a file of this size and head could be a known upload (then hash it in full)."""
-        with self._lock:
-            return (account, size, head) in self._heads or (account, size) in self._headless
+        ...
 
-    def find(self, account: str, size: int, sha256: str) -> KnownUpload | None:
-        with self._lock:
-            return self._uploads.get((account, size, sha256))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._uploads)
+    def find(self, account: str, size: int, sha256: str) -> KnownUpload | None: ...

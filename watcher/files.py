@@ -26,6 +26,12 @@ from watcher.media import looks_complete
 _FOLDER_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 
+# A record file's identity: (st_ino, st_ctime_ns). Replacing it (a new inode, or the same one reused)
+# or editing it in place changes its ctime, which no one can set back; (0, 0) when unknown.
+RecordId = tuple[int, int]
+NO_RECORD_ID: RecordId = (0, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class FileSignature:
     """What identifies one version of a file's bytes without reading them."""

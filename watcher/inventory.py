@@ -12,12 +12,15 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from watcher.file_probe import Observed
 from watcher.files import (
+    NO_RECORD_ID,
     FileSignature,
+    RecordId,
     folder_of,
     is_regular_file_mode,
     looks_complete_on_disk,
@@ -30,6 +33,9 @@ from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 from watcher.messages import FileState, FoundFile
 from watcher.sidecar import is_valid_sidecar, read_record, record_matches
 
+if TYPE_CHECKING:
+    from watcher.history import KnownDone
+
 log = logging.getLogger(__name__)
 
 # Temporaries left by `write_json_atomically` when the process died between create and rename.
@@ -40,7 +46,7 @@ def classify(
     path: str,
     signature: FileSignature,
     account: str | None,
-    names: set[str] | None = None,
+    names: Collection[str] | None = None,
     root: str = "",
     dir_fd: int | None = None,
 ) -> FoundFile:
@@ -95,17 +101,21 @@ def walk_candidates(
     *,
     start: str | None = None,
     admits: Callable[[str], bool] | None = None,
-    known: Callable[[str], FileSignature | None] | None = None,
+    known_in: Callable[[str], Mapping[str, KnownDone]] | None = None,
     remove_temporaries_before: float | None = None,
-    on_listing: Callable[[str, set[str]], None] | None = None,
+    on_listing: Callable[[str, Collection[str]], object] | None = None,
     on_orphan_record: Callable[[str, str], None] | None = None,
+    on_vanished: Callable[[str, list[str]], object] | None = None,
 ) -> Iterator[FoundFile]:
     """Every candidate under the watched folder `root` (or its subfolder `start`) with its state.
 
     Each directory is listed through a descriptor reached from `root` without following a symlink, so a
-    subfolder swapped for a link mid-walk lists nothing outside the folder. `known` gives the signature
-    the caller already knows to be done for a path; a file that still has it is reported DONE without
-    reading its sidecar again (and with no record), which keeps periodic rescans cheap. `on_listing`
+    subfolder swapped for a link mid-walk lists nothing outside the folder. `known_in` gives, for a
+    directory, the files the index knows to be done (`watcher.history`); a file that still has the
+    signature and account its row recorded, beside the very sidecar (same inode) the row was made
+    from, is reported DONE without reading that sidecar again (and with no record): starts and rescans
+    cost a listing and a stat per file. `on_vanished(directory, names)` is told of the known files that
+    are no longer listed. `on_listing`
     receives each directory with the names it holds, as it is listed. Unreadable subfolders are logged
     and skipped; the rest of the walk goes on. `admits` says whether a path is a candidate of the
     folder (its media kinds, include and exclude: `Folder.admits`); by default, an image name.
@@ -125,9 +135,9 @@ def walk_candidates(
                           exc.strerror)  # fmt: skip
             continue
         try:
-            yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known,
+            yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known_in,
                                        remove_temporaries_before, on_listing, admits,
-                                       on_orphan_record)  # fmt: skip
+                                       on_orphan_record, on_vanished)  # fmt: skip
         finally:
             os.close(dir_fd)
 
@@ -146,11 +156,12 @@ def _walk_directory(
     recursive: bool,
     account: str | None,
     stack: list[str],
-    known: Callable[[str], FileSignature | None] | None,
+    known_in: Callable[[str], Mapping[str, KnownDone]] | None,
     remove_temporaries_before: float | None,
-    on_listing: Callable[[str, set[str]], None] | None,
+    on_listing: Callable[[str, Collection[str]], object] | None,
     admits: Callable[[str], bool] | None,
     on_orphan_record: Callable[[str, str], None] | None = None,
+    on_vanished: Callable[[str, list[str]], object] | None = None,
 ) -> Iterator[FoundFile]:
     try:
         with os.scandir(dir_fd) as it:
@@ -158,9 +169,15 @@ def _walk_directory(
     except OSError as exc:
         log.error("cannot list %s: %s; its files are skipped until it can be read", folder, exc.strerror)
         return
-    names = {e.name for e in entries}
+    by_name = {e.name: e for e in entries}
+    names = by_name.keys()
     if on_listing is not None:
         on_listing(folder, names)
+    known: Mapping[str, KnownDone] = known_in(folder.rstrip("/") or "/") if known_in is not None else {}
+    if known and on_vanished is not None:
+        vanished = [name for name in known if name not in by_name]
+        if vanished:
+            on_vanished(folder.rstrip("/") or "/", vanished)
     if on_orphan_record is not None:
         for name in names:
             for suffix in (ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX):
@@ -186,10 +203,27 @@ def _walk_directory(
             signature = signature_of(entry.stat(follow_symlinks=False))
         except OSError:
             continue  # vanished while we looked: its delete event or the next scan handles it
-        if known is not None and known(path) == signature:
+        row = known.get(name)
+        if (
+            row is not None
+            and row.signature == signature
+            and row.account == (account or "")
+            and _record_id(by_name.get(name + SIDECAR_SUFFIX)) == row.record_id != NO_RECORD_ID
+        ):
             yield FoundFile(path, signature, FileState.DONE)
             continue
-        yield classify(path, signature, account, names, root, dir_fd)
+        found = classify(path, signature, account, names, root, dir_fd)
+        if found.state is FileState.DONE:
+            found = replace(found, record_id=_record_id(by_name.get(name + SIDECAR_SUFFIX)))
+        yield found
+
+
+def _record_id(entry: os.DirEntry[str] | None) -> RecordId:
+    try:
+        st = entry.stat(follow_symlinks=False) if entry is not None else None
+    except OSError:
+        return NO_RECORD_ID
+    return (st.st_ino, st.st_ctime_ns) if st is not None else NO_RECORD_ID
 
 
 def _remove_quietly(name: str, dir_fd: int) -> None:

@@ -1,8 +1,9 @@
 """What the scheduler knows about files it is not working on: done, failed, empty, and known uploads.
 
 Filled from the sidecars and error records a scan reads and from the results of uploads; consulted
-before a file is uploaded, so a rescan or an event on a done file costs one stat and no upload. Pure
-data, owned by the scheduler's thread (the scanner only reads `done` through a plain dict lookup).
+before a file is uploaded, so a rescan or an event on a done file costs one stat and no upload. Done
+files and known uploads live in the index of the state folder (`watcher.history`), which grows with
+history on disk, not in memory; failed and empty files (few, and re-read at every start) stay here.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from watcher.dedupe import DedupeIndex, KnownUpload
+from watcher.dedupe import KnownUpload
 from watcher.file_probe import FileProbe
 from watcher.folders import Folder, is_inside
 from watcher.messages import FileState, FoundFile, ScanFinished
 from watcher.pathindex import PathIndex
 
 if TYPE_CHECKING:
-    from watcher.files import FileSignature
+    from watcher.files import FileSignature, RecordId
+    from watcher.history import HistoryIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,21 +31,20 @@ class FailedFile:
 
 
 class Ledger:
-    def __init__(
-        self, dedupe: DedupeIndex | None = None, trusts: Callable[[dict[str, Any]], bool] | None = None
-    ) -> None:
-        self.dedupe = dedupe if dedupe is not None else DedupeIndex()
+    def __init__(self, history: HistoryIndex, trusts: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        # Done files, and the uploads identical bytes may reuse (content dedupe): one index for both.
+        self.done = self.dedupe = history
         # Whether this agent wrote a sidecar (its seal verifies): only those lend fileIDs to other files.
         self._trusts = trusts or (lambda sidecar: False)
-        self.done: PathIndex[FileSignature] = PathIndex()
         self.failed: PathIndex[FailedFile] = PathIndex()
         self.empty: set[str] = set()  # empty candidates: not timed, an event or a rescan wakes them
 
     def record_found(self, folder: Folder, found: FoundFile) -> None:
         """A scan (or a settle check) found a sidecar or error record that describes the file."""
         if found.state is FileState.DONE:
-            self.done[found.path] = found.signature
-            self.failed.pop(found.path)
+            self.mark_done(found.path, found.signature, folder.account or "", found.record_id)
+        elif found.state is FileState.PENDING:
+            self.done.pop(found.path)  # the index said done, the disk does not: the disk wins
         if found.state is not FileState.FAILED:
             if found.record is not None and self._trusts(found.record):
                 self.add_known_upload(folder, found.signature.size, found.record)
@@ -56,8 +57,10 @@ class Ledger:
         known = KnownUpload(str(sidecar.get("fileID", "")), str(sidecar.get("ossPath", "")))
         self.dedupe.add(folder.account_key, size, str(sidecar.get("sha256", "")), known)
 
-    def mark_done(self, path: str, signature: FileSignature) -> None:
-        self.done[path] = signature
+    def mark_done(self, path: str, signature: FileSignature, account: str, record_id: RecordId) -> None:
+        """Done with these bytes, recorded in the sidecar `record_id` (the next start reads it again if
+        it is no longer the same file)."""
+        self.done.put(path, signature, account, record_id)
         self.failed.pop(path)
 
     def mark_failed(self, path: str, signature: FileSignature, error: str, code: object) -> None:
@@ -79,14 +82,18 @@ class Ledger:
 
     def record_removed(self, path: str) -> bool:
         """Its sidecar or error record was deleted: True when that concerned a file known here."""
-        return self.done.pop(path) is not None or self.failed.pop(path) is not None
+        return self.done.pop(path) or self.failed.pop(path) is not None
 
     def reconcile(self, scan: ScanFinished) -> None:
-        """Forget what vanished without an event (inotify overflow, network filesystems)."""
-        for table in (self.done, self.failed):
-            for directory, names in scan.listings.items():
-                table.keep_only(directory, names)
-            if scan.folder.recursive:
+        """Forget what vanished without an event (inotify overflow, network filesystems).
+
+        The scanner already forgot the done files that left a directory it listed (it compares each
+        listing with the index); what is left here is the directories that went, and failed files.
+        """
+        for directory, names in scan.listings.items():
+            self.failed.keep_only(directory, names)
+        if scan.folder.recursive:
+            for table in (self.done, self.failed):
                 table.forget_under(scan.root, except_dirs=scan.listings)
         for path in list(self.empty):
             directory, _, name = path.rpartition("/")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from watcher.folders import Folder
 
 if TYPE_CHECKING:
-    from watcher.files import FileSignature
+    from watcher.files import FileSignature, RecordId
     from watcher.outcome import UploadOutcome
 
 
@@ -54,6 +54,8 @@ class FoundFile:
     # The sidecar (DONE) or error record (FAILED) that decided the state; for PENDING, a sidecar that
     # matches all but the inode (the bytes may be the same: dedupe may reuse its fileID after a hash).
     record: dict[str, Any] | None = None
+    # Which sidecar that was (DONE): while the same one lies beside the same file, the index skips both.
+    record_id: RecordId = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ class ScanBatch:
 class ScanFinished:
     folder: Folder
     root: str  # the folder or subfolder that was walked
-    listings: dict[str, set[str]]  # every directory walked, with the names it held
+    # Every directory walked, with the names of the candidates it reported (pending, failed, empty):
+    # not the done ones, so that a walk of a million done files does not hold a million names.
+    listings: dict[str, set[str]]
     initial: bool
     generation: int = 0
 
@@ -106,6 +110,7 @@ class JobDone:
     sidecar: dict[str, Any] | None = None
     record_error: str | None = None  # the sidecar or error record could not be written
     moved_to: str | None = None  # where the file went with its record (done_dir / failed_dir)
+    record_id: RecordId = (0, 0)  # the sidecar written (for the index)
 
 
 class Control(StrEnum):

@@ -1,8 +1,9 @@
 """The scanner thread: walks folders when asked and reports what it found to the agent, in batches.
 
 Asked at start (every folder, before READY), every `rescan_seconds` (inotify can overflow; network
-filesystems send nothing), when a subfolder appears, and when a lost folder comes back. Files already
-known to be done are not reported at all, so a rescan of 100,000 uploaded images costs one stat each.
+filesystems send nothing), when a subfolder appears, and when a lost folder comes back. Files the
+index knows to be done (`watcher.history`) are not reported at all, and their sidecars are not read:
+a start or a rescan of 100,000 uploaded images costs a listing and a stat each.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from watcher.files import FileSignature
 from watcher.folders import Folder
+from watcher.history import HistoryIndex
 from watcher.inventory import walk_candidates
 from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
@@ -39,9 +40,9 @@ class _Request:
 
 
 class Scanner:
-    def __init__(self, post: Callable[[Any], None], known: Callable[[str], FileSignature | None]) -> None:
+    def __init__(self, post: Callable[[Any], None], history: HistoryIndex) -> None:
         self._post = post
-        self._known = known  # called from the scanner thread: it must be a plain, lock-free lookup
+        self._history = history
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._slots = threading.Semaphore(BATCHES_IN_FLIGHT)
         self._stopping = False
@@ -134,15 +135,18 @@ class Scanner:
             admits=folder.admits,
             # Only the start-up scan finishes moves: later, a move in progress is a worker's, not a crash's.
             on_orphan_record=self._resume(folder) if folder.move_dirs and request.initial else None,
-            known=self._known,
+            known_in=self._history.known_in,
+            on_vanished=self._history.forget,
             remove_temporaries_before=self._started if request.initial else None,
-            on_listing=listings.__setitem__,
+            on_listing=lambda directory, names: listings.setdefault(directory, set()),
         )
         for found in walk:
             if found.state is FileState.DONE and found.record is None:
                 continue  # already known to be done: nothing for the scheduler to do
             if folder.move_dirs and found.record is not None and self._moved_at_start(request, found):
                 continue
+            directory, _, name = found.path.rpartition("/")
+            listings.setdefault(directory, set()).add(name)
             batch.append(found)
             if len(batch) >= SCAN_BATCH:
                 self._post_batch(request, batch)

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, assert_never
 
 from watcher.accounts import AccountGates
-from watcher.dedupe import DedupeIndex
 from watcher.file_probe import FileProbe
 from watcher.folders import Folder, folder_of, is_inside
 from watcher.ledger import Ledger
@@ -52,7 +51,7 @@ from watcher.timings import Timings
 from watcher.tracking import FolderChanges, Phase, Summary, Tracked
 
 if TYPE_CHECKING:
-    pass
+    from watcher.history import HistoryIndex
 
 log = logging.getLogger("watcher")
 
@@ -66,7 +65,7 @@ class Scheduler:
         concurrency: int,
         probe: FileProbe,
         store: SidecarStore,
-        dedupe: DedupeIndex | None = None,
+        history: HistoryIndex,
         retry_policy: RetryPolicy | None = None,
         timings: Timings | None = None,
         once: bool = False,
@@ -85,7 +84,7 @@ class Scheduler:
 
         self.tracker = SettleTracker(settle_seconds)
         self.accounts = AccountGates(self.retry_policy)
-        self.ledger = Ledger(dedupe, trusts)
+        self.ledger = Ledger(history, trusts)
         self.tracked: dict[str, Tracked] = {}
         self.unwritten = SidecarBacklog(store, self.timings.sidecar_retry)
         self.gave_up: dict[str, str] = {}  # `scan` only: files it stopped retrying, and why
@@ -505,7 +504,7 @@ class Scheduler:
                 log.info("%s: moved with its sidecar to %s", path, done.moved_to)
                 self.ledger.forget(path)
             else:
-                self.ledger.mark_done(path, done.signature)
+                self.ledger.mark_done(path, done.signature, job.account or "", done.record_id)
         self.ledger.failed.pop(path)
         self._untrack(path)
 
@@ -546,7 +545,7 @@ class Scheduler:
                     event="upload"))  # fmt: skip
                 self.uploaded_count += 1
                 if done.moved_to is None:
-                    self.ledger.mark_done(path, stored.signature)
+                    self.ledger.mark_done(path, stored.signature, done.job.account or "", done.record_id)
 
     # ---- reload ----------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from watcher.files import FileSignature, folder_of, fsync_folder, open_beneath
+from watcher.files import FileSignature, RecordId, folder_of, fsync_folder, open_beneath
 from watcher.media import error_record_path, sidecar_path
 from watcher.outcome import is_valid_file_id
 
@@ -77,14 +77,14 @@ def temporary_name(name: str) -> str:
     return f".{name}{suffix}"
 
 
-def write_json_atomically(path: str, data: dict[str, Any], root: str = "") -> None:
+def write_json_atomically(path: str, data: dict[str, Any], root: str = "") -> RecordId:
     """Write `data` so that a reader sees either the old file or the complete new one, never a part.
 
     The temporary is a dot-file in the same folder (the agent and other tools ignore dot-files), it is
     fsynced before the rename, and the rename replaces a symlink planted at `path` instead of writing
     through it. The folder is reached from `root` without following a symlink (see `watcher.files`),
     and both names are used relative to it, so a folder swapped for a symlink midway is never written
-    into. The folder is fsynced so the new name survives a power cut.
+    into. The folder is fsynced so the new name survives a power cut. Returns the file's `RecordId`.
     """
     try:
         payload = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
@@ -103,9 +103,10 @@ def write_json_atomically(path: str, data: dict[str, Any], root: str = "") -> No
                 while view:
                     view = view[os.write(fd, view) :]
                 os.fsync(fd)
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                st = os.fstat(fd)  # after the rename, which sets the ctime a reader will see
             finally:
                 os.close(fd)
-            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             try:
                 os.unlink(tmp, dir_fd=dir_fd)
@@ -113,10 +114,12 @@ def write_json_atomically(path: str, data: dict[str, Any], root: str = "") -> No
                 pass
             raise
         fsync_folder(".", dir_fd)
+    return (st.st_ino, st.st_ctime_ns)
 
 
-def write_sidecar_atomically(image_path: str, sidecar: dict[str, Any], root: str = "") -> None:
-    write_json_atomically(sidecar_path(image_path), sidecar, root)
+def write_sidecar_atomically(image_path: str, sidecar: dict[str, Any], root: str = "") -> RecordId:
+    """Write the sidecar (see `write_json_atomically`); its `RecordId`."""
+    return write_json_atomically(sidecar_path(image_path), sidecar, root)
 
 
 def write_error_record(image_path: str, record: dict[str, Any], root: str = "") -> None:

@@ -13,11 +13,12 @@ import re
 from typing import Any
 
 from watcher.client import READ_CHUNK, ProgressCallback, UploadClient
-from watcher.dedupe import HEAD_BYTES, DedupeIndex, KnownUpload
+from watcher.dedupe import HEAD_BYTES, KnownUpload, KnownUploads
 from watcher.files import (
     FileSignature,
     NotRegularFileError,
     OutsideRootError,
+    RecordId,
     lstat_beneath,
     open_regular_file,
     signature_of,
@@ -40,7 +41,7 @@ _ACCOUNT_IN_FILE_ID = re.compile(r"-minimax:([^-]+)-file:")
 def upload_one(
     client: UploadClient,
     job: UploadJob,
-    dedupe: DedupeIndex | None = None,
+    dedupe: KnownUploads | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[UploadOutcome, FileSignature | None, bool]:
     """Upload `job.path` unless its bytes are already known for the account.
@@ -179,10 +180,12 @@ def sidecar_for(
     return seal.seal(sidecar) if seal is not None else sidecar
 
 
-def record_success(job: UploadJob, sidecar: dict[str, Any]) -> None:
-    """Write the sidecar (atomically) and drop any stale error record. Raises OSError if it cannot."""
-    write_sidecar_atomically(job.path, sidecar, job.root)
+def record_success(job: UploadJob, sidecar: dict[str, Any]) -> RecordId:
+    """Write the sidecar (atomically) and drop any stale error record; the sidecar's `RecordId`.
+    Raises OSError if it cannot."""
+    record_id = write_sidecar_atomically(job.path, sidecar, job.root)
     remove_error_record(job.path, job.root)
+    return record_id
 
 
 def record_failure(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from watcher.client import UploadClient
-from watcher.dedupe import DedupeIndex
-from watcher.files import lstat_beneath, signature_of
+from watcher.dedupe import KnownUploads
+from watcher.files import NO_RECORD_ID, lstat_beneath, signature_of
 from watcher.folders import Folder
 from watcher.hooks import HookEvent, HookRunner
 from watcher.log_fields import fields
@@ -63,7 +63,7 @@ class Workers:
     def __init__(
         self,
         client: Callable[[], UploadClient],
-        dedupe: DedupeIndex,
+        dedupe: KnownUploads,
         post: Callable[[Any], None],
         seal: SidecarSeal | None = None,
         hooks: HookRunner | None = None,
@@ -179,9 +179,10 @@ class Workers:
         )
         failed = isinstance(outcome, UploadFailure) and outcome.failure_class is FailureClass.PERMANENT
         record: dict[str, Any] | None = None
+        record_id = NO_RECORD_ID
         try:
             if sidecar is not None:
-                record_success(job, sidecar)
+                record_id = record_success(job, sidecar)
             elif isinstance(outcome, UploadFailure) and failed:
                 record = record_failure(job, outcome, signature)
         except OSError as exc:
@@ -193,7 +194,9 @@ class Workers:
         moved_to = move_recorded(job, done=sidecar is not None) if sidecar is not None or failed else None
         if sidecar is not None or failed:
             tell_hook(self._hooks, job, moved_to, sidecar, record)
-        return JobDone(job, outcome, signature, reused, seconds, sidecar, moved_to=moved_to)
+        return JobDone(
+            job, outcome, signature, reused, seconds, sidecar, moved_to=moved_to, record_id=record_id
+        )
 
 
 def tell_hook(
@@ -268,10 +271,11 @@ def write_stored_sidecar(job: UploadJob) -> JobDone:
         str(sidecar.get("contentType", "")),
     )
     try:
-        write_sidecar_atomically(job.path, sidecar, job.root)
+        record_id = write_sidecar_atomically(job.path, sidecar, job.root)
     except OSError as exc:
         return JobDone(job, success, current, True, 0.0, sidecar, record_error=exc.strerror or str(exc))
-    return JobDone(job, success, current, True, 0.0, sidecar, moved_to=move_recorded(job, done=True))
+    moved_to = move_recorded(job, done=True)
+    return JobDone(job, success, current, True, 0.0, sidecar, moved_to=moved_to, record_id=record_id)
 
 
 def write_stored_sidecar_and_tell(job: UploadJob, hooks: HookRunner | None) -> JobDone:

@@ -6,15 +6,16 @@ from pathlib import Path
 
 from tests.helpers import ACCOUNT, TOKEN
 from watcher.client import BACKGROUND_HASH_FROM, UploadClient
-from watcher.dedupe import HEAD_BYTES, DedupeIndex, KnownUpload
+from watcher.dedupe import HEAD_BYTES, KnownUpload
 from watcher.emulator import Emulator
+from watcher.history import HistoryIndex
 from watcher.outcome import UploadSuccess
 
 KNOWN = KnownUpload("user:1-minimax:1-file:1", "https://oss/1")
 
 
 def test_a_file_is_hashed_in_full_only_when_size_and_head_match() -> None:
-    index = DedupeIndex()
+    index = HistoryIndex(None)
     index.add(ACCOUNT, 1000, "full-hash", KNOWN, head="head-a")
 
     assert index.may_hold(ACCOUNT, 1000, "head-a")
@@ -26,7 +27,7 @@ def test_a_file_is_hashed_in_full_only_when_size_and_head_match() -> None:
 
 
 def test_uploads_known_only_from_sidecars_make_every_file_of_their_size_a_candidate() -> None:
-    index = DedupeIndex()
+    index = HistoryIndex(None)
     index.add(ACCOUNT, 1000, "full-hash", KNOWN)  # from a sidecar: no head hash known
 
     assert index.may_hold(ACCOUNT, 1000, "any-head")

@@ -12,6 +12,7 @@ import pytest
 from watcher.file_probe import Observed
 from watcher.files import FileSignature
 from watcher.folders import Folder
+from watcher.history import HistoryIndex
 from watcher.messages import (
     EventKind,
     FileState,
@@ -93,6 +94,7 @@ def make(
         store=store,
         retry_policy=policy,
         timings=Timings(sidecar_retry=15.0),
+        history=kw.pop("history", None) or HistoryIndex(None),
         **kw,
     )
     return scheduler, disk, store
@@ -433,8 +435,19 @@ def test_a_scan_reports_pending_files_for_upload_and_done_ones_for_the_index() -
     s.handle(ScanBatch(A, [FoundFile("/drop/a/new.png", sig, FileState.PENDING), done]), 0.0)
     assert "/drop/a/old.png" in s.ledger.done and "/drop/a/new.png" in s.tracked
     assert s.ledger.dedupe.find("111111", 5, "s") is not None
-    s.handle(ScanFinished(A, A.path, {A.path: {"new.png"}}, False), 1.0)
-    assert "/drop/a/old.png" not in s.ledger.done  # vanished without an event: forgotten
+    # Its sidecar went while nobody watched: the scan finds it pending, and the index loses.
+    s.handle(ScanBatch(A, [FoundFile("/drop/a/old.png", FileSignature(5, 5, 5), FileState.PENDING)]), 1.0)
+    assert "/drop/a/old.png" not in s.ledger.done and "/drop/a/old.png" in s.tracked
+
+
+def test_a_rescan_forgets_the_done_files_of_subfolders_that_went() -> None:
+    s, _, _ = make(B)
+    sig = FileSignature(5, 5, 5)
+    for path in ("/drop/b/x.png", "/drop/b/sub/y.png", "/drop/b/gone/z.png"):
+        s.ledger.mark_done(path, sig, B.account or "", (1, 1))
+    s.handle(ScanFinished(B, B.path, {B.path: set(), "/drop/b/sub": set()}, False), 1.0)
+    assert "/drop/b/x.png" in s.ledger.done and "/drop/b/sub/y.png" in s.ledger.done
+    assert "/drop/b/gone/z.png" not in s.ledger.done
 
 
 def test_a_planted_sidecar_marks_its_own_file_done_but_never_lends_its_file_id() -> None:

@@ -12,9 +12,10 @@ from tests.helpers import ACCOUNT
 from tests.helpers.images import png_bytes, sha256, webp_bytes
 from tests.helpers.media import mp3_bytes, mp4_bytes, pdf_bytes, wav_bytes
 from watcher.client import UploadClient
-from watcher.dedupe import DedupeIndex, KnownUpload
+from watcher.dedupe import KnownUpload
 from watcher.emulator import Emulator
 from watcher.files import FileSignature, signature_of
+from watcher.history import HistoryIndex
 from watcher.media import MAX_UPLOAD_BYTES, NOT_AN_IMAGE
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.uploader import (
@@ -178,7 +179,7 @@ def test_dedupe_hit_reuses_the_file_id_without_a_request(
     data = png_bytes()
     path.write_bytes(data)
     sha = sha256(data)
-    index = DedupeIndex()
+    index = HistoryIndex(None)
     known = KnownUpload("user:1-minimax:123456-file:42", "https://oss/42.png")
     index.add(ACCOUNT, len(data), sha, known)
     outcome, signature, reused = upload_one(
@@ -199,7 +200,7 @@ def test_dedupe_is_per_account(emu: Emulator, client: UploadClient, tmp_path: Pa
     path = tmp_path / "cat.png"
     data = png_bytes()
     path.write_bytes(data)
-    index = DedupeIndex()
+    index = HistoryIndex(None)
     index.add("999", len(data), sha256(data), KnownUpload("other-account-id", ""))
     outcome, _, reused = upload_one(client, UploadJob(str(path), ACCOUNT, None), index)
     assert reused is False
@@ -214,7 +215,7 @@ def test_same_size_but_different_bytes_is_uploaded(
     path = tmp_path / "cat.png"
     data = png_bytes()
     path.write_bytes(data)
-    index = DedupeIndex()
+    index = HistoryIndex(None)
     index.add(ACCOUNT, len(data), "0" * 64, KnownUpload("stale-id", ""))
     outcome, _, reused = upload_one(client, UploadJob(str(path), ACCOUNT, None), index)
     assert reused is False

@@ -1,0 +1,126 @@
+"""The index in the state folder is a cache of the sidecars: a restart trusts it only where the sidecars
+agree, and a deleted, damaged or half-built index costs a rebuild from them, never an upload."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+from tests.helpers import ACCOUNT_A, ACCOUNT_B, read_json, sidecar_of, wait_for, wait_sidecar
+from tests.helpers.agent import AgentProcess
+from tests.helpers.images import png_bytes
+from watcher.emulator import Emulator
+from watcher.files import signature_of
+from watcher.history import INDEX_NAME
+from watcher.sidecar import build_sidecar
+
+
+def index_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "minimax-watcher" / INDEX_NAME
+
+
+def done_rows(tmp_path: Path) -> int:
+    db = sqlite3.connect(index_path(tmp_path))
+    try:
+        return int(db.execute("SELECT count(*) FROM done").fetchone()[0])
+    finally:
+        db.close()
+
+
+def upload_three(start_agent, drop: Path) -> tuple[AgentProcess, list[Path]]:  # type: ignore[no-untyped-def]
+    agent = start_agent([{"path": str(drop), "account": ACCOUNT_A}])
+    images = []
+    for i in range(3):
+        image = drop / f"img{i}.png"
+        image.write_bytes(png_bytes(7100 + i))
+        images.append(image)
+    for image in images:
+        wait_sidecar(image)
+    assert agent.stop() == 0
+    return agent, images
+
+
+def test_a_restart_keeps_what_the_index_knows_and_the_sidecars_win_where_they_disagree(
+    start_agent, tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    agent, (deleted, foreign, kept) = upload_three(start_agent, drop)
+    assert done_rows(tmp_path) == 3
+    kept_record = os.stat(sidecar_of(kept))
+    # While it is stopped: one sidecar is deleted, another replaced by one naming another account.
+    sidecar_of(deleted).unlink()
+    doctored = json.loads(sidecar_of(foreign).read_text()) | {"account": ACCOUNT_B}
+    sidecar_of(foreign).write_text(json.dumps(doctored))
+
+    agent.start()
+    wait_sidecar(deleted)
+    wait_for(lambda: (read_json(sidecar_of(foreign)) or {}).get("account") == ACCOUNT_A, 15,
+             "the doctored sidecar to be replaced by one for the folder's account")  # fmt: skip
+    # Both came back from the index's known uploads, without sending the bytes again.
+    assert len(emulator.uploads) == 3
+    after = os.stat(sidecar_of(kept))
+    assert (after.st_ino, after.st_ctime_ns) == (kept_record.st_ino, kept_record.st_ctime_ns)
+
+
+def test_a_deleted_index_is_rebuilt_from_the_sidecars_without_an_upload(
+    start_agent, tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    agent, _ = upload_three(start_agent, drop)
+    for leftover in index_path(tmp_path).parent.glob(f"{INDEX_NAME}*"):
+        leftover.unlink()
+
+    agent.start()
+    assert agent.stop() == 0
+    assert len(emulator.uploads) == 3
+    assert done_rows(tmp_path) == 3, "rebuilt from the sidecars the start read"
+
+
+def test_a_damaged_index_is_started_afresh_and_rebuilt_without_an_upload(
+    start_agent, tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    agent, _ = upload_three(start_agent, drop)
+    index_path(tmp_path).write_bytes(b"SQLite format 3\x00" + os.urandom(8192))
+
+    agent.start()
+    assert agent.stop() == 0
+    assert "starting it afresh" in agent.log()
+    assert len(emulator.uploads) == 3
+    assert done_rows(tmp_path) == 3
+
+
+def test_kill_9_while_the_index_is_rebuilt_costs_nothing_but_time(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    count = 20_000  # several of the index's commits (one a second) while the start reads them
+    for i in range(count):
+        folder = drop / f"d{i % 20}"
+        folder.mkdir(exist_ok=True)
+        image = folder / f"img{i}.png"
+        image.write_bytes(png_bytes(i, size=1))
+        sidecar = build_sidecar(image_path=str(image), account=ACCOUNT_A,
+                                file_id=f"user:1-minimax:{ACCOUNT_A}-file:{i}", oss_path="https://oss/x",
+                                signature=signature_of(image.stat()), sha256="0" * 64,
+                                content_type="image/png")  # fmt: skip
+        sidecar_of(image).write_text(json.dumps(sidecar))
+    agent = AgentProcess(
+        tmp_path, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A, "recursive": True}]
+    )
+    wal = Path(f"{index_path(tmp_path)}-wal")
+    try:
+        agent.start(wait_ready=False)
+        # Killed once the rebuild has written something, and before it could have finished.
+        wait_for(lambda: wal.exists() and wal.stat().st_size > 0, 30, "the rebuild to begin writing")
+        assert agent.proc is not None
+        agent.proc.send_signal(signal.SIGKILL)
+        agent.proc.wait(10)
+        agent.proc = None
+        agent.notify.close()
+        agent.start(wait_ready=False)
+        agent.wait_ready(timeout=120)
+        assert agent.stop() == 0
+    finally:
+        agent.stop()
+    assert emulator.uploads == []
+    assert done_rows(tmp_path) == count

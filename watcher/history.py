@@ -1,0 +1,347 @@
+"""The index in the state folder: which files are done, and which bytes each account already has.
+
+A cache of the sidecars, kept in SQLite so that memory depends on what is pending, not on history, and
+so that a start or a rescan compares a listing and a `stat` with a row instead of reading and parsing
+every sidecar again. The sidecars stay the truth:
+- a row lets a file be skipped only while the file has the size, mtime_ns and inode the row recorded,
+  the folder's account is the row's, and the sidecar beside it is the very one the row was made from
+  (the same inode and ctime: a sidecar replaced or edited since has another ctime, which no one can
+  set back); anything else reads the sidecar again;
+- a missing, unreadable or damaged index is started afresh and rebuilt from the sidecars as the scans
+  read them (it costs that one slower start, never an upload).
+
+One connection, shared by the scheduler's thread (which writes), the scanner (a query per directory)
+and the workers (dedupe), behind a lock. Writes go into one open transaction that a background thread
+commits within `COMMIT_SECONDS`: a burst of uploads costs a handful of commits, not one per file, and
+a kill -9 loses at most that last second of the cache (WAL mode keeps the file consistent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from watcher.dedupe import KnownUpload
+from watcher.files import FileSignature, RecordId
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "index.sqlite3"
+SCHEMA_VERSION = 1
+COMMIT_SECONDS = 1.0
+BUSY_TIMEOUT_MS = 5000  # a `scan` next to the service shares the file: wait for its commit
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dirs (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS done (
+    dir INTEGER NOT NULL, name TEXT NOT NULL,
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ino INTEGER NOT NULL,
+    account TEXT NOT NULL, record_ino INTEGER NOT NULL, record_ctime_ns INTEGER NOT NULL,
+    PRIMARY KEY (dir, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    account TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
+    file_id TEXT NOT NULL, oss_path TEXT NOT NULL, head TEXT,
+    PRIMARY KEY (account, size, sha256)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uploads_by_head ON uploads (account, size, head);
+"""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class KnownDone:
+    """A done file as the index remembers it, with the inode of the sidecar it was read from."""
+
+    signature: FileSignature
+    account: str
+    record_id: RecordId
+
+
+def split(path: str) -> tuple[str, str]:
+    directory, name = os.path.split(path)
+    return directory, name
+
+
+class HistoryIndex:
+    """Done files by directory, and known uploads by account, size and sha256 (content dedupe).
+
+    `HistoryIndex(None)` keeps everything in memory (`scan` without a state folder, unit tests).
+    """
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self._file = state_dir / INDEX_NAME if state_dir is not None else None
+        self._lock = threading.RLock()
+        self._dirty = threading.Condition(self._lock)
+        self._dir_ids: dict[str, int] = {}
+        self._closed = False
+        self._db = self._open()
+        self._committer: threading.Thread | None = None
+
+    # ---- opening, and starting afresh ------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            self._discard_file(exc)
+            try:
+                return self._connect()
+            except (sqlite3.Error, OSError) as again:
+                log.error("cannot use the index %s: %s; keeping it in memory for this run", self._file, again)
+                self._file = None
+                return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        target = str(self._file) if self._file is not None else ":memory:"
+        if self._file is not None:
+            # Created private: it names every uploaded file.
+            fd = os.open(self._file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            os.close(fd)
+        db = sqlite3.connect(
+            target, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # a cache: consistent after a crash is enough
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise sqlite3.DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
+            db.executescript(SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("SELECT count(*) FROM dirs").fetchone()  # reads a page: a damaged file fails here
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _discard_file(self, exc: BaseException) -> None:
+        if self._file is None:
+            return
+        log.warning("the index %s cannot be used (%s); starting it afresh: the sidecars are read again "
+                    "to rebuild it, nothing is uploaded again", self._file, exc)  # fmt: skip
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self._file}{suffix}")
+
+    def _recover(self, exc: sqlite3.Error) -> None:
+        """A damaged file found while in use: start afresh (what it held is re-read from the sidecars)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._dir_ids.clear()
+        self._discard_file(exc)
+        self._db = self._open()
+
+    def _guarded(self, operation: Callable[[], T], fallback: T, *, write: bool = False) -> T:
+        with self._lock:
+            if self._closed:
+                return fallback
+            try:
+                if write and not self._db.in_transaction:
+                    self._db.execute("BEGIN")
+                    self._dirty.notify()
+                return operation()
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    log.warning("the index is busy (%s); this change is read again from the sidecars", exc)
+                    return fallback
+                self._recover(exc)
+                return fallback
+            except sqlite3.DatabaseError as exc:
+                self._recover(exc)
+                return fallback
+
+    # ---- committing ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Commit in the background from now on (without it, only `commit` and `close` do)."""
+        self._committer = threading.Thread(target=self._commit_loop, name="index", daemon=True)
+        self._committer.start()
+
+    def _commit_loop(self) -> None:
+        with self._lock:
+            while not self._closed:
+                if not self._db.in_transaction:
+                    self._dirty.wait()  # idle: no wakeups until something is written
+                    continue
+                self._dirty.wait(COMMIT_SECONDS)
+                self._commit_locked()
+
+    def _commit_locked(self) -> None:
+        if self._closed or not self._db.in_transaction:
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            log.warning(
+                "cannot commit to the index (%s); those changes are read again from the sidecars", exc
+            )
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+
+    def commit(self) -> None:
+        with self._lock:
+            self._commit_locked()
+
+    def close(self) -> None:
+        with self._lock:
+            self._commit_locked()
+            self._closed = True
+            self._dirty.notify_all()
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+
+    # ---- done files ------------------------------------------------------------------------------
+
+    def _dir_id(self, directory: str, *, create: bool) -> int | None:
+        known = self._dir_ids.get(directory)
+        if known is not None:
+            return known
+        row = self._db.execute("SELECT id FROM dirs WHERE path = ?", (directory,)).fetchone()
+        if row is None:
+            if not create:
+                return None
+            row = (self._db.execute("INSERT INTO dirs (path) VALUES (?)", (directory,)).lastrowid,)
+        if len(self._dir_ids) > 10_000:
+            self._dir_ids.clear()  # a cache of ids, not of history
+        self._dir_ids[directory] = row[0]
+        return int(row[0])
+
+    def get(self, path: str) -> FileSignature | None:
+        known = self.lookup(path)
+        return known.signature if known is not None else None
+
+    def lookup(self, path: str) -> KnownDone | None:
+        directory, name = split(path)
+
+        def query() -> KnownDone | None:
+            dir_id = self._dir_id(directory, create=False)
+            if dir_id is None:
+                return None
+            row = self._db.execute(
+                "SELECT size, mtime_ns, ino, account, record_ino, record_ctime_ns FROM done "
+                "WHERE dir = ? AND name = ?",
+                (dir_id, name),
+            ).fetchone()
+            return (
+                None
+                if row is None
+                else KnownDone(FileSignature(row[0], row[1], row[2]), row[3], (row[4], row[5]))
+            )
+
+        return self._guarded(query, None)
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and self.lookup(path) is not None
+
+    def known_in(self, directory: str) -> dict[str, KnownDone]:
+        """Every done file of one directory (one query: a rescan asks once per directory)."""
+
+        def query() -> dict[str, KnownDone]:
+            dir_id = self._dir_id(directory, create=False)
+            if dir_id is None:
+                return {}
+            rows = self._db.execute(
+                "SELECT name, size, mtime_ns, ino, account, record_ino, record_ctime_ns FROM done WHERE dir = ?",
+                (dir_id,),
+            )
+            return {r[0]: KnownDone(FileSignature(r[1], r[2], r[3]), r[4], (r[5], r[6])) for r in rows}
+
+        return self._guarded(query, {})
+
+    def put(self, path: str, signature: FileSignature, account: str, record_id: RecordId) -> None:
+        directory, name = split(path)
+
+        def write() -> None:
+            dir_id = self._dir_id(directory, create=True)
+            self._db.execute(
+                "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (dir_id, name, signature.size, signature.mtime_ns, signature.ino, account, *record_id),
+            )
+
+        self._guarded(write, None, write=True)
+
+    def pop(self, path: str) -> bool:
+        """Forget one file; whether it was known."""
+        directory, name = split(path)
+        return self.forget(directory, [name]) > 0
+
+    def forget(self, directory: str, names: Iterable[str]) -> int:
+        """Forget these files of `directory`; how many were known."""
+
+        def write() -> int:
+            dir_id = self._dir_id(directory, create=False)
+            if dir_id is None:
+                return 0
+            cursor = self._db.executemany(
+                "DELETE FROM done WHERE dir = ? AND name = ?", ((dir_id, name) for name in names)
+            )
+            return cursor.rowcount
+
+        return self._guarded(write, 0, write=True)
+
+    def forget_under(self, root: str, *, except_dirs: Collection[str] = ()) -> None:
+        """Forget every file in `root` and below, except in the directories of `except_dirs`."""
+        prefix = root.rstrip("/") + "/"
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+        def write() -> None:
+            rows = self._db.execute(
+                "SELECT id, path FROM dirs WHERE path = ? OR path LIKE ? ESCAPE '\\'", (root, escaped + "%")
+            ).fetchall()
+            gone = [(dir_id, path) for dir_id, path in rows if path not in except_dirs]
+            self._db.executemany("DELETE FROM done WHERE dir = ?", ((dir_id,) for dir_id, _ in gone))
+            self._db.executemany("DELETE FROM dirs WHERE id = ?", ((dir_id,) for dir_id, _ in gone))
+            for _, path in gone:
+                self._dir_ids.pop(path, None)
+
+        self._guarded(write, None, write=True)
+
+    def __len__(self) -> int:
+        return self._guarded(lambda: int(self._db.execute("SELECT count(*) FROM done").fetchone()[0]), 0)
+
+    # ---- known uploads (content dedupe, see watcher.dedupe) --------------------------------------
+
+    def add(self, account: str, size: int, sha256: str, upload: KnownUpload, head: str | None = None) -> None:
+        def write() -> None:
+            self._db.execute(
+                "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, "
+                "coalesce(?, (SELECT head FROM uploads WHERE account = ? AND size = ? AND sha256 = ?)))",
+                (account, size, sha256, upload.file_id, upload.oss_path, head, account, size, sha256),
+            )
+
+        self._guarded(write, None, write=True)
+
+    def may_hold(self, account: str, size: int, head: str) -> bool:
+        """Whether a file of this size and head could be a known upload (then hash it in full)."""
+        return self._guarded(
+            lambda: (
+                self._db.execute(
+                    "SELECT 1 FROM uploads WHERE account = ? AND size = ? AND (head = ? OR head IS NULL) LIMIT 1",
+                    (account, size, head),
+                ).fetchone()
+                is not None
+            ),
+            False,
+        )
+
+    def find(self, account: str, size: int, sha256: str) -> KnownUpload | None:
+        def query() -> KnownUpload | None:
+            row = self._db.execute(
+                "SELECT file_id, oss_path FROM uploads WHERE account = ? AND size = ? AND sha256 = ?",
+                (account, size, sha256),
+            ).fetchone()
+            return None if row is None else KnownUpload(row[0], row[1])
+
+        return self._guarded(query, None)
+
+    def uploads(self) -> int:
+        return self._guarded(lambda: int(self._db.execute("SELECT count(*) FROM uploads").fetchone()[0]), 0)
