@@ -1,9 +1,10 @@
-"""Filesystem observers: watchdog events turned into the few facts the agent cares about.
+"""Filesystem observers: what the kernel or a poll reports, turned into the few facts the agent cares about.
 
-Two observers for all folders (`Observers`): one inotify instance where the kernel delivers events,
-one polling observer where `polling: true` (NFS, SMB, FUSE); each folder is a watch on one of them
-(`FolderWatch`). The handler runs on watchdog's thread, so it only filters names and hands a small
-`PathEvent` to the agent's inbox; every decision is taken on the agent's own thread.
+Two observers for all folders (`Observers`): one inotify instance where the kernel delivers events
+(`watcher.inotify_watch`), one polling observer (watchdog's) where `polling: true` (NFS, SMB, FUSE) or
+where inotify ran out of watches or instances; each folder is a watch on one of them (`FolderWatch`).
+Events arrive on those observers' threads, so they only filter names and hand a small `PathEvent` to the
+agent's inbox; every decision is taken on the agent's own thread.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import contextlib
 import errno
 import logging
 import os
-import pathlib
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -30,11 +29,12 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers.inotify import InotifyObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from watcher.folder_lock import LOCK_NAME
 from watcher.folders import Folder, in_hidden_folder
+from watcher.inotify_watch import LIMIT_ERRORS, Inotify, TreeWatch, raise_limit_hint
 from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.messages import EventKind, PathEvent
@@ -55,24 +55,28 @@ EVENT_FILTER: list[type[FileSystemEvent]] = [
 ]
 
 
-class _Handler(FileSystemEventHandler):
+class _FolderEvents:
+    """What happened in one folder, as the agent's `PathEvent`s: the one translation behind both the
+    inotify watches (`watcher.inotify_watch.TreeWatch`) and watchdog's polling observer (`_Handler`)."""
+
     def __init__(self, watch: FolderWatch) -> None:
         self.folder = watch.folder
         self._watch = watch
+        self._lock_file = os.path.join(self.folder.path, LOCK_NAME)
 
     def _post(self, kind: EventKind, path: str) -> None:
         self._watch.post(PathEvent(kind, path, self.folder, self._watch.generation))
 
-    def _emit(self, kind: EventKind, path: str | bytes) -> None:
+    def file(self, kind: EventKind, path: str | bytes) -> None:
         path = os.fsdecode(path)
         if not path:
             return
         name = os.path.basename(path)
-        if kind is EventKind.DELETED and path == os.path.join(self.folder.path, LOCK_NAME):
+        if kind is EventKind.DELETED and path == self._lock_file:
             # Its lock file went (the folder is being removed, or someone deleted it): the agent looks
             # at the folder again. The open lock keeps the kernel from reporting the folder's own
             # removal, so this is how it is noticed.
-            self._post(EventKind.ROOT_GONE, self.folder.path)
+            self.root_gone()
             return
         if in_hidden_folder(path, self.folder.path):
             return
@@ -84,42 +88,52 @@ class _Handler(FileSystemEventHandler):
             if self.folder.admits(image):
                 self._post(EventKind.RECORD_DELETED, image)
 
-    def dispatch(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
-            self._directory_event(event)
-            return
-        if isinstance(event, FileMovedEvent):
-            self._emit(EventKind.DELETED, event.src_path)
-            self._emit(EventKind.FINISHED, event.dest_path)
-        elif isinstance(event, FileClosedEvent):
-            self._emit(EventKind.FINISHED, event.src_path)
-        elif isinstance(event, FileDeletedEvent):
-            self._emit(EventKind.DELETED, event.src_path)
-        elif isinstance(event, FileAttribEvent):
-            self._emit(EventKind.ATTRIB, event.src_path)
-        elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
-            self._emit(EventKind.WRITE, event.src_path)
-
-    def _directory_event(self, event: FileSystemEvent) -> None:
-        src = os.fsdecode(event.src_path)
-        if isinstance(event, DirDeletedEvent) and src == self.folder.path:
-            self._post(EventKind.ROOT_GONE, src)
-        elif isinstance(event, DirMovedEvent):
-            if src == self.folder.path:
-                self._post(EventKind.ROOT_GONE, src)
-            dest = os.fsdecode(event.dest_path)
-            if dest and self._visible_subfolder(dest):
-                self._post(EventKind.DIR_APPEARED, dest)
-        elif isinstance(event, DirCreatedEvent) and self._visible_subfolder(src):
-            self._post(EventKind.DIR_APPEARED, src)
-
-    def _visible_subfolder(self, path: str) -> bool:
-        """A subfolder the agent looks into: in a recursive folder, and neither it nor a parent a dot-folder."""
-        return (
+    def directory_appeared(self, path: str | bytes) -> None:
+        """A subfolder was made or moved in: the agent walks it, if it looks into it at all (in a recursive
+        folder, and neither it nor a parent a dot-folder)."""
+        path = os.fsdecode(path)
+        if (
             self.folder.recursive
             and not os.path.basename(path).startswith(".")
             and not in_hidden_folder(path, self.folder.path)
-        )
+        ):
+            self._post(EventKind.DIR_APPEARED, path)
+
+    def root_gone(self) -> None:
+        self._post(EventKind.ROOT_GONE, self.folder.path)
+
+
+class _Handler(FileSystemEventHandler):
+    """watchdog's events (the polling observer's) into `_FolderEvents`."""
+
+    def __init__(self, events: _FolderEvents) -> None:
+        self._events = events
+        self._root = events.folder.path
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        events = self._events
+        if event.is_directory:
+            src = os.fsdecode(event.src_path)
+            if isinstance(event, DirDeletedEvent) and src == self._root:
+                events.root_gone()
+            elif isinstance(event, DirMovedEvent):
+                if src == self._root:
+                    events.root_gone()
+                if event.dest_path:
+                    events.directory_appeared(event.dest_path)
+            elif isinstance(event, DirCreatedEvent):
+                events.directory_appeared(src)
+        elif isinstance(event, FileMovedEvent):
+            events.file(EventKind.DELETED, event.src_path)
+            events.file(EventKind.FINISHED, event.dest_path)
+        elif isinstance(event, FileClosedEvent):
+            events.file(EventKind.FINISHED, event.src_path)
+        elif isinstance(event, FileDeletedEvent):
+            events.file(EventKind.DELETED, event.src_path)
+        elif isinstance(event, FileAttribEvent):
+            events.file(EventKind.ATTRIB, event.src_path)
+        elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
+            events.file(EventKind.WRITE, event.src_path)
 
 
 class _OverflowAlarm(logging.Handler):
@@ -145,56 +159,68 @@ def watch_for_overflows(on_overflow: Callable[[], None]) -> Callable[[], None]:
 
 
 class Observers:
-    """One inotify observer (one inotify instance and one reader thread) and one polling observer,
-    shared by every folder: 300 folders need 300 watches, not 300 of the kernel's 128 default inotify
-    instances (`fs.inotify.max_user_instances`), and half as many threads as an observer each.
-
-    Each folder still costs watchdog one emitter thread (it has one per watch).
-    """
+    """One inotify instance (`Inotify`: one reader thread) and one polling observer, shared by every folder:
+    300 folders need 300 watches or more, not 300 of the kernel's 128 default inotify instances
+    (`fs.inotify.max_user_instances`), and two threads, not a thread per folder."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._inotify: Any = None
-        self._polling: Any = None
-        self._stopped: list[Any] = []
+        self._inotify: Inotify | None = None
+        self._polling: BaseObserver | None = None
+        self._stopped: list[threading.Thread] = []
+        self._out_of_instances_told = False
 
-    def _observer(self, *, polling: bool) -> Any:
+    def inotify(self) -> Inotify:
+        """The shared instance, made (and its reader started) at first use; OSError(EMFILE) when the
+        kernel makes none (tried again at the next folder)."""
         with self._lock:
-            if polling:
-                if self._polling is None:
-                    self._polling = PollingObserver(timeout=POLLING_INTERVAL)
-                    self._polling.start()
-                return self._polling
             if self._inotify is None:
-                # Full events report a rename into the folder from outside as a move, not a creation.
-                self._inotify = InotifyObserver(generate_full_events=True)
+                self._inotify = Inotify()
                 self._inotify.start()
             return self._inotify
 
-    def schedule(self, handler: FileSystemEventHandler, folder: Folder, *, polling: bool) -> tuple[Any, Any]:
-        """Watch `folder`; (observer, watch) to unschedule it with. Raises OSError from inotify."""
-        observer = self._observer(polling=polling)
-        watch = observer.schedule(handler, folder.path, recursive=folder.recursive, event_filter=EVENT_FILTER)
-        return observer, watch
+    def first_told_out_of_instances(self) -> bool:
+        """True once: every folder falls back to polling for the same reason, which is said once."""
+        with self._lock:
+            told, self._out_of_instances_told = self._out_of_instances_told, True
+            return not told
+
+    def schedule_polling(self, handler: FileSystemEventHandler, folder: Folder) -> ObservedWatch:
+        """Poll `folder`; its first listing is taken before this returns, so changes from now on are seen."""
+        with self._lock:
+            if self._polling is None:
+                self._polling = PollingObserver(timeout=POLLING_INTERVAL)
+                self._polling.start()
+            polling = self._polling
+        return polling.schedule(handler, folder.path, recursive=folder.recursive, event_filter=EVENT_FILTER)
+
+    def unschedule_polling(self, watch: ObservedWatch) -> None:
+        with self._lock:
+            polling = self._polling
+        if polling is not None:
+            with contextlib.suppress(KeyError, RuntimeError):
+                polling.unschedule(watch)
 
     def stop(self, join_timeout: float | None = 2.0) -> None:
         with self._lock:
-            observers = [o for o in (self._inotify, self._polling) if o is not None]
+            inotify, polling = self._inotify, self._polling
             self._inotify = self._polling = None
-            self._stopped += observers
-        for observer in observers:
-            observer.stop()
+            running: list[Inotify | BaseObserver] = [t for t in (inotify, polling) if t is not None]
+            self._stopped += running
+        for thread in running:
+            thread.stop()
         if join_timeout is not None:
             self.join(join_timeout)
 
     def join(self, timeout: float) -> None:
-        for observer in self._stopped:
-            observer.join(timeout)
+        for thread in self._stopped:
+            thread.join(timeout)
 
 
 class FolderWatch:
-    """One folder's watch on the shared observers; `start` falls back to polling when inotify is out of
-    watches, and says which kernel limit to raise, by how much."""
+    """One folder's watch on the shared observers: inotify (a `TreeWatch`), or polling where the folder
+    says so or inotify is out of watches or instances; then one error line says which kernel limit to
+    raise, by how much."""
 
     def __init__(
         self,
@@ -210,32 +236,65 @@ class FolderWatch:
         self.generation = generation
         self._observers = observers or Observers()
         self._own_observers = observers is None
-        self._scheduled: tuple[Any, Any] | None = None
+        self._events = _FolderEvents(self)
+        self._tree: TreeWatch | None = None
+        self._polled: ObservedWatch | None = None
         self.mode = "polling" if folder.polling else "inotify"
         self._lock = threading.Lock()
+        self._stopped = False
         self._inode = 0
 
     def start(self) -> None:
+        """Watch the folder; raises OSError when it cannot be watched at all."""
         with self._lock:
             self._inode = os.stat(self.folder.path).st_ino
-            self._scheduled = self._schedule(polling=self.folder.polling)
+            if self.folder.polling:
+                self._poll()
+                return
+            try:
+                tree = TreeWatch(self._observers.inotify(), self.folder, self._events, self._out_of_watches)
+                tree.start()
+            except OSError as exc:
+                if exc.errno not in LIMIT_ERRORS:
+                    raise
+                self._fall_back(exc)
+                return
+            self._tree = tree
 
-    def _schedule(self, *, polling: bool) -> tuple[Any, Any]:
-        handler = _Handler(self)
-        try:
-            return self._observers.schedule(handler, self.folder, polling=polling)
-        except OSError as exc:
-            if polling or exc.errno not in (errno.ENOSPC, errno.EMFILE):
-                raise
-            log.error(
-                "%s: %s; polling this folder instead (changes seen once a second). %s",
-                self.folder.path,
-                exc.strerror,
-                raise_limit_hint(exc.errno, self.folder),
-                extra=fields(folder=self.folder.path, account=self.folder.account, event="attention"),
-            )
-            self.mode = "polling (inotify exhausted)"
-            return self._schedule(polling=True)
+    def _poll(self) -> None:
+        self._polled = self._observers.schedule_polling(_Handler(self._events), self.folder)
+
+    def _fall_back(self, exc: OSError) -> None:
+        """inotify ran out: poll the folder instead, and say so (once for all folders when out of instances)."""
+        self.mode = "polling (inotify exhausted)"
+        self._poll()
+        if exc.errno == errno.EMFILE and not self._observers.first_told_out_of_instances():
+            return
+        below = f" (at {exc.filename})" if exc.filename and exc.filename != self.folder.path else ""
+        log.error(
+            "%s: %s%s; polling %s instead (changes seen once a second). %s",
+            self.folder.path,
+            exc.strerror,
+            below,
+            "the folders" if exc.errno == errno.EMFILE else "this folder",
+            raise_limit_hint(exc, self.folder),
+            extra=fields(folder=self.folder.path, account=self.folder.account, event="attention"),
+        )
+
+    def _out_of_watches(self, exc: OSError) -> None:
+        """A subfolder that appeared could not be watched (on the inotify reader thread): the folder is
+        polled from now on; its inotify watches go once polling has taken its first listing."""
+        with self._lock:
+            tree, self._tree = self._tree, None
+            if tree is None or self._stopped:
+                return
+            try:
+                self._fall_back(exc)
+            except OSError as poll_exc:
+                log.error("%s: cannot poll this folder either: %s; only rescans find its files now",
+                          self.folder.path, poll_exc.strerror or poll_exc,
+                          extra=fields(folder=self.folder.path, account=self.folder.account, event="attention"))  # fmt: skip
+        tree.stop()
 
     def is_current(self) -> bool:
         """False when the path now names another folder than the one watched (replaced or moved)."""
@@ -247,42 +306,16 @@ class FolderWatch:
     def stop(self, join_timeout: float | None = 2.0) -> None:
         """Stop watching this folder (the shared observers go on for the others)."""
         with self._lock:
-            scheduled, self._scheduled = self._scheduled, None
-        if scheduled is not None:
-            observer, watch = scheduled
-            with contextlib.suppress(KeyError, RuntimeError):
-                observer.unschedule(watch)
+            self._stopped = True
+            tree, self._tree = self._tree, None
+            polled, self._polled = self._polled, None
+        if tree is not None:
+            tree.stop()
+        if polled is not None:
+            self._observers.unschedule_polling(polled)
         if self._own_observers:
             self._observers.stop(join_timeout)
 
     def join(self, timeout: float) -> None:
         if self._own_observers:
             self._observers.join(timeout)
-
-
-def raise_limit_hint(err: int | None, folder: Folder) -> str:
-    """Which sysctl to raise, and to what, for an inotify limit that ran out."""
-    if err == errno.EMFILE:
-        current = _read_limit("max_user_instances")
-        return (
-            f"Raise fs.inotify.max_user_instances (now {current}) to at least {current + 8}, e.g. "
-            f"sysctl -w fs.inotify.max_user_instances={max(current * 2, 256)}"
-        )
-    current = _read_limit("max_user_watches")
-    needed = current + _count_folders(folder)
-    return f"Raise fs.inotify.max_user_watches (now {current}) to at least {needed}, e.g. sysctl -w fs.inotify.max_user_watches={needed * 2}"
-
-
-def _read_limit(name: str) -> int:
-    try:
-        return int(pathlib.Path(f"/proc/sys/fs/inotify/{name}").read_text().strip())
-    except (OSError, ValueError):
-        return 0
-
-
-def _count_folders(folder: Folder) -> int:
-    """The watches `folder` needs: itself, and every subfolder when recursive (dot-folders included:
-    watchdog watches them too)."""
-    if not folder.recursive:
-        return 1
-    return sum(1 for _ in os.walk(folder.path))
