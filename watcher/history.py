@@ -55,6 +55,11 @@ CREATE INDEX IF NOT EXISTS uploads_by_head ON uploads (account, size, head);
 T = TypeVar("T")
 
 
+# A done file as `known_in` gives it: (size, mtime_ns, ino, account, record ino, record ctime_ns).
+# Plain tuples: a start compares a million of them with the `stat` of the file.
+DoneRow = tuple[int, int, int, str, int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class KnownDone:
     """A done file as the index remembers it, with the inode of the sidecar it was read from."""
@@ -88,15 +93,18 @@ class HistoryIndex:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            return self._connect()
-        except (sqlite3.Error, OSError) as exc:
-            self._discard_file(exc)
             try:
                 return self._connect()
-            except (sqlite3.Error, OSError) as again:
-                log.error("cannot use the index %s: %s; keeping it in memory for this run", self._file, again)
-                self._file = None
+            except sqlite3.DatabaseError as exc:
+                self._discard_file(exc)
                 return self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            # The state folder cannot be written (another user's, read-only): every start reads the
+            # sidecars, as it did before there was an index.
+            log.warning("cannot use the index %s (%s); keeping it in memory for this run",
+                        self._file, getattr(exc, "strerror", None) or exc)  # fmt: skip
+            self._file = None
+            return self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         target = str(self._file) if self._file is not None else ":memory:"
@@ -127,7 +135,7 @@ class HistoryIndex:
         log.warning("the index %s cannot be used (%s); starting it afresh: the sidecars are read again "
                     "to rebuild it, nothing is uploaded again", self._file, exc)  # fmt: skip
         for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(f"{self._file}{suffix}")
 
     def _recover(self, exc: sqlite3.Error) -> None:
@@ -155,6 +163,10 @@ class HistoryIndex:
                 return fallback
             except sqlite3.DatabaseError as exc:
                 self._recover(exc)
+                return fallback
+            except UnicodeEncodeError:
+                # A name that is not UTF-8 (surrogate-escaped by Python) is not indexed: its sidecar
+                # is read at each start instead, as before there was an index.
                 return fallback
 
     # ---- committing ------------------------------------------------------------------------------
@@ -242,10 +254,10 @@ class HistoryIndex:
     def __contains__(self, path: object) -> bool:
         return isinstance(path, str) and self.lookup(path) is not None
 
-    def known_in(self, directory: str) -> dict[str, KnownDone]:
+    def known_in(self, directory: str) -> dict[str, DoneRow]:
         """Every done file of one directory (one query: a rescan asks once per directory)."""
 
-        def query() -> dict[str, KnownDone]:
+        def query() -> dict[str, DoneRow]:
             dir_id = self._dir_id(directory, create=False)
             if dir_id is None:
                 return {}
@@ -253,7 +265,7 @@ class HistoryIndex:
                 "SELECT name, size, mtime_ns, ino, account, record_ino, record_ctime_ns FROM done WHERE dir = ?",
                 (dir_id,),
             )
-            return {r[0]: KnownDone(FileSignature(r[1], r[2], r[3]), r[4], (r[5], r[6])) for r in rows}
+            return {r[0]: r[1:] for r in rows}
 
         return self._guarded(query, {})
 
@@ -271,6 +283,8 @@ class HistoryIndex:
 
     def pop(self, path: str) -> bool:
         """Forget one file; whether it was known."""
+        if not path.isascii() and not _storable(path):
+            return True  # never indexed: it may be known all the same, the caller looks again
         directory, name = split(path)
         return self.forget(directory, [name]) > 0
 
@@ -345,3 +359,11 @@ class HistoryIndex:
 
     def uploads(self) -> int:
         return self._guarded(lambda: int(self._db.execute("SELECT count(*) FROM uploads").fetchone()[0]), 0)
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

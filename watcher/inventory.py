@@ -34,7 +34,7 @@ from watcher.messages import FileState, FoundFile
 from watcher.sidecar import is_valid_sidecar, read_record, record_matches
 
 if TYPE_CHECKING:
-    from watcher.history import KnownDone
+    from watcher.history import DoneRow
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def walk_candidates(
     *,
     start: str | None = None,
     admits: Callable[[str], bool] | None = None,
-    known_in: Callable[[str], Mapping[str, KnownDone]] | None = None,
+    known_in: Callable[[str], Mapping[str, DoneRow]] | None = None,
     remove_temporaries_before: float | None = None,
     on_listing: Callable[[str, Collection[str]], object] | None = None,
     on_orphan_record: Callable[[str, str], None] | None = None,
@@ -112,11 +112,11 @@ def walk_candidates(
     Each directory is listed through a descriptor reached from `root` without following a symlink, so a
     subfolder swapped for a link mid-walk lists nothing outside the folder. `known_in` gives, for a
     directory, the files the index knows to be done (`watcher.history`); a file that still has the
-    signature and account its row recorded, beside the very sidecar (same inode) the row was made
-    from, is reported DONE without reading that sidecar again (and with no record): starts and rescans
-    cost a listing and a stat per file. `on_vanished(directory, names)` is told of the known files that
-    are no longer listed. `on_listing`
-    receives each directory with the names it holds, as it is listed. Unreadable subfolders are logged
+    signature and account its row recorded, beside the very sidecar (same inode and ctime) the row
+    was made from, is not reported at all, and that sidecar is not read again: starts and rescans cost
+    a listing and a stat per file. `on_vanished(directory, names)` is told of the known files that are
+    no longer listed. `on_listing` receives each directory with the names it holds, as it is listed.
+    Unreadable subfolders are logged
     and skipped; the rest of the walk goes on. `admits` says whether a path is a candidate of the
     folder (its media kinds, include and exclude: `Folder.admits`); by default, an image name.
     `on_orphan_record(image, suffix)` is told of each sidecar or error record whose file is not beside
@@ -156,7 +156,7 @@ def _walk_directory(
     recursive: bool,
     account: str | None,
     stack: list[str],
-    known_in: Callable[[str], Mapping[str, KnownDone]] | None,
+    known_in: Callable[[str], Mapping[str, DoneRow]] | None,
     remove_temporaries_before: float | None,
     on_listing: Callable[[str, Collection[str]], object] | None,
     admits: Callable[[str], bool] | None,
@@ -173,7 +173,7 @@ def _walk_directory(
     names = by_name.keys()
     if on_listing is not None:
         on_listing(folder, names)
-    known: Mapping[str, KnownDone] = known_in(folder.rstrip("/") or "/") if known_in is not None else {}
+    known: Mapping[str, DoneRow] = known_in(folder.rstrip("/") or "/") if known_in is not None else {}
     if known and on_vanished is not None:
         vanished = [name for name in known if name not in by_name]
         if vanished:
@@ -184,34 +184,44 @@ def _walk_directory(
                 if name.endswith(suffix) and name[: -len(suffix)] not in names:
                     on_orphan_record(f"{folder.rstrip('/')}/{name[: -len(suffix)]}", suffix)
                     break
+    # This loop runs once per file of every folder at each start and rescan: it stays lean.
+    prefix = f"{folder.rstrip('/')}/"
+    known_account = account or ""
     for entry in entries:
         name = entry.name
-        path = f"{folder.rstrip('/')}/{name}"
         try:
             if entry.is_dir(follow_symlinks=False):
                 if recursive and not name.startswith("."):
-                    stack.append(path)
+                    stack.append(prefix + name)
                 continue
-            if remove_temporaries_before is not None and STALE_TEMPORARY.match(name):
-                # Only a crash's leftovers: a temporary this process is writing right now is newer.
-                if entry.stat(follow_symlinks=False).st_mtime < remove_temporaries_before:
+            if name.endswith(SIDECAR_SUFFIX):
+                continue  # a sidecar or an error record (`.error.json`): never a candidate
+            if name.startswith("."):
+                # Never a candidate; maybe a crash's leftover temporary: one this process is writing
+                # right now is newer than the process.
+                if (
+                    remove_temporaries_before is not None
+                    and STALE_TEMPORARY.match(name)
+                    and entry.stat(follow_symlinks=False).st_mtime < remove_temporaries_before
+                ):
                     _remove_quietly(name, dir_fd)
                 continue
+            path = prefix + name
             candidate = admits(path) if admits is not None else is_candidate_name(name)
             if not candidate or not entry.is_file(follow_symlinks=False):
                 continue
-            signature = signature_of(entry.stat(follow_symlinks=False))
+            st = entry.stat(follow_symlinks=False)
         except OSError:
             continue  # vanished while we looked: its delete event or the next scan handles it
         row = known.get(name)
         if (
             row is not None
-            and row.signature == signature
-            and row.account == (account or "")
-            and _record_id(by_name.get(name + SIDECAR_SUFFIX)) == row.record_id != NO_RECORD_ID
+            and row[:4] == (st.st_size, st.st_mtime_ns, st.st_ino, known_account)
+            and row[4]  # a sidecar identity was recorded
+            and row[4:] == _record_id(by_name.get(name + SIDECAR_SUFFIX))
         ):
-            yield FoundFile(path, signature, FileState.DONE)
-            continue
+            continue  # done, and vouched for by the index: not reported
+        signature = signature_of(st)
         found = classify(path, signature, account, names, root, dir_fd)
         if found.state is FileState.DONE:
             found = replace(found, record_id=_record_id(by_name.get(name + SIDECAR_SUFFIX)))

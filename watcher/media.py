@@ -37,10 +37,14 @@ SUFFIXES_BY_KIND = {
 IMAGES_ONLY = frozenset({"image"})
 
 
+# Every suffix is one extension: a lookup of the last one decides (a start looks at a million names).
+KIND_BY_SUFFIX = {suffix: kind for kind, suffixes in SUFFIXES_BY_KIND.items() for suffix in suffixes}
+
+
 def kind_of_name(name: str) -> str | None:
     """The media kind a file name claims (image, audio, video), or None; its bytes decide the rest."""
-    lowered = name.lower()
-    return next((kind for kind, suffixes in SUFFIXES_BY_KIND.items() if lowered.endswith(suffixes)), None)
+    dot = name.rfind(".")
+    return KIND_BY_SUFFIX.get(name[dot:].lower()) if dot >= 0 else None
 
 
 def is_candidate_name(name: str, kinds: Collection[str] = IMAGES_ONLY) -> bool:

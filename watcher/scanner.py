@@ -141,8 +141,6 @@ class Scanner:
             on_listing=lambda directory, names: listings.setdefault(directory, set()),
         )
         for found in walk:
-            if found.state is FileState.DONE and found.record is None:
-                continue  # already known to be done: nothing for the scheduler to do
             if folder.move_dirs and found.record is not None and self._moved_at_start(request, found):
                 continue
             directory, _, name = found.path.rpartition("/")

@@ -19,6 +19,7 @@ from watcher.messages import FileState
 from watcher.sidecar import build_sidecar, write_sidecar_atomically
 
 SIG = FileSignature(100, 1_700_000_000_000_000_000, 42)
+ROW = (SIG.size, SIG.mtime_ns, SIG.ino)
 
 
 def test_done_files_are_kept_by_directory_and_forgotten_by_name_or_by_subtree() -> None:
@@ -29,10 +30,8 @@ def test_done_files_are_kept_by_directory_and_forgotten_by_name_or_by_subtree() 
     index.put("/drop/ab/w.png", SIG, "111", (10, 1))
 
     assert index.get("/drop/a/x.png") == SIG and "/drop/a/y.png" in index and len(index) == 4
-    assert index.known_in("/drop/a") == {
-        "x.png": KnownDone(SIG, "111", (7, 1)),
-        "y.png": KnownDone(SIG, "111", (8, 1)),
-    }
+    assert index.known_in("/drop/a") == {"x.png": (*ROW, "111", 7, 1), "y.png": (*ROW, "111", 8, 1)}
+    assert index.lookup("/drop/a/x.png") == KnownDone(SIG, "111", (7, 1))
     assert index.forget("/drop/a", ["x.png", "never.png"]) == 1
     assert index.pop("/drop/a/y.png") and not index.pop("/drop/a/y.png")
     index.forget_under("/drop/a", except_dirs={"/drop/a"})
@@ -141,7 +140,7 @@ def test_a_walk_skips_the_sidecars_the_index_vouches_for_and_reads_any_other(tmp
             on_vanished=lambda d, names: vanished.append((d, names)),
         )
     }
-    assert found["kept.png"].state is FileState.DONE and found["kept.png"].record is None, "not read again"
+    assert "kept.png" not in found, "vouched for by the index: not reported, its sidecar not read"
     assert found["replaced.png"].state is FileState.PENDING
     assert found["changed.png"].state is FileState.PENDING
     assert vanished == [(str(tmp_path), ["gone.png"])]
@@ -164,3 +163,23 @@ def test_the_identity_a_sidecar_write_returns_is_the_one_a_later_listing_sees(tm
     record_id = write_sidecar_atomically(str(image), {"fileID": "f"})
     st = (tmp_path / "x.png.json").stat()
     assert record_id == (st.st_ino, st.st_ctime_ns)
+
+
+def test_a_state_folder_that_cannot_be_written_leaves_the_index_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / INDEX_NAME).mkdir()  # what cannot be opened as a file, even by root
+    with caplog.at_level(logging.WARNING):
+        index = HistoryIndex(tmp_path)
+    index.put("/drop/y.png", SIG, "111", (8, 1))
+    assert index.get("/drop/y.png") == SIG
+    assert "keeping it in memory for this run" in caplog.text
+    index.close()
+
+
+def test_a_name_that_is_not_utf8_is_not_indexed_and_counts_as_maybe_known() -> None:
+    index = HistoryIndex(None)
+    name = os.fsdecode(b"/drop/latin1-\xe9t\xe9.png")
+    index.put(name, SIG, "111", (8, 1))
+    assert index.get(name) is None and index.known_in(os.fsdecode(b"/drop/\xe9")) == {}
+    assert index.pop(name), "its sidecar's removal is looked into"
