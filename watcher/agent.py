@@ -267,8 +267,8 @@ class Agent:
                 self._stopping = True
             case Control.RELOAD:
                 self._reload()
-            case Control.RESCAN:
-                # Half a second lets the burst that overflowed the queue land before the walk.
+            case Control.RESCAN:  # events were lost: a full rescan, once the burst that overflowed lands
+                self.scanner.distrust()
                 self._next_rescan = min(self._next_rescan, now + self.timings.overflow_rescan_delay)
             case _:
                 assert_never(message)
@@ -297,7 +297,7 @@ class Agent:
             for folder in self.folders.recheck_roots(now, self.scheduler.generation):
                 self._scan(folder)
             for folder in self.folders.active():
-                self._scan(folder)
+                self.scanner.scan(folder, generation=self.scheduler.generation, periodic=True)
         if now >= self.folders.next_deadline():
             before = self.folders.active()
             for folder in self.folders.tick(now, self.scheduler.generation):

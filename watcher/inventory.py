@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import time
+import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -106,8 +107,15 @@ def walk_candidates(
     on_listing: Callable[[str, Collection[str]], object] | None = None,
     on_orphan_record: Callable[[str, str], None] | None = None,
     on_vanished: Callable[[str, list[str]], object] | None = None,
+    memo: DirectoryMemo | None = None,
+    turn: int | None = None,
+    on_unchanged: Callable[[str], object] | None = None,
 ) -> Iterator[FoundFile]:
     """Every candidate under the watched folder `root` (or its subfolder `start`) with its state.
+
+    With a `memo`, each directory listed is remembered; with a `turn` as well (a periodic rescan), a
+    directory the memo finds unchanged is not listed again (`on_unchanged` is told of it) unless it is
+    its turn to be (`DirectoryMemo`).
 
     Each directory is listed through a descriptor reached from `root` without following a symlink, so a
     subfolder swapped for a link mid-walk lists nothing outside the folder. `known_in` gives, for a
@@ -135,11 +143,73 @@ def walk_candidates(
                           exc.strerror)  # fmt: skip
             continue
         try:
+            stamp = _stamp(os.fstat(dir_fd)) if memo is not None else None
+            if stamp is not None and turn is not None and memo is not None:
+                subfolders = memo.unchanged(folder, stamp, turn)
+                if subfolders is not None:
+                    if recursive:
+                        stack.extend(subfolders)
+                    if on_unchanged is not None:
+                        on_unchanged(folder)
+                    continue
+            pushed = len(stack)
             yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known_in,
                                        remove_temporaries_before, on_listing, admits,
                                        on_orphan_record, on_vanished)  # fmt: skip
+            if stamp is not None and memo is not None:
+                memo.remember(folder, stamp, stack[pushed:])
         finally:
             os.close(dir_fd)
+
+
+Stamp = tuple[int, int, int]  # a directory's (inode, mtime_ns, ctime_ns)
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
+RACY_NS = 2_000_000_000
+
+
+class DirectoryMemo:
+    """What each directory looked like when it was last listed, so that a periodic rescan can pass over
+    the directories nothing was added to, removed from or renamed in since (their mtime and ctime
+    would have moved), and descend into the subfolders it remembers.
+
+    A directory's own stamp does not move when a file in it is rewritten in place: inotify reports
+    that, and every `ROTATION`th rescan lists a directory again whatever its stamp (each directory on
+    its own turn, so a rescan re-checks a share of the files, not all of them at once). A stamp less
+    than `RACY_NS` old when it was taken is not trusted: a change in the same timestamp tick would not
+    move it. Forgotten (`clear`) when events may have been lost.
+    """
+
+    ROTATION = 48  # a full look at every file every 4 hours at the default rescan_seconds of 300
+
+    def __init__(self, racy_ns: int = RACY_NS) -> None:
+        self._dirs: dict[str, tuple[Stamp, tuple[str, ...]]] = {}
+        self._racy_ns = racy_ns
+
+    def unchanged(self, directory: str, stamp: Stamp, turn: int) -> tuple[str, ...] | None:
+        """Its subfolders as remembered, when it need not be listed again; else None."""
+        known = self._dirs.get(directory)
+        if known is None or known[0] != stamp or self.turn_of(directory) == turn % self.ROTATION:
+            return None
+        return known[1]
+
+    @classmethod
+    def turn_of(cls, directory: str) -> int:
+        """The rescans (modulo ROTATION) that list `directory` whatever its stamp."""
+        return zlib.crc32(os.fsencode(directory)) % cls.ROTATION
+
+    def remember(self, directory: str, stamp: Stamp, subfolders: list[str]) -> None:
+        if time.time_ns() - max(stamp[1], stamp[2]) < self._racy_ns:
+            self._dirs.pop(directory, None)
+        else:
+            self._dirs[directory] = (stamp, tuple(subfolders))
+
+    def clear(self) -> None:
+        self._dirs.clear()
 
 
 def _open_directory(root: str, folder: str) -> int:

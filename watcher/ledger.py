@@ -93,8 +93,9 @@ class Ledger:
         for directory, names in scan.listings.items():
             self.failed.keep_only(directory, names)
         if scan.folder.recursive:
+            present = scan.listings.keys() | scan.unlisted
             for table in (self.done, self.failed):
-                table.forget_under(scan.root, except_dirs=scan.listings)
+                table.forget_under(scan.root, except_dirs=present)
         for path in list(self.empty):
             directory, _, name = path.rpartition("/")
             if directory in scan.listings and name not in scan.listings[directory]:

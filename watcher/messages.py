@@ -74,6 +74,8 @@ class ScanFinished:
     listings: dict[str, set[str]]
     initial: bool
     generation: int = 0
+    # Directories a periodic rescan found unchanged since it last listed them, and did not list again.
+    unlisted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

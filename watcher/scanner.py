@@ -18,7 +18,7 @@ from typing import Any
 
 from watcher.folders import Folder
 from watcher.history import HistoryIndex
-from watcher.inventory import walk_candidates
+from watcher.inventory import DirectoryMemo, walk_candidates
 from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.messages import FileState, FoundFile, ScanBatch, ScanFinished
@@ -37,6 +37,7 @@ class _Request:
     root: str
     initial: bool
     generation: int
+    periodic: bool = False
 
 
 class Scanner:
@@ -48,6 +49,9 @@ class Scanner:
         self._stopping = False
         # Sidecar temporaries older than this process are leftovers of a crash; newer ones are ours.
         self._started = time.time()
+        self._memo = DirectoryMemo()
+        self._turns: dict[str, int] = {}
+        self._distrusted = False
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="scanner", daemon=True).start()
@@ -62,13 +66,25 @@ class Scanner:
         self._slots.release()
 
     def scan(
-        self, folder: Folder, root: str | None = None, *, initial: bool = False, generation: int = 0
+        self,
+        folder: Folder,
+        root: str | None = None,
+        *,
+        initial: bool = False,
+        generation: int = 0,
+        periodic: bool = False,
     ) -> None:
         """Walk `root` (default: the whole folder); `initial` also removes stale sidecar temporaries.
 
-        `generation` is the config generation `folder` belongs to; the results carry it.
+        `generation` is the config generation `folder` belongs to; the results carry it. A `periodic`
+        rescan passes over the directories unchanged since it last listed them (`DirectoryMemo`);
+        every other scan lists every directory.
         """
-        self._requests.put(_Request(folder, root or folder.path, initial, generation))
+        self._requests.put(_Request(folder, root or folder.path, initial, generation, periodic))
+
+    def distrust(self) -> None:
+        """Events may have been lost (an inotify overflow): the next rescans list every directory."""
+        self._distrusted = True
 
     def _run(self) -> None:
         while True:
@@ -123,10 +139,20 @@ class Scanner:
         self._slots.acquire()
         self._post(ScanBatch(request.folder, files, request.generation))
 
+    def _turn(self, request: _Request) -> int | None:
+        if self._distrusted:
+            self._distrusted = False
+            self._memo.clear()
+        if not request.periodic:
+            return None
+        turn = self._turns[request.root] = self._turns.get(request.root, -1) + 1
+        return turn
+
     def _walk(self, request: _Request) -> None:
         folder = request.folder
         batch: list[FoundFile] = []
         listings: dict[str, set[str]] = {}
+        unlisted: set[str] = set()
         walk = walk_candidates(
             folder.path,
             folder.recursive,
@@ -139,6 +165,9 @@ class Scanner:
             on_vanished=self._history.forget,
             remove_temporaries_before=self._started if request.initial else None,
             on_listing=lambda directory, names: listings.setdefault(directory, set()),
+            memo=self._memo,
+            turn=self._turn(request),
+            on_unchanged=unlisted.add,
         )
         for found in walk:
             if folder.move_dirs and found.record is not None and self._moved_at_start(request, found):
@@ -153,4 +182,5 @@ class Scanner:
                 return
         if batch:
             self._post_batch(request, batch)
-        self._post(ScanFinished(folder, request.root, listings, request.initial, request.generation))
+        self._post(ScanFinished(folder, request.root, listings, request.initial, request.generation,
+                                frozenset(unlisted)))  # fmt: skip
