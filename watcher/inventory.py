@@ -259,7 +259,15 @@ def _walk_directory(
     known_account = account or ""
     for entry in entries:
         name = entry.name
+        row = known.get(name)
         try:
+            if (
+                row is not None
+                and row[:4] == _signature_row(entry.stat(follow_symlinks=False), known_account)
+                and row[4]  # a sidecar identity was recorded
+                and row[4:] == _record_id(by_name.get(name + SIDECAR_SUFFIX))
+            ):
+                continue  # done, and vouched for by the index: not reported, its sidecar not read
             if entry.is_dir(follow_symlinks=False):
                 if recursive and not name.startswith("."):
                     stack.append(prefix + name)
@@ -283,19 +291,15 @@ def _walk_directory(
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue  # vanished while we looked: its delete event or the next scan handles it
-        row = known.get(name)
-        if (
-            row is not None
-            and row[:4] == (st.st_size, st.st_mtime_ns, st.st_ino, known_account)
-            and row[4]  # a sidecar identity was recorded
-            and row[4:] == _record_id(by_name.get(name + SIDECAR_SUFFIX))
-        ):
-            continue  # done, and vouched for by the index: not reported
         signature = signature_of(st)
         found = classify(path, signature, account, names, root, dir_fd)
         if found.state is FileState.DONE:
             found = replace(found, record_id=_record_id(by_name.get(name + SIDECAR_SUFFIX)))
         yield found
+
+
+def _signature_row(st: os.stat_result, account: str) -> tuple[int, int, int, str]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, account)
 
 
 def _record_id(entry: os.DirEntry[str] | None) -> RecordId:
