@@ -58,15 +58,30 @@ class NotifyListener:
 
 
 class AgentProcess:
-    """`python -m watcher run` with a config holding only the folders and the emulator's URL."""
+    """`python -m watcher run` with a config holding only the folders and the emulator's URL.
 
-    def __init__(self, ctx: Context, name: str, folders: list[Path], **settings: Any) -> None:
+    Its state folder ($STATE_DIRECTORY: the seal key, and whatever the agent keeps across restarts) is
+    its own, inside its work folder, unless `state_dir` names one: a second agent given the same one
+    starts as the first one's restart would.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        name: str,
+        folders: list[Path],
+        *,
+        state_dir: Path | None = None,
+        recursive: bool = False,
+        **settings: Any,
+    ) -> None:
         self.dir = ctx.fresh_dir(f"agent-{name}")
         self.config_path = self.dir / "config.yaml"
         self.log_path = self.dir / "agent.log"
+        self.state_dir = state_dir if state_dir is not None else self.dir / "state"
         config: dict[str, Any] = {"api": {"base_url": ctx.emulator.base_url}}
         config.update(settings)
-        config["folders"] = [{"path": str(f)} for f in folders]
+        config["folders"] = [{"path": str(f), **({"recursive": True} if recursive else {})} for f in folders]
         self.config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
         self.agent_src = ctx.agent_src
         self.proc: subprocess.Popen[bytes] | None = None
@@ -80,7 +95,12 @@ class AgentProcess:
 
     def start(self, timeout: float = 180.0) -> AgentProcess:
         self.notify = NotifyListener(self.dir / "notify")
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify.path, USEAPI_TOKEN=TOKEN)
+        env = dict(
+            os.environ,
+            NOTIFY_SOCKET=self.notify.path,
+            USEAPI_TOKEN=TOKEN,
+            STATE_DIRECTORY=str(self.state_dir),
+        )
         env.pop("JOURNAL_STREAM", None)
         env.pop("WATCHDOG_USEC", None)
         if self.agent_src:  # a scratch copy of the agent to compare against (see --agent-src)
@@ -115,6 +135,16 @@ class AgentProcess:
         """Files the agent holds as pending or uploading, from its STATUS= line."""
         found = re.search(r"(\d+) uploading; (\d+) pending", self.status())
         return int(found.group(1)) + int(found.group(2)) if found else 0
+
+    def uploads_logged(self) -> int:
+        """Uploads its log reports (one info line each; STATUS= is refreshed every few seconds only)."""
+        return len(re.findall(r": uploaded in [0-9.]+ s → ", self.log()))
+
+    def threads(self) -> int:
+        try:
+            return len(os.listdir(f"/proc/{self.pid}/task"))
+        except OSError:
+            return 0
 
     def rss_kb(self) -> int:
         return proc_status_kb(self.pid, "VmRSS")

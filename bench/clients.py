@@ -5,8 +5,10 @@
     clients.py session-loop BASE_URL LISTFILE   the transport limit for many small files: a bare loop
                                                 of uploads over one persistent requests.Session
     clients.py done-walk    DIR...              the least work a start-up done-check can do: list each
-                                                folder, stat each image, read its sidecar, compare
-                                                size and mtime_ns
+                                                folder and its subfolders, stat each image, read its
+                                                sidecar, compare size and mtime_ns
+    clients.py walk         DIR...              the least work any start or rescan can do: list each
+                                                folder and its subfolders, stat each image
 
 LISTFILE holds one path per line. The token is $USEAPI_TOKEN. Prints one JSON line:
 {"seconds", "cpu_seconds", "vmhwm_kb", "count", "failed"}.
@@ -19,6 +21,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
 
 
 def _content_type(path: str) -> str:
@@ -72,32 +75,55 @@ def session_loop(base_url: str, paths: list[str]) -> tuple[int, int]:
     return len(paths), failed
 
 
+SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _images(folder: str) -> Iterator[os.DirEntry[str]]:
+    """Every image under `folder`, subfolders included; dot-names are skipped, as the agent does."""
+    with os.scandir(folder) as entries:
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                subfolders.append(entry.path)
+            elif entry.name.lower().endswith(SUFFIXES):
+                yield entry
+    for subfolder in subfolders:
+        yield from _images(subfolder)
+
+
+def walk(folders: list[str]) -> tuple[int, int]:
+    count = 0
+    for folder in folders:
+        for entry in _images(folder):
+            entry.stat(follow_symlinks=False)
+            count += 1
+    return count, 0
+
+
 def done_walk(folders: list[str]) -> tuple[int, int]:
     count = pending = 0
-    suffixes = (".png", ".jpg", ".jpeg", ".webp")
     for folder in folders:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if not entry.name.lower().endswith(suffixes) or entry.name.startswith("."):
-                    continue
-                st = entry.stat(follow_symlinks=False)
-                count += 1
-                try:
-                    with open(entry.path + ".json", "rb") as sidecar:
-                        record = json.loads(sidecar.read())
-                except (OSError, ValueError):
-                    pending += 1
-                    continue
-                if record.get("size") != st.st_size or record.get("mtime_ns") != st.st_mtime_ns:
-                    pending += 1
+        for entry in _images(folder):
+            st = entry.stat(follow_symlinks=False)
+            count += 1
+            try:
+                with open(entry.path + ".json", "rb") as sidecar:
+                    record = json.loads(sidecar.read())
+            except (OSError, ValueError):
+                pending += 1
+                continue
+            if record.get("size") != st.st_size or record.get("mtime_ns") != st.st_mtime_ns:
+                pending += 1
     return count, pending
 
 
 def main(argv: list[str]) -> int:
     command = argv[0]
     started = time.monotonic()
-    if command == "done-walk":
-        count, failed = done_walk(argv[1:])
+    if command in ("done-walk", "walk"):
+        count, failed = (done_walk if command == "done-walk" else walk)(argv[1:])
     else:
         base_url, list_file = argv[1], argv[2]
         with open(list_file) as listing:

@@ -20,6 +20,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "backlog_steps": 4,
         "backlog_per_step": 2500,
         "backlog_hold": 20.0,
+        "history_subfolders": 1000,
+        "history_per_subfolder": 1000,
+        "many_folders": 300,
+        "many_folders_images": 100,
     },
     "quick": {
         "latency_files": 6,
@@ -31,14 +35,19 @@ SIZES: dict[str, dict[str, Any]] = {
         "backlog_steps": 2,
         "backlog_per_step": 150,
         "backlog_hold": 2.0,
+        "history_subfolders": 20,
+        "history_per_subfolder": 1000,
+        "many_folders": 30,
+        "many_folders_images": 10,
     },
 }
 
 
 class Context:
-    def __init__(self, work: Path, mode: str, agent_src: str | None = None) -> None:
+    def __init__(self, work: Path, mode: str, agent_src: str | None = None, keep: bool = False) -> None:
         self.work = work
         self.mode = mode
+        self.keep = keep  # --keep: leave datasets in the work folder for inspection
         self.agent_src = agent_src
         self.sizes = SIZES[mode]
         self.emulator = EmulatorProcess(work)

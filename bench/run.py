@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         agent_src = str(Path(args.agent_src).resolve()) if args.agent_src else None
         if args.agent_rev:
             agent_src = export_revision(args.agent_rev, work / "agent-src")
-        ctx = Context(work, mode, agent_src)
+        ctx = Context(work, mode, agent_src, keep=args.keep)
         missing = [t for t, ok in ctx.tools.items() if not ok]
         if missing:
             print(f"warning: {', '.join(missing)} not found; the baselines that need them are skipped",
