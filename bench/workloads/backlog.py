@@ -59,8 +59,8 @@ def run(ctx: Context, out: Outcome) -> None:
     label = f"{total:,} files pending, API answers 503"
     curve = ", ".join(f"{s[0]}: {fmt_mb(s[2])}" for s in samples)
     out.rows.append(Row(label, "peak RSS (VmHWM)", fmt_mb(peak), f"ready: {fmt_mb(samples[0][3])}",
-                        f"+{fmt_mb(peak - samples[0][3])} over ready", "≤ 150 MB",
-                        verdict(peak <= 150 * 1024)))  # fmt: skip
+                        f"+{fmt_mb(peak - samples[0][3])} over ready", "≤ 60 MB",
+                        verdict(peak <= 60 * 1024)))  # fmt: skip
     out.rows.append(Row(label, "VmHWM growth per pending file", f"{per_file:.0f} B/file",
                         f"from {first[0]} to {last[0]}", "", "flat (≤ 2 KiB/file: bookkeeping, no bytes)",
                         verdict(flat)))  # fmt: skip

@@ -19,6 +19,8 @@ from images import move_all, stage_files
 from results import Outcome, Row, fmt_mb, verdict
 from sidecar_watch import SidecarWatch
 
+SESSION_SHARE = 0.6  # issue 9: the agent's burst rate against the bare session loop's, same run
+
 # Why the target is missed: causes found by profiling (py-spy, yappi, per-thread /proc figures) and by
 # measuring prototypes with --agent-src. Printed under the workload whenever its verdict is MISSED.
 WHY_MISSED = (
@@ -93,8 +95,8 @@ def run(ctx: Context, out: Outcome) -> None:
         f"docs recipe {docs_rate:.0f}/s; shell {shell_rate:.1f}/s"
     )
     out.rows.append(Row(label, "files/s to the last sidecar", f"{agent_rate:.0f}/s", base,
-                        f"{agent_rate / session_rate:.2f} × session loop", "≥ 0.8 × session loop",
-                        verdict(agent_rate >= 0.8 * session_rate)))  # fmt: skip
+                        f"{agent_rate / session_rate:.2f} × session loop", f"≥ {SESSION_SHARE:g} × session loop (issue 9; issue 5 asked 0.8)",
+                        verdict(agent_rate >= SESSION_SHARE * session_rate)))  # fmt: skip
     if not math.isnan(shell_rate):
         out.rows.append(Row(label, "files/s to the last sidecar", f"{agent_rate:.0f}/s", base,
                             f"{agent_rate / shell_rate:.1f} × shell", "≥ 5 × shell",
@@ -109,5 +111,5 @@ def run(ctx: Context, out: Outcome) -> None:
         f"{fmt_mb(agent_hwm)}. Every file has the same size; the agent's dedupe compares the first "
         f"64 KiB before it would hash a file in full."
     )
-    if agent_rate < 0.8 * session_rate or agent_rate < 5 * shell_rate:
+    if agent_rate < SESSION_SHARE * session_rate or agent_rate < 5 * shell_rate:
         out.notes.append(WHY_MISSED)
