@@ -9,7 +9,7 @@ subfolders of one recursive folder), each on a dataset made once per invocation 
 2. a first start on a fresh state folder: the agent builds whatever it keeps there from the sidecars;
 3. a second start on the same state folder (what every restart after that is), then an idle window at
    default settings, the shell hot folder idling alongside when asked;
-4. a third start on the same state folder with a short `rescan_seconds`, to price one periodic rescan.
+4. a third start on the same state folder with a short `rescan_seconds`, to price the periodic rescans.
 
 Agents run one after the other, never side by side: each takes the watched folders' locks, and a
 second agent on the same folders would stand by without scanning anything. Every start is followed
@@ -23,6 +23,7 @@ import math
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from dataset import DoneDataset
 from results import Outcome, Row, fmt_mb, fmt_s, verdict
 
 QUIET_SHARE = 0.05  # of one core: below this for a second, the agent is idle
+ROTATION = 48  # rescans in which a periodic rescan lists every directory once (watcher/inventory.py)
 
 
 @dataclass
@@ -61,7 +63,6 @@ class Rescan:
     cpu: float  # schedstat over the window, s
     per_rescan: float  # s of CPU for one periodic rescan, idle removed
     back_to_back: bool  # rescans took the whole period: per_rescan is a lower bound
-    started_late: bool  # the start-up scan was not over when the first rescan was due: unreliable
     uploaded: int  # uploads its log reports
 
 
@@ -85,8 +86,8 @@ class History:
         return (idle + self.rescan.per_rescan / rescan_seconds) * 100
 
 
-def wait_quiet(agent: AgentProcess, timeout: float) -> float:
-    """Seconds until the agent used less than QUIET_SHARE of a core over a whole second."""
+def wait_quiet(agent: AgentProcess, timeout: float, share: float = QUIET_SHARE) -> float:
+    """Seconds until the agent used less than `share` of a core over a whole second."""
     started = time.monotonic()
     samples = [(started, agent.runtime_ns())]
     while True:
@@ -96,7 +97,7 @@ def wait_quiet(agent: AgentProcess, timeout: float) -> float:
         past = [s for s in samples if s[0] <= now - 1.0]
         if past:
             t0, ns0 = past[-1]
-            if (samples[-1][1] - ns0) / 1e9 < QUIET_SHARE * (now - t0):
+            if (samples[-1][1] - ns0) / 1e9 < share * (now - t0):
                 return t0 - started
         if now - started > timeout:
             return now - started
@@ -172,7 +173,7 @@ def run_history(
             second.polling = agent.log().count("polling")
             second.uploaded = agent.uploads_logged()
 
-        rescan = _price_rescan(ctx, name, folders, state_dir, recursive, second, idle, timeout)
+        rescan = _price_rescan(ctx, name, folders, state_dir, recursive, walk["cpu_seconds"], idle, timeout)
         uploads = int(ctx.emulator.command("stats")["requests"])
     finally:
         ctx.emulator.command("clear")
@@ -186,25 +187,27 @@ def _price_rescan(
     folders: list[Path],
     state_dir: Path,
     recursive: bool,
-    second: Start,
+    walk_cpu: float,
     idle: Idle,
     timeout: float,
 ) -> Rescan:
-    """CPU of one periodic rescan: an agent with a short rescan_seconds, measured over whole periods.
+    """CPU of one periodic rescan, averaged over a rotation: an agent with a short rescan_seconds.
 
-    Rescans come every `period` from the agent's start, each costing about the same; over a window of
-    whole periods, whatever its phase, the CPU above idle is one rescan per period (the tail of one cut
-    at the window's start is the head of the one cut at its end). The period is long enough for the
-    start-up scan to be over before the first rescan is due, so no rescan queues behind it.
+    Rescans come every `period`. A rescan may pass over directories unchanged since the last one and
+    list each directory again on its own turn, one rescan in ROTATION (watcher/inventory.py
+    DirectoryMemo), so one rescan alone may be a cheap or a dear one: the window is ROTATION whole
+    periods, in which every turn comes once. Whatever the window's phase, the CPU above idle is then
+    one rotation's worth: the tail of the rescan cut at the window's start and the head of the one cut
+    at its end are the same turn. The period, half the bare walk's CPU, leaves room for a rescan that
+    lists every directory; rescans queued behind the start-up scan are over before the window opens.
     """
-    min_window = ctx.sizes["idle_seconds"]
-    period = round(max(min_window / 3, 2 * (second.ready + second.busy_after_ready) + 2), 1)
-    rounds = max(1, math.ceil(min_window / period))
+    period = max(1.0, round(walk_cpu / 2, 1))
+    rounds = 3 if ctx.quick else ROTATION
     agent = AgentProcess(ctx, f"{name}-rescans", folders, state_dir=state_dir, recursive=recursive,
                          rescan_seconds=period)  # fmt: skip
     with agent:
         agent.start(timeout)
-        busy = wait_quiet(agent, timeout)
+        wait_quiet(agent, 60, share=0.8)  # not quiet within a minute: back to back, flagged below
         ns0 = agent.runtime_ns()
         began = time.monotonic()
         time.sleep(rounds * period)
@@ -215,16 +218,19 @@ def _price_rescan(
     idle_rate = idle.runtime / idle.seconds
     per_rescan = (cpu - idle_rate * window) * period / window
     return Rescan(period, window, ready, cpu, per_rescan, back_to_back=cpu > 0.8 * window,
-                  started_late=ready + busy > period, uploaded=uploaded)  # fmt: skip
+                  uploaded=uploaded)  # fmt: skip
 
 
 def remove(ctx: Context, paths: list[Path]) -> None:
     """Remove a dataset (not with --keep: its folders stay in the work folder with the logs)."""
     if ctx.keep:
         return
-    for path in paths:
-        if os.path.lexists(path):
-            shutil.rmtree(path)
+    paths = [p for p in paths if os.path.lexists(p)]
+    subfolders = [e.path for p in paths for e in os.scandir(p) if e.is_dir(follow_symlinks=False)]
+    # Unlinking is kernel time, minutes for a million files one by one: threads overlap it.
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(shutil.rmtree, subfolders))
+        list(pool.map(shutil.rmtree, paths))
 
 
 def start_rows(
@@ -276,11 +282,10 @@ def history_notes(out: Outcome, name: str, h: History) -> None:
     rescan = (
         f"{name}: one periodic rescan priced by a third start on the same state folder with rescan_seconds "
         f"{r.period:.1f} (READY=1 after {fmt_s(r.ready)}): {r.cpu:.2f} s of CPU (schedstat) over "
-        f"{r.window:.1f} s of whole periods, minus the idle rate, is {r.per_rescan:.2f} s per rescan; at the "
+        f"{r.window:.1f} s ({r.window / r.period:.0f} whole periods: every directory's turn to be listed comes "
+        f"once in {ROTATION}), minus the idle rate, is {r.per_rescan:.2f} s per rescan; at the "
         f"default 300 s that adds {r.per_rescan / 3:.3f} % of a core."
     )
     if r.back_to_back:
         rescan += " The rescans took the whole period, back to back: the figure is a lower bound."
-    if r.started_late:
-        rescan += " Its start-up scan was not over when the first rescan was due: the figure is unreliable."
     out.notes.append(rescan)
