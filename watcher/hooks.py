@@ -265,6 +265,11 @@ class HookRunner:
         with self._cond:
             self._hooks = hooks
 
+    def will_run(self, hook: str) -> bool:
+        """Whether `hook` (on_upload, on_failure, on_attention) is configured now."""
+        with self._cond:
+            return self._hooks.argv(hook) is not None
+
     def submit(self, event: HookEvent) -> bool:
         """Record a run of `event`'s hook and return without waiting for any hook; False when that hook is
         not configured.

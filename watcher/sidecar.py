@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,14 +78,17 @@ def temporary_name(name: str) -> str:
     return f".{name}{suffix}"
 
 
-def write_json_atomically(path: str, data: dict[str, Any], root: str = "") -> RecordId:
+def write_json_atomically(
+    path: str, data: dict[str, Any], root: str = "", *, sync_folder: Callable[[int], None] | None = None
+) -> RecordId:
     """Write `data` so that a reader sees either the old file or the complete new one, never a part.
 
     The temporary is a dot-file in the same folder (the agent and other tools ignore dot-files), it is
     fsynced before the rename, and the rename replaces a symlink planted at `path` instead of writing
     through it. The folder is reached from `root` without following a symlink (see `watcher.files`),
     and both names are used relative to it, so a folder swapped for a symlink midway is never written
-    into. The folder is fsynced so the new name survives a power cut. Returns the file's `RecordId`.
+    into. The folder is fsynced so the new name survives a power cut: here, or by `sync_folder` (given
+    the folder's descriptor: `watcher.folder_sync`). Returns the file's `RecordId`.
     """
     try:
         payload = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
@@ -113,13 +117,22 @@ def write_json_atomically(path: str, data: dict[str, Any], root: str = "") -> Re
             except OSError:
                 pass
             raise
-        fsync_folder(".", dir_fd)
+        if sync_folder is not None:
+            sync_folder(dir_fd)
+        else:
+            fsync_folder(".", dir_fd)
     return (st.st_ino, st.st_ctime_ns)
 
 
-def write_sidecar_atomically(image_path: str, sidecar: dict[str, Any], root: str = "") -> RecordId:
+def write_sidecar_atomically(
+    image_path: str,
+    sidecar: dict[str, Any],
+    root: str = "",
+    *,
+    sync_folder: Callable[[int], None] | None = None,
+) -> RecordId:
     """Write the sidecar (see `write_json_atomically`); its `RecordId`."""
-    return write_json_atomically(sidecar_path(image_path), sidecar, root)
+    return write_json_atomically(sidecar_path(image_path), sidecar, root, sync_folder=sync_folder)
 
 
 def write_error_record(image_path: str, record: dict[str, Any], root: str = "") -> None:

@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from watcher.client import READ_CHUNK, ProgressCallback, UploadClient
@@ -180,10 +181,12 @@ def sidecar_for(
     return seal.seal(sidecar) if seal is not None else sidecar
 
 
-def record_success(job: UploadJob, sidecar: dict[str, Any]) -> RecordId:
+def record_success(
+    job: UploadJob, sidecar: dict[str, Any], sync_folder: Callable[[int], None] | None = None
+) -> RecordId:
     """Write the sidecar (atomically) and drop any stale error record; the sidecar's `RecordId`.
-    Raises OSError if it cannot."""
-    record_id = write_sidecar_atomically(job.path, sidecar, job.root)
+    Raises OSError if it cannot. `sync_folder`: see `write_json_atomically`."""
+    record_id = write_sidecar_atomically(job.path, sidecar, job.root, sync_folder=sync_folder)
     remove_error_record(job.path, job.root)
     return record_id
 

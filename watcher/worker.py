@@ -19,6 +19,7 @@ from typing import Any
 from watcher.client import UploadClient
 from watcher.dedupe import KnownUploads
 from watcher.files import NO_RECORD_ID, lstat_beneath, signature_of
+from watcher.folder_sync import FolderSyncs
 from watcher.folders import Folder
 from watcher.hooks import HookEvent, HookRunner
 from watcher.log_fields import fields
@@ -78,6 +79,8 @@ class Workers:
         # moved or announced; the scheduler judges the file again.
         self._folder_for = folder_for
         self._post = post
+        # Folder fsyncs after sidecar renames, batched across files (group commit).
+        self.folder_syncs = FolderSyncs()
         self.changes = InFlightChanges()
         self._jobs: queue.SimpleQueue[UploadJob | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -90,6 +93,8 @@ class Workers:
         self.last_progress = time.monotonic()
 
     def ensure(self, count: int) -> None:
+        if not self._threads:
+            self.folder_syncs.start()
         while len(self._threads) < count:
             thread = threading.Thread(target=self._loop, name=f"upload-{len(self._threads)}", daemon=True)
             thread.start()
@@ -115,6 +120,7 @@ class Workers:
             self._jobs.put(None)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self.folder_syncs.stop(max(1.0, deadline - time.monotonic()))
         return self._busy > 0 and any(t.is_alive() for t in self._threads)
 
     def _loop(self) -> None:
@@ -137,6 +143,13 @@ class Workers:
                 self._busy -= 1
             self.last_progress = time.monotonic()
             self._post(done)
+
+    def _folder_sync_for(self, job: UploadJob) -> Callable[[int], None] | None:
+        """The batched folder fsync, unless the sidecar must be durable before what follows: a move
+        to done_dir (its own records are ordered) or an on_upload hook (told of a durable sidecar)."""
+        if job.done_dir is not None or (self._hooks is not None and self._hooks.will_run("on_upload")):
+            return None
+        return self.folder_syncs.request
 
     def _still_mapped(self, job: UploadJob) -> bool:
         if self._folder_for is None:
@@ -182,7 +195,7 @@ class Workers:
         record_id = NO_RECORD_ID
         try:
             if sidecar is not None:
-                record_id = record_success(job, sidecar)
+                record_id = record_success(job, sidecar, self._folder_sync_for(job))
             elif isinstance(outcome, UploadFailure) and failed:
                 record = record_failure(job, outcome, signature)
         except OSError as exc:
