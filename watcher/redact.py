@@ -24,13 +24,16 @@ _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()
 
 
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")  # checked on every argument of every log line
+
+
 def escape_control(text: str) -> str:
     """`text` with every C0 control character and DEL as `\\xNN`: a log line cannot be split or forged."""
-    return "".join(c if ord(c) >= 32 and ord(c) != 127 else f"\\x{ord(c):02x}" for c in text)
+    return CONTROL_CHARACTER.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def has_control(text: str) -> bool:
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+    return CONTROL_CHARACTER.search(text) is not None
 
 
 def register_secret(value: str) -> None:
