@@ -261,11 +261,8 @@ def _walk_directory(
         name = entry.name
         row = known.get(name)
         try:
-            if (
-                row is not None
-                and row[:4] == _signature_row(entry.stat(follow_symlinks=False), known_account)
-                and row[4]  # a sidecar identity was recorded
-                and row[4:] == _record_id(by_name.get(name + SIDECAR_SUFFIX))
+            if row is not None and _vouched_for(
+                row, entry, by_name.get(name + SIDECAR_SUFFIX), known_account
             ):
                 continue  # done, and vouched for by the index: not reported, its sidecar not read
             if entry.is_dir(follow_symlinks=False):
@@ -298,8 +295,18 @@ def _walk_directory(
         yield found
 
 
-def _signature_row(st: os.stat_result, account: str) -> tuple[int, int, int, str]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino, account)
+def _vouched_for(
+    row: DoneRow, entry: os.DirEntry[str], sidecar: os.DirEntry[str] | None, account: str
+) -> bool:
+    """The file still has the size, mtime and inode of its row, the folder the account, and the sidecar
+    beside it is the one the row was made from. Spelled out field by field: it runs for every file."""
+    if sidecar is None or not row[4] or row[3] != account:
+        return False
+    st = entry.stat(follow_symlinks=False)
+    if st.st_ino != row[2] or st.st_mtime_ns != row[1] or st.st_size != row[0]:
+        return False
+    record = sidecar.stat(follow_symlinks=False)
+    return record.st_ino == row[4] and record.st_ctime_ns == row[5]
 
 
 def _record_id(entry: os.DirEntry[str] | None) -> RecordId:
