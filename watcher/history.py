@@ -12,8 +12,10 @@ every sidecar again. The sidecars stay the truth:
 
 One connection, shared by the scheduler's thread (which writes), the scanner (a query per directory)
 and the workers (dedupe), behind a lock. Writes go into one open transaction that a background thread
-commits within `COMMIT_SECONDS`: a burst of uploads costs a handful of commits, not one per file, and
-a kill -9 loses at most that last second of the cache (WAL mode keeps the file consistent).
+commits within `COMMIT_SECONDS`: a burst of uploads costs a few commits a second, not one per file,
+and a kill -9 loses at most that last moment of the cache (WAL mode keeps the file consistent). The
+window is short because it is also how long a `scan` beside the service waits to write (one writer
+at a time per SQLite file).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.sqlite3"
 SCHEMA_VERSION = 1
-COMMIT_SECONDS = 1.0
+COMMIT_SECONDS = 0.2
 BUSY_TIMEOUT_MS = 5000  # a `scan` next to the service shares the file: wait for its commit
 
 SCHEMA = """
