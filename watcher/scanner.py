@@ -172,8 +172,9 @@ class Scanner:
         for found in walk:
             if folder.move_dirs and found.record is not None and self._moved_at_start(request, found):
                 continue
-            directory, _, name = found.path.rpartition("/")
-            listings.setdefault(directory, set()).add(name)
+            if found.state is not FileState.DONE:  # the index keeps the done ones; memory, not names
+                directory, _, name = found.path.rpartition("/")
+                listings.setdefault(directory, set()).add(name)
             batch.append(found)
             if len(batch) >= SCAN_BATCH:
                 self._post_batch(request, batch)
