@@ -1,7 +1,7 @@
 """minimax-watcher benchmarks: the agent against the baselines a user would otherwise use, in one run.
 
-    python bench/run.py            the full suite (about 10 minutes), writes bench/RESULTS.md
-    python bench/run.py --quick    everything scaled down (about a minute), for CI smoke runs
+    python bench/run.py            the full suite (about 30 minutes), writes bench/RESULTS.md
+    python bench/run.py --quick    everything scaled down (about 1.5 minutes), for CI smoke runs
     python bench/run.py --only latency,burst --results /tmp/r.md
 
 The agent is the real `python -m watcher run` process; the API is `watcher.emulator.Emulator` in its own
