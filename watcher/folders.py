@@ -28,7 +28,7 @@ class Folder:
     done_dir: str | None = None  # absolute; where a file and its sidecar move once uploaded
     failed_dir: str | None = None  # absolute; where a file that can never upload moves with its record
 
-    @property
+    @functools.cached_property
     def move_dirs(self) -> tuple[str, ...]:
         return tuple(d for d in (self.done_dir, self.failed_dir) if d is not None)
 
@@ -43,7 +43,7 @@ class Folder:
         relative = path[len(self.path.rstrip("/")) + 1 :]
         if not is_candidate_name(relative.rpartition("/")[2], self.media):
             return False
-        if any(is_inside(path, moved) for moved in self.move_dirs):
+        if self.move_dirs and any(is_inside(path, moved) for moved in self.move_dirs):
             return False  # a done_dir or failed_dir inside the folder is never uploaded from
         if self.include != ("**",) and not any(_glob(g).fullmatch(relative) for g in self.include):
             return False
