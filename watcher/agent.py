@@ -32,6 +32,7 @@ from watcher.inventory import DiskProbe
 from watcher.live_status import LiveStatusWriter
 from watcher.messages import Control, EventKind, JobDone, Message, PathEvent, ScanBatch, ScanFinished
 from watcher.metrics import Metrics, MetricsSink, NullMetrics
+from watcher.redact import redact
 from watcher.reporting import Reporter
 from watcher.retry import RetryPolicy
 from watcher.scanner import Scanner
@@ -108,7 +109,7 @@ class Agent:
         )
         self._report_due = True
         self._next_report = 0.0
-        self.scanner = Scanner(self.post, self.history)
+        self.scanner = Scanner(self.post, self.history, self.notifier.still_starting, self.timings)
         self.folders = WatchedFolders(
             self.post, self.timings, observe=not once, rescan_seconds=config.settings.rescan_seconds
         )
@@ -349,8 +350,6 @@ class Agent:
             parts.append("paused: " + s.paused)
         if self.folders.standing_by():
             parts.append(f"standing by for {len(self.folders.standing_by())} folders another agent holds")
-        from watcher.redact import redact
-
         # A pause reason quotes an error; STATUS= leaves the process, so it is redacted like the log.
         return redact("; ".join(parts))
 

@@ -23,6 +23,7 @@ from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.messages import FileState, FoundFile, ScanBatch, ScanFinished
 from watcher.mover import MOVING_KEY, move_with_record, resume_move
+from watcher.timings import Timings
 
 log = logging.getLogger("watcher")
 
@@ -41,9 +42,19 @@ class _Request:
 
 
 class Scanner:
-    def __init__(self, post: Callable[[Any], None], history: HistoryIndex) -> None:
+    def __init__(
+        self,
+        post: Callable[[Any], None],
+        history: HistoryIndex,
+        still_starting: Callable[[], None] | None = None,
+        timings: Timings | None = None,
+    ) -> None:
         self._post = post
         self._history = history
+        # Told, every `start_progress` seconds of a start-up scan, that it is moving (sd_notify).
+        self._still_starting = still_starting
+        self._progress_every = (timings or Timings()).start_progress
+        self._last_progress = 0.0
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._slots = threading.Semaphore(BATCHES_IN_FLIGHT)
         self._stopping = False
@@ -139,6 +150,14 @@ class Scanner:
         self._slots.acquire()
         self._post(ScanBatch(request.folder, files, request.generation))
 
+    def _listed(self, request: _Request, listings: dict[str, set[str]], directory: str) -> None:
+        listings.setdefault(directory, set())
+        if request.initial and self._still_starting is not None:
+            now = time.monotonic()
+            if now - self._last_progress >= self._progress_every:
+                self._last_progress = now
+                self._still_starting()
+
     def _turn(self, request: _Request) -> int | None:
         if self._distrusted:
             self._distrusted = False
@@ -164,7 +183,7 @@ class Scanner:
             known_in=self._history.known_in,
             on_vanished=self._history.forget,
             remove_temporaries_before=self._started if request.initial else None,
-            on_listing=lambda directory, names: listings.setdefault(directory, set()),
+            on_listing=lambda directory, names: self._listed(request, listings, directory),
             memo=self._memo,
             turn=self._turn(request),
             on_unchanged=unlisted.add,

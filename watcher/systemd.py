@@ -52,6 +52,11 @@ class Notifier:
         monotonic_usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         self.send("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec}")
 
+    def still_starting(self, seconds: float = 60.0) -> None:
+        """The start is making progress: systemd's start timeout is moved to `seconds` from now (if
+        later), so a long first scan is not killed by TimeoutStartSec, and a stuck one still is."""
+        self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
+
     def stopping(self) -> None:
         self.send("STOPPING=1")
 

@@ -28,7 +28,15 @@ from tests.helpers.notify import NotifySocket
 from watcher.emulator import Emulator, Fault
 
 WATCHDOG_USEC = 400_000  # the agent pings every 0.2 s
-KNOWN_FIELDS = {"READY", "STATUS", "WATCHDOG", "RELOADING", "MONOTONIC_USEC", "STOPPING"}
+KNOWN_FIELDS = {
+    "READY",
+    "STATUS",
+    "WATCHDOG",
+    "RELOADING",
+    "MONOTONIC_USEC",
+    "STOPPING",
+    "EXTEND_TIMEOUT_USEC",
+}
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 ANY_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 
@@ -154,6 +162,21 @@ def test_notify_lifecycle_ready_status_watchdog_reload_stopping(
     assert not notify_socket.malformed, notify_socket.malformed
     for datagram in notify_socket.snapshot():
         assert set(datagram.fields) <= KNOWN_FIELDS, datagram
+
+
+def test_a_start_up_scan_in_progress_asks_systemd_for_more_start_time_before_ready(
+    tmp_path: Path, emulator: Emulator, notify_socket: NotifySocket, agents: list[Agent]
+) -> None:
+    # Every directory listed counts as progress here (in service: every 10 s of scanning).
+    env = {"NOTIFY_SOCKET": notify_socket.address, "MINIMAX_WATCHER_TIMINGS": "start_progress=0"}
+    agent = Agent(tmp_path, emulator, env)
+    agents.append(agent)
+
+    ready = notify_socket.wait("READY", "1")
+    datagrams = notify_socket.snapshot()
+    before_ready = datagrams[: datagrams.index(ready)]
+    extensions = [d.fields["EXTEND_TIMEOUT_USEC"] for d in before_ready if "EXTEND_TIMEOUT_USEC" in d.fields]
+    assert extensions and all(int(value) == 60_000_000 for value in extensions), datagrams
 
 
 @pytest.mark.parametrize(
