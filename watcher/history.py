@@ -307,11 +307,13 @@ class HistoryIndex:
     def forget_under(self, root: str, *, except_dirs: Collection[str] = ()) -> None:
         """Forget every file in `root` and below, except in the directories of `except_dirs`."""
         prefix = root.rstrip("/") + "/"
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # Every path that starts with "<root>/" sorts between it and "<root>0" ("0" follows "/"): a
+        # range on the unique index, exact and case-sensitive where LIKE would be neither.
+        below = (prefix, prefix[:-1] + "0")
 
         def write() -> None:
             rows = self._db.execute(
-                "SELECT id, path FROM dirs WHERE path = ? OR path LIKE ? ESCAPE '\\'", (root, escaped + "%")
+                "SELECT id, path FROM dirs WHERE path = ? OR (path >= ? AND path < ?)", (root, *below)
             ).fetchall()
             gone = [(dir_id, path) for dir_id, path in rows if path not in except_dirs]
             self._db.executemany("DELETE FROM done WHERE dir = ?", ((dir_id,) for dir_id, _ in gone))

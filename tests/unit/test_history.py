@@ -37,6 +37,9 @@ def test_done_files_are_kept_by_directory_and_forgotten_by_name_or_by_subtree() 
     index.forget_under("/drop/a", except_dirs={"/drop/a"})
     assert "/drop/a/sub/z.png" not in index
     assert "/drop/ab/w.png" in index, "a sibling whose name starts the same is not below /drop/a"
+    index.put("/drop/A/sub/v.png", SIG, "111", (11, 1))
+    index.forget_under("/drop/a")
+    assert "/drop/A/sub/v.png" in index, "paths are case-sensitive"
 
 
 def test_what_is_written_survives_a_restart_and_the_file_is_private(tmp_path: Path) -> None:
