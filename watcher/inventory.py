@@ -262,7 +262,7 @@ def _walk_directory(
         row = known.get(name)
         try:
             if row is not None and _vouched_for(
-                row, entry, by_name.get(name + SIDECAR_SUFFIX), known_account
+                row, dir_fd, name, name + SIDECAR_SUFFIX in by_name, known_account
             ):
                 continue  # done, and vouched for by the index: not reported, its sidecar not read
             if entry.is_dir(follow_symlinks=False):
@@ -285,36 +285,36 @@ def _walk_directory(
             candidate = admits(path) if admits is not None else is_candidate_name(name)
             if not candidate or not entry.is_file(follow_symlinks=False):
                 continue
-            st = entry.stat(follow_symlinks=False)
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except OSError:
             continue  # vanished while we looked: its delete event or the next scan handles it
         signature = signature_of(st)
         found = classify(path, signature, account, names, root, dir_fd)
         if found.state is FileState.DONE:
-            found = replace(found, record_id=_record_id(by_name.get(name + SIDECAR_SUFFIX)))
+            found = replace(found, record_id=_record_id(dir_fd, name + SIDECAR_SUFFIX))
         yield found
 
 
-def _vouched_for(
-    row: DoneRow, entry: os.DirEntry[str], sidecar: os.DirEntry[str] | None, account: str
-) -> bool:
+def _vouched_for(row: DoneRow, dir_fd: int, name: str, has_sidecar: bool, account: str) -> bool:
     """The file still has the size, mtime and inode of its row, the folder the account, and the sidecar
-    beside it is the one the row was made from. Spelled out field by field: it runs for every file."""
-    if sidecar is None or not row[4] or row[3] != account:
+    beside it is the one the row was made from. Spelled out field by field: it runs for every file.
+    Stats through `os.stat`, not the DirEntry, which would keep every result of a directory of 10,000
+    files in memory until the walk leaves it."""
+    if not has_sidecar or not row[4] or row[3] != account:
         return False
-    st = entry.stat(follow_symlinks=False)
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     if st.st_ino != row[2] or st.st_mtime_ns != row[1] or st.st_size != row[0]:
         return False
-    record = sidecar.stat(follow_symlinks=False)
+    record = os.stat(name + SIDECAR_SUFFIX, dir_fd=dir_fd, follow_symlinks=False)
     return record.st_ino == row[4] and record.st_ctime_ns == row[5]
 
 
-def _record_id(entry: os.DirEntry[str] | None) -> RecordId:
+def _record_id(dir_fd: int, name: str) -> RecordId:
     try:
-        st = entry.stat(follow_symlinks=False) if entry is not None else None
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         return NO_RECORD_ID
-    return (st.st_ino, st.st_ctime_ns) if st is not None else NO_RECORD_ID
+    return (st.st_ino, st.st_ctime_ns)
 
 
 def _remove_quietly(name: str, dir_fd: int) -> None:
