@@ -26,14 +26,15 @@ SESSION_SHARE = 0.6  # issue 9: the agent's burst rate against the bare session 
 WHY_MISSED = (
     "why the burst is slower than a bare loop: the agent does per file what the bare loop does not "
     "(settle check, sniff, head hash for dedupe, change check after the upload, a sidecar written with "
-    "fsync of the file and the folder, an error-record cleanup, a log line) and watchdog turns ~6 "
-    "inotify events per file into Python objects (half of them caused by the agent's own sidecar "
-    "temporary, which SPEC §6 puts in the same folder). Profiled with py-spy --gil, the agent holds "
-    "the GIL about half the time; the rest is fsync and loopback waits, and the emulator and the agent "
-    "share the 2 cores. Concurrency 2, 4 or 8 changes nothing. Already applied: proxies read once "
-    "(trust_env off), a same-size file hashed in full only when its first 64 KiB match an earlier "
-    "upload. Left: replacing requests by http.client in the upload path (~0.7 ms/file less, measured "
-    "by the prototype) would go against the project's chosen base dependencies."
+    "fsync of the file, its folder's fsync (batched across files: watcher/folder_sync.py), an "
+    "error-record cleanup, two rows in the index, metrics and a log line). Events for the agent's own "
+    "sidecar temporaries are dropped before any Python callback (watcher/inotify_watch.py). Profiled "
+    "with py-spy --gil, requests holds about 40 % of the agent's GIL time, the per-file log line about "
+    "12 %; the rest of the wall time is fsync and loopback waits, and the emulator and the agent share "
+    "the 2 cores. Concurrency 2, 4 or 8 changes nothing. Already applied: proxies read once (trust_env "
+    "off), a same-size file hashed in full only when its first 64 KiB match an earlier upload. Left: "
+    "replacing requests by http.client in the upload path (~0.7 ms/file less, measured by the "
+    "prototype) would go against the project's chosen base dependencies."
 )
 
 

@@ -17,12 +17,13 @@ from results import Outcome, Row, verdict
 # Why the target is missed: causes found by profiling (py-spy, yappi, per-thread /proc figures) and by
 # measuring prototypes with --agent-src. Printed under the workload whenever its verdict is MISSED.
 WHY_MISSED = (
-    "why rescans cost: a periodic rescan lists every folder and stats every image (~10 us/file in "
-    "watcher/inventory.py walk_candidates); files already known to be done are not passed to the "
-    "scheduler, and vanished ones are reconciled per directory (watcher/pathindex.py). At 100,000 "
-    "files and rescan_seconds 300 that still averages above 0.2 % of a core; idle between rescans the "
-    "agent does not wake at all. An inotify overflow brings a rescan forward, so rescan_seconds can "
-    "be raised for large inotify folders (it matters for polling ones)."
+    "why rescans cost: a periodic rescan stats every directory, lists those whose mtime or ctime moved "
+    "since their last listing and, on its turn, one directory in 48 whatever its stamp (watcher/"
+    "inventory.py DirectoryMemo); in a listed directory each image and its sidecar is stat'ed and "
+    "compared with the index (watcher/history.py), and no sidecar is read unless the index cannot "
+    "vouch for it. Idle between rescans the agent does not wake at all. An inotify overflow brings a "
+    "full rescan forward, so rescan_seconds can be raised for large inotify folders (it matters for "
+    "polling ones)."
 )
 
 
