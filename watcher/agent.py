@@ -3,10 +3,11 @@
 Threads and who owns what:
 - the loop (the thread that calls `run`) owns the scheduler and everything else here; other threads
   only post messages (`watcher.messages`) to its inbox;
-- watchdog's observers (one inotify instance for all folders, `watcher.watching`) post `PathEvent`s;
+- one inotify reader for all folders (and a polling observer where asked) post `PathEvent`s;
 - the scanner thread walks folders (at start, every `rescan_seconds`, when a subfolder appears) and
   posts `ScanBatch`es and `ScanFinished`;
-- `concurrency` worker threads each run one `UploadJob` at a time and post `JobDone`.
+- `concurrency` worker threads each run one `UploadJob` at a time and post `JobDone`;
+- the index's commits and sidecars' folder fsyncs have a thread each (`history`, `folder_sync`).
 
 Every decision about a file is the scheduler's (`watcher.scheduler`); this module starts and stops
 threads, watches and rescans folders, reloads the config, and talks to systemd.
