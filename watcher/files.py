@@ -32,6 +32,10 @@ RecordId = tuple[int, int]
 NO_RECORD_ID: RecordId = (0, 0)
 
 
+def record_id_of(st: os.stat_result) -> RecordId:
+    return (st.st_ino, st.st_ctime_ns)
+
+
 @dataclass(frozen=True, slots=True)
 class FileSignature:
     """What identifies one version of a file's bytes without reading them."""

@@ -71,11 +71,6 @@ class KnownDone:
     record_id: RecordId
 
 
-def split(path: str) -> tuple[str, str]:
-    directory, name = os.path.split(path)
-    return directory, name
-
-
 class HistoryIndex:
     """Done files by directory, and known uploads by account, size and sha256 (content dedupe).
 
@@ -174,7 +169,7 @@ class HistoryIndex:
     # ---- committing ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Commit in the background from now on (without it, only `commit` and `close` do)."""
+        """Commit in the background from now on (without it, only `close` does)."""
         self._committer = threading.Thread(target=self._commit_loop, name="index", daemon=True)
         self._committer.start()
 
@@ -200,10 +195,6 @@ class HistoryIndex:
                 self._db.execute("ROLLBACK")
         except sqlite3.DatabaseError as exc:
             self._recover(exc)
-
-    def commit(self) -> None:
-        with self._lock:
-            self._commit_locked()
 
     def close(self) -> None:
         with self._lock:
@@ -234,7 +225,7 @@ class HistoryIndex:
         return known.signature if known is not None else None
 
     def lookup(self, path: str) -> KnownDone | None:
-        directory, name = split(path)
+        directory, name = os.path.split(path)
 
         def query() -> KnownDone | None:
             dir_id = self._dir_id(directory, create=False)
@@ -272,7 +263,7 @@ class HistoryIndex:
         return self._guarded(query, {})
 
     def put(self, path: str, signature: FileSignature, account: str, record_id: RecordId) -> None:
-        directory, name = split(path)
+        directory, name = os.path.split(path)
 
         def write() -> None:
             dir_id = self._dir_id(directory, create=True)
@@ -287,7 +278,7 @@ class HistoryIndex:
         """Forget one file; whether it was known."""
         if not path.isascii() and not _storable(path):
             return True  # never indexed: it may be known all the same, the caller looks again
-        directory, name = split(path)
+        directory, name = os.path.split(path)
         return self.forget(directory, [name]) > 0
 
     def forget(self, directory: str, names: Iterable[str]) -> int:

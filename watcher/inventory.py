@@ -27,6 +27,7 @@ from watcher.files import (
     looks_complete_on_disk,
     lstat_beneath,
     open_beneath,
+    record_id_of,
     signature_of,
 )
 from watcher.folders import Folder
@@ -311,10 +312,9 @@ def _vouched_for(row: DoneRow, dir_fd: int, name: str, has_sidecar: bool, accoun
 
 def _record_id(dir_fd: int, name: str) -> RecordId:
     try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return record_id_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
     except OSError:
         return NO_RECORD_ID
-    return (st.st_ino, st.st_ctime_ns)
 
 
 def _remove_quietly(name: str, dir_fd: int) -> None:

@@ -164,8 +164,8 @@ class Scanner:
             self._memo.clear()
         if not request.periodic:
             return None
-        turn = self._turns[request.root] = self._turns.get(request.root, -1) + 1
-        return turn
+        self._turns[request.root] = self._turns.get(request.root, -1) + 1
+        return self._turns[request.root]
 
     def _walk(self, request: _Request) -> None:
         folder = request.folder

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from watcher.files import FileSignature, RecordId, folder_of, fsync_folder, open_beneath
+from watcher.files import FileSignature, RecordId, folder_of, fsync_folder, open_beneath, record_id_of
 from watcher.media import error_record_path, sidecar_path
 from watcher.outcome import is_valid_file_id
 
@@ -121,7 +121,7 @@ def write_json_atomically(
             sync_folder(dir_fd)
         else:
             fsync_folder(".", dir_fd)
-    return (st.st_ino, st.st_ctime_ns)
+    return record_id_of(st)
 
 
 def write_sidecar_atomically(

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,18 +23,23 @@ from watcher.emulator import Emulator
 def test_two_hundred_folders_are_all_watched_by_inotify(
     start_agent, tmp_path: Path, emulator: Emulator
 ) -> None:
-    folders = []
-    for i in range(200):
-        folder = tmp_path / f"folder-{i:03}"
-        folder.mkdir()
-        folders.append({"path": str(folder), "account": ACCOUNT_A})
-    agent = start_agent(folders)
+    agent = start_agent(make_folders(tmp_path, 200))
     assert agent.proc is not None
     assert inotify_instances(agent.proc.pid) == 1
     assert "polling" not in agent.log()
     last = tmp_path / "folder-199" / "late.png"
     last.write_bytes(png_bytes(9501))
     wait_sidecar(last, timeout=15)
+
+
+def make_folders(tmp_path: Path, count: int) -> list[dict[str, Any]]:
+    """`count` empty folders `folder-000`... of account A, as the config lists them."""
+    folders = []
+    for i in range(count):
+        folder = tmp_path / f"folder-{i:03}"
+        folder.mkdir()
+        folders.append({"path": str(folder), "account": ACCOUNT_A})
+    return folders
 
 
 def inotify_instances(pid: int) -> int:
@@ -51,12 +57,7 @@ def test_three_hundred_folders_run_on_a_handful_of_threads(
 ) -> None:
     """One reader thread for every inotify-watched folder, not an emitter thread per folder (watchdog's
     observer had 313 threads here)."""
-    folders = []
-    for i in range(300):
-        folder = tmp_path / f"folder-{i:03}"
-        folder.mkdir()
-        folders.append({"path": str(folder), "account": ACCOUNT_A})
-    agent = start_agent(folders)
+    agent = start_agent(make_folders(tmp_path, 300))
     assert agent.proc is not None
     last = tmp_path / "folder-299" / "late.png"
     last.write_bytes(png_bytes(9502))
