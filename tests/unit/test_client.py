@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from requests.adapters import HTTPAdapter
 
 from tests.helpers import ACCOUNT, TOKEN
 from tests.helpers.images import jpeg_bytes, png_bytes, sha256
@@ -219,9 +218,7 @@ def test_two_uploads_over_one_client_reuse_the_connection(
     assert isinstance(post(client, png_file), UploadSuccess)
     assert len(emu.uploads) == 2
     # urllib3 counts the connections it opened for this host: one socket carried both requests.
-    adapter = client._session.get_adapter(client.url)
-    assert isinstance(adapter, HTTPAdapter)
-    poolmanager = adapter.poolmanager
+    poolmanager = client._pool
     keys = list(poolmanager.pools.keys())
     assert len(keys) == 1
     pool = poolmanager.pools[keys[0]]
