@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from watchdog.observers.inotify_c import (
+    DEFAULT_EVENT_BUFFER_SIZE,
     CallbackId,
     InotifyConstants,
     InotifyEvent,
@@ -34,6 +35,7 @@ from watchdog.observers.inotify_c import (
 
 from watcher.folder_lock import LOCK_NAME
 from watcher.folders import Folder
+from watcher.media import SIDECAR_SUFFIX
 from watcher.messages import EventKind
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ _ROOT_GONE = IN.IN_DELETE_SELF | IN.IN_MOVE_SELF | IN.IN_UNMOUNT
 _APPEARED = IN.IN_CREATE | IN.IN_MOVED_TO
 LIMIT_ERRORS = (errno.ENOSPC, errno.EMFILE)  # out of watches; out of instances
 _LOCK_NAME = os.fsencode(LOCK_NAME)
+_RECORD_SUFFIX = os.fsencode(SIDECAR_SUFFIX)
 
 
 def file_event_kind(mask: int) -> EventKind | None:
@@ -82,11 +85,20 @@ def file_event_kind(mask: int) -> EventKind | None:
     return None
 
 
-def worth_a_look(name: bytes) -> bool:
-    """Whether an event for `name` can matter: dot-names never do (dot-files are never candidates,
-    dot-folders are never looked into, and the agent's own sidecar temporaries are dot-files), except the
-    folder's lock file, whose removal says the folder may be going."""
-    return not name.startswith(b".") or name == _LOCK_NAME
+def worth_a_look(name: bytes, mask: int = 0) -> bool:
+    """Whether an event for `name` can matter.
+
+    Dot-names never do (dot-files are never candidates, dot-folders are never looked into, and the
+    agent's own sidecar temporaries are dot-files), except the folder's lock file, whose removal says
+    the folder may be going. Nor does a record (`*.json`, a sidecar or an error record) being made or
+    written: only its removal matters, since its image then needs a look. A directory's event always
+    passes, whatever its name.
+    """
+    if name.startswith(b"."):
+        return name == _LOCK_NAME
+    if name.endswith(_RECORD_SUFFIX):
+        return bool(mask & (IN.IN_DELETE | IN.IN_MOVED_FROM | IN.IN_ISDIR))
+    return True
 
 
 class OutOfWatches(OSError):
@@ -102,13 +114,20 @@ class Inotify(InotifyFD):
     """One inotify instance and its reader thread, for every folder; raises OSError(EMFILE) when
     `fs.inotify.max_user_instances` is used up.
 
-    Events for dot-names are dropped here, before any lock or callback: a burst of uploads makes several
-    per sidecar temporary (created, written, closed, renamed away).
+    Events that cannot matter (`worth_a_look`) are dropped as the kernel's buffer is read, before an
+    event object, a lock or a callback: each sidecar the agent writes makes five (its temporary created,
+    written, renamed away; the sidecar renamed in and closed), against one for the image.
     """
 
+    def read_events(self, *, event_buffer_size: int = DEFAULT_EVENT_BUFFER_SIZE) -> list[InotifyEvent]:
+        return [
+            InotifyEvent(wd, mask, cookie, name)
+            for wd, mask, cookie, name in self._parse_event_buffer(self._read_event_buffer(event_buffer_size))
+            # As watchdog's: the kernel reports IN_Q_OVERFLOW with wd=-1, and no other event without a watch.
+            if (wd != -1 or mask & IN.IN_Q_OVERFLOW) and worth_a_look(name, mask)
+        ]
+
     def handle_event(self, event: InotifyEvent) -> None:
-        if event.name and not worth_a_look(event.name):
-            return
         try:
             super().handle_event(event)
         except Exception:

@@ -131,6 +131,10 @@ class Metrics:
             ["hook", "result"],
             registry=self.registry,
         )
+        # Accounts whose series exist, and their counters (the same objects labels() would return).
+        self._tracked: set[str] = set()
+        self._upload_counts: dict[tuple[str, str], Counter] = {}
+        self._byte_counts: dict[str, Counter] = {}
         self._lock = threading.Lock()
         self._listen: str | None = None
         self._stop_server: Callable[[], None] | None = None
@@ -145,18 +149,23 @@ class Metrics:
         The other methods call it too.
         """
         label = account_label(account)
+        if label in self._tracked:
+            return  # called for every upload: prometheus_client's labels() is not free
         for result in UPLOAD_RESULTS:
-            self._uploads.labels(label, result)
-        self._bytes.labels(label)
+            self._upload_counts[label, result] = self._uploads.labels(label, result)
+        self._byte_counts[label] = self._bytes.labels(label)
         self._paused.labels(label)
+        self._tracked.add(label)
 
     def forget_account(self, account: str | None) -> None:
         """Stop exporting whether an account no longer configured is paused (a stale 1 would alert forever).
 
         Its counters stay: they count what happened, and `increase()` needs them to go on.
         """
+        label = account_label(account)
+        self._tracked.discard(label)
         try:
-            self._paused.remove(account_label(account))
+            self._paused.remove(label)
         except KeyError:
             pass
 
@@ -172,10 +181,10 @@ class Metrics:
             raise ValueError(f"unknown upload result {result!r}; one of {', '.join(UPLOAD_RESULTS)}")
         self.track_account(account)
         label = account_label(account)
-        self._uploads.labels(label, result).inc()
+        self._upload_counts[label, result].inc()
         if result == "success":
             if size > 0:
-                self._bytes.labels(label).inc(size)
+                self._byte_counts[label].inc(size)
             if seconds is not None:
                 self._duration.observe(max(0.0, seconds))
 

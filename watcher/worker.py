@@ -221,8 +221,8 @@ def tell_hook(
 ) -> None:
     """Hand the event to the hook runner; its failure is logged, never turned into the upload's (the
     record is written: retrying the upload for a hook would be wrong)."""
-    if hooks is None:
-        return
+    if hooks is None or not hooks.will_run("on_upload" if sidecar is not None else "on_failure"):
+        return  # not configured: no event to build for each file of a burst
     try:
         hooks.submit(hook_event(job, moved_to, sidecar, error_record))
     except Exception:

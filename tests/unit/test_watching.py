@@ -87,6 +87,15 @@ def test_dot_names_are_dropped_except_the_lock_file() -> None:
     assert worth_a_look(b"a.png")
 
 
+def test_a_record_matters_only_when_it_goes() -> None:
+    for made in (IN.IN_CREATE, IN.IN_MOVED_TO, IN.IN_CLOSE_WRITE, IN.IN_MODIFY, IN.IN_ATTRIB):
+        assert not worth_a_look(b"a.png.json", made)
+        assert not worth_a_look(b"a.png.error.json", made)
+    assert worth_a_look(b"a.png.json", IN.IN_DELETE)
+    assert worth_a_look(b"a.png.error.json", IN.IN_MOVED_FROM)
+    assert worth_a_look(b"renders.json", IN.IN_CREATE | IN.IN_ISDIR)  # a folder named so is walked
+
+
 def test_a_written_renamed_and_removed_image(tmp_path: Path, observers: Observers) -> None:
     _, seen = watch(tmp_path, observers)
     image = tmp_path / "a.png"
