@@ -41,6 +41,8 @@ class DeadlineWatch:
         self._changed = threading.Condition()
         self._attempts: set[Attempt] = set()
         self._thread: threading.Thread | None = None
+        # When the thread wakes next on its own (None: only when notified).
+        self._wakes_at: float | None = None
 
     def begin(self, attempt: Attempt) -> None:
         with self._changed:
@@ -48,16 +50,19 @@ class DeadlineWatch:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="upload-deadlines", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            # Waking the thread for a deadline after the one it waits for would only cost a thread switch
+            # per upload.
+            if self._wakes_at is None or attempt.expires_at < self._wakes_at:
+                self._changed.notify()
 
     def move(self, attempt: Attempt, expires_at: float, message: str) -> None:
         with self._changed:
             if attempt.expired is not None:
                 return
-            earlier = expires_at < attempt.expires_at
             attempt.expires_at = expires_at
             attempt.message = message
-            if earlier:  # later ones are noticed when the thread wakes for the old time
+            # A later one is noticed when the thread wakes for the earlier time it waits for.
+            if self._wakes_at is None or expires_at < self._wakes_at:
                 self._changed.notify()
 
     def bind(self, attempt: Attempt, connection: WatchedConnection) -> None:
@@ -91,7 +96,9 @@ class DeadlineWatch:
                             cut_connection(connection)
                     elif next_at is None or attempt.expires_at < next_at:
                         next_at = attempt.expires_at
+                self._wakes_at = next_at
                 self._changed.wait(None if next_at is None else next_at - now)
+                self._wakes_at = None  # awake: whatever changes now is seen by the next pass
 
 
 deadlines = DeadlineWatch()
