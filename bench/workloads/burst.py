@@ -27,14 +27,15 @@ WHY_MISSED = (
     "why the burst is slower than a bare loop: the agent does per file what the bare loop does not "
     "(settle check, sniff, head hash for dedupe, change check after the upload, a sidecar written with "
     "fsync of the file, its folder's fsync (batched across files: watcher/folder_sync.py), an "
-    "error-record cleanup, two rows in the index, metrics and a log line). Events for the agent's own "
-    "sidecar temporaries are dropped before any Python callback (watcher/inotify_watch.py). Profiled "
-    "with py-spy --gil, requests holds about 40 % of the agent's GIL time, the per-file log line about "
-    "12 %; the rest of the wall time is fsync and loopback waits, and the emulator and the agent share "
-    "the 2 cores. Concurrency 2, 4 or 8 changes nothing. Already applied: proxies read once (trust_env "
-    "off), a same-size file hashed in full only when its first 64 KiB match an earlier upload. Left: "
-    "replacing requests by http.client in the upload path (~0.7 ms/file less, measured by the "
-    "prototype) would go against the project's chosen base dependencies."
+    "error-record cleanup, two rows in the index, metrics and a log line), on several threads that "
+    "share the GIL: each system call made while another thread waits for it costs two thread switches, "
+    "which this VM makes expensive (perf puts about 30 % of the agent's CPU in the scheduler's switch "
+    "path). The sidecar's own fsync is the largest single cost: a prototype without it ran 25 % faster "
+    "(it stays: without it a power cut could leave an empty sidecar). Already applied: uploads go "
+    "through urllib3's pool directly, not a requests.Session (0.4 ms/file less); events for the "
+    "agent's own records are dropped before any event object (watcher/inotify_watch.py); the deadline "
+    "thread is not woken per upload; metrics keep their counters. Concurrency 4 or 8 changes little "
+    "(+5 %, within the run-to-run noise of about 10 %)."
 )
 
 
