@@ -142,6 +142,11 @@ def open_regular_file(path: str, root: str = "") -> int:
     symlink), or `NotRegularFileError` when the name now points at something other than a regular
     file (it may have been swapped since the last stat).
     """
+    return open_regular_file_and_stat(path, root)[0]
+
+
+def open_regular_file_and_stat(path: str, root: str = "") -> tuple[int, os.stat_result]:
+    """`open_regular_file`, and the descriptor's stat taken to check it (no second fstat needed)."""
     fd = open_beneath(root, path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
@@ -152,7 +157,7 @@ def open_regular_file(path: str, root: str = "") -> int:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, st
 
 
 def looks_complete_on_disk(path: str, size: int, root: str = "") -> bool:
@@ -161,9 +166,9 @@ def looks_complete_on_disk(path: str, size: int, root: str = "") -> bool:
 
     Raises OSError as `open_regular_file` does.
     """
-    fd = open_regular_file(path, root)
+    fd, st = open_regular_file_and_stat(path, root)
     try:
-        if os.fstat(fd).st_size != size:
+        if st.st_size != size:
             return False  # written to since it was looked at: the next look decides
         return looks_complete(lambda offset, length: os.pread(fd, length, offset), size)
     finally:

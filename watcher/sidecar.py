@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcher.files import FileSignature, RecordId, folder_of, fsync_folder, open_beneath, record_id_of
-from watcher.media import error_record_path, sidecar_path
+from watcher.media import ERROR_RECORD_SUFFIX, error_record_path, sidecar_path
 from watcher.outcome import is_valid_file_id
 
 # A sidecar larger than this is not ours; never read a huge file into memory to find out.
@@ -64,12 +64,28 @@ def build_error_record(
 NAME_MAX = 255  # bytes, on every Linux filesystem the agent is likely to meet
 
 
+# Unpredictable 8-hex tokens for temporaries' names, drawn from the OS in batches: one getrandom call
+# per file was one more system call (and thread switch) per sidecar in a burst. list.pop and
+# list.extend are atomic, so threads share the pool without a lock.
+_TOKENS_PER_DRAW = 256
+_tokens: list[str] = []
+
+
+def _random_token() -> str:
+    try:
+        return _tokens.pop()
+    except IndexError:
+        drawn = secrets.token_bytes(4 * _TOKENS_PER_DRAW)
+        _tokens.extend(drawn[i : i + 4].hex() for i in range(0, len(drawn), 4))
+        return _tokens.pop()
+
+
 def temporary_name(name: str) -> str:
     """`.<name>.<8 hex>.tmp`, with `name` shortened when needed so the whole stays within NAME_MAX bytes.
 
     A sidecar name of up to 255 bytes must stay writable even though its temporary is longer.
     """
-    suffix = f".{secrets.token_hex(4)}.tmp"
+    suffix = f".{_random_token()}.tmp"
     room = NAME_MAX - 1 - len(suffix)
     encoded = os.fsencode(name)
     if len(encoded) > room:
@@ -90,37 +106,44 @@ def write_json_atomically(
     into. The folder is fsynced so the new name survives a power cut: here, or by `sync_folder` (given
     the folder's descriptor: `watcher.folder_sync`). Returns the file's `RecordId`.
     """
+    with folder_of(root, path) as (dir_fd, name):
+        return write_json_in(dir_fd, name, data, sync_folder=sync_folder)
+
+
+def write_json_in(
+    dir_fd: int, name: str, data: dict[str, Any], *, sync_folder: Callable[[int], None] | None = None
+) -> RecordId:
+    """`write_json_atomically` into a folder already reached safely (`dir_fd`, maybe O_PATH)."""
     try:
         payload = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
     except UnicodeEncodeError:
         # A file name that is not valid UTF-8 (surrogate-escaped by Python): \udcXX escapes keep the
         # JSON valid and give the same name back to a reader.
         payload = (json.dumps(data, ensure_ascii=True, indent=2) + "\n").encode()
-    with folder_of(root, path) as (dir_fd, name):
-        tmp = temporary_name(name)
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd
-        )
+    tmp = temporary_name(name)
+    fd = os.open(
+        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd
+    )
+    try:
         try:
-            try:
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                st = os.fstat(fd)  # after the rename, which sets the ctime a reader will see
-            finally:
-                os.close(fd)
-        except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=dir_fd)
-            except OSError:
-                pass
-            raise
-        if sync_folder is not None:
-            sync_folder(dir_fd)
-        else:
-            fsync_folder(".", dir_fd)
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            st = os.fstat(fd)  # after the rename, which sets the ctime a reader will see
+        finally:
+            os.close(fd)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    if sync_folder is not None:
+        sync_folder(dir_fd)
+    else:
+        fsync_folder(".", dir_fd)
     return record_id_of(st)
 
 
@@ -146,11 +169,19 @@ def remove_error_record(image_path: str, root: str = "") -> None:
     inside the watched folder, and nothing outside it is touched.
     """
     try:
-        with folder_of(root, error_record_path(image_path)) as (dir_fd, name):
-            os.unlink(name, dir_fd=dir_fd)
+        with folder_of(root, image_path) as (dir_fd, name):
+            remove_error_record_in(dir_fd, name)
     except OSError as exc:
-        if exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
             raise
+
+
+def remove_error_record_in(dir_fd: int, image_name: str) -> None:
+    """Remove the error record of the image `image_name` of the folder `dir_fd`, if there is one."""
+    try:
+        os.unlink(image_name + ERROR_RECORD_SUFFIX, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
 
 
 def read_record(

@@ -20,19 +20,20 @@ from watcher.files import (
     NotRegularFileError,
     OutsideRootError,
     RecordId,
+    folder_of,
     lstat_beneath,
-    open_regular_file,
+    open_regular_file_and_stat,
     signature_of,
 )
-from watcher.media import MAX_UPLOAD_BYTES, SNIFF_BYTES, refusal, sniff_content_type
+from watcher.media import MAX_UPLOAD_BYTES, SIDECAR_SUFFIX, SNIFF_BYTES, refusal, sniff_content_type
 from watcher.messages import UploadJob
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadOutcome, UploadSuccess
 from watcher.sidecar import (
     build_error_record,
     build_sidecar,
-    remove_error_record,
+    remove_error_record_in,
     write_error_record,
-    write_sidecar_atomically,
+    write_json_in,
 )
 from watcher.trust import SidecarSeal
 
@@ -54,7 +55,7 @@ def upload_one(
     a swap like any other, never a way out of the watched folder.
     """
     try:
-        fd = open_regular_file(job.path, job.root)
+        fd, opened = open_regular_file_and_stat(job.path, job.root)
     except (FileNotFoundError, NotADirectoryError):
         return FileChanged("the file disappeared"), None, False
     except NotRegularFileError:
@@ -75,7 +76,7 @@ def upload_one(
             seen = None
         return UploadFailure(FailureClass.PERMANENT, reason, "unreadable", local=True), seen, False
     try:
-        signature = signature_of(os.fstat(fd))
+        signature = signature_of(opened)
         if job.expected is not None and signature != job.expected:
             return FileChanged("the file changed after it settled"), signature, False
         if signature.size == 0:
@@ -186,8 +187,9 @@ def record_success(
 ) -> RecordId:
     """Write the sidecar (atomically) and drop any stale error record; the sidecar's `RecordId`.
     Raises OSError if it cannot. `sync_folder`: see `write_json_atomically`."""
-    record_id = write_sidecar_atomically(job.path, sidecar, job.root, sync_folder=sync_folder)
-    remove_error_record(job.path, job.root)
+    with folder_of(job.root, job.path) as (dir_fd, name):
+        record_id = write_json_in(dir_fd, name + SIDECAR_SUFFIX, sidecar, sync_folder=sync_folder)
+        remove_error_record_in(dir_fd, name)
     return record_id
 
 
