@@ -258,14 +258,24 @@ def _walk_directory(
     # This loop runs once per file of every folder at each start and rescan: it stays lean.
     prefix = f"{folder.rstrip('/')}/"
     known_account = account or ""
+    stat = os.stat
     for entry in entries:
         name = entry.name
         row = known.get(name)
         try:
-            if row is not None and _vouched_for(
-                row, dir_fd, name, name + SIDECAR_SUFFIX in by_name, known_account
-            ):
-                continue  # done, and vouched for by the index: not reported, its sidecar not read
+            if row is not None and row[4] and row[3] == known_account:
+                # Done, and vouched for by the index (not reported, its sidecar not read) when the file
+                # still has the row's size, mtime and inode, and the sidecar beside it is the one the
+                # row was made from. Inline and field by field: this runs for every file. Stats go
+                # through `os.stat`, not the DirEntry, which would keep every result of a directory of
+                # 10,000 files in memory until the walk leaves it.
+                record = name + SIDECAR_SUFFIX
+                if record in by_name:
+                    st = stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    if st.st_ino == row[2] and st.st_mtime_ns == row[1] and st.st_size == row[0]:
+                        sidecar = stat(record, dir_fd=dir_fd, follow_symlinks=False)
+                        if sidecar.st_ino == row[4] and sidecar.st_ctime_ns == row[5]:
+                            continue
             if entry.is_dir(follow_symlinks=False):
                 if recursive and not name.startswith("."):
                     stack.append(prefix + name)
@@ -294,20 +304,6 @@ def _walk_directory(
         if found.state is FileState.DONE:
             found = replace(found, record_id=_record_id(dir_fd, name + SIDECAR_SUFFIX))
         yield found
-
-
-def _vouched_for(row: DoneRow, dir_fd: int, name: str, has_sidecar: bool, account: str) -> bool:
-    """The file still has the size, mtime and inode of its row, the folder the account, and the sidecar
-    beside it is the one the row was made from. Spelled out field by field: it runs for every file.
-    Stats through `os.stat`, not the DirEntry, which would keep every result of a directory of 10,000
-    files in memory until the walk leaves it."""
-    if not has_sidecar or not row[4] or row[3] != account:
-        return False
-    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    if st.st_ino != row[2] or st.st_mtime_ns != row[1] or st.st_size != row[0]:
-        return False
-    record = os.stat(name + SIDECAR_SUFFIX, dir_fd=dir_fd, follow_symlinks=False)
-    return record.st_ino == row[4] and record.st_ctime_ns == row[5]
 
 
 def _record_id(dir_fd: int, name: str) -> RecordId:
