@@ -63,7 +63,12 @@ def run(ctx: Context, out: Outcome) -> None:
         end_to_end = watch.seen[target] - started
         watch.close()
         peak = max(peak, agent.hwm_kb())
-        found = re.search(r"big\.png: uploaded in ([0-9.]+) s", agent.log())
+        # The loop logs the upload just after the worker renamed the sidecar into place.
+        logged_by = time.monotonic() + 10.0
+        while (found := re.search(r"big\.png: uploaded in ([0-9.]+) s", agent.log())) is None:
+            if time.monotonic() > logged_by:
+                break
+            time.sleep(0.05)
         upload_seconds = float(found.group(1)) if found else math.nan
     if ctx.has("curl"):
         curl_runs.append(run_curl_upload(ctx, folder / big.name))
