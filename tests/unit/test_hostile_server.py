@@ -557,3 +557,52 @@ def test_a_garbage_status_line_gives_a_short_clean_network_error(png_file: Path)
     assert outcome.code == "network"
     assert len(outcome.error) <= 250
     assert outcome.error.isprintable()
+
+
+def set_proxy_variables(monkeypatch: pytest.MonkeyPatch, proxy: str, no_proxy: str | None) -> None:
+    """Both spellings of each variable: the lower-case one wins where both are set."""
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("no_proxy", "NO_PROXY"):
+        if no_proxy is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, no_proxy)
+
+
+def test_an_http_proxy_from_the_environment_carries_the_upload_with_its_credentials(
+    png_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server stands in for the proxy: a request through a proxy names the whole URL.
+    with HostileServer(answering(200, {"fileID": GOOD_FILE_ID})) as proxy:
+        set_proxy_variables(monkeypatch, f"http://agent:s3cret@127.0.0.1:{proxy.port}", None)
+        client = UploadClient("http://api.invalid/v1/minimax", TOKEN, connect_timeout=5.0, read_timeout=10.0)
+        try:
+            outcome, _ = post(client, png_file)
+        finally:
+            client.close()
+    assert isinstance(outcome, UploadSuccess)
+    head = proxy.requests[0].decode()
+    assert head.startswith("POST http://api.invalid/v1/minimax/files/?account=123456 HTTP/1.1\r\n")
+    headers = {
+        name.lower(): value for name, _, value in (line.partition(": ") for line in head.split("\r\n")[1:])
+    }
+    assert headers["proxy-authorization"] == "Basic YWdlbnQ6czNjcmV0"  # agent:s3cret
+
+
+def test_no_proxy_sends_the_upload_straight_to_the_api(
+    png_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (
+        HostileServer(answering(200, {"fileID": GOOD_FILE_ID})) as api,
+        HostileServer(answering(502, {"error": "the proxy was used"})) as proxy,
+    ):
+        set_proxy_variables(monkeypatch, f"http://127.0.0.1:{proxy.port}", "127.0.0.1")
+        client = hostile_client(api)
+        try:
+            outcome, _ = post(client, png_file)
+        finally:
+            client.close()
+    assert isinstance(outcome, UploadSuccess)
+    assert proxy.requests == []
+    assert api.requests[0].decode().startswith("POST /v1/minimax/files/?account=123456 HTTP/1.1\r\n")
