@@ -606,3 +606,21 @@ def test_no_proxy_sends_the_upload_straight_to_the_api(
     assert isinstance(outcome, UploadSuccess)
     assert proxy.requests == []
     assert api.requests[0].decode().startswith("POST /v1/minimax/files/?account=123456 HTTP/1.1\r\n")
+
+
+def test_the_proxy_password_is_not_in_the_failure_when_the_proxy_is_down(
+    png_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with HostileServer(answering(200, {"fileID": GOOD_FILE_ID})) as gone:
+        port = gone.port
+    # The port now refuses connections: the failure is logged and may reach a record or a hook.
+    set_proxy_variables(monkeypatch, f"http://agent:s3cret@127.0.0.1:{port}", None)
+    client = UploadClient("http://api.invalid/v1/minimax", TOKEN, connect_timeout=5.0, read_timeout=10.0)
+    try:
+        outcome, _ = post(client, png_file)
+    finally:
+        client.close()
+    assert isinstance(outcome, UploadFailure)
+    assert outcome.failure_class is FailureClass.TEMPORARY
+    assert "s3cret" not in outcome.error
+    assert "refused" in outcome.error.lower()
