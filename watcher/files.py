@@ -129,6 +129,15 @@ def open_beneath(root: str, path: str, flags: int, mode: int = 0o777) -> int:
         return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
 
 
+def open_directory(root: str, folder: str) -> int:
+    """A descriptor to list `folder` (the caller closes it), reached from `root` without following a
+    symlink: a subfolder swapped for a link lists nothing outside the watched folder."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    if folder == root:
+        return os.open(root, flags)  # the configured folder itself: the one path trusted as given
+    return open_beneath(root, folder, flags)
+
+
 def lstat_beneath(root: str, path: str) -> os.stat_result:
     """The stat of `path` itself (not a symlink's target), reached from `root` without following one."""
     with folder_of(root, path) as (dir_fd, name):

@@ -86,6 +86,11 @@ class HistoryIndex:
         self._db = self._open()
         self._committer: threading.Thread | None = None
 
+    @property
+    def file(self) -> Path | None:
+        """The SQLite file, or None when the index is kept in memory."""
+        return self._file
+
     # ---- opening, and starting afresh ------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
@@ -249,18 +254,7 @@ class HistoryIndex:
 
     def known_in(self, directory: str) -> dict[str, DoneRow]:
         """Every done file of one directory (one query: a rescan asks once per directory)."""
-
-        def query() -> dict[str, DoneRow]:
-            dir_id = self._dir_id(directory, create=False)
-            if dir_id is None:
-                return {}
-            rows = self._db.execute(
-                "SELECT name, size, mtime_ns, ino, account, record_ino, record_ctime_ns FROM done WHERE dir = ?",
-                (dir_id,),
-            )
-            return {r[0]: r[1:] for r in rows}
-
-        return self._guarded(query, {})
+        return self._guarded(lambda: known_rows(self._db, directory), {})
 
     def put(self, path: str, signature: FileSignature, account: str, record_id: RecordId) -> None:
         directory, name = os.path.split(path)
@@ -354,6 +348,22 @@ class HistoryIndex:
 
     def uploads(self) -> int:
         return self._guarded(lambda: int(self._db.execute("SELECT count(*) FROM uploads").fetchone()[0]), 0)
+
+
+def known_rows(db: sqlite3.Connection, directory: str) -> dict[str, DoneRow]:
+    """Every done file of one directory, from a connection to the index (`HistoryIndex.known_in`, and
+    the start-up helper's read-only connection: `watcher.walk_helper`)."""
+    rows = db.execute(
+        "SELECT name, size, mtime_ns, ino, account, record_ino, record_ctime_ns FROM done "
+        "WHERE dir = (SELECT id FROM dirs WHERE path = ?)",
+        (directory,),
+    )
+    return {r[0]: r[1:] for r in rows}
+
+
+def open_read_only(file: Path) -> sqlite3.Connection:
+    """A connection that can only read the index (another process's: WAL lets it read beside the writer)."""
+    return sqlite3.connect(f"{file.absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
 
 
 def _storable(text: str) -> bool:

@@ -26,7 +26,7 @@ from watcher.files import (
     is_regular_file_mode,
     looks_complete_on_disk,
     lstat_beneath,
-    open_beneath,
+    open_directory,
     record_id_of,
     signature_of,
 )
@@ -34,11 +34,19 @@ from watcher.folders import Folder
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 from watcher.messages import FileState, FoundFile
 from watcher.sidecar import is_valid_sidecar, read_record, record_matches
+from watcher.vouching import check_directory
+from watcher.walk_helper import IN_FLIGHT as HELPER_IN_FLIGHT
+from watcher.walk_helper import Checked, WalkHelper
 
 if TYPE_CHECKING:
     from watcher.history import DoneRow
 
 log = logging.getLogger(__name__)
+
+# A start-up helper pays for its own start (about 0.1 s of the other core) past a few thousand files,
+# and only helps where there are directories to share.
+HELPER_AFTER_ENTRIES = 2000
+HELPER_AFTER_DIRECTORIES = 4
 
 # Temporaries left by `write_json_atomically` when the process died between create and rename.
 STALE_TEMPORARY = re.compile(r"^\..+\.json\.[0-9a-f]{8}\.tmp$")
@@ -111,6 +119,7 @@ def walk_candidates(
     memo: DirectoryMemo | None = None,
     turn: int | None = None,
     on_unchanged: Callable[[str], object] | None = None,
+    start_helper: Callable[[], WalkHelper | None] | None = None,
 ) -> Iterator[FoundFile]:
     """Every candidate under the watched folder `root` (or its subfolder `start`) with its state.
 
@@ -130,19 +139,29 @@ def walk_candidates(
     folder (its media kinds, include and exclude: `Folder.admits`); by default, an image name.
     `on_orphan_record(image, suffix)` is told of each sidecar or error record whose file is not beside
     it (a move to done_dir / failed_dir that a crash cut short leaves that).
+
+    With `start_helper` (a start-up scan), once the walk has seen enough to be worth it, a helper
+    process checks every other directory against the index on the second core (`watcher.walk_helper`).
     """
     stack = [start or root]
-    while stack:
-        folder = stack.pop()
+    listed = 0
+
+    def listing(directory: str, names: Collection[str]) -> None:
+        nonlocal listed
+        listed += len(names)
+        if on_listing is not None:
+            on_listing(directory, names)
+
+    def visit(folder: str, checked: Checked | None) -> Iterator[FoundFile]:
         try:
-            dir_fd = _open_directory(root, folder)
+            dir_fd = open_directory(root, folder)
         except FileNotFoundError:
-            continue
+            return
         except OSError as exc:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link or a file: not ours
                 log.error("cannot list %s: %s; its files are skipped until it can be read", folder,
                           exc.strerror)  # fmt: skip
-            continue
+            return
         try:
             stamp = _stamp(os.fstat(dir_fd)) if memo is not None else None
             if stamp is not None and turn is not None and memo is not None:
@@ -152,15 +171,35 @@ def walk_candidates(
                         stack.extend(subfolders)
                     if on_unchanged is not None:
                         on_unchanged(folder)
-                    continue
+                    return
             pushed = len(stack)
             yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known_in,
-                                       remove_temporaries_before, on_listing, admits,
-                                       on_orphan_record, on_vanished)  # fmt: skip
+                                       remove_temporaries_before, listing, admits,
+                                       on_orphan_record, on_vanished, checked)  # fmt: skip
             if stamp is not None and memo is not None:
                 memo.remember(folder, stamp, stack[pushed:])
         finally:
             os.close(dir_fd)
+
+    helper: WalkHelper | None = None
+    may_start_helper = start_helper is not None and known_in is not None and turn is None
+    try:
+        while stack or (helper is not None and helper.in_flight):
+            if may_start_helper and listed >= HELPER_AFTER_ENTRIES and len(stack) >= HELPER_AFTER_DIRECTORIES:
+                may_start_helper = False
+                assert start_helper is not None
+                helper = start_helper()
+            if helper is not None:
+                while helper.alive and stack and helper.in_flight < HELPER_IN_FLIGHT:
+                    helper.send(stack.pop())
+                for folder, checked in helper.answers(wait=not stack):
+                    yield from visit(folder, checked)
+                if not stack:
+                    continue
+            yield from visit(stack.pop(), None)
+    finally:
+        if helper is not None:
+            helper.close()
 
 
 Stamp = tuple[int, int, int]  # a directory's (inode, mtime_ns, ctime_ns)
@@ -213,13 +252,6 @@ class DirectoryMemo:
         self._dirs.clear()
 
 
-def _open_directory(root: str, folder: str) -> int:
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-    if folder == root:
-        return os.open(root, flags)  # the configured folder itself: the one path trusted as given
-    return open_beneath(root, folder, flags)
-
-
 def _walk_directory(
     root: str,
     folder: str,
@@ -233,22 +265,25 @@ def _walk_directory(
     admits: Callable[[str], bool] | None,
     on_orphan_record: Callable[[str, str], None] | None = None,
     on_vanished: Callable[[str, list[str]], object] | None = None,
+    checked: Checked | None = None,
 ) -> Iterator[FoundFile]:
+    """One directory's candidates; `checked`: what the index vouches for in it, when the start-up
+    helper has already looked (`watcher.walk_helper`)."""
     try:
         with os.scandir(dir_fd) as it:
             entries = list(it)
     except OSError as exc:
         log.error("cannot list %s: %s; its files are skipped until it can be read", folder, exc.strerror)
         return
-    by_name = {e.name: e for e in entries}
-    names = by_name.keys()
+    names = {e.name for e in entries}
     if on_listing is not None:
         on_listing(folder, names)
-    known: Mapping[str, DoneRow] = known_in(folder.rstrip("/") or "/") if known_in is not None else {}
-    if known and on_vanished is not None:
-        vanished = [name for name in known if name not in by_name]
-        if vanished:
-            on_vanished(folder.rstrip("/") or "/", vanished)
+    if checked is None:
+        known: Mapping[str, DoneRow] = known_in(folder.rstrip("/") or "/") if known_in is not None else {}
+        checked = check_directory(dir_fd, names, known, account or "") if known else (set(), [])
+    vouched, vanished = checked
+    if vanished and on_vanished is not None:
+        on_vanished(folder.rstrip("/") or "/", vanished)
     if on_orphan_record is not None:
         for name in names:
             for suffix in (ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX):
@@ -257,25 +292,11 @@ def _walk_directory(
                     break
     # This loop runs once per file of every folder at each start and rescan: it stays lean.
     prefix = f"{folder.rstrip('/')}/"
-    known_account = account or ""
-    stat = os.stat
     for entry in entries:
         name = entry.name
-        row = known.get(name)
+        if name in vouched:
+            continue  # done, and vouched for by the index: not reported, its sidecar not read
         try:
-            if row is not None and row[4] and row[3] == known_account:
-                # Done, and vouched for by the index (not reported, its sidecar not read) when the file
-                # still has the row's size, mtime and inode, and the sidecar beside it is the one the
-                # row was made from. Inline and field by field: this runs for every file. Stats go
-                # through `os.stat`, not the DirEntry, which would keep every result of a directory of
-                # 10,000 files in memory until the walk leaves it.
-                record = name + SIDECAR_SUFFIX
-                if record in by_name:
-                    st = stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                    if st.st_ino == row[2] and st.st_mtime_ns == row[1] and st.st_size == row[0]:
-                        sidecar = stat(record, dir_fd=dir_fd, follow_symlinks=False)
-                        if sidecar.st_ino == row[4] and sidecar.st_ctime_ns == row[5]:
-                            continue
             if entry.is_dir(follow_symlinks=False):
                 if recursive and not name.startswith("."):
                     stack.append(prefix + name)

@@ -24,6 +24,7 @@ from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.messages import FileState, FoundFile, ScanBatch, ScanFinished
 from watcher.mover import MOVING_KEY, move_with_record, resume_move
 from watcher.timings import Timings
+from watcher.walk_helper import WalkHelper
 
 log = logging.getLogger("watcher")
 
@@ -167,6 +168,13 @@ class Scanner:
         self._turns[request.root] = self._turns.get(request.root, -1) + 1
         return self._turns[request.root]
 
+    def _helper_for(self, folder: Folder) -> Callable[[], WalkHelper | None] | None:
+        """A start-up helper for a big folder (`watcher.walk_helper`): it reads the index's file."""
+        index_file = self._history.file
+        if index_file is None:
+            return None
+        return lambda: WalkHelper.start(index_file, folder.path, folder.account or "")
+
     def _walk(self, request: _Request) -> None:
         folder = request.folder
         batch: list[FoundFile] = []
@@ -187,6 +195,7 @@ class Scanner:
             memo=self._memo,
             turn=self._turn(request),
             on_unchanged=unlisted.add,
+            start_helper=self._helper_for(folder) if request.initial else None,
         )
         for found in walk:
             if folder.move_dirs and found.record is not None and self._moved_at_start(request, found):

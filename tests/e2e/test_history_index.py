@@ -3,6 +3,7 @@ agree, and a deleted, damaged or half-built index costs a rebuild from them, nev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -124,3 +125,52 @@ def test_kill_9_while_the_index_is_rebuilt_costs_nothing_but_time(
         agent.stop()
     assert emulator.uploads == []
     assert done_rows(tmp_path) == count
+
+
+def test_a_big_start_shares_the_check_with_its_helper_and_still_sees_every_change_made_while_stopped(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    images = []
+    for i in range(2_250):  # enough for the start-up helper (watcher/walk_helper.py) to be worth it
+        folder = drop / f"d{i % 10}"
+        folder.mkdir(exist_ok=True)
+        image = folder / f"img{i}.png"
+        image.write_bytes(png_bytes(i, size=1))
+        sidecar = build_sidecar(image_path=str(image), account=ACCOUNT_A,
+                                file_id=f"user:1-minimax:{ACCOUNT_A}-file:{i}", oss_path="https://oss/x",
+                                signature=signature_of(image.stat()), sha256="0" * 64,
+                                content_type="image/png")  # fmt: skip
+        sidecar_of(image).write_text(json.dumps(sidecar))
+        images.append(image)
+    agent = AgentProcess(
+        tmp_path, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A, "recursive": True}]
+    )
+    try:
+        agent.start()  # builds the index from the sidecars
+        assert agent.stop() == 0
+        assert done_rows(tmp_path) == len(images)
+        # While it is stopped: new bytes in one image; another's sidecar emptied in place (same inode,
+        # which only its ctime betrays); one image and its sidecar deleted; one image added.
+        rewritten, emptied, deleted = images[7], images[1_003], images[2_001]
+        rewritten.write_bytes(png_bytes(90_000, size=2))
+        emptied_ino = sidecar_of(emptied).stat().st_ino
+        with open(sidecar_of(emptied), "r+b") as record:
+            record.truncate(0)
+        assert sidecar_of(emptied).stat().st_ino == emptied_ino
+        deleted.unlink()
+        sidecar_of(deleted).unlink()
+        added = drop / "d3" / "added.png"
+        added.write_bytes(png_bytes(90_001, size=2))
+
+        agent.start(args=("--verbose",))
+        for image in (rewritten, emptied, added):
+            wait_sidecar(image)
+        assert agent.stop() == 0
+    finally:
+        agent.stop()
+    helped = [line for line in agent.log().splitlines() if "the start-up helper checked" in line]
+    assert helped and int(helped[-1].split("checked ")[1].split()[0]) > 0, agent.log()
+    assert sorted(u.sha256 or "" for u in emulator.uploads) == sorted(
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in (rewritten, emptied, added)
+    )
+    assert done_rows(tmp_path) == len(images) - 1 + 1  # the deleted one forgotten, the added one known

@@ -1,0 +1,174 @@
+"""The start-up helper process: it checks directories against the index, and nothing it says or fails
+to say changes what a walk reports. Real files, a real index, a real child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ACCOUNT_A, TOKEN
+from tests.helpers.images import png_bytes
+from watcher import inventory
+from watcher.files import record_id_of, signature_of
+from watcher.history import HistoryIndex
+from watcher.inventory import walk_candidates
+from watcher.sidecar import build_sidecar
+from watcher.walk_helper import WalkHelper, _checked
+
+DIRECTORIES = 6
+PER_DIRECTORY = 4
+
+
+@pytest.fixture(autouse=True)
+def helper_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper starts as soon as there are two directories to share, not after thousands of files."""
+    monkeypatch.setattr(inventory, "HELPER_AFTER_ENTRIES", 0)
+    monkeypatch.setattr(inventory, "HELPER_AFTER_DIRECTORIES", 2)
+
+
+def write_done(image: Path, history: HistoryIndex, seed: int) -> None:
+    image.write_bytes(png_bytes(seed))
+    signature = signature_of(os.stat(image))
+    sidecar = image.with_name(image.name + ".json")
+    record = build_sidecar(image_path=str(image), account=ACCOUNT_A, file_id=f"user:1-minimax:{ACCOUNT_A}-file:{seed}",
+                           oss_path=f"oss/{seed}", signature=signature, sha256="0" * 64,
+                           content_type="image/png")  # fmt: skip
+    sidecar.write_text(json.dumps(record))
+    history.put(str(image), signature, ACCOUNT_A, record_id_of(os.stat(sidecar)))
+
+
+@pytest.fixture
+def done_tree(tmp_path: Path) -> Iterator[tuple[Path, HistoryIndex]]:
+    """A recursive folder of done images, each with its sidecar and its row in a committed index."""
+    root = tmp_path / "drop"
+    state = tmp_path / "state"
+    state.mkdir()
+    history = HistoryIndex(state)
+    for d in range(DIRECTORIES):
+        (root / f"d{d}").mkdir(parents=True)
+        for i in range(PER_DIRECTORY):
+            write_done(root / f"d{d}" / f"img{i}.png", history, 100 * d + i)
+    history.close()  # committed: the helper reads the file, as at a start
+    reopened = HistoryIndex(state)
+    yield root, reopened
+    reopened.close()
+
+
+class Walk:
+    """One walk's report: each file reported with its state, and the known files that vanished."""
+
+    def __init__(self, root: Path, history: HistoryIndex, *, helper: bool, kill_helper: bool = False) -> None:
+        self.vanished: list[str] = []
+        self.helpers: list[WalkHelper] = []
+
+        def start_helper() -> WalkHelper | None:
+            started = WalkHelper.start(history.file, str(root), ACCOUNT_A)  # type: ignore[arg-type]
+            assert started is not None
+            if kill_helper:
+                os.kill(started._process.pid, signal.SIGKILL)
+            self.helpers.append(started)
+            return started
+
+        found = walk_candidates(str(root), True, ACCOUNT_A, known_in=history.known_in,
+                                on_vanished=lambda d, names: self.vanished.extend(f"{d}/{n}" for n in names),
+                                start_helper=start_helper if helper else None)  # fmt: skip
+        self.reported = sorted((os.path.relpath(f.path, root), f.state.name) for f in found)
+
+
+def disturb(root: Path, history: HistoryIndex) -> dict[str, str]:
+    """What a user did while the agent was stopped, and what the next walk must say of each file."""
+    (root / "d0" / "img0.png").write_bytes(png_bytes(9000))  # new bytes
+    (root / "d1" / "img1.png.json").write_text("{}")  # its sidecar edited in place (same inode)
+    (root / "d2" / "img2.png").unlink()
+    (root / "d2" / "img2.png.json").unlink()
+    (root / "d3" / "new.png").write_bytes(png_bytes(9001))  # arrived meanwhile
+    sidecar = root / "d4" / "img3.png.json"
+    touched = sidecar.read_text()
+    sidecar.write_text(touched)  # the same text rewritten in place: a sidecar still valid, read again
+    return {
+        "d0/img0.png": "PENDING",
+        "d1/img1.png": "PENDING",
+        "d3/new.png": "PENDING",
+        "d4/img3.png": "DONE",
+    }
+
+
+def test_a_walk_with_the_helper_reports_exactly_what_one_process_reports(
+    done_tree: tuple[Path, HistoryIndex],
+) -> None:
+    root, history = done_tree
+    expected = disturb(root, history)
+    alone = Walk(root, history, helper=False)
+    shared = Walk(root, history, helper=True)
+    assert dict(alone.reported) == expected
+    assert shared.reported == alone.reported
+    assert sorted(shared.vanished) == sorted(alone.vanished) == [f"{root}/d2/img2.png"]
+    assert len(shared.helpers) == 1 and shared.helpers[0].answered > 0  # it did share the work
+
+
+def test_a_helper_that_dies_hands_its_directories_back(done_tree: tuple[Path, HistoryIndex]) -> None:
+    root, history = done_tree
+    expected = disturb(root, history)
+    shared = Walk(root, history, helper=True, kill_helper=True)
+    assert dict(shared.reported) == expected
+    assert shared.vanished == [f"{root}/d2/img2.png"]
+    assert shared.helpers[0].answered == 0 and not shared.helpers[0].alive
+
+
+def test_a_subfolder_swapped_for_a_link_lists_nothing_outside_through_the_helper(
+    done_tree: tuple[Path, HistoryIndex], tmp_path: Path
+) -> None:
+    root, history = done_tree
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # The rows of d5 stay in the index; d5 itself becomes a link to a folder with a same-named image.
+    for name in os.listdir(root / "d5"):
+        os.replace(root / "d5" / name, outside / name)
+    (root / "d5").rmdir()
+    (root / "d5").symlink_to(outside)
+    (outside / "extra.png").write_bytes(png_bytes(9002))
+    shared = Walk(root, history, helper=True)
+    assert shared.reported == []
+    assert shared.helpers[0].answered > 0
+
+
+def test_the_helper_gets_no_token_and_no_python_path(
+    done_tree: tuple[Path, HistoryIndex], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, history = done_tree
+    monkeypatch.setenv("USEAPI_TOKEN", TOKEN)
+    monkeypatch.setenv("PYTHONPATH", "/nonexistent")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_CTYPE", raising=False)
+    helper = WalkHelper.start(history.file, str(root), ACCOUNT_A)  # type: ignore[arg-type]
+    assert helper is not None
+    try:
+        environ = Path(f"/proc/{helper._process.pid}/environ").read_bytes()
+        assert TOKEN.encode() not in environ
+        assert environ.split(b"\0")[:-1] == [b"LANG=C.UTF-8"]
+        helper.send(str(root / "d0"))
+        answers = list(helper.answers(wait=True))
+        assert [(folder, sorted(checked[0])) for folder, checked in answers if checked is not None] == [
+            (str(root / "d0"), [f"img{i}.png" for i in range(PER_DIRECTORY)])
+        ]
+    finally:
+        helper.close()
+    assert helper._process.returncode == 0  # it ended on its own once the pipe was closed
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [None, "x", (["a"],), (["a"], "b"), ([1], []), (["a"], [None]), {"a": 1}],
+)
+def test_an_answer_in_another_shape_is_no_answer(answer: object) -> None:
+    assert _checked(answer) is None
+
+
+def test_an_answer_in_its_shape_is_taken() -> None:
+    assert _checked((["a.png"], ["gone.png"])) == ({"a.png"}, ["gone.png"])
