@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--config", type=Path, help="config file (default: see above)")
+        # Also after the command (`run -v`), where people put it; SUPPRESS keeps the one given before.
+        p.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details"
+        )
         return p
 
     run = with_config(
