@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
-import requests.utils
+import certifi
 import urllib3
 from urllib3.poolmanager import PoolManager, ProxyManager
 
@@ -144,11 +144,7 @@ def _pool_manager(url: str, pool_size: int) -> PoolManager:
     requests did besides, this does too: proxies and NO_PROXY from the environment, Proxy-Authorization
     from the proxy URL, the CA bundle of REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE else certifi's.
     """
-    ca_bundle = (
-        os.environ.get("REQUESTS_CA_BUNDLE")
-        or os.environ.get("CURL_CA_BUNDLE")
-        or requests.utils.DEFAULT_CA_BUNDLE_PATH
-    )
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
     options: dict[str, Any] = {
         "num_pools": 1,
         "maxsize": max(1, pool_size),
@@ -157,7 +153,7 @@ def _pool_manager(url: str, pool_size: int) -> PoolManager:
         "cert_reqs": "CERT_REQUIRED",
     }
     options["ca_cert_dir" if os.path.isdir(ca_bundle) else "ca_certs"] = ca_bundle
-    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    proxy = _environment_proxy(url)
     manager: PoolManager
     if not proxy:
         manager = PoolManager(**options)
@@ -166,6 +162,8 @@ def _pool_manager(url: str, pool_size: int) -> PoolManager:
 
         manager = SOCKSProxyManager(proxy, **options)
     else:
+        import requests.utils
+
         username, password = requests.utils.get_auth_from_url(proxy)
         headers = urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
         manager = ProxyManager(
@@ -173,6 +171,18 @@ def _pool_manager(url: str, pool_size: int) -> PoolManager:
         )
     watch_pools_of(manager)
     return manager
+
+
+def _environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY, ALL_PROXY..., minus NO_PROXY), by
+    requests' rules; requests is imported only when some *_proxy variable is set (a tenth of a second
+    of every start otherwise)."""
+    if not any(name.lower().endswith("_proxy") and name.lower() != "no_proxy" for name in os.environ):
+        return None
+    import requests.utils
+
+    proxy: str | None = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return proxy
 
 
 class UploadClient:
