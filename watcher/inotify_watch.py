@@ -326,7 +326,21 @@ def subfolders(top: bytes) -> Iterator[bytes]:
         directory = stack.pop()
         if directory != top:
             yield directory
-        stack += (path for path, is_dir in _entries(directory) if is_dir)
+        stack += _subdirectories(directory)
+
+
+def _subdirectories(directory: bytes) -> list[bytes]:
+    """The visible subfolders of `directory`. Leaner than `_entries`: at a start it lists every folder
+    of the tree (a million files are two million entries), and keeps only the few that are folders."""
+    try:
+        with os.scandir(directory) as it:
+            entries = list(it)
+    except OSError:
+        return []
+    try:
+        return [e.path for e in entries if not e.name.startswith(b".") and e.is_dir(follow_symlinks=False)]
+    except OSError:  # a name whose type needed a stat vanished meanwhile: look at each one on its own
+        return [path for path, is_dir in _entries(directory) if is_dir]
 
 
 def _files(top: bytes) -> Iterator[tuple[bytes, list[bytes]]]:
