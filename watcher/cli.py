@@ -305,12 +305,19 @@ def _size_or_zero(path: str) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from watcher.history import INDEX_NAME, IndexReader
     from watcher.live_status import SERVICE_STATE_DIR, read_live_status
     from watcher.status import folder_report, render_json, render_text
 
     config = load_config(_config_path(args))
-    report = folder_report(config)
-    agent = read_live_status([default_state_dir(), SERVICE_STATE_DIR])
+    state_dirs = [default_state_dir(), SERVICE_STATE_DIR]
+    index = next(filter(None, (IndexReader.open(d / INDEX_NAME) for d in state_dirs)), None)
+    try:
+        report = folder_report(config, index)
+    finally:
+        if index is not None:
+            index.close()
+    agent = read_live_status(state_dirs)
     if agent is not None:
         report["agent"] = agent
     # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.

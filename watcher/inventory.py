@@ -120,6 +120,8 @@ def walk_candidates(
     turn: int | None = None,
     on_unchanged: Callable[[str], object] | None = None,
     start_helper: Callable[[], WalkHelper | None] | None = None,
+    on_vouched: Callable[[str, int], object] | None = None,
+    before_listing: Callable[[str], object] | None = None,
 ) -> Iterator[FoundFile]:
     """Every candidate under the watched folder `root` (or its subfolder `start`) with its state.
 
@@ -140,7 +142,9 @@ def walk_candidates(
     `on_orphan_record(image, suffix)` is told of each sidecar or error record whose file is not beside
     it (a move to done_dir / failed_dir that a crash cut short leaves that).
 
-    With `start_helper` (a start-up scan), once the walk has seen enough to be worth it, a helper
+    `before_listing(directory)` is called before each directory is listed (the start-up scan watches
+    subfolders that way). `on_vouched(directory, count)` is told how many files of a directory the index vouched for (they
+    are done, and not reported). With `start_helper` (a start-up scan), once the walk has seen enough to be worth it, a helper
     process checks every other directory against the index on the second core (`watcher.walk_helper`).
     """
     stack = [start or root]
@@ -153,6 +157,8 @@ def walk_candidates(
             on_listing(directory, names)
 
     def visit(folder: str, checked: Checked | None) -> Iterator[FoundFile]:
+        if before_listing is not None:
+            before_listing(folder)
         try:
             dir_fd = open_directory(root, folder)
         except FileNotFoundError:
@@ -175,7 +181,7 @@ def walk_candidates(
             pushed = len(stack)
             yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known_in,
                                        remove_temporaries_before, listing, admits,
-                                       on_orphan_record, on_vanished, checked)  # fmt: skip
+                                       on_orphan_record, on_vanished, checked, on_vouched)  # fmt: skip
             if stamp is not None and memo is not None:
                 memo.remember(folder, stamp, stack[pushed:])
         finally:
@@ -191,7 +197,10 @@ def walk_candidates(
                 helper = start_helper()
             if helper is not None:
                 while helper.alive and stack and helper.in_flight < HELPER_IN_FLIGHT:
-                    helper.send(stack.pop())
+                    folder = stack.pop()
+                    if before_listing is not None:
+                        before_listing(folder)  # before the helper lists it
+                    helper.send(folder)
                 for folder, checked in helper.answers(wait=not stack):
                     yield from visit(folder, checked)
                 if not stack:
@@ -266,6 +275,7 @@ def _walk_directory(
     on_orphan_record: Callable[[str, str], None] | None = None,
     on_vanished: Callable[[str, list[str]], object] | None = None,
     checked: Checked | None = None,
+    on_vouched: Callable[[str, int], object] | None = None,
 ) -> Iterator[FoundFile]:
     """One directory's candidates; `checked`: what the index vouches for in it, when the start-up
     helper has already looked (`watcher.walk_helper`)."""
@@ -282,6 +292,8 @@ def _walk_directory(
         known: Mapping[str, DoneRow] = known_in(folder.rstrip("/") or "/") if known_in is not None else {}
         checked = check_directory(dir_fd, names, known, account or "") if known else (set(), [])
     vouched, vanished = checked
+    if vouched and on_vouched is not None:
+        on_vouched(folder, len(vouched & names))
     if vanished and on_vanished is not None:
         on_vanished(folder.rstrip("/") or "/", vanished)
     if on_orphan_record is not None:

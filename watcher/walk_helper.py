@@ -217,9 +217,9 @@ def serve() -> None:
     if not (isinstance(setup, tuple) and len(setup) == 3):
         return
     index_file, root, account = setup
-    db = open_read_only(Path(index_file))
+    db = open_read_only(Path(index_file))  # None: it cannot be read now; the agent checks everything
     for folder in incoming:
-        answer = _check(db, root, account, folder) if isinstance(folder, str) else None
+        answer = _check(db, root, account, folder) if isinstance(folder, str) and db else None
         _write_all(1, _frame(answer))
 
 

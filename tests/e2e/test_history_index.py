@@ -8,7 +8,10 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import ACCOUNT_A, ACCOUNT_B, read_json, sidecar_of, wait_for, wait_sidecar
 from tests.helpers.agent import AgentProcess
@@ -174,3 +177,34 @@ def test_a_big_start_shares_the_check_with_its_helper_and_still_sees_every_chang
         hashlib.sha256(p.read_bytes()).hexdigest() for p in (rewritten, emptied, added)
     )
     assert done_rows(tmp_path) == len(images) - 1 + 1  # the deleted one forgotten, the added one known
+
+
+def status_json(agent: AgentProcess, tmp_path: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "USEAPI_TOKEN"}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "status", "--json", "--config", str(agent.config_path)],
+        env=env, capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    folder: dict[str, Any] = json.loads(result.stdout)["folders"][0]
+    return folder
+
+
+def test_status_counts_from_the_index_beside_a_running_agent_and_creates_nothing_beside_a_stopped_one(
+    start_agent, tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    agent, _ = upload_three(start_agent, drop)
+    pending = drop / "later.png"
+    pending.write_bytes(png_bytes(7200))
+    state = index_path(tmp_path).parent
+    before = sorted(os.listdir(state))
+    assert f"{INDEX_NAME}-wal" not in before  # closed cleanly: read as immutable, nothing created
+    counts = status_json(agent, tmp_path)
+    assert (counts["uploaded"], counts["pending"], counts["failed"]) == (3, 1, 0)
+    assert sorted(os.listdir(state)) == before
+
+    agent.start()  # now -wal and -shm exist, and status reads beside the writer
+    wait_sidecar(pending)
+    assert f"{INDEX_NAME}-wal" in os.listdir(state)
+    counts = status_json(agent, tmp_path)
+    assert (counts["uploaded"], counts["pending"], counts["failed"]) == (4, 0, 0)
