@@ -148,7 +148,8 @@ class Agent:
         self.history.start()
         if not self.once:
             self._stop_overflow_alarm = watch_for_overflows(lambda: self.post(Control.RESCAN))
-        self.folders.apply(self.config.folders, self.scheduler.generation, now)
+        # The start-up scans watch the subfolders as they list them: one walk of each tree, not two.
+        self.folders.apply(self.config.folders, self.scheduler.generation, now, subfolders_by_scan=True)
         self.scheduler.begin(self.folders.active())
         self.reporter.configure(self.folders.active())
         self.scheduler.restore_unwritten(
@@ -160,7 +161,8 @@ class Agent:
         self.scanner.start()
         self.workers.ensure(self.config.settings.concurrency)
         for folder in self.folders.active():
-            self.scanner.scan(folder, initial=True, generation=self.scheduler.generation)
+            self.scanner.scan(folder, initial=True, generation=self.scheduler.generation,
+                              watch=self.folders.watch_of(folder.path))  # fmt: skip
         self._announce_ready()  # at once when every folder is held by another agent
         self._next_rescan = time.monotonic() + self.config.settings.rescan_seconds
         try:

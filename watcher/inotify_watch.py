@@ -171,17 +171,52 @@ class TreeWatch:
         # Subfolders renamed away, by cookie: the rename's other half may bring them back elsewhere.
         self._moved_from: dict[int, bytes] = {}
 
-    def start(self) -> None:
-        """Watch the folder (and its subfolders). Raises OSError (ENOSPC: out of watches) with none kept."""
+    def start(self, *, subfolders: bool = True) -> None:
+        """Watch the folder, and its subfolders unless `subfolders` is False: then the start-up scan
+        watches each one before it lists it (`watch_subfolder`), which spares a walk of the whole tree
+        (a listing of two million entries at a million files) just to find the folders. Raises OSError
+        (ENOSPC: out of watches) with none kept."""
         with self._lock:
             self._active = True
             try:
                 self._root_wd = self._add(self._root)
-                if self._recursive:
+                if self._recursive and subfolders:
                     self._add_below(self._root)
             except OSError:
                 self.stop()
                 raise
+
+    def watch_subfolder(self, path: bytes) -> None:
+        """Watch a subfolder the scan is about to list (after this, so nothing made in it meanwhile is
+        missed). Out of watches: the folder falls back to polling, as when a subfolder appears."""
+        if not self._recursive or path == self._root:
+            return
+        exhausted: OSError | None = None
+        with self._lock:
+            if not self._active:
+                return
+            try:
+                self._add(path)
+            except OSError as exc:
+                if exc.errno in LIMIT_ERRORS:
+                    exhausted = exc  # else gone or unreadable: the scan lists nothing there either
+        if exhausted is not None:
+            self._on_exhausted(exhausted)
+
+    def watch_subfolders(self) -> None:
+        """Watch every subfolder not watched yet: a start-up scan that was to watch them did not finish."""
+        if not self._recursive:
+            return
+        exhausted: OSError | None = None
+        with self._lock:
+            if not self._active:
+                return
+            try:
+                self._add_below(self._root)
+            except OSError as exc:
+                exhausted = exc
+        if exhausted is not None:
+            self._on_exhausted(exhausted)
 
     def stop(self) -> None:
         """Drop every watch of this folder (other folders' watches on the same directories stay)."""

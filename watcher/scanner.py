@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from watcher.folders import Folder
 from watcher.history import HistoryIndex
@@ -33,6 +33,14 @@ SCAN_BATCH = 500
 BATCHES_IN_FLIGHT = 4
 
 
+class SubfolderWatch(Protocol):
+    """A folder's watch that leaves its subfolders to the start-up scan (`watcher.watching.FolderWatch`)."""
+
+    def watch_subfolder(self, path: str) -> None: ...
+
+    def watch_subfolders(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class _Request:
     folder: Folder
@@ -40,6 +48,7 @@ class _Request:
     initial: bool
     generation: int
     periodic: bool = False
+    watch: SubfolderWatch | None = None  # to watch each subfolder before it is listed
 
 
 class Scanner:
@@ -85,14 +94,16 @@ class Scanner:
         initial: bool = False,
         generation: int = 0,
         periodic: bool = False,
+        watch: SubfolderWatch | None = None,
     ) -> None:
         """Walk `root` (default: the whole folder); `initial` also removes stale sidecar temporaries.
 
         `generation` is the config generation `folder` belongs to; the results carry it. A `periodic`
         rescan passes over the directories unchanged since it last listed them (`DirectoryMemo`);
-        every other scan lists every directory.
+        every other scan lists every directory. With a `watch` that left the subfolders to this scan,
+        each one is watched before it is listed; if the walk fails, the rest are watched anyway.
         """
-        self._requests.put(_Request(folder, root or folder.path, initial, generation, periodic))
+        self._requests.put(_Request(folder, root or folder.path, initial, generation, periodic, watch))
 
     def distrust(self) -> None:
         """Events may have been lost (an inotify overflow): the next rescans list every directory."""
@@ -106,6 +117,8 @@ class Scanner:
             try:
                 self._walk(request)
             except Exception:
+                if request.watch is not None:
+                    request.watch.watch_subfolders()
                 log.exception(
                     "scan of %s failed; it is retried at the next rescan",
                     request.root,
@@ -196,6 +209,7 @@ class Scanner:
             turn=self._turn(request),
             on_unchanged=unlisted.add,
             start_helper=self._helper_for(folder) if request.initial else None,
+            before_listing=request.watch.watch_subfolder if request.watch is not None else None,
         )
         for found in walk:
             if folder.move_dirs and found.record is not None and self._moved_at_start(request, found):

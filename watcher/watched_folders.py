@@ -61,10 +61,14 @@ class WatchedFolders:
 
     # ---- changes -----------------------------------------------------------------------------------
 
-    def apply(self, folders: Iterable[Folder], generation: int, now: float) -> list[Folder]:
+    def apply(
+        self, folders: Iterable[Folder], generation: int, now: float, *, subfolders_by_scan: bool = False
+    ) -> list[Folder]:
         """Take on a (new) config: let go of folders no longer listed or changed, lock and watch the rest.
 
-        Returns the folders that became active and must be scanned.
+        Returns the folders that became active and must be scanned. With `subfolders_by_scan` (the
+        agent's start), only each folder itself is watched now: its start-up scan watches each subfolder
+        before listing it (`watch_of`, `FolderWatch.watch_subfolder`).
         """
         wanted = {f.path: f for f in folders}
         for path, folder in list(self._folders.items()):
@@ -75,9 +79,13 @@ class WatchedFolders:
         for path, folder in wanted.items():
             if path not in self._folders:
                 self._folders[path] = folder
-                if self._take(folder, generation, now):
+                if self._take(folder, generation, now, subfolders=not subfolders_by_scan):
                     started.append(folder)
         return started
+
+    def watch_of(self, path: str) -> FolderWatch | None:
+        """The folder's inotify or polling watch (None: standing by, or not watched at all)."""
+        return self._watches.get(path)
 
     def tick(self, now: float, generation: int) -> list[Folder]:
         """Retry stood-by locks and lost folders when due; the folders to scan now."""
@@ -165,11 +173,11 @@ class WatchedFolders:
 
     # ---- one folder --------------------------------------------------------------------------------
 
-    def _take(self, folder: Folder, generation: int, now: float) -> bool:
+    def _take(self, folder: Folder, generation: int, now: float, *, subfolders: bool = True) -> bool:
         if self._try_lock(folder, now) is False:
             return False
         if self._observe:
-            self._start_watch(folder, generation)
+            self._start_watch(folder, generation, subfolders=subfolders)
         return True
 
     def _try_lock(self, folder: Folder, now: float) -> bool | None:
@@ -202,10 +210,10 @@ class WatchedFolders:
         self._unlocked.discard(path)
         self._lost.discard(path)
 
-    def _start_watch(self, folder: Folder, generation: int) -> None:
+    def _start_watch(self, folder: Folder, generation: int, *, subfolders: bool = True) -> None:
         watch = FolderWatch(folder, self._post, generation, self._observers)
         try:
-            watch.start()
+            watch.start(subfolders=subfolders)
         except OSError as exc:
             log.error("%s: cannot watch this folder: %s; it is rescanned every %.0f s instead", folder.path,
                       exc.strerror, self.rescan_seconds)  # fmt: skip

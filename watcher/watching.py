@@ -244,8 +244,9 @@ class FolderWatch:
         self._stopped = False
         self._inode = 0
 
-    def start(self) -> None:
-        """Watch the folder; raises OSError when it cannot be watched at all."""
+    def start(self, *, subfolders: bool = True) -> None:
+        """Watch the folder; raises OSError when it cannot be watched at all. Without `subfolders`, the
+        start-up scan watches each subfolder before listing it (`watch_subfolder`; `TreeWatch.start`)."""
         with self._lock:
             self._inode = os.stat(self.folder.path).st_ino
             if self.folder.polling:
@@ -253,13 +254,25 @@ class FolderWatch:
                 return
             try:
                 tree = TreeWatch(self._observers.inotify(), self.folder, self._events, self._out_of_watches)
-                tree.start()
+                tree.start(subfolders=subfolders)
             except OSError as exc:
                 if exc.errno not in LIMIT_ERRORS:
                     raise
                 self._fall_back(exc)
                 return
             self._tree = tree
+
+    def watch_subfolder(self, path: str) -> None:
+        """The start-up scan is about to list `path`: watch it first (polling needs nothing)."""
+        tree = self._tree
+        if tree is not None:
+            tree.watch_subfolder(os.fsencode(path))
+
+    def watch_subfolders(self) -> None:
+        """The start-up scan stopped short: watch the subfolders it did not reach."""
+        tree = self._tree
+        if tree is not None:
+            tree.watch_subfolders()
 
     def _poll(self) -> None:
         self._polled = self._observers.schedule_polling(_Handler(self._events), self.folder)

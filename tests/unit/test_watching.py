@@ -255,3 +255,47 @@ def test_a_subfolder_removed_and_made_again_is_watched(tmp_path: Path, observers
         seen.wait(EventKind.FINISHED, image)
     finally:
         os.close(held)
+
+
+def test_subfolders_left_to_the_start_up_scan_are_watched_as_it_reaches_them(
+    tmp_path: Path, observers: Observers
+) -> None:
+    drop = tmp_path / "drop"
+    (drop / "a" / "b").mkdir(parents=True)
+    (drop / "c").mkdir()
+    seen = Seen()
+    folder_watch = FolderWatch(Folder(str(drop), None, True, False), seen.post, 0, observers)
+    folder_watch.start(subfolders=False)
+    (drop / "a" / "early.png").write_bytes(b"png")  # not watched yet: the scan will list it
+    seen.settled(drop)
+    assert str(drop / "a" / "early.png") not in seen.paths()
+    # The scan reaches a, then a/b: each is watched before it is listed, so what comes after is seen.
+    folder_watch.watch_subfolder(str(drop / "a"))
+    folder_watch.watch_subfolder(str(drop / "a" / "b"))
+    (drop / "a" / "b" / "late.png").write_bytes(b"png")
+    seen.wait(EventKind.FINISHED, drop / "a" / "b" / "late.png")
+    # A scan that stopped short: the rest of the tree is watched anyway.
+    folder_watch.watch_subfolders()
+    (drop / "c" / "late.png").write_bytes(b"png")
+    seen.wait(EventKind.FINISHED, drop / "c" / "late.png")
+
+
+def test_a_subfolder_the_scan_would_watch_past_the_watch_limit_falls_back_to_polling(
+    tmp_path: Path, observers: Observers
+) -> None:
+    drop = tmp_path / "drop"
+    (drop / "a").mkdir(parents=True)
+    seen = Seen()
+    folder_watch = FolderWatch(Folder(str(drop), None, True, False), seen.post, 0, observers)
+    folder_watch.start(subfolders=False)
+    tree = folder_watch._tree
+    assert tree is not None
+
+    def out_of_watches(path: bytes) -> int:
+        raise OutOfWatches(os.fsdecode(path), 1)
+
+    tree._add = out_of_watches  # type: ignore[method-assign,assignment]  # the kernel's ENOSPC, on cue
+    folder_watch.watch_subfolder(str(drop / "a"))
+    assert folder_watch.mode == "polling (inotify exhausted)"
+    (drop / "a" / "polled.png").write_bytes(b"png")
+    wait_for(lambda: str(drop / "a" / "polled.png") in seen.paths(), 10, "the polling observer to see it")
