@@ -189,34 +189,26 @@ class TreeWatch:
     def watch_subfolder(self, path: bytes) -> None:
         """Watch a subfolder the scan is about to list (after this, so nothing made in it meanwhile is
         missed). Out of watches: the folder falls back to polling, as when a subfolder appears."""
-        if not self._recursive or path == self._root:
-            return
+        if self._recursive and path != self._root:
+            self._add_while_active(lambda: self._add(path))
+
+    def watch_subfolders(self) -> None:
+        """Watch every subfolder not watched yet: a start-up scan that was to watch them did not finish."""
+        if self._recursive:
+            self._add_while_active(lambda: self._add_below(self._root))
+
+    def _add_while_active(self, add: Callable[[], object]) -> None:
         exhausted: OSError | None = None
         with self._lock:
             if not self._active:
                 return
             try:
-                self._add(path)
+                add()
             except OSError as exc:
                 if exc.errno in LIMIT_ERRORS:
                     exhausted = exc  # else gone or unreadable: the scan lists nothing there either
         if exhausted is not None:
-            self._on_exhausted(exhausted)
-
-    def watch_subfolders(self) -> None:
-        """Watch every subfolder not watched yet: a start-up scan that was to watch them did not finish."""
-        if not self._recursive:
-            return
-        exhausted: OSError | None = None
-        with self._lock:
-            if not self._active:
-                return
-            try:
-                self._add_below(self._root)
-            except OSError as exc:
-                exhausted = exc
-        if exhausted is not None:
-            self._on_exhausted(exhausted)
+            self._on_exhausted(exhausted)  # outside the lock: it stops this watch
 
     def stop(self) -> None:
         """Drop every watch of this folder (other folders' watches on the same directories stay)."""

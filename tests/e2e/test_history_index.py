@@ -34,6 +34,23 @@ def done_rows(tmp_path: Path) -> int:
         db.close()
 
 
+def write_done_images(drop: Path, count: int, *, folders: int) -> list[Path]:
+    """Tiny images spread over `folders` subfolders, each with a valid sidecar written by hand."""
+    images = []
+    for i in range(count):
+        folder = drop / f"d{i % folders}"
+        folder.mkdir(exist_ok=True)
+        image = folder / f"img{i}.png"
+        image.write_bytes(png_bytes(i, size=1))
+        sidecar = build_sidecar(image_path=str(image), account=ACCOUNT_A,
+                                file_id=f"user:1-minimax:{ACCOUNT_A}-file:{i}", oss_path="https://oss/x",
+                                signature=signature_of(image.stat()), sha256="0" * 64,
+                                content_type="image/png")  # fmt: skip
+        sidecar_of(image).write_text(json.dumps(sidecar))
+        images.append(image)
+    return images
+
+
 def upload_three(start_agent, drop: Path) -> tuple[AgentProcess, list[Path]]:  # type: ignore[no-untyped-def]
     agent = start_agent([{"path": str(drop), "account": ACCOUNT_A}])
     images = []
@@ -98,16 +115,7 @@ def test_kill_9_while_the_index_is_rebuilt_costs_nothing_but_time(
     tmp_path: Path, drop: Path, emulator: Emulator
 ) -> None:
     count = 20_000  # several of the index's commits (one a second) while the start reads them
-    for i in range(count):
-        folder = drop / f"d{i % 20}"
-        folder.mkdir(exist_ok=True)
-        image = folder / f"img{i}.png"
-        image.write_bytes(png_bytes(i, size=1))
-        sidecar = build_sidecar(image_path=str(image), account=ACCOUNT_A,
-                                file_id=f"user:1-minimax:{ACCOUNT_A}-file:{i}", oss_path="https://oss/x",
-                                signature=signature_of(image.stat()), sha256="0" * 64,
-                                content_type="image/png")  # fmt: skip
-        sidecar_of(image).write_text(json.dumps(sidecar))
+    write_done_images(drop, count, folders=20)
     agent = AgentProcess(
         tmp_path, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A, "recursive": True}]
     )
@@ -133,18 +141,8 @@ def test_kill_9_while_the_index_is_rebuilt_costs_nothing_but_time(
 def test_a_big_start_shares_the_check_with_its_helper_and_still_sees_every_change_made_while_stopped(
     tmp_path: Path, drop: Path, emulator: Emulator
 ) -> None:
-    images = []
-    for i in range(2_250):  # enough for the start-up helper (watcher/walk_helper.py) to be worth it
-        folder = drop / f"d{i % 10}"
-        folder.mkdir(exist_ok=True)
-        image = folder / f"img{i}.png"
-        image.write_bytes(png_bytes(i, size=1))
-        sidecar = build_sidecar(image_path=str(image), account=ACCOUNT_A,
-                                file_id=f"user:1-minimax:{ACCOUNT_A}-file:{i}", oss_path="https://oss/x",
-                                signature=signature_of(image.stat()), sha256="0" * 64,
-                                content_type="image/png")  # fmt: skip
-        sidecar_of(image).write_text(json.dumps(sidecar))
-        images.append(image)
+    # Enough for the start-up helper (watcher/walk_helper.py) to be worth starting.
+    images = write_done_images(drop, 2_250, folders=10)
     agent = AgentProcess(
         tmp_path, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A, "recursive": True}]
     )
