@@ -65,6 +65,8 @@ class WalkHelper:
     @classmethod
     def start(cls, index_file: Path, root: str, account: str) -> WalkHelper | None:
         """A running helper for the watched folder `root`, or None when none can be started."""
+        if not sys.executable:
+            return None  # an embedded interpreter: nothing to start a second one with
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(watcher.__file__)))
         try:
             process = subprocess.Popen(
