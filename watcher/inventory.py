@@ -131,20 +131,19 @@ def walk_candidates(
 
     Each directory is listed through a descriptor reached from `root` without following a symlink, so a
     subfolder swapped for a link mid-walk lists nothing outside the folder. `known_in` gives, for a
-    directory, the files the index knows to be done (`watcher.history`); a file that still has the
-    signature and account its row recorded, beside the very sidecar (same inode and ctime) the row
-    was made from, is not reported at all, and that sidecar is not read again: starts and rescans cost
-    a listing and a stat per file. `on_vanished(directory, names)` is told of the known files that are
-    no longer listed. `on_listing` receives each directory with the names it holds, as it is listed.
-    Unreadable subfolders are logged
-    and skipped; the rest of the walk goes on. `admits` says whether a path is a candidate of the
-    folder (its media kinds, include and exclude: `Folder.admits`); by default, an image name.
-    `on_orphan_record(image, suffix)` is told of each sidecar or error record whose file is not beside
-    it (a move to done_dir / failed_dir that a crash cut short leaves that).
+    directory, the files the index knows to be done (`watcher.history`); a file the index vouches for
+    (`watcher.vouching`: the signature and account its row recorded, beside the very sidecar the row
+    was made from) is not reported at all, and its sidecar is not read: starts and rescans cost a
+    listing and two stats per done file. `on_vanished(directory, names)` is told of the known files
+    that are no longer listed, and `on_vouched(directory, count)` of how many the index vouched for.
+    `on_listing` receives each directory with the names it holds, as it is listed; `before_listing`
+    is called before each directory is listed (the start-up scan watches subfolders that way).
+    Unreadable subfolders are logged and skipped; the rest of the walk goes on. `admits` says whether
+    a path is a candidate of the folder (its media kinds, include and exclude: `Folder.admits`); by
+    default, an image name. `on_orphan_record(image, suffix)` is told of each sidecar or error record
+    whose file is not beside it (a move to done_dir / failed_dir that a crash cut short leaves that).
 
-    `before_listing(directory)` is called before each directory is listed (the start-up scan watches
-    subfolders that way). `on_vouched(directory, count)` is told how many files of a directory the index vouched for (they
-    are done, and not reported). With `start_helper` (a start-up scan), once the walk has seen enough to be worth it, a helper
+    With `start_helper` (a start-up scan), once the walk has seen enough to be worth it, a helper
     process checks every other directory against the index on the second core (`watcher.walk_helper`).
     """
     stack = [start or root]
