@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import watcher
-from watcher.files import open_directory
+from watcher.files import open_directory, write_all
 from watcher.history import known_rows, open_read_only
 from watcher.vouching import check_directory
 
@@ -222,7 +222,7 @@ def serve() -> None:
     db = open_read_only(Path(index_file))  # None: it cannot be read now; the agent checks everything
     for folder in incoming:
         answer = _check(db, root, account, folder) if isinstance(folder, str) and db else None
-        _write_all(1, _frame(answer))
+        write_all(1, _frame(answer))
 
 
 def _check(
@@ -240,9 +240,3 @@ def _check(
         return None
     finally:
         os.close(dir_fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

@@ -570,17 +570,23 @@ def set_proxy_variables(monkeypatch: pytest.MonkeyPatch, proxy: str, no_proxy: s
             monkeypatch.setenv(name, no_proxy)
 
 
+def post_behind_proxy(png_file: Path) -> UploadOutcome:
+    """One upload to an API name that does not resolve: only the environment's proxy can carry it."""
+    client = UploadClient("http://api.invalid/v1/minimax", TOKEN, connect_timeout=5.0, read_timeout=10.0)
+    try:
+        outcome, _ = post(client, png_file)
+    finally:
+        client.close()
+    return outcome
+
+
 def test_an_http_proxy_from_the_environment_carries_the_upload_with_its_credentials(
     png_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The server stands in for the proxy: a request through a proxy names the whole URL.
     with HostileServer(answering(200, {"fileID": GOOD_FILE_ID})) as proxy:
         set_proxy_variables(monkeypatch, f"http://agent:s3cret@127.0.0.1:{proxy.port}", None)
-        client = UploadClient("http://api.invalid/v1/minimax", TOKEN, connect_timeout=5.0, read_timeout=10.0)
-        try:
-            outcome, _ = post(client, png_file)
-        finally:
-            client.close()
+        outcome = post_behind_proxy(png_file)
     assert isinstance(outcome, UploadSuccess)
     head = proxy.requests[0].decode()
     assert head.startswith("POST http://api.invalid/v1/minimax/files/?account=123456 HTTP/1.1\r\n")
@@ -615,11 +621,7 @@ def test_the_proxy_password_is_not_in_the_failure_when_the_proxy_is_down(
         port = gone.port
     # The port now refuses connections: the failure is logged and may reach a record or a hook.
     set_proxy_variables(monkeypatch, f"http://agent:s3cret@127.0.0.1:{port}", None)
-    client = UploadClient("http://api.invalid/v1/minimax", TOKEN, connect_timeout=5.0, read_timeout=10.0)
-    try:
-        outcome, _ = post(client, png_file)
-    finally:
-        client.close()
+    outcome = post_behind_proxy(png_file)
     assert isinstance(outcome, UploadFailure)
     assert outcome.failure_class is FailureClass.TEMPORARY
     assert "s3cret" not in outcome.error
