@@ -158,11 +158,13 @@ class Agent:
             configured=self.config.folders,
         )
         self.hooks.start()
-        self.scanner.start()
-        self.workers.ensure(self.config.settings.concurrency)
+        # Asked for before the scanner starts, so that it sees them all at once and can share the ones
+        # waiting their turn with its start-up helper.
         for folder in self.folders.active():
             self.scanner.scan(folder, initial=True, generation=self.scheduler.generation,
                               watch=self.folders.watch_of(folder.path))  # fmt: skip
+        self.scanner.start()
+        self.workers.ensure(self.config.settings.concurrency)
         self._announce_ready()  # at once when every folder is held by another agent
         self._next_rescan = time.monotonic() + self.config.settings.rescan_seconds
         try:

@@ -256,6 +256,11 @@ class HistoryIndex:
         """Every done file of one directory (one query: a rescan asks once per directory)."""
         return self._guarded(lambda: known_rows(self._db, directory), {})
 
+    def holds_at_least(self, count: int) -> bool:
+        """Whether it knows `count` done files or more (reads at most that many rows, not the table)."""
+        query = "SELECT count(*) FROM (SELECT 1 FROM done LIMIT ?)"
+        return self._guarded(lambda: bool(self._db.execute(query, (count,)).fetchone()[0] >= count), False)
+
     def put(self, path: str, signature: FileSignature, account: str, record_id: RecordId) -> None:
         directory, name = os.path.split(path)
 

@@ -36,7 +36,7 @@ from watcher.messages import FileState, FoundFile
 from watcher.sidecar import is_valid_sidecar, read_record, record_matches
 from watcher.vouching import check_directory
 from watcher.walk_helper import IN_FLIGHT as HELPER_IN_FLIGHT
-from watcher.walk_helper import Checked, WalkHelper
+from watcher.walk_helper import Checked, SharedHelper
 
 if TYPE_CHECKING:
     from watcher.history import DoneRow
@@ -119,7 +119,7 @@ def walk_candidates(
     memo: DirectoryMemo | None = None,
     turn: int | None = None,
     on_unchanged: Callable[[str], object] | None = None,
-    start_helper: Callable[[], WalkHelper | None] | None = None,
+    helper: SharedHelper | None = None,
     on_vouched: Callable[[str, int], object] | None = None,
     before_listing: Callable[[str], object] | None = None,
 ) -> Iterator[FoundFile]:
@@ -143,10 +143,12 @@ def walk_candidates(
     default, an image name. `on_orphan_record(image, suffix)` is told of each sidecar or error record
     whose file is not beside it (a move to done_dir / failed_dir that a crash cut short leaves that).
 
-    With `start_helper` (a start-up scan), once the walk has seen enough to be worth it, a helper
-    process checks every other directory against the index on the second core (`watcher.walk_helper`).
+    With a `helper` (a start-up scan), once the walk has seen enough to be worth it, a helper process
+    checks every other directory against the index on the second core (`watcher.walk_helper`). When
+    the scanner has already sent it `start`, the walk takes its answer and lists `start` from there.
     """
-    stack = [start or root]
+    start = start or root
+    stack: list[str] = []
     listed = 0
 
     def listing(directory: str, names: Collection[str]) -> None:
@@ -186,28 +188,30 @@ def walk_candidates(
         finally:
             os.close(dir_fd)
 
-    helper: WalkHelper | None = None
-    may_start_helper = start_helper is not None and known_in is not None and turn is None
+    running = helper.running if helper is not None else None
+    may_start_helper = helper is not None and running is None and known_in is not None and turn is None
     try:
-        while stack or (helper is not None and helper.in_flight):
+        if running is None or not running.holds(root, start):
+            yield from visit(start, None)
+        while stack or (running is not None and running.outstanding(root)):
             if may_start_helper and listed >= HELPER_AFTER_ENTRIES and len(stack) >= HELPER_AFTER_DIRECTORIES:
                 may_start_helper = False
-                assert start_helper is not None
-                helper = start_helper()
-            if helper is not None:
-                while helper.alive and stack and helper.in_flight < HELPER_IN_FLIGHT:
+                assert helper is not None
+                running = helper.start()
+            if running is not None:
+                while running.alive and stack and running.in_flight < HELPER_IN_FLIGHT:
                     folder = stack.pop()
                     if before_listing is not None:
                         before_listing(folder)  # before the helper lists it
-                    helper.send(folder)
-                for folder, checked in helper.answers(wait=not stack):
+                    running.send(root, account or "", folder)
+                for folder, checked in running.answers(root, wait=not stack):
                     yield from visit(folder, checked)
                 if not stack:
                     continue
             yield from visit(stack.pop(), None)
     finally:
-        if helper is not None:
-            helper.close()
+        if running is not None:
+            running.drop(root)
 
 
 Stamp = tuple[int, int, int]  # a directory's (inode, mtime_ns, ctime_ns)

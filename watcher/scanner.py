@@ -12,19 +12,21 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from watcher.folders import Folder
 from watcher.history import HistoryIndex
-from watcher.inventory import DirectoryMemo, walk_candidates
+from watcher.inventory import HELPER_AFTER_DIRECTORIES, HELPER_AFTER_ENTRIES, DirectoryMemo, walk_candidates
 from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.messages import FileState, FoundFile, ScanBatch, ScanFinished
 from watcher.mover import MOVING_KEY, move_with_record, resume_move
 from watcher.timings import Timings
-from watcher.walk_helper import WalkHelper
+from watcher.walk_helper import IN_FLIGHT as HELPER_IN_FLIGHT
+from watcher.walk_helper import SharedHelper, WalkHelper
 
 log = logging.getLogger("watcher")
 
@@ -66,6 +68,7 @@ class Scanner:
         self._progress_every = (timings or Timings()).start_progress
         self._last_progress = 0.0
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._upcoming: deque[_Request] = deque()  # taken from `_requests`, not yet walked
         self._slots = threading.Semaphore(BATCHES_IN_FLIGHT)
         self._stopping = False
         # Sidecar temporaries older than this process are leftovers of a crash; newer ones are ours.
@@ -73,6 +76,10 @@ class Scanner:
         self._memo = DirectoryMemo()
         self._turns: dict[str, int] = {}
         self._distrusted = False
+        # One start-up helper for the start-up scans of every folder (`watcher.walk_helper`).
+        index_file = history.file
+        self._helper = SharedHelper(lambda: WalkHelper.start(index_file) if index_file else None)
+        self._listed_at_start = 0  # entries the start-up scans have listed so far
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="scanner", daemon=True).start()
@@ -110,22 +117,62 @@ class Scanner:
         self._distrusted = True
 
     def _run(self) -> None:
-        while True:
-            request = self._requests.get()
-            if request is None:
-                return
-            try:
-                self._walk(request)
-            except Exception:
-                if request.watch is not None:
-                    request.watch.watch_subfolders()
-                log.exception(
-                    "scan of %s failed; it is retried at the next rescan",
-                    request.root,
-                    extra=fields(folder=request.folder.path, account=request.folder.account),
-                )
+        try:
+            while (request := self._next_request()) is not None:
                 if request.initial:
-                    self._post(ScanFinished(request.folder, request.root, {}, True, request.generation))
+                    self._share_upcoming()
+                try:
+                    self._walk(request)
+                except Exception:
+                    if request.watch is not None:
+                        request.watch.watch_subfolders()
+                    log.exception(
+                        "scan of %s failed; it is retried at the next rescan",
+                        request.root,
+                        extra=fields(folder=request.folder.path, account=request.folder.account),
+                    )
+                    if request.initial:
+                        self._post(ScanFinished(request.folder, request.root, {}, True, request.generation))
+                if not any(upcoming.initial for upcoming in self._upcoming):
+                    self._helper.close()  # the start-up scans are over: rescans never share
+        finally:
+            self._helper.close()
+
+    def _next_request(self) -> _Request | None:
+        """The next request, having taken in every one already asked for (to share them ahead)."""
+        try:
+            while True:
+                taken = self._requests.get(block=not self._upcoming)
+                if taken is None or self._stopping:
+                    return None
+                self._upcoming.append(taken)
+        except queue.Empty:
+            pass
+        return self._upcoming.popleft()
+
+    def _share_upcoming(self) -> None:
+        """Hand the helper the folders whose start-up scans wait their turn, from the last one back,
+        while this thread walks from the first (flat folders have no subfolders to share)."""
+        helper = self._helper.running
+        if helper is None:
+            if sum(1 for upcoming in self._upcoming if upcoming.initial) < HELPER_AFTER_DIRECTORIES:
+                return
+            # Worth its start (about 0.1 s of the other core) once thousands of files are done: that
+            # many listed already, or known to the index (a second start is told before any listing).
+            if not (
+                self._listed_at_start >= HELPER_AFTER_ENTRIES
+                or self._history.holds_at_least(HELPER_AFTER_ENTRIES)
+            ):
+                return
+            helper = self._helper.start()
+        for upcoming in reversed(self._upcoming):
+            if helper is None or not helper.alive or helper.in_flight >= HELPER_IN_FLIGHT:
+                return
+            folder = upcoming.folder
+            if upcoming.initial and not helper.holds(folder.path, upcoming.root):
+                if upcoming.watch is not None:
+                    upcoming.watch.watch_subfolder(upcoming.root)  # before the helper lists it
+                helper.send(folder.path, folder.account or "", upcoming.root)
 
     def _moved_at_start(self, request: _Request, found: FoundFile) -> bool:
         """A file with its record that should be in done_dir / failed_dir: a stop came between the
@@ -164,8 +211,12 @@ class Scanner:
         self._slots.acquire()
         self._post(ScanBatch(request.folder, files, request.generation))
 
-    def _listed(self, request: _Request, listings: dict[str, set[str]], directory: str) -> None:
+    def _listed(
+        self, request: _Request, listings: dict[str, set[str]], directory: str, names: Collection[str]
+    ) -> None:
         listings.setdefault(directory, set())
+        if request.initial:
+            self._listed_at_start += len(names)
         if request.initial and self._still_starting is not None:
             now = time.monotonic()
             if now - self._last_progress >= self._progress_every:
@@ -180,13 +231,6 @@ class Scanner:
             return None
         self._turns[request.root] = self._turns.get(request.root, -1) + 1
         return self._turns[request.root]
-
-    def _helper_for(self, folder: Folder) -> Callable[[], WalkHelper | None] | None:
-        """A start-up helper for a big folder (`watcher.walk_helper`): it reads the index's file."""
-        index_file = self._history.file
-        if index_file is None:
-            return None
-        return lambda: WalkHelper.start(index_file, folder.path, folder.account or "")
 
     def _walk(self, request: _Request) -> None:
         folder = request.folder
@@ -204,11 +248,11 @@ class Scanner:
             known_in=self._history.known_in,
             on_vanished=self._history.forget,
             remove_temporaries_before=self._started if request.initial else None,
-            on_listing=lambda directory, names: self._listed(request, listings, directory),
+            on_listing=lambda directory, names: self._listed(request, listings, directory, names),
             memo=self._memo,
             turn=self._turn(request),
             on_unchanged=unlisted.add,
-            start_helper=self._helper_for(folder) if request.initial else None,
+            helper=self._helper if request.initial else None,
             before_listing=request.watch.watch_subfolder if request.watch is not None else None,
         )
         for found in walk:

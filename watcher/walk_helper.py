@@ -3,21 +3,24 @@
 A start with a long history spends nearly all its time proving that done files are still done: two
 stats per file, compared with the index's row (`watcher.vouching`). Those calls are cheap one by one,
 but a million of them are seconds of CPU, and threads cannot share that work: each stat hands the GIL
-over twice. So a start-up scan of a folder with several subfolders starts one helper process and gives
-it every other directory. The helper lists the directory, reads its rows from the index (read-only:
-SQLite's WAL lets it read beside the agent) and answers with the names the index vouches for and the
-known names no longer there. The agent then lists that directory itself and handles everything else in
-it as usual: only the two stats of the vouched files and the index query are done elsewhere.
+over twice. So the start-up scans share it with one helper process: a recursive folder gives it every
+other directory, and a start with many folders gives it the folders waiting their turn, from the last
+one back, while the scanner walks the first ones (`watcher.scanner`). The helper lists the directory,
+reads its rows from the index (read-only: SQLite's WAL lets it read beside the agent) and answers with
+the names the index vouches for and the known names no longer there. The agent then lists that
+directory itself and handles everything else in it as usual: only the two stats of the vouched files
+and the index query are done elsewhere.
 
 Nothing the helper says can make a file done that is not: it answers from the same rule on the same
 disk, and whatever it does not vouch for is looked at by the agent. If it cannot start, dies or answers
 nonsense, the agent checks those directories itself. It opens directories from the watched folder
 without following a symlink, as the agent does (`watcher.files.open_directory`), runs isolated from
-the environment (no token, no PYTHONPATH), writes nothing, and lives as long as one walk.
+the environment (no token, no PYTHONPATH), writes nothing, and lives as long as the start-up scans.
 
-Messages are marshal'd values, each prefixed with its length: the agent sends the index file, the
-watched folder and its account, then one directory per message; the helper answers each directory in
-order with `(vouched names, vanished names)`, or None when it could not look.
+Messages are marshal'd values, each prefixed with its length: the agent sends the index file, then one
+`(watched folder, account, directory)` per message; the helper answers each in order with
+`(vouched names, vanished names)`, or None when it could not look. A thread of the agent reads the
+answers as they come, so the helper never waits on a full pipe while the scanner is busy elsewhere.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ from __future__ import annotations
 import logging
 import marshal
 import os
-import select
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import watcher
@@ -41,7 +44,7 @@ from watcher.vouching import check_directory
 log = logging.getLogger(__name__)
 
 # What the helper has been given and not yet answered: enough to keep it busy while the agent handles
-# an answer, few enough that its answers never fill the pipe for long.
+# an answer, few enough that the agent is rarely left waiting for the last ones.
 IN_FLIGHT = 3
 _LENGTH = 4
 # The child imports only what it needs, from the package this process runs, whatever the environment.
@@ -49,22 +52,36 @@ _BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[1]); from watcher.walk_hel
 _LOCALE = ("LANG", "LC_ALL", "LC_CTYPE")  # names are decoded the same way on both sides
 
 Checked = tuple[set[str], list[str]]  # (vouched names, known names no longer listed)
+Key = tuple[str, str]  # (watched folder, directory)
+
+
+class _Sent:
+    __slots__ = ("key", "wanted")
+
+    def __init__(self, key: Key) -> None:
+        self.key = key
+        self.wanted = True  # False once its walk has ended without it: the answer is thrown away
 
 
 class WalkHelper:
-    """The agent's end: directories go out with `send`, answers come back with `answers`."""
+    """The agent's end: directories go out with `send`, answers come back with `answers`.
 
-    def __init__(self, process: subprocess.Popen[bytes], root: str) -> None:
+    Used by the scanner's thread; the reader thread only files answers under the lock.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process
-        self._root = root
         self.answered = 0  # directories it checked (not those handed back)
-        self._in_flight: deque[str] = deque()
-        self._buffer = bytearray()
+        self._lock = threading.Condition()
+        self._sent: deque[_Sent] = deque()  # in the order sent, not yet answered
+        self._ready: dict[Key, Checked | None] = {}
         self._alive = True
+        self._reader = threading.Thread(target=self._read_answers, name="walk-helper", daemon=True)
+        self._reader.start()
 
     @classmethod
-    def start(cls, index_file: Path, root: str, account: str) -> WalkHelper | None:
-        """A running helper for the watched folder `root`, or None when none can be started."""
+    def start(cls, index_file: Path) -> WalkHelper | None:
+        """A running helper that reads `index_file`, or None when none can be started."""
         if not sys.executable:
             return None  # an embedded interpreter: nothing to start a second one with
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(watcher.__file__)))
@@ -78,10 +95,12 @@ class WalkHelper:
                 close_fds=True,
             )
         except OSError as exc:
-            log.info("cannot start the start-up helper (%s); this scan runs in one process", exc.strerror)
+            log.info("cannot start the start-up helper (%s); the start-up scans run in one process",
+                     exc.strerror)  # fmt: skip
             return None
-        helper = cls(process, root)
-        helper._write((str(index_file), root, account))
+        helper = cls(process)
+        with helper._lock:
+            helper._write(str(index_file))
         return helper
 
     @property
@@ -90,33 +109,59 @@ class WalkHelper:
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        """Directories sent and not yet answered, whichever walk they are for."""
+        with self._lock:
+            return len(self._sent)
 
-    def send(self, folder: str) -> None:
-        self._in_flight.append(folder)
-        self._write(folder)
+    def send(self, root: str, account: str, folder: str) -> None:
+        """Check `folder`, a directory of the watched folder `root` mapped to `account`."""
+        with self._lock:
+            if self._alive:
+                self._sent.append(_Sent((root, folder)))
+                self._write((root, account, folder))
+            if not self._alive:  # it has gone, maybe just now: the caller checks what it gave
+                self._hand_back()
 
-    def answers(self, *, wait: bool) -> Iterator[tuple[str, Checked | None]]:
-        """The directories answered so far (with `wait`, at least one while any is out). A directory
-        answered None, or left unanswered by a helper that died, is the caller's to check itself."""
-        while self._in_flight:
-            frame = _take_frame(self._buffer)
-            if frame is _NOTHING_YET:
-                if self._fill(block=wait):
+    def holds(self, root: str, folder: str) -> bool:
+        """Whether `folder` of `root` was sent and its answer is still to be taken."""
+        key = (root, folder)
+        with self._lock:
+            return key in self._ready or any(s.key == key and s.wanted for s in self._sent)
+
+    def outstanding(self, root: str) -> int:
+        """Directories of `root` sent whose answers are still to be taken."""
+        with self._lock:
+            return sum(1 for s in self._sent if s.key[0] == root and s.wanted) + sum(
+                1 for key in self._ready if key[0] == root
+            )
+
+    def answers(self, root: str, *, wait: bool) -> Iterator[tuple[str, Checked | None]]:
+        """The directories of `root` answered so far (with `wait`, at least one while any is out). A
+        directory answered None, or left unanswered by a helper that died, is the caller's to check."""
+        while True:
+            with self._lock:
+                mine = [key for key in self._ready if key[0] == root]
+                if not mine:
+                    if not wait or not any(s.key[0] == root and s.wanted for s in self._sent):
+                        return
+                    self._lock.wait()
                     continue
-                if self._alive:
-                    return  # nothing more yet, and not asked to wait
-                while self._in_flight:  # it has gone: what it was given is the caller's again
-                    yield self._in_flight.popleft(), None
-                return
+                taken = [(key[1], self._ready.pop(key)) for key in mine]
             wait = False
-            checked = _checked(frame)
-            self.answered += checked is not None
-            yield self._in_flight.popleft(), checked
+            yield from taken
+
+    def drop(self, root: str) -> None:
+        """A walk of `root` has ended: answers for it, come or to come, are no one's and are thrown away
+        (a later walk must not take a look that old)."""
+        with self._lock:
+            for key in [key for key in self._ready if key[0] == root]:
+                del self._ready[key]
+            for sent in self._sent:
+                if sent.key[0] == root:
+                    sent.wanted = False
 
     def close(self) -> None:
-        log.debug("%s: the start-up helper checked %d directories", self._root, self.answered)
-        self._alive = False
+        log.debug("the start-up helper checked %d directories", self.answered)
         process = self._process
         try:
             if process.stdin is not None:
@@ -126,36 +171,89 @@ class WalkHelper:
             process.kill()
             process.wait()
         finally:
+            self._reader.join()
             if process.stdout is not None:
                 process.stdout.close()
 
     # ---- the pipe --------------------------------------------------------------------------------
 
     def _write(self, value: object) -> None:
+        """Under the lock, so that requests go out in the order they are queued."""
         if not self._alive or self._process.stdin is None:
             return
         try:
             self._process.stdin.write(_frame(value))
             self._process.stdin.flush()
-        except OSError:  # it died: what it was given is answered None
+        except (OSError, ValueError):  # it died (or was closed): what it was given is answered None
             self._alive = False
 
-    def _fill(self, *, block: bool) -> bool:
-        """Read what the helper has written; False when it has gone (or, without `block`, said nothing)."""
-        if not self._alive or self._process.stdout is None:
-            return False
+    def _read_answers(self) -> None:
+        """The reader thread: files each answer under its directory as soon as it has come."""
+        assert self._process.stdout is not None
         fd = self._process.stdout.fileno()
-        if not block and not select.select([fd], [], [], 0)[0]:
-            return False
-        try:
-            data = os.read(fd, 1 << 16)
-        except OSError:
-            data = b""
-        if not data:
+        buffer = bytearray()
+        while self._file_answers(buffer):
+            try:
+                data = os.read(fd, 1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buffer += data
+        with self._lock:
             self._alive = False
-            return False
-        self._buffer += data
+            self._hand_back()
+
+    def _file_answers(self, buffer: bytearray) -> bool:
+        """False on an answer to nothing: it is not a helper to listen to any more."""
+        while (frame := _take_frame(buffer)) is not _NOTHING_YET:
+            checked = _checked(frame)
+            with self._lock:
+                if not self._sent:
+                    return False
+                sent = self._sent.popleft()
+                self.answered += checked is not None
+                if sent.wanted:
+                    self._ready[sent.key] = checked
+                self._lock.notify_all()
         return True
+
+    def _hand_back(self) -> None:
+        """Under the lock, once it has gone: every directory it was given is answered None."""
+        while self._sent:
+            sent = self._sent.popleft()
+            if sent.wanted:
+                self._ready[sent.key] = None
+        self._lock.notify_all()
+
+
+class SharedHelper:
+    """The one helper of a round of start-up scans: started when a walk first finds it worth it (or
+    the scanner, for the folders waiting their turn), used by every walk of the round, closed at its end.
+    """
+
+    def __init__(self, start: Callable[[], WalkHelper | None]) -> None:
+        self._start = start
+        self._helper: WalkHelper | None = None
+        self._tried = False
+
+    @property
+    def running(self) -> WalkHelper | None:
+        return self._helper
+
+    def start(self) -> WalkHelper | None:
+        """The helper, started if it was not yet; None when it cannot be (tried once a round)."""
+        if not self._tried:
+            self._tried = True
+            self._helper = self._start()
+        return self._helper
+
+    def close(self) -> None:
+        """The round is over: the helper ends, and the next round may start another."""
+        if self._helper is not None:
+            self._helper.close()
+        self._helper = None
+        self._tried = False
 
 
 class _NothingYet:
@@ -215,13 +313,16 @@ def serve() -> None:
             yield frame
 
     incoming = frames()
-    setup = next(incoming, None)
-    if not (isinstance(setup, tuple) and len(setup) == 3):
+    index_file = next(incoming, None)
+    if not isinstance(index_file, str):
         return
-    index_file, root, account = setup
     db = open_read_only(Path(index_file))  # None: it cannot be read now; the agent checks everything
-    for folder in incoming:
-        answer = _check(db, root, account, folder) if isinstance(folder, str) and db else None
+    for request in incoming:
+        answer = None
+        if db is not None and isinstance(request, tuple) and len(request) == 3:
+            root, account, folder = request
+            if isinstance(root, str) and isinstance(account, str) and isinstance(folder, str):
+                answer = _check(db, root, account, folder)
         write_all(1, _frame(answer))
 
 

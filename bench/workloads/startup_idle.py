@@ -32,10 +32,12 @@ WHY_SECOND_START_MISSED = (
     "(the image's size, mtime and inode, and its sidecar's inode and ctime, which is how a sidecar "
     "edited in place while the agent was stopped is noticed) plus its index row; and the interpreter, "
     "its imports and the config schema take about half a second before any folder is looked at. A "
-    "recursive folder shares the stats with a helper process on the second core, a directory each "
-    "(watcher/walk_helper.py): that is what brings a million files in 1,000 subfolders under the bare "
-    "walk. These 10 folders are flat, so there is no directory to share: sharing whole folders with "
-    "the helper (one checks the next while the agent walks this one) is the next step, not built yet."
+    "start shares the stats with a helper process on the second core (watcher/walk_helper.py): a "
+    "recursive folder a subfolder each, which brings a million files in 1,000 subfolders under the "
+    "bare walk; these 10 flat folders a folder each, the helper taking the waiting folders from the "
+    "last back while the agent walks from the first. Two processes checking at once each run about "
+    "a third slower on this 2-vCPU VM than one alone, so sharing takes the walk from about 1.4 s to "
+    "about 1.0 s, not to half."
 )
 
 

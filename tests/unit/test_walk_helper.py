@@ -4,8 +4,10 @@ to say changes what a walk reports. Real files, a real index, a real child proce
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +16,15 @@ import pytest
 from tests.helpers import ACCOUNT_A, TOKEN
 from tests.helpers.images import png_bytes
 from watcher import inventory
+from watcher import scanner as scanner_module
 from watcher.files import record_id_of, signature_of
+from watcher.folders import Folder
 from watcher.history import HistoryIndex
 from watcher.inventory import walk_candidates
+from watcher.messages import FoundFile, ScanBatch, ScanFinished
+from watcher.scanner import Scanner
 from watcher.sidecar import build_sidecar
-from watcher.walk_helper import WalkHelper, _checked
+from watcher.walk_helper import SharedHelper, WalkHelper, _checked
 
 DIRECTORIES = 6
 PER_DIRECTORY = 4
@@ -67,17 +73,21 @@ class Walk:
         self.helpers: list[WalkHelper] = []
 
         def start_helper() -> WalkHelper | None:
-            started = WalkHelper.start(history.file, str(root), ACCOUNT_A)  # type: ignore[arg-type]
+            started = WalkHelper.start(history.file)  # type: ignore[arg-type]
             assert started is not None
             if kill_helper:
                 os.kill(started._process.pid, signal.SIGKILL)
             self.helpers.append(started)
             return started
 
-        found = walk_candidates(str(root), True, ACCOUNT_A, known_in=history.known_in,
-                                on_vanished=lambda d, names: self.vanished.extend(f"{d}/{n}" for n in names),
-                                start_helper=start_helper if helper else None)  # fmt: skip
-        self.reported = sorted((os.path.relpath(f.path, root), f.state.name) for f in found)
+        shared = SharedHelper(start_helper)
+        try:
+            found = walk_candidates(str(root), True, ACCOUNT_A, known_in=history.known_in,
+                                    on_vanished=lambda d, names: self.vanished.extend(f"{d}/{n}" for n in names),
+                                    helper=shared if helper else None)  # fmt: skip
+            self.reported = sorted((os.path.relpath(f.path, root), f.state.name) for f in found)
+        finally:
+            shared.close()
 
 
 def disturb(root: Path, history: HistoryIndex) -> dict[str, str]:
@@ -146,14 +156,14 @@ def test_the_helper_gets_no_token_and_no_python_path(
     monkeypatch.setenv("LANG", "C.UTF-8")
     monkeypatch.delenv("LC_ALL", raising=False)
     monkeypatch.delenv("LC_CTYPE", raising=False)
-    helper = WalkHelper.start(history.file, str(root), ACCOUNT_A)  # type: ignore[arg-type]
+    helper = WalkHelper.start(history.file)  # type: ignore[arg-type]
     assert helper is not None
     try:
         environ = Path(f"/proc/{helper._process.pid}/environ").read_bytes()
         assert TOKEN.encode() not in environ
         assert environ.split(b"\0")[:-1] == [b"LANG=C.UTF-8"]
-        helper.send(str(root / "d0"))
-        answers = list(helper.answers(wait=True))
+        helper.send(str(root), ACCOUNT_A, str(root / "d0"))
+        answers = list(helper.answers(str(root), wait=True))
         assert [(folder, sorted(checked[0])) for folder, checked in answers if checked is not None] == [
             (str(root / "d0"), [f"img{i}.png" for i in range(PER_DIRECTORY)])
         ]
@@ -172,3 +182,88 @@ def test_an_answer_in_another_shape_is_no_answer(answer: object) -> None:
 
 def test_an_answer_in_its_shape_is_taken() -> None:
     assert _checked((["a.png"], ["gone.png"])) == ({"a.png"}, ["gone.png"])
+
+
+def test_answers_are_kept_apart_by_watched_folder_and_dropped_ones_are_never_taken(
+    done_tree: tuple[Path, HistoryIndex],
+) -> None:
+    root, history = done_tree
+    helper = WalkHelper.start(history.file)  # type: ignore[arg-type]
+    assert helper is not None
+    # Two watched folders as the helper sees them: the tree itself, and one of its subfolders.
+    whole, part = str(root), str(root / "d1")
+    try:
+        helper.send(whole, ACCOUNT_A, str(root / "d0"))
+        helper.send(part, ACCOUNT_A, part)
+        helper.send(whole, ACCOUNT_A, str(root / "d2"))
+        assert helper.holds(part, part) and helper.outstanding(whole) == 2
+        taken = [(folder, checked) for folder, checked in helper.answers(part, wait=True)]
+        assert [(folder, len(checked[0])) for folder, checked in taken if checked] == [(part, PER_DIRECTORY)]
+        helper.drop(whole)  # its walk ended: what was sent for it must never serve a later walk
+        assert not helper.holds(whole, str(root / "d0")) and helper.outstanding(whole) == 0
+        assert list(helper.answers(whole, wait=True)) == []
+        helper.send(whole, ACCOUNT_A, str(root / "d0"))  # asked again: this answer is taken
+        assert [folder for folder, checked in helper.answers(whole, wait=True) if checked] == [
+            str(root / "d0")
+        ]
+    finally:
+        helper.close()
+    assert helper.answered == 4
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.found: list[FoundFile] = []
+        self.finished: list[ScanFinished] = []
+        self.scanner: Scanner | None = None
+
+    def __call__(self, message: object) -> None:
+        if isinstance(message, ScanBatch):
+            self.found.extend(message.files)
+            assert self.scanner is not None
+            self.scanner.batch_taken()
+        elif isinstance(message, ScanFinished):
+            self.finished.append(message)
+
+
+def start_up_scans(folders: list[Folder], history: HistoryIndex) -> Collected:
+    """The scanner's start-up round over `folders`, as an agent's start asks for it."""
+    collected = Collected()
+    scanner = Scanner(collected, history)
+    collected.scanner = scanner
+    for folder in folders:
+        scanner.scan(folder, initial=True)
+    scanner.start()
+    deadline = time.monotonic() + 30
+    while len(collected.finished) < len(folders):
+        assert time.monotonic() < deadline, "the start-up scans did not finish"
+        time.sleep(0.01)
+    scanner.stop()
+    return collected
+
+
+def test_a_start_with_many_flat_folders_shares_the_ones_waiting_and_reports_the_same(
+    done_tree: tuple[Path, HistoryIndex], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    root, history = done_tree
+    expected = disturb(root, history)
+    # Every subdirectory of the tree is a flat watched folder of its own.
+    folders = [
+        Folder(str(root / f"d{d}"), ACCOUNT_A, recursive=False, polling=False) for d in range(DIRECTORIES)
+    ]
+    with caplog.at_level(logging.DEBUG, logger="watcher.walk_helper"):
+        monkeypatch.setattr(scanner_module, "HELPER_AFTER_ENTRIES", 10**9)
+        alone = start_up_scans(folders, history)
+        assert "start-up helper" not in caplog.text
+        monkeypatch.setattr(scanner_module, "HELPER_AFTER_ENTRIES", 0)
+        monkeypatch.setattr(scanner_module, "HELPER_AFTER_DIRECTORIES", 2)
+        shared = start_up_scans(folders, history)
+    checked = [line for line in caplog.text.splitlines() if "the start-up helper checked" in line]
+    assert checked and int(checked[-1].split("checked ")[1].split()[0]) > 0  # it did share the work
+
+    def report(collected: Collected) -> list[tuple[str, str]]:
+        return sorted((os.path.relpath(f.path, root), f.state.name) for f in collected.found)
+
+    assert dict(report(alone)) == expected
+    assert report(shared) == report(alone)
+    assert sorted(f.folder.path for f in shared.finished) == sorted(f.path for f in folders)
