@@ -15,6 +15,7 @@ failure instead).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -151,12 +152,16 @@ class CmdlineWatch:
             self._stop.wait(0.005)
 
     def _sweep(self) -> None:
-        for path in Path("/proc").glob("[0-9]*/cmdline"):
+        # Not Path.glob: it stats each match, and a process that ends meanwhile makes that raise.
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
             try:
-                if TOKEN.encode() in path.read_bytes():
-                    self.found.append(path.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
-                pass
+                continue  # it ended meanwhile
+            if TOKEN.encode() in argv:
+                self.found.append(argv.replace(b"\0", b" ").decode(errors="replace"))
 
 
 # The outputs of every service command the tests ran, and the argv the watch saw with the token in it.
