@@ -71,10 +71,12 @@ class WalkHelper:
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process
-        self.answered = 0  # directories it checked (not those handed back)
+        self.answered = 0  # directories it checked whose answers were taken (not those handed back)
         self._lock = threading.Condition()
         self._sent: deque[_Sent] = deque()  # in the order sent, not yet answered
-        self._ready: dict[Key, Checked | None] = {}
+        # Answers come in, kept as they came (a few hundred KB for 10,000 names, where the decoded set
+        # would take a few MB) until their walk takes them: the scanner may be several folders away.
+        self._ready: dict[Key, bytes | None] = {}
         self._alive = True
         self._reader = threading.Thread(target=self._read_answers, name="walk-helper", daemon=True)
         self._reader.start()
@@ -148,7 +150,10 @@ class WalkHelper:
                     continue
                 taken = [(key[1], self._ready.pop(key)) for key in mine]
             wait = False
-            yield from taken
+            for folder, payload in taken:
+                checked = _checked(_loads(payload)) if payload is not None else None
+                self.answered += checked is not None
+                yield folder, checked
 
     def drop(self, root: str) -> None:
         """A walk of `root` has ended: answers for it, come or to come, are no one's and are thrown away
@@ -206,15 +211,13 @@ class WalkHelper:
 
     def _file_answers(self, buffer: bytearray) -> bool:
         """False on an answer to nothing: it is not a helper to listen to any more."""
-        while (frame := _take_frame(buffer)) is not _NOTHING_YET:
-            checked = _checked(frame)
+        while (payload := _take_payload(buffer)) is not None:
             with self._lock:
                 if not self._sent:
                     return False
                 sent = self._sent.popleft()
-                self.answered += checked is not None
                 if sent.wanted:
-                    self._ready[sent.key] = checked
+                    self._ready[sent.key] = payload
                 self._lock.notify_all()
         return True
 
@@ -256,26 +259,24 @@ class SharedHelper:
         self._tried = False
 
 
-class _NothingYet:
-    pass
-
-
-_NOTHING_YET = _NothingYet()
-
-
 def _frame(value: object) -> bytes:
     payload = marshal.dumps(value)  # type: ignore[arg-type]  # tuples, lists and str only
     return len(payload).to_bytes(_LENGTH, "big") + payload
 
 
-def _take_frame(buffer: bytearray) -> object:
+def _take_payload(buffer: bytearray) -> bytes | None:
+    """The first whole frame's payload, taken out of `buffer`; None while it has not all come."""
     if len(buffer) < _LENGTH:
-        return _NOTHING_YET
+        return None
     end = _LENGTH + int.from_bytes(buffer[:_LENGTH], "big")
     if len(buffer) < end:
-        return _NOTHING_YET
+        return None
     payload = bytes(buffer[_LENGTH:end])
     del buffer[:end]
+    return payload
+
+
+def _loads(payload: bytes) -> object:
     try:
         return marshal.loads(payload)
     except (EOFError, ValueError, TypeError):
@@ -303,14 +304,14 @@ def serve() -> None:
 
     def frames() -> Iterator[object]:
         while True:
-            frame = _take_frame(buffer)
-            while frame is _NOTHING_YET:
+            payload = _take_payload(buffer)
+            while payload is None:
                 data = os.read(0, 1 << 16)
                 if not data:
                     return
                 buffer.extend(data)
-                frame = _take_frame(buffer)
-            yield frame
+                payload = _take_payload(buffer)
+            yield _loads(payload)
 
     incoming = frames()
     index_file = next(incoming, None)
