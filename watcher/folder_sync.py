@@ -6,9 +6,14 @@ journal commit (2.5 ms here, more than the rest of the write). During a burst ev
 the same few folders: one background fsync per folder covers every rename made in it meanwhile, and
 the worker goes on at once instead of waiting for the disk.
 
-What a power cut can then cost is the name of a sidecar written a few milliseconds before it: the file
-has no sidecar, and the next start uploads it again (uploads are at least once, README Guarantees).
-Records whose order matters (the moves to done_dir / failed_dir) keep their synchronous fsync.
+The thread gathers for `GATHER_SECONDS` before each fsync: without that, it kept pace with the
+workers, and a burst paid two journal commits per file (the sidecar's and its folder's) instead of one,
+plus a thread switch and a descriptor per file (measured: about 10 % of the burst's throughput).
+
+What a power cut can then cost is the name of a sidecar written a few tens of milliseconds before it:
+the file has no sidecar, and the next start uploads it again (uploads are at least once, README
+Guarantees). Records whose order matters (the moves to done_dir / failed_dir) keep their synchronous
+fsync.
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from watcher.files import fsync_folder
 
 log = logging.getLogger(__name__)
+
+GATHER_SECONDS = 0.05
 
 
 class FolderSyncs:
@@ -30,6 +38,8 @@ class FolderSyncs:
         self._pending: dict[tuple[int, int], int] = {}  # (st_dev, st_ino) → a descriptor of the folder
         self._syncing = False
         self._closed = False
+        self._hurry = False  # someone waits in `flush`: no gathering
+        self.fsyncs = 0  # folder fsyncs done so far
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -56,7 +66,10 @@ class FolderSyncs:
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every folder asked for so far is fsynced (at stop)."""
         with self._lock:
+            self._hurry = True
+            self._lock.notify_all()
             self._lock.wait_for(lambda: not self._pending and not self._syncing, timeout)
+            self._hurry = False
 
     def stop(self, timeout: float = 5.0) -> None:
         self.flush(timeout)
@@ -70,12 +83,16 @@ class FolderSyncs:
                 self._lock.wait_for(lambda: self._pending or self._closed)
                 if self._closed and not self._pending:
                     return
+                gathered_at = time.monotonic() + GATHER_SECONDS
+                while not (self._closed or self._hurry) and (left := gathered_at - time.monotonic()) > 0:
+                    self._lock.wait(left)
                 batch, self._pending = self._pending, {}
                 self._syncing = True
             for fd in batch.values():
                 _fsync_quietly(fd)
                 os.close(fd)
             with self._lock:
+                self.fsyncs += len(batch)
                 self._syncing = False
                 self._lock.notify_all()
 
