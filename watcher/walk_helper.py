@@ -118,10 +118,9 @@ class WalkHelper:
     def send(self, root: str, account: str, folder: str) -> None:
         """Check `folder`, a directory of the watched folder `root` mapped to `account`."""
         with self._lock:
-            if self._alive:
-                self._sent.append(_Sent((root, folder)))
-                self._write((root, account, folder))
-            if not self._alive:  # it has gone, maybe just now: the caller checks what it gave
+            self._sent.append(_Sent((root, folder)))
+            self._write((root, account, folder))
+            if not self._alive:  # it has gone, maybe before this: the caller checks what it gave
                 self._hand_back()
 
     def holds(self, root: str, folder: str) -> bool:

@@ -267,3 +267,22 @@ def test_a_start_with_many_flat_folders_shares_the_ones_waiting_and_reports_the_
     assert dict(report(alone)) == expected
     assert report(shared) == report(alone)
     assert sorted(f.folder.path for f in shared.finished) == sorted(f.path for f in folders)
+
+
+def test_a_directory_sent_to_a_helper_that_has_just_died_comes_back_to_the_walk(
+    done_tree: tuple[Path, HistoryIndex],
+) -> None:
+    root, history = done_tree
+    helper = WalkHelper.start(history.file)  # type: ignore[arg-type]
+    assert helper is not None
+    try:
+        os.kill(helper._process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while helper.alive:  # its reader sees the pipe close
+            assert time.monotonic() < deadline, "the helper's end was not noticed"
+            time.sleep(0.01)
+        # What a walk does when the helper dies between its `alive` check and the send.
+        helper.send(str(root), ACCOUNT_A, str(root / "d0"))
+        assert list(helper.answers(str(root), wait=True)) == [(str(root / "d0"), None)]
+    finally:
+        helper.close()
