@@ -184,30 +184,35 @@ def test_an_answer_in_its_shape_is_taken() -> None:
     assert _checked((["a.png"], ["gone.png"])) == ({"a.png"}, ["gone.png"])
 
 
-def test_answers_are_kept_apart_by_watched_folder_and_dropped_ones_are_never_taken(
-    done_tree: tuple[Path, HistoryIndex],
-) -> None:
+@pytest.fixture
+def running_helper(done_tree: tuple[Path, HistoryIndex]) -> Iterator[tuple[Path, WalkHelper]]:
+    """The done tree, and a helper reading its index (closed afterwards)."""
     root, history = done_tree
     helper = WalkHelper.start(history.file)  # type: ignore[arg-type]
     assert helper is not None
-    # Two watched folders as the helper sees them: the tree itself, and one of its subfolders.
-    whole, part = str(root), str(root / "d1")
     try:
-        helper.send(whole, ACCOUNT_A, str(root / "d0"))
-        helper.send(part, ACCOUNT_A, part)
-        helper.send(whole, ACCOUNT_A, str(root / "d2"))
-        assert helper.holds(part, part) and helper.outstanding(whole) == 2
-        taken = [(folder, checked) for folder, checked in helper.answers(part, wait=True)]
-        assert [(folder, len(checked[0])) for folder, checked in taken if checked] == [(part, PER_DIRECTORY)]
-        helper.drop(whole)  # its walk ended: what was sent for it must never serve a later walk
-        assert not helper.holds(whole, str(root / "d0")) and helper.outstanding(whole) == 0
-        assert list(helper.answers(whole, wait=True)) == []
-        helper.send(whole, ACCOUNT_A, str(root / "d0"))  # asked again: this answer is taken
-        assert [folder for folder, checked in helper.answers(whole, wait=True) if checked] == [
-            str(root / "d0")
-        ]
+        yield root, helper
     finally:
         helper.close()
+
+
+def test_answers_are_kept_apart_by_watched_folder_and_dropped_ones_are_never_taken(
+    running_helper: tuple[Path, WalkHelper],
+) -> None:
+    root, helper = running_helper
+    # Two watched folders as the helper sees them: the tree itself, and one of its subfolders.
+    whole, part = str(root), str(root / "d1")
+    helper.send(whole, ACCOUNT_A, str(root / "d0"))
+    helper.send(part, ACCOUNT_A, part)
+    helper.send(whole, ACCOUNT_A, str(root / "d2"))
+    assert helper.holds(part, part) and helper.outstanding(whole) == 2
+    taken = [(folder, checked) for folder, checked in helper.answers(part, wait=True)]
+    assert [(folder, len(checked[0])) for folder, checked in taken if checked] == [(part, PER_DIRECTORY)]
+    helper.drop(whole)  # its walk ended: what was sent for it must never serve a later walk
+    assert not helper.holds(whole, str(root / "d0")) and helper.outstanding(whole) == 0
+    assert list(helper.answers(whole, wait=True)) == []
+    helper.send(whole, ACCOUNT_A, str(root / "d0"))  # asked again: this answer is taken
+    assert [folder for folder, checked in helper.answers(whole, wait=True) if checked] == [str(root / "d0")]
     assert helper.answered == 2  # the answers taken: the two dropped ones are not
 
 
@@ -270,19 +275,14 @@ def test_a_start_with_many_flat_folders_shares_the_ones_waiting_and_reports_the_
 
 
 def test_a_directory_sent_to_a_helper_that_has_just_died_comes_back_to_the_walk(
-    done_tree: tuple[Path, HistoryIndex],
+    running_helper: tuple[Path, WalkHelper],
 ) -> None:
-    root, history = done_tree
-    helper = WalkHelper.start(history.file)  # type: ignore[arg-type]
-    assert helper is not None
-    try:
-        os.kill(helper._process.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while helper.alive:  # its reader sees the pipe close
-            assert time.monotonic() < deadline, "the helper's end was not noticed"
-            time.sleep(0.01)
-        # What a walk does when the helper dies between its `alive` check and the send.
-        helper.send(str(root), ACCOUNT_A, str(root / "d0"))
-        assert list(helper.answers(str(root), wait=True)) == [(str(root / "d0"), None)]
-    finally:
-        helper.close()
+    root, helper = running_helper
+    os.kill(helper._process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while helper.alive:  # its reader sees the pipe close
+        assert time.monotonic() < deadline, "the helper's end was not noticed"
+        time.sleep(0.01)
+    # What a walk does when the helper dies between its `alive` check and the send.
+    helper.send(str(root), ACCOUNT_A, str(root / "d0"))
+    assert list(helper.answers(str(root), wait=True)) == [(str(root / "d0"), None)]
