@@ -154,15 +154,23 @@ def open_regular_file(path: str, root: str = "") -> int:
     return open_regular_file_and_stat(path, root)[0]
 
 
-def open_regular_file_and_stat(path: str, root: str = "") -> tuple[int, os.stat_result]:
-    """`open_regular_file`, and the descriptor's stat taken to check it (no second fstat needed)."""
+def open_regular_file_and_stat(
+    path: str, root: str = "", *, blocking: bool = True
+) -> tuple[int, os.stat_result]:
+    """`open_regular_file`, and the descriptor's stat taken to check it (no second fstat needed).
+
+    `blocking=False` leaves the descriptor O_NONBLOCK, which a regular file ignores on Linux's own
+    filesystems: one system call less for a look of a few bytes whose reader treats any OSError as
+    "not yet" (a filesystem that did answer EAGAIN would only cost the file its short settle).
+    """
     fd = open_beneath(root, path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFileError(path)
-        # Back to blocking reads for a regular file: O_NONBLOCK only mattered for the open itself.
-        os.set_blocking(fd, True)
+        if blocking:
+            # Back to blocking reads for a regular file: O_NONBLOCK only mattered for the open itself.
+            os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
@@ -175,7 +183,7 @@ def looks_complete_on_disk(path: str, size: int, root: str = "") -> bool:
 
     Raises OSError as `open_regular_file` does.
     """
-    fd, st = open_regular_file_and_stat(path, root)
+    fd, st = open_regular_file_and_stat(path, root, blocking=False)
     try:
         if st.st_size != size:
             return False  # written to since it was looked at: the next look decides

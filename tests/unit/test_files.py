@@ -19,6 +19,7 @@ from watcher.files import (
     lstat_beneath,
     open_beneath,
     open_regular_file,
+    open_regular_file_and_stat,
     signature_of,
 )
 from watcher.folders import Folder, folder_of
@@ -141,6 +142,21 @@ def test_open_regular_file_beneath_refuses_a_fifo_without_blocking(tree: tuple[P
     os.mkfifo(root / "sub" / "pipe.png")
     with pytest.raises(NotRegularFileError):
         open_regular_file(str(root / "sub" / "pipe.png"), str(root))
+
+
+def test_a_file_opened_to_be_read_whole_reads_blocking_and_a_look_need_not(tree: tuple[Path, Path]) -> None:
+    root, _ = tree
+    path = str(root / "sub" / "a.png")
+    fd = open_regular_file(path, str(root))  # the upload's descriptor: never an EAGAIN mid-body
+    try:
+        assert os.get_blocking(fd)
+    finally:
+        os.close(fd)
+    fd, _ = open_regular_file_and_stat(path, str(root), blocking=False)  # a few bytes, for a look
+    try:
+        assert not os.get_blocking(fd) and os.pread(fd, 6, 0) == b"inside"
+    finally:
+        os.close(fd)
 
 
 def test_the_root_itself_may_be_reached_through_a_symlink(tree: tuple[Path, Path]) -> None:
