@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 from pathlib import Path
 
 from tests.helpers import ACCOUNT, TOKEN
 from watcher.client import BACKGROUND_HASH_FROM, UploadClient
 from watcher.dedupe import HEAD_BYTES, KnownUpload
 from watcher.emulator import Emulator
-from watcher.history import HistoryIndex
+from watcher.history import MAY_HOLD_SQL, SCHEMA, HistoryIndex
 from watcher.outcome import UploadSuccess
 
 KNOWN = KnownUpload("user:1-minimax:1-file:1", "https://oss/1")
@@ -49,3 +50,25 @@ def test_large_bodies_hashed_in_the_background_still_hash_every_byte(tmp_path: P
     assert isinstance(outcome, UploadSuccess)
     expected = hashlib.sha256(path.read_bytes()).hexdigest()
     assert outcome.sha256 == expected == emu.uploads[0].sha256
+
+
+def test_the_head_check_looks_up_its_rows_instead_of_reading_every_upload_of_the_same_size() -> None:
+    # A render's frames often share one size; the check must not cost more as such uploads pile up.
+    db = sqlite3.connect(":memory:")
+    db.executescript(SCHEMA)
+    plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + MAY_HOLD_SQL, (ACCOUNT, 1000, "h"))]
+
+    searches = [step for step in plan if step.startswith(("SEARCH", "SCAN"))]
+    assert len(searches) == 2, plan
+    assert all("uploads_by_head (account=? AND size=? AND head=?)" in step for step in searches), plan
+
+
+def test_the_head_check_still_finds_a_head_among_many_uploads_of_the_same_size() -> None:
+    index = HistoryIndex(None)
+    for n in range(300):
+        index.add(ACCOUNT, 1000, f"hash-{n}", KNOWN, head=f"head-{n}")
+
+    assert index.may_hold(ACCOUNT, 1000, "head-150")
+    assert not index.may_hold(ACCOUNT, 1000, "head-300")
+    index.add(ACCOUNT, 1000, "from-a-sidecar", KNOWN)  # no head known: every file of its size may match
+    assert index.may_hold(ACCOUNT, 1000, "head-300")
