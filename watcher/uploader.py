@@ -84,7 +84,9 @@ def upload_one(
         if signature.size > MAX_UPLOAD_BYTES:
             reason = f"the file is {signature.size} bytes; the API accepts at most 5 GB"
             return UploadFailure(FailureClass.PERMANENT, reason, "too_large", local=True), signature, False
-        first_bytes = os.pread(fd, SNIFF_BYTES, 0)
+        # One read serves the sniff and the dedupe's head hash.
+        head_bytes = os.pread(fd, HEAD_BYTES if dedupe is not None else SNIFF_BYTES, 0)
+        first_bytes = head_bytes[:SNIFF_BYTES]
         content_type = sniff_content_type(first_bytes, job.kinds)
         if content_type is None:
             refused = refusal(first_bytes, job.kinds, os.path.basename(job.path))
@@ -92,7 +94,7 @@ def upload_one(
             return failure, signature, False
 
         reused: KnownUpload | None = None
-        head = head_digest(fd) if dedupe is not None else None
+        head = hashlib.sha256(head_bytes).hexdigest() if dedupe is not None else None
         if dedupe is not None and head is not None and dedupe.may_hold(job.account_key, signature.size, head):
             sha256 = _hash_file(fd, signature.size)
             if sha256 is None:
@@ -120,11 +122,6 @@ def upload_one(
         return outcome, signature, reused is not None
     finally:
         os.close(fd)
-
-
-def head_digest(fd: int) -> str:
-    """The sha256 of a file's first HEAD_BYTES: the dedupe index's cheap second check."""
-    return hashlib.sha256(os.pread(fd, HEAD_BYTES, 0)).hexdigest()
 
 
 def _hash_file(fd: int, size: int) -> str | None:
