@@ -55,6 +55,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("watcher")
 
+# A loop turn looks at no more files than this. The same turn takes upload results and stop requests,
+# pings the watchdog and hands out uploads: 100,000 files found at once (a first start over an archive,
+# an rsync of a whole folder) would otherwise hold it for tens of seconds, the workers idle and the
+# watchdog silent. What is left stays due, so the next turn comes straight after.
+LOOKS_PER_TURN = 64
+
 
 class Scheduler:
     def __init__(
@@ -267,7 +273,8 @@ class Scheduler:
                 self._schedule(path, entry, now)
 
     def _fire_timers(self, now: float) -> None:
-        while self._timers and self._timers[0][0] <= now:
+        looks = 0
+        while self._timers and self._timers[0][0] <= now and looks < LOOKS_PER_TURN:
             at, _, path = heapq.heappop(self._timers)
             entry = self.tracked.get(path)
             if entry is None or entry.due != at:
@@ -275,6 +282,7 @@ class Scheduler:
             if entry.phase in (Phase.SETTLING, Phase.RETRY_WAIT):
                 entry.phase = Phase.SETTLING
                 self._settle_check(path, entry, now)
+                looks += 1
         for key, probe in self.accounts.due_probes(now):
             entry = self.tracked.get(probe)
             if entry is None:

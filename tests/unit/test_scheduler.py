@@ -25,7 +25,7 @@ from watcher.messages import (
 )
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.retry import RetryPolicy
-from watcher.scheduler import Scheduler
+from watcher.scheduler import LOOKS_PER_TURN, Scheduler
 from watcher.sidecar_backlog import StoredSidecar
 from watcher.timings import Timings
 from watcher.tracking import Phase
@@ -235,6 +235,35 @@ def test_a_file_whose_sidecar_already_matches_is_recorded_done_without_an_upload
 
 
 # ---- dispatch and results ------------------------------------------------------------------------
+
+
+def test_a_turn_looks_at_a_bounded_number_of_files_and_asks_for_the_next_turn_at_once() -> None:
+    # A folder's worth found at once must not hold the loop: results, stop requests and the watchdog
+    # ping wait for the turn to end.
+    s, disk, _ = make()
+    ready_all(s)
+    paths = [f"/drop/a/f{n}.png" for n in range(3 * LOOKS_PER_TURN + 5)]
+    for path in paths:
+        disk.write(path)
+        disk.complete.add(path)
+        s.handle(event(EventKind.FINISHED, path), 10.0)
+
+    turns = 0
+    while len(disk.observed) < len(paths):
+        looked = len(disk.observed)
+        assert s.due(10.0) == []
+        assert 0 < len(disk.observed) - looked <= LOOKS_PER_TURN
+        turns += 1
+        assert s.next_deadline() <= 10.0 or len(disk.observed) == len(paths)
+    assert turns == 4 and sorted(disk.observed) == sorted(paths)
+
+    # The confirmations are spread the same way, and uploads start from the first turn of them.
+    jobs = s.due(10.2)
+    assert len(jobs) == 4 and len(disk.observed) == len(paths) + LOOKS_PER_TURN
+    while s.next_deadline() <= 10.2:
+        s.due(10.2)
+    queued = [p for p, entry in s.tracked.items() if entry.phase is Phase.QUEUED]
+    assert len(disk.observed) == 2 * len(paths) and len(queued) == len(paths) - 4
 
 
 def test_concurrency_limits_jobs_in_flight_and_a_finished_job_frees_a_slot() -> None:
