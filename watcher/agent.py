@@ -52,6 +52,8 @@ log = logging.getLogger("watcher")
 # A worker that has neither sent a byte nor finished for this long is stuck (the client bounds every
 # phase of an upload well below it): the systemd watchdog stops being pinged and restarts the agent.
 STALLED_AFTER = 600.0
+# How long a loop turn takes messages before it acts on timers and hands out uploads.
+DRAIN_SECONDS = 0.1
 
 
 class Agent:
@@ -219,8 +221,11 @@ class Agent:
                 message = None
             if message is not None:
                 self._handle(message)
-                # Drain what else is waiting before acting on timers: bursts coalesce.
-                for _ in range(10_000):
+                # Drain what else is waiting before acting on timers: bursts coalesce. For a while
+                # only: the start-up scan of a large folder queues its findings faster than they are
+                # taken, and the turn must still end to hand out uploads and ping the watchdog.
+                drain_until = time.monotonic() + DRAIN_SECONDS
+                while time.monotonic() < drain_until:
                     try:
                         self._handle(self._inbox.get_nowait())
                     except queue.Empty:
