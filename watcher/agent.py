@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any, assert_never
 
 from watcher.config import Config, ConfigError
+from watcher.files import holding_roots
 from watcher.folders import Folder
 from watcher.history import HistoryIndex
 from watcher.hooks import HookEvent, HookRunner
@@ -230,7 +231,9 @@ class Agent:
                         self._handle(self._inbox.get_nowait())
                     except queue.Empty:
                         break
-            for job in self.scheduler.due(time.monotonic()):
+            with holding_roots():  # the turn's looks open each watched folder once
+                jobs = self.scheduler.due(time.monotonic())
+            for job in jobs:
                 self.workers.submit(job)
             for account, notice, where in self.scheduler.take_notices():
                 self.hooks.submit(HookEvent.for_attention(notice, account or None, where))

@@ -15,6 +15,7 @@ from watcher.files import (
     NotRegularFileError,
     OutsideRootError,
     components_below,
+    holding_roots,
     looks_complete_on_disk,
     lstat_beneath,
     open_beneath,
@@ -72,6 +73,49 @@ def test_open_beneath_refuses_a_symlinked_intermediate_folder(tree: tuple[Path, 
     assert raised.value.errno == errno.ELOOP
     with pytest.raises(OSError):
         looks_complete_on_disk(path, 6, str(root))
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_holding_roots_opens_the_watched_folder_once_and_closes_it_after(tree: tuple[Path, Path]) -> None:
+    root, _ = tree
+    for n in range(3):
+        (root / f"{n}.png").write_bytes(b"x" * n)
+    before = _open_descriptors()
+    with holding_roots():
+        sizes = [lstat_beneath(str(root), str(root / f"{n}.png")).st_size for n in range(3)]
+        assert read_all(open_beneath(str(root), str(root / "sub" / "a.png"), os.O_RDONLY)) == b"inside"
+        assert _open_descriptors() == before + 1  # the watched folder, held: nothing else left open
+    assert sizes == [0, 1, 2]
+    assert _open_descriptors() == before
+
+
+def test_holding_roots_still_refuses_a_subfolder_swapped_for_a_symlink(tree: tuple[Path, Path]) -> None:
+    root, outside = tree
+    path = str(root / "sub" / "a.png")
+    with holding_roots():
+        assert lstat_beneath(str(root), path).st_size == len(b"inside")
+        (root / "sub").rename(root.parent / "away")
+        (root / "sub").symlink_to(outside, target_is_directory=True)
+        with pytest.raises(OSError) as raised:
+            lstat_beneath(str(root), path)
+        assert raised.value.errno == errno.ELOOP
+
+
+def test_a_watched_folder_replaced_after_a_hold_is_the_new_one_at_the_next(tree: tuple[Path, Path]) -> None:
+    root, _ = tree
+    (root / "old.png").write_bytes(b"old")
+    with holding_roots():
+        assert lstat_beneath(str(root), str(root / "old.png")).st_size == 3
+    root.rename(root.parent / "drop-before")
+    root.mkdir()
+    (root / "new.png").write_bytes(b"new!")
+    with holding_roots():
+        assert lstat_beneath(str(root), str(root / "new.png")).st_size == 4
+        with pytest.raises(FileNotFoundError):
+            lstat_beneath(str(root), str(root / "old.png"))
 
 
 def test_a_symlink_deeper_down_is_refused_too(tree: tuple[Path, Path]) -> None:
