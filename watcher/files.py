@@ -90,6 +90,9 @@ def holding_roots() -> Iterator[None]:
     opened afresh, without following a symlink, at every look; only the watched folder itself, which
     is trusted as named, is held, and for no longer than the block.
     """
+    if getattr(_held, "fds", None) is not None:
+        yield  # already held by an enclosing block, which closes them
+        return
     _held.fds = {}
     try:
         yield

@@ -88,6 +88,9 @@ def test_holding_roots_opens_the_watched_folder_once_and_closes_it_after(tree: t
         sizes = [lstat_beneath(str(root), str(root / f"{n}.png")).st_size for n in range(3)]
         assert read_all(open_beneath(str(root), str(root / "sub" / "a.png"), os.O_RDONLY)) == b"inside"
         assert _open_descriptors() == before + 1  # the watched folder, held: nothing else left open
+        with holding_roots():  # an enclosing hold keeps its folders until it ends
+            assert lstat_beneath(str(root), str(root / "0.png")).st_size == 0
+        assert _open_descriptors() == before + 1
     assert sizes == [0, 1, 2]
     assert _open_descriptors() == before
 
