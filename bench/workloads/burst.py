@@ -7,7 +7,6 @@ documented recipe, the shell hot folder.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -51,10 +50,17 @@ def _burst_into(ctx: Context, names: list[str], stage: Path, folder: Path) -> tu
     return max(times.values()) - started, watch
 
 
-def _return_files(names: list[str], folder: Path, stage: Path) -> None:
-    move_all(names, folder, stage)
-    for entry in os.listdir(folder):
-        os.unlink(folder / entry)
+def _agent_burst(ctx: Context, names: list[str], stage: Path, run_no: int) -> tuple[float, float, int]:
+    """One agent, fresh state, one burst: (files/s, CPU seconds during the burst, peak RSS in KiB)."""
+    folder = ctx.fresh_dir(f"burst-agent-{run_no}")
+    with AgentProcess(ctx, f"burst-{run_no}", [folder]).start() as agent:
+        cpu0 = agent.cpu_seconds()
+        seconds, watch = _burst_into(ctx, names, stage, folder)
+        watch.close()
+        cpu = agent.cpu_seconds() - cpu0
+        hwm = agent.hwm_kb()
+    move_all(names, folder, stage)  # the sidecars stay until the end (see `run`)
+    return len(names) / seconds, cpu, hwm
 
 
 def run(ctx: Context, out: Outcome) -> None:
@@ -78,39 +84,42 @@ def run(ctx: Context, out: Outcome) -> None:
             if shell.failures():
                 raise RuntimeError(f"the shell baseline reported {shell.failures()} failed uploads")
         shell_rate = count / seconds
-        _return_files(names, folder, stage)
+        move_all(names, folder, stage)
 
-    folder = ctx.fresh_dir("burst-agent")
-    with AgentProcess(ctx, "burst", [folder]).start() as agent:
-        cpu0 = agent.cpu_seconds()
-        seconds, watch = _burst_into(ctx, names, stage, folder)
-        watch.close()
-        agent_cpu = agent.cpu_seconds() - cpu0
-        agent_hwm = agent.hwm_kb()
-    agent_rate = count / seconds
-    _return_files(names, folder, stage)
+    # Two agent runs, as there are two session-loop runs: one run moves by ±15 % on this VM. Each
+    # run's sidecars are deleted only at the end: on this VM's disk a run right after thousands of
+    # deletions pays for them in every file it creates (bench/README.md, "The reference VM's disk").
+    agent_runs = [_agent_burst(ctx, names, stage, run_no) for run_no in (1, 2)]
+    agent_rate = sum(rate for rate, _, _ in agent_runs) / len(agent_runs)
+    agent_cpu = sum(cpu for _, cpu, _ in agent_runs) / len(agent_runs)
+    agent_hwm = max(hwm for _, _, hwm in agent_runs)
 
     session_rates.append(count / run_client(ctx, "session-loop", [base_url, str(listing)])["seconds"])
     session_rate = sum(session_rates) / len(session_rates)
     shutil.rmtree(stage)
+    for used in ("burst-shell", "burst-agent-1", "burst-agent-2"):
+        shutil.rmtree(ctx.work / used, ignore_errors=True)
 
     label = f"burst of {count} × 256 KiB"
+    runs = ", ".join(f"{rate:.0f}" for rate, _, _ in agent_runs)
     base = (
         f"session loop {session_rate:.0f}/s (runs: {', '.join(f'{r:.0f}' for r in session_rates)}); "
         f"docs recipe {docs_rate:.0f}/s; shell {shell_rate:.1f}/s"
     )
-    out.rows.append(Row(label, "files/s to the last sidecar", f"{agent_rate:.0f}/s", base,
+    out.rows.append(Row(label, "files/s to the last sidecar", f"{agent_rate:.0f}/s (runs: {runs})", base,
                         f"{agent_rate / session_rate:.2f} × session loop", f"≥ {SESSION_SHARE:g} × session loop (issue 9; issue 5 asked 0.8)",
                         verdict(agent_rate >= SESSION_SHARE * session_rate)))  # fmt: skip
     if not math.isnan(shell_rate):
-        out.rows.append(Row(label, "files/s to the last sidecar", f"{agent_rate:.0f}/s", base,
+        out.rows.append(Row(label, "files/s to the last sidecar", f"{agent_rate:.0f}/s (runs: {runs})", base,
                             f"{agent_rate / shell_rate:.1f} × shell", "≥ 5 × shell",
                             verdict(agent_rate >= 5 * shell_rate)))  # fmt: skip
     out.notes.append(
         f"burst: the files are written to a staging folder first, then renamed into the watched folder in "
         f"one go (as rsync or a render farm's final move does); the clock runs from the first rename to the "
-        f"last sidecar. The session loop and docs recipe read the same staged files. Agent CPU during the "
-        f"burst: {agent_cpu:.2f} s ({agent_cpu / count * 1000:.2f} ms/file); the session loop process used "
+        f"last sidecar. The session loop and docs recipe read the same staged files. The agent runs twice, "
+        f"each time a fresh process with a fresh state folder, between the two session-loop runs. Agent "
+        f"CPU during a burst: {agent_cpu:.2f} s on average ({agent_cpu / count * 1000:.2f} ms/file; runs: "
+        f"{', '.join(f'{cpu / count * 1000:.2f}' for _, cpu, _ in agent_runs)}); the session loop process used "
         f"{session['cpu_seconds'] / count * 1000:.2f} ms/file, the docs recipe "
         f"{docs['cpu_seconds'] / count * 1000:.2f} ms/file (interpreter start included). Agent peak RSS "
         f"{fmt_mb(agent_hwm)}. Every file has the same size; the agent's dedupe compares the first "
