@@ -329,7 +329,9 @@ class Scheduler:
             else:
                 self.ledger.empty.add(path)
             return
-        complete = self.tracker.is_finished(path) and self._probe.looks_complete(path, signature.size)
+        complete = self.tracker.is_finished(path) and (
+            self.tracker.seen_complete(path, signature) or self._probe.looks_complete(path, signature.size)
+        )
         decision = self.tracker.check(
             path,
             signature,

@@ -36,6 +36,8 @@ class _Observation:
     signature: FileSignature | None  # None: a close event arrived before any stat
     stable_since: float
     finished: bool  # a close-after-write or move-in arrived and no write came after it
+    # The signature at which a look found the image's structure whole (`check(looks_complete=True)`).
+    complete_at: FileSignature | None = None
 
 
 class SettleTracker:
@@ -60,6 +62,7 @@ class SettleTracker:
         if seen is not None:
             seen.stable_since = now
             seen.finished = False
+            seen.complete_at = None
 
     def note_finished(self, path: str, now: float) -> None:
         """A close-after-write, or the file was renamed into place: its writer says it is done."""
@@ -74,6 +77,13 @@ class SettleTracker:
     def is_finished(self, path: str) -> bool:
         seen = self._seen.get(path)
         return seen is not None and seen.finished
+
+    def seen_complete(self, path: str, signature: FileSignature) -> bool:
+        """Whether a look already found the structure whole at this very signature and no write came
+        since: the confirmation look need not read the file again, the unchanged signature is what it
+        confirms (bytes rewritten in place with size and mtime kept would pass a second read as well)."""
+        seen = self._seen.get(path)
+        return seen is not None and seen.complete_at == signature
 
     def signature(self, path: str) -> FileSignature | None:
         """The signature last seen by `check`, None when the path has not been stat'ed yet."""
@@ -110,6 +120,8 @@ class SettleTracker:
             # An empty file is a writer that has not started: never upload it, look again later.
             seen.stable_since = now
             return WaitUntil(now + settle)
+        if looks_complete:
+            seen.complete_at = signature
 
         required = settle
         quiet_by_mtime = wall_now - signature.mtime_ns / 1e9 >= settle

@@ -44,6 +44,7 @@ class FakeDisk:
     complete: set[str] = field(default_factory=set)
     readable_again: set[str] = field(default_factory=set)
     observed: list[str] = field(default_factory=list)
+    structure_read: list[str] = field(default_factory=list)
 
     def write(self, path: str, size: int = 100, mtime: float = WALL) -> FileSignature:
         sig = FileSignature(size, int(mtime * 1e9), 1000 + len(self.files))
@@ -56,6 +57,7 @@ class FakeDisk:
         return Observed(sig, WALL) if sig is not None else None
 
     def looks_complete(self, path: str, size: int) -> bool:
+        self.structure_read.append(path)
         return path in self.complete
 
     def classify(self, path: str, signature: FileSignature, account: str | None) -> FoundFile:
@@ -156,6 +158,26 @@ def test_a_close_event_on_a_complete_file_needs_only_the_short_confirmation() ->
     s.handle(event(EventKind.FINISHED, "/drop/a/x.png"), 10.0)
     assert s.due(10.0) == []  # looked at once, at the close
     assert [j.path for j in s.due(10.2)] == ["/drop/a/x.png"]
+
+
+def test_the_confirmation_look_reads_the_structure_again_only_for_a_new_version() -> None:
+    s, disk, _ = make()
+    disk.write("/drop/a/x.png")
+    disk.complete.add("/drop/a/x.png")
+    s.handle(event(EventKind.FINISHED, "/drop/a/x.png"), 10.0)
+    assert s.due(10.0) == []
+    assert [j.path for j in s.due(10.2)] == ["/drop/a/x.png"]
+    assert disk.structure_read == ["/drop/a/x.png"], "same signature at the confirmation: read once"
+
+    disk.write("/drop/a/y.png")
+    disk.complete.add("/drop/a/y.png")
+    s.handle(event(EventKind.FINISHED, "/drop/a/y.png"), 20.0)
+    assert s.due(20.0) == []
+    disk.write("/drop/a/y.png", size=200)  # rewritten (and closed again) before the confirmation
+    s.handle(event(EventKind.FINISHED, "/drop/a/y.png"), 20.1)
+    assert s.due(20.1) == []
+    assert [j.path for j in s.due(20.3)] == ["/drop/a/y.png"]
+    assert disk.structure_read.count("/drop/a/y.png") == 2
 
 
 def test_a_close_event_on_an_incomplete_file_waits_the_full_settle_time() -> None:

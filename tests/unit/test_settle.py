@@ -141,6 +141,19 @@ def test_a_write_after_the_close_cancels_the_shortcut() -> None:
     assert check(tracker, s, 10.5, complete=True) == WaitUntil(12.1)
 
 
+def test_a_structure_seen_whole_counts_for_that_signature_until_a_write() -> None:
+    tracker = SettleTracker(SETTLE)
+    s = sig()
+    tracker.note_finished(PATH, 10.0)
+    assert not tracker.seen_complete(PATH, s)
+    assert isinstance(check(tracker, s, 10.0, complete=True), WaitUntil)
+    assert tracker.seen_complete(PATH, s)
+    assert not tracker.seen_complete(PATH, sig(size=1001)), "another version of the file was never read"
+    tracker.note_write(PATH, 10.1)
+    assert not tracker.seen_complete(PATH, s), "a write since: the structure must be read again"
+    assert not tracker.seen_complete("/drop/other.png", s)
+
+
 def test_an_empty_file_is_never_ready() -> None:
     tracker = SettleTracker(SETTLE)
     empty = sig(size=0)
