@@ -1,9 +1,9 @@
 """Group commit of folder fsyncs: the names sidecars were renamed to are made durable together.
 
 A sidecar's bytes are fsynced before its rename, so no reader, even after a power cut, sees a partial
-one; the fsync of the folder afterwards only makes the new *name* durable, and costs a journal commit
-on ext4 (a synchronous write of the folder's blocks without a journal, as on the reference VM: 2.5 ms
-there, more than the rest of the write). During a burst every sidecar lands in
+one; the fsync of the folder afterwards only makes the new *name* durable. On ext4 it costs a journal
+commit, or without a journal (the reference VM's disk) a synchronous write of the folder's blocks:
+2.5 ms there, more than the rest of the write. During a burst every sidecar lands in
 the same few folders: one background fsync per folder covers every rename made in it meanwhile, and
 the worker goes on at once instead of waiting for the disk.
 
