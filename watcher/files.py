@@ -90,21 +90,26 @@ def holding_roots() -> Iterator[None]:
     opened afresh, without following a symlink, at every look; only the watched folder itself, which
     is trusted as named, is held, and for no longer than the block.
     """
-    if getattr(_held, "fds", None) is not None:
+    if _held_folders() is not None:
         yield  # already held by an enclosing block, which closes them
         return
-    _held.fds = {}
+    held: dict[str, int] = {}
+    _held.fds = held
     try:
         yield
     finally:
-        held: dict[str, int] = _held.fds
         _held.fds = None
         for fd in held.values():
             os.close(fd)
 
 
+def _held_folders() -> dict[str, int] | None:
+    folders: dict[str, int] | None = getattr(_held, "fds", None)
+    return folders
+
+
 def _open_root(root: str) -> int:
-    held: dict[str, int] | None = getattr(_held, "fds", None)
+    held = _held_folders()
     if held is None:
         return os.open(root, _FOLDER_FLAGS)
     fd = held.get(root)
@@ -113,13 +118,9 @@ def _open_root(root: str) -> int:
     return fd
 
 
-def _is_held(fd: int) -> bool:
-    held: dict[str, int] | None = getattr(_held, "fds", None)
-    return held is not None and fd in held.values()
-
-
 def _close_folder(fd: int) -> None:
-    if not _is_held(fd):
+    held = _held_folders()
+    if held is None or fd not in held.values():
         os.close(fd)
 
 
