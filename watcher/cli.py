@@ -307,7 +307,7 @@ def _size_or_zero(path: str) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from watcher.history import INDEX_NAME, IndexReader
     from watcher.live_status import SERVICE_STATE_DIR, read_live_status
-    from watcher.status import folder_report, render_json, render_text
+    from watcher.status import add_agent, folder_report, render_json, render_text
 
     config = load_config(_config_path(args))
     state_dirs = [default_state_dir(), SERVICE_STATE_DIR]
@@ -317,9 +317,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         if index is not None:
             index.close()
-    agent = read_live_status(state_dirs)
-    if agent is not None:
-        report["agent"] = agent
+    add_agent(report, read_live_status(state_dirs))
     # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
     output = render_json(report) if args.json else (render_text(report) + "\n").encode("utf-8")
     sys.stdout.flush()

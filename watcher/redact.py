@@ -24,12 +24,22 @@ _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()
 
 
-CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")  # checked on every argument of every log line
+# Unicode's bidirectional controls (embeddings, overrides, isolates, marks): shown raw, U+202E makes a
+# terminal print `gnp.exe` for `exe.png`.
+BIDI_CONTROL = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Checked on every argument of every log line.
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def escape_control(text: str) -> str:
-    """`text` with every C0 control character and DEL as `\\xNN`: a log line cannot be split or forged."""
-    return CONTROL_CHARACTER.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """`text` with every C0 control character and DEL as `\\xNN`, and every bidi control as `\\uNNNN`:
+    a log line cannot be split, forged or reordered."""
+    return CONTROL_CHARACTER.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def has_control(text: str) -> bool:

@@ -116,6 +116,8 @@ class Reporter:
             "accounts": accounts,
             "uploading": [{"file": path, "sent": sent, "size": size} for path, sent, size in sorted(sending)],
             "standing_by": list(standing_by),
+            # So that `status` with another config does not call these folders' agent running.
+            "folders": [folder.path for folder in scheduler.folders],
         }
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from watcher.history import IndexReader
 from watcher.inventory import walk_candidates
 from watcher.media import name_problem
 from watcher.messages import FileState
+from watcher.redact import BIDI_CONTROL
 
 MAX_ERROR = 1000  # characters of an error text shown (an error record may hold more)
 MAX_SHOWN = 300  # ... and on a terminal line
@@ -60,19 +61,39 @@ def folder_report(config: Config, index: IndexReader | None = None) -> dict[str,
     return {"folders": folders}
 
 
+def add_agent(report: dict[str, Any], agent: dict[str, Any] | None) -> None:
+    """Attach a running agent's live status to `report`, and mark each folder watched by it or not: an
+    agent on the same state folder may run another config, and its being up says nothing of these folders."""
+    watched = set(agent.get("folders", [])) if agent is not None else set()
+    for folder in report["folders"]:
+        folder["watched"] = folder["path"] in watched
+    if agent is not None and watched & {folder["path"] for folder in report["folders"]}:
+        report["agent"] = agent
+    elif agent is not None:
+        report["other_agent"] = {"pid": agent.get("pid"), "folders": sorted(watched)}
+
+
 def render_text(report: dict[str, Any]) -> str:
     lines = []
+    agent = report.get("agent")
     for folder in report["folders"]:
         account = folder["account"] or "the token's only account"
         lines.append(
             f"{printable(folder['path'])}  (account {account})\n"
             f"  uploaded {folder['uploaded']}, pending {folder['pending']}, failed {folder['failed']}"
         )
+        if isinstance(agent, dict) and not folder.get("watched", True):
+            lines.append("  not watched: the running agent's config does not list this folder")
         for failure in folder["failures"]:
             lines.append(f"  failed: {printable(failure['file'])}: {printable(failure['error'], MAX_SHOWN)}")
-    agent = report.get("agent")
+    other = report.get("other_agent")
     if isinstance(agent, dict):
         lines += _render_agent(agent)
+    elif isinstance(other, dict):
+        lines.append(
+            f"agent: not running for these folders; the agent on this state folder (pid {other.get('pid')}) "
+            "runs another config (counts above are read from the disk)"
+        )
     else:
         lines.append("agent: not running on this state folder (counts above are read from the disk)")
     return "\n".join(lines)
@@ -104,7 +125,8 @@ def render_json(report: dict[str, Any]) -> bytes:
 
 
 def printable(text: str, limit: int | None = None) -> str:
-    """`text` safe for a terminal: control characters and undecodable bytes as \\xNN, cut at `limit`."""
+    """`text` safe for a terminal: control characters and undecodable bytes as \\xNN, bidi and line
+    controls as \\uNNNN (a name must not reorder what the terminal shows), cut at `limit`."""
     if limit is not None and len(text) > limit:
         text = text[:limit] + "…"
     out = []
@@ -114,7 +136,7 @@ def printable(text: str, limit: int | None = None) -> str:
             out.append(f"\\x{code:02x}")
         elif 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not valid UTF-8 (surrogateescape)
             out.append(f"\\x{code - 0xDC00:02x}")
-        elif 0xD800 <= code <= 0xDFFF or code in (0x2028, 0x2029, 0x85):
+        elif 0xD800 <= code <= 0xDFFF or code in (0x2028, 0x2029, 0x85) or BIDI_CONTROL.match(char):
             out.append(f"\\u{code:04x}")
         else:
             out.append(char)
