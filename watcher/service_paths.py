@@ -31,7 +31,7 @@ def who_can_rename(folder: os.stat_result, entry_uid: int, names: Names) -> str 
         return f"its owner {user}"
     if folder.st_mode & stat.S_IWOTH:
         writers = "every user"
-    elif folder.st_mode & stat.S_IWGRP and folder.st_gid != 0:
+    elif folder.st_mode & stat.S_IWGRP and folder.st_gid != 0:  # the group root: root's own, by convention
         writers = f"the group {group}"
     else:
         return None

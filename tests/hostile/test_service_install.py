@@ -77,7 +77,7 @@ def state(path: Path) -> dict[str, tuple[int, int, int, bytes]]:
             else b""
         )
         found[str(here.relative_to(path))] = (st.st_mode, st.st_uid, st.st_gid, data)
-    return found  # fmt: skip
+    return found
 
 
 def write_config(root: Path, config: str, folders: list[str]) -> None:
