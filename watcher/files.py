@@ -139,20 +139,29 @@ def _open_folder_of(root: str, path: str) -> tuple[int, str]:
     dir_fd = _open_root(root)
     try:
         for part in parts[:-1]:
-            try:
-                child = os.open(part, _FOLDER_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
-            except NotADirectoryError:
-                # O_DIRECTORY|O_NOFOLLOW answers ENOTDIR for a symlink too; tell it apart so the
-                # caller's "the name is now a symlink" covers every component alike.
-                if _is_symlink(part, dir_fd):
-                    raise OSError(errno.ELOOP, "a folder on the way is a symlink", path) from None
-                raise
+            child = open_subfolder(part, dir_fd, path)
             _close_folder(dir_fd)
             dir_fd = child
     except BaseException:
         _close_folder(dir_fd)
         raise
     return dir_fd, parts[-1]
+
+
+def open_subfolder(name: str, dir_fd: int, path: str, flags: int = _FOLDER_FLAGS) -> int:
+    """The folder `name` in the folder `dir_fd`, never through a symlink (`flags` O_PATH by default).
+
+    OSError(ELOOP) when `name` is a symlink, NotADirectoryError when it is something else but a folder,
+    FileNotFoundError when it is not there; `path` is what the error names.
+    """
+    try:
+        return os.open(name, flags | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except NotADirectoryError:
+        # O_DIRECTORY|O_NOFOLLOW answers ENOTDIR for a symlink too; tell it apart so the
+        # caller's "the name is now a symlink" covers every component alike.
+        if _is_symlink(name, dir_fd):
+            raise OSError(errno.ELOOP, "a folder on the way is a symlink", path) from None
+        raise
 
 
 def _is_symlink(name: str, dir_fd: int) -> bool:

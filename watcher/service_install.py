@@ -89,7 +89,7 @@ def plan_install(
     refuse_hidden_runtime(runtime)
     config_path = posixpath.normpath(config or DEFAULT_CONFIG)
     refuse_hidden("the config", [config_path, host.resolve(config_path)])
-    sample = not host.at(config_path).exists()
+    sample = host.look(config_path) is None  # a link, or a folder others could swap it in, is refused
     if sample and config is not None:
         raise PlanError(f"{config_path}: config file not found (leave --config out to start from a sample)")
     text = render_sample() if sample else _read_config(host, config_path)
@@ -157,7 +157,7 @@ def _dropins(host: Host, ours: str) -> list[str]:
 
 def _read_config(host: Host, path: str) -> str:
     try:
-        return host.at(path).read_bytes().decode("utf-8")
+        return (host.read(path) or b"").decode("utf-8")
     except (OSError, UnicodeDecodeError):
         _refused_config(host, path)
         raise
@@ -257,7 +257,7 @@ def install(config: Path | None, *, dry_run: bool, host: Host | None = None, out
             token_from=token_source(sys.stdin),
         )
         config_path = config_text or DEFAULT_CONFIG
-        sample = not host.at(config_path).exists()
+        sample = host.look(config_path) is None
         print(f"{'Dry run of ' if dry_run else ''}service install: {command}, config {config_path}", file=out)
         progress = run_plan(steps, host, dry_run=dry_run, out=out)
     except (PlanError, OSError) as exc:

@@ -10,16 +10,20 @@ folder's etc/passwd and etc/group).
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
 import stat
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from watcher import service_paths
+from watcher.service_paths import entry, open_file, open_folder, refused_links
 from watcher.service_units import PlanError
 
 REAL_ROOT = Path("/")
@@ -44,6 +48,38 @@ class Host:
         if real != root and not real.startswith(root + "/"):
             return os.path.normpath(path)
         return "/" + os.path.relpath(real, root).removeprefix(".")
+
+    def look(self, path: str, *, link_ok: bool = False) -> os.stat_result | None:
+        """The stat of `path`, reached without following a link (`service_paths.look`); None: absent."""
+        return service_paths.look(str(self.root), path, self.owner_text, link_ok=link_ok)
+
+    def read(self, path: str) -> bytes | None:
+        return service_paths.read_file(str(self.root), path, self.owner_text)
+
+    @contextmanager
+    def place(
+        self, path: str, *, create: bool = True, link_ok: bool = False
+    ) -> Iterator[tuple[int, str, os.stat_result | None]]:
+        """For a change to `path`: its folder's descriptor (made, with the folders on the way, if missing
+        and `create`), its name there and its stat (None: absent), every component checked as `look` does.
+        """
+        root, names = str(self.root), self.owner_text
+        with refused_links(path), service_paths.parent_of(root, path, names, create=create) as found:
+            if found is None:
+                raise FileNotFoundError(errno.ENOENT, "a folder on the way does not exist", path)
+            yield *found, entry(*found, path, path, names, link_ok=link_ok)
+
+    def listdir(self, path: str) -> list[str]:
+        """The names in the folder `path`, reached as `look` does; [] when it does not exist."""
+        st = self.look(path)
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            return []
+        with self.place(path, create=False) as (folder, name, _):
+            fd = open_folder(folder, name, path)
+            try:
+                return os.listdir(fd)
+            finally:
+                os.close(fd)
 
     def uid(self, user: str) -> int | None:
         if self.root == REAL_ROOT:
@@ -128,6 +164,10 @@ class Step:
     restarts: bool = False  # a change here reaches the service only at its next start
     is_check: bool = False  # looks, changes nothing: always runs (except in a dry run), never "unchanged"
 
+    def check(self, host: Host) -> None:
+        """PlanError for what must not be done at all; run for every step before anything changes,
+        and in a dry run too."""
+
     def prepare(self, host: Host, progress: Progress) -> None:
         """Gather input before anything is changed (the token), so a refusal leaves the machine as it was."""
 
@@ -142,6 +182,8 @@ class Step:
 
 def run_plan(steps: Sequence[Step], host: Host, *, dry_run: bool, out: TextIO) -> Progress:
     progress = Progress(dry_run)
+    for step in steps:
+        step.check(host)
     if not dry_run:
         for step in steps:
             step.prepare(host, progress)
@@ -181,32 +223,41 @@ def _ids(host: Host, owner: str, group: str) -> tuple[int, int]:
 def write_file(host: Host, path: str, data: bytes, mode: int, owner: str, group: str) -> None:
     """Write beside it and rename over it: at no moment is the file partial, or readable by others."""
     uid, gid = _ids(host, owner, group)
-    target = host.at(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.service-install")
-    try:
-        os.unlink(temporary)
-    except FileNotFoundError:
-        pass
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, target)
+    with host.place(path) as (folder, name, _):
+        temporary = f".{name}.service-install"
+        try:
+            os.unlink(temporary, dir_fd=folder)
+        except FileNotFoundError:
+            pass
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(temporary, flags, 0o600, dir_fd=folder)
+        try:
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb", closefd=False) as f:
+                f.write(data)
+                f.flush()
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
 
 
 @dataclass
-class InstalledFile(Step):
-    """A file with exactly this content, mode and owner."""
+class PathStep(Step):
+    """A step that changes the file or folder `path`, refused if a link or another user could redirect it."""
 
     title: str
     path: str
+
+    def check(self, host: Host) -> None:
+        host.look(self.path)
+
+
+@dataclass
+class InstalledFile(PathStep):
+    """A file with exactly this content, mode and owner."""
+
     content: str
     mode: int = 0o644
     owner: str = "root"
@@ -216,12 +267,10 @@ class InstalledFile(Step):
     differs: str = "it differs from the shipped file"
 
     def pending(self, host: Host, progress: Progress) -> str | None:
-        target = host.at(self.path)
-        try:
-            st = os.lstat(target)
-            current = target.read_bytes() if stat.S_ISREG(st.st_mode) else None
-        except FileNotFoundError:
+        st = host.look(self.path)
+        if st is None:
             return f"write ({self.owner}:{self.group} {self.mode:04o})"
+        current = host.read(self.path) if stat.S_ISREG(st.st_mode) else None
         if current != self.content.encode():
             return f"replace: {self.differs}"
         if not _owned(host, st, self.owner, self.group, self.mode):
@@ -240,12 +289,10 @@ def _owned(host: Host, st: os.stat_result, owner: str, group: str, mode: int) ->
 
 
 @dataclass
-class ExistingFile(Step):
+class ExistingFile(PathStep):
     """A file someone else wrote (the config, the token), with this mode and owner; `create` writes it
     when it does not exist."""
 
-    title: str
-    path: str
     mode: int
     owner: str
     group: str
@@ -254,9 +301,8 @@ class ExistingFile(Step):
     restarts: bool = False
 
     def pending(self, host: Host, progress: Progress) -> str | None:
-        try:
-            st = os.stat(host.at(self.path))
-        except FileNotFoundError:
+        st = host.look(self.path)
+        if st is None:
             if self.create is None:
                 raise PlanError(f"{self.path} does not exist") from None
             return f"{self.create_text} ({self.owner}:{self.group} {self.mode:04o})"
@@ -269,19 +315,23 @@ class ExistingFile(Step):
         return None
 
     def apply(self, host: Host, progress: Progress) -> str | None:
-        target = host.at(self.path)
-        if os.path.lexists(target):
-            uid, gid = _ids(host, self.owner, self.group)
-            os.chown(target, uid, gid, follow_symlinks=True)
-            os.chmod(target, self.mode)
-        else:
-            assert self.create is not None
-            write_file(host, self.path, self.create().encode(), self.mode, self.owner, self.group)
+        uid, gid = _ids(host, self.owner, self.group)
+        with host.place(self.path) as (folder, name, st):
+            if st is not None:
+                fd = open_file(folder, name)
+                try:
+                    os.fchown(fd, uid, gid)
+                    os.fchmod(fd, self.mode)
+                finally:
+                    os.close(fd)
+                return None
+        assert self.create is not None
+        write_file(host, self.path, self.create().encode(), self.mode, self.owner, self.group)
         return None
 
 
 @dataclass
-class Directory(Step):
+class Directory(PathStep):
     """A directory that exists with `required` among its mode bits, and this owner and group (None: any).
 
     Created with `create_mode`, root-owned unless `owner` says otherwise; parents it needs are created
@@ -289,17 +339,14 @@ class Directory(Step):
     folder with files in it stays its owner's.
     """
 
-    title: str
-    path: str
     create_mode: int
     required: int = 0
     owner: str | None = None
     group: str | None = None
 
     def pending(self, host: Host, progress: Progress) -> str | None:
-        try:
-            st = os.stat(host.at(self.path))
-        except FileNotFoundError:
+        st = host.look(self.path)
+        if st is None:
             return f"create ({self.owner or 'root'}:{self.group or 'root'} {self.create_mode:04o})"
         if not stat.S_ISDIR(st.st_mode):
             raise PlanError(f"{self.path} exists and is not a directory")
@@ -312,69 +359,59 @@ class Directory(Step):
         return f"set {wanted} (now {owner}:{group} {_mode(st):04o})"
 
     def apply(self, host: Host, progress: Progress) -> str | None:
-        target = host.at(self.path)
         uid = -1 if self.owner is None else host.uid(self.owner)
         gid = -1 if self.group is None else host.gid(self.group)
         if uid is None or gid is None:
             raise PlanError(f"no user {self.owner} or no group {self.group} on this machine")
-        if not target.exists():
-            _make_parents(target.parent)
-            target.mkdir(mode=0o700)
-            os.chown(target, uid, gid)  # -1: the creator, root
-            os.chmod(
-                target, self.create_mode
-            )  # after chown, which may clear the setgid bit; and whatever the umask
-            return None
-        os.chown(target, uid, gid)
-        os.chmod(target, _mode(os.stat(target)) | self.required)
+        with host.place(self.path) as (folder, name, st):
+            if st is None:
+                os.mkdir(name, 0o700, dir_fd=folder)
+            fd = open_folder(folder, name, self.path)
+            try:
+                os.fchown(fd, uid, gid)  # -1: as it is (root, for a folder just made)
+                # After the chown, which may clear the setgid bit; and whatever the umask.
+                os.fchmod(fd, self.create_mode if st is None else _mode(os.fstat(fd)) | self.required)
+            finally:
+                os.close(fd)
         return None
 
 
-def _make_parents(path: Path) -> None:
-    if path.exists():
-        return
-    _make_parents(path.parent)
-    path.mkdir(mode=0o755)
-    os.chmod(path, 0o755)  # whatever the umask: the service must be able to pass through
-
-
 @dataclass
-class RemovedFile(Step):
+class RemovedFile(PathStep):
     """For uninstall: a file that must not be there."""
 
-    title: str
-    path: str
     units: bool = True
 
+    def check(self, host: Host) -> None:
+        host.look(self.path, link_ok=True)  # removing a link does nothing through it
+
     def pending(self, host: Host, progress: Progress) -> str | None:
-        return "remove" if os.path.lexists(host.at(self.path)) else None
+        return "remove" if host.look(self.path, link_ok=True) is not None else None
 
     def apply(self, host: Host, progress: Progress) -> str | None:
-        os.unlink(host.at(self.path))
+        with host.place(self.path, create=False, link_ok=True) as (folder, name, _):
+            os.unlink(name, dir_fd=folder)
         return None
 
 
 @dataclass
-class EmptyDirectoryRemoved(Step):
+class EmptyDirectoryRemoved(PathStep):
     """For uninstall: a directory gone, unless something besides `leaving` (removed before it) is in it."""
 
-    title: str
-    path: str
     leaving: str
 
     def others(self, host: Host) -> list[str]:
-        try:
-            return sorted(name for name in os.listdir(host.at(self.path)) if name != self.leaving)
-        except FileNotFoundError:
-            return []
+        return sorted(name for name in host.listdir(self.path) if name != self.leaving)
 
     def pending(self, host: Host, progress: Progress) -> str | None:
-        if not os.path.isdir(host.at(self.path)) or self.others(host):
+        st = host.look(self.path)
+        if st is None or not stat.S_ISDIR(st.st_mode) or self.others(host):
             return None
         return "remove (empty)"
 
     def apply(self, host: Host, progress: Progress) -> str | None:
-        os.rmdir(host.at(self.path))
+        with host.place(self.path, create=False) as (folder, name, _):
+            os.rmdir(name, dir_fd=folder)
         return None
 
 

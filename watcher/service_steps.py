@@ -161,12 +161,13 @@ class TokenFile(ExistingFile):
 
     def _blank(self, host: Host) -> bool:
         try:
-            return not host.at(self.path).read_text(errors="replace").strip()
-        except (FileNotFoundError, PermissionError):
+            text = host.read(self.path)
+        except PermissionError:
             return False
+        return text is not None and not text.decode(errors="replace").strip()
 
     def prepare(self, host: Host, progress: Progress) -> None:
-        if not host.at(self.path).exists() or self._blank(host):
+        if host.look(self.path) is None or self._blank(host):
             self._line()
 
     def pending(self, host: Host, progress: Progress) -> str | None:
@@ -176,7 +177,8 @@ class TokenFile(ExistingFile):
 
     def apply(self, host: Host, progress: Progress) -> str | None:
         if self._blank(host):
-            os.unlink(host.at(self.path))
+            with host.place(self.path, create=False) as (folder, name, _):
+                os.unlink(name, dir_fd=folder)
         return super().apply(host, progress)
 
 
