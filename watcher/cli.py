@@ -17,6 +17,7 @@ import yaml
 
 from watcher import __version__, service_install
 from watcher.agent import Agent, signals_to
+from watcher.api_owner import ApiOwner, assumption, owner_for_reading
 from watcher.client import UploadClient
 from watcher.config import (
     DEFAULT_BASE_URL,
@@ -217,8 +218,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.dry_run:
         from watcher.dry_run import plan, render
 
-        planned = list(plan(load_config(_config_path(args))))
-        sys.stdout.buffer.write((render(planned) + "\n").encode("utf-8", "surrogateescape"))
+        config = load_config(_config_path(args))
+        owner = _reading_owner(config)
+        note = assumption(owner)
+        if note is not None:
+            log.warning("%s", note)  # stderr: stdout stays one line per file and the total
+        text = render(list(plan(config, owner)))
+        sys.stdout.buffer.write((text + "\n").encode("utf-8", "surrogateescape"))
         sys.stdout.buffer.flush()
         return 0
     config, token, emulator = _prepare(args, args.emulate)
@@ -268,9 +274,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
             if progress is not None:
                 progress.finish()
             if isinstance(outcome, UploadSuccess) and signature is not None:
-                sidecar = sidecar_for(
-                    job, outcome, signature, SidecarSeal(load_seal_key(default_state_dir()))
-                )
+                seal = SidecarSeal(load_seal_key(default_state_dir()))
+                sidecar = sidecar_for(job, outcome, signature, seal, client.owner.base_url)
                 try:
                     record_success(job, sidecar)
                 except OSError as exc:
@@ -304,16 +309,24 @@ def _size_or_zero(path: str) -> int:
         return 0
 
 
+def _reading_owner(config: Config) -> ApiOwner:
+    """Whose sidecars `status` and `scan --dry-run` count as done (they need no token)."""
+    return owner_for_reading(config.base_url, lambda: getattr(resolve_token(config), "value", None))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from watcher.history import INDEX_NAME, IndexReader
     from watcher.live_status import SERVICE_STATE_DIR, read_live_status
     from watcher.status import folder_report, render_json, render_text
 
     config = load_config(_config_path(args))
+    owner = _reading_owner(config)
     state_dirs = [default_state_dir(), SERVICE_STATE_DIR]
-    index = next(filter(None, (IndexReader.open(d / INDEX_NAME) for d in state_dirs)), None)
+    # Without the token's user the index cannot be told to be this user's: every sidecar is read.
+    opened = (IndexReader.open(d / INDEX_NAME, owner.key) for d in state_dirs if owner.user is not None)
+    index = next(filter(None, opened), None)
     try:
-        report = folder_report(config, index)
+        report = folder_report(config, index, owner)
     finally:
         if index is not None:
             index.close()
@@ -321,6 +334,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if agent is not None:
         report["agent"] = agent
     # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
+    note = assumption(owner)
+    if note is not None and args.json:
+        log.warning("%s", note)
+    elif note is not None:
+        report["note"] = note
     output = render_json(report) if args.json else (render_text(report) + "\n").encode("utf-8")
     sys.stdout.flush()
     sys.stdout.buffer.write(output)

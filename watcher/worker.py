@@ -175,10 +175,9 @@ class Workers:
             return write_stored_sidecar_and_tell(job, self._hooks)
         with self._busy_lock:
             self._sending[job.path] = [0, job.expected.size if job.expected is not None else 0]
+        client = self._client()
         try:
-            outcome, signature, reused = upload_one(
-                self._client(), job, self._dedupe, self._progress_of(job.path)
-            )
+            outcome, signature, reused = upload_one(client, job, self._dedupe, self._progress_of(job.path))
         finally:
             with self._busy_lock:
                 self._sending.pop(job.path, None)
@@ -188,7 +187,9 @@ class Workers:
         if signature is None:
             return JobDone(job, outcome, signature, reused, seconds)
         sidecar = (
-            sidecar_for(job, outcome, signature, self._seal) if isinstance(outcome, UploadSuccess) else None
+            sidecar_for(job, outcome, signature, self._seal, client.owner.base_url)
+            if isinstance(outcome, UploadSuccess)
+            else None
         )
         failed = isinstance(outcome, UploadFailure) and outcome.failure_class is FailureClass.PERMANENT
         record: dict[str, Any] | None = None
