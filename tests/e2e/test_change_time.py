@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import ACCOUNT_A, TOKEN, read_json, sidecar_of, wait_sidecar
+from tests.helpers import ACCOUNT_A, TOKEN, read_json, sidecar_of, wait_for, wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes
 from watcher.emulator import Emulator
@@ -60,3 +60,34 @@ def test_a_sidecar_without_a_change_time_still_counts_as_done(tmp_path: Path, em
     scan_once(tmp_path, agent)
     assert len(emulator.uploads) == 1
     assert read_json(sidecar_of(image)) == legacy
+
+
+def test_a_chmod_while_running_refreshes_the_sidecar_without_running_on_upload_again(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    drop, calls = tmp_path / "drop", tmp_path / "hook-calls"
+    drop.mkdir()
+    hook = ["/bin/sh", "-c", f'echo "$MINIMAX_FILE" >> {calls}']
+    agent = AgentProcess(
+        tmp_path, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A}], hooks={"on_upload": hook}
+    )
+    agent.start()
+    try:
+        image = drop / "a.png"
+        image.write_bytes(png_bytes(4201))
+        before = wait_sidecar(image, 30)
+        wait_for(lambda: calls.exists() and str(image) in calls.read_text(), 30, "the first on_upload")
+        os.chmod(image, 0o600)
+        ctime = image.stat().st_ctime_ns
+
+        def refreshed() -> bool:
+            return (read_json(sidecar_of(image)) or {}).get("ctime_ns") == ctime
+
+        wait_for(refreshed, 30, "the sidecar refreshed with the new change time")
+        (drop / "b.png").write_bytes(png_bytes(4202))  # its hook runs after any a.png would have
+        wait_for(lambda: str(drop / "b.png") in calls.read_text(), 30, "on_upload of b.png")
+    finally:
+        assert agent.stop() == 0, agent.log()
+    assert calls.read_text().splitlines().count(str(image)) == 1
+    assert (read_json(sidecar_of(image)) or {})["fileID"] == before["fileID"]
+    assert len(emulator.uploads) == 2  # a.png once, b.png once
