@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,25 @@ def test_scan_uploads_again_for_the_real_user(tmp_path: Path, emulator: Emulator
     assert result.returncode == 0, result.stderr
     assert_all_uploaded_for_the_real_user(drop, emulator, emulated)
     assert counts(tmp_path) == {"uploaded": 3, "pending": 0, "failed": 0}
+
+
+def test_a_reload_to_another_api_user_is_refused_and_the_agent_keeps_its_own(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    drop, token_file = tmp_path / "drop", tmp_path / "token"
+    drop.mkdir()
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    api = {"base_url": emulator.base_url, "token_file": str(token_file)}
+    agent = AgentProcess(tmp_path, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A}], api=api)
+    agent.start(token=None)
+    try:
+        token_file.write_text("user:7-someone-else\n")
+        agent.signal(signal.SIGHUP)
+        wait_for(lambda: "reload refused" in agent.log(), 30, "the refused reload")
+        (drop / "after.png").write_bytes(png_bytes(2103))
+        sidecar = wait_for(lambda: read_json(sidecar_of(drop / "after.png")), 30, "an upload after it")
+    finally:
+        assert agent.stop() == 0, agent.log()
+    assert "user or the base URL changed" in agent.log()
+    assert str(sidecar["fileID"]).startswith("user:4242-")
