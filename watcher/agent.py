@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, assert_never
 
+from watcher.api_owner import ApiOwner
 from watcher.config import Config, ConfigError
 from watcher.files import holding_roots
 from watcher.folders import Folder
@@ -82,12 +83,14 @@ class Agent:
         self.timings = timings or Timings()
         self.unwritten = UnwrittenSidecars(state_dir)
         seal = SidecarSeal(load_seal_key(state_dir))
-        self.history = HistoryIndex(state_dir)  # done files and known uploads, on disk
+        # Whose fileIDs count here: the token's user at the base URL (`watcher.api_owner`).
+        self.owner: ApiOwner = self.client.owner
+        self.history = HistoryIndex(state_dir, self.owner.key)  # done files and known uploads, on disk
         self.scheduler = Scheduler(
             config.folders,
             settle_seconds=config.settings.settle_seconds,
             concurrency=config.settings.concurrency,
-            probe=DiskProbe(lambda path: self.scheduler.folder_for(path)),
+            probe=DiskProbe(lambda path: self.scheduler.folder_for(path), lambda: self.owner),
             store=self.unwritten,
             history=self.history,
             retry_policy=retry_policy,
@@ -113,7 +116,9 @@ class Agent:
         )
         self._report_due = True
         self._next_report = 0.0
-        self.scanner = Scanner(self.post, self.history, self.notifier.still_starting, self.timings)
+        self.scanner = Scanner(
+            self.post, self.history, self.notifier.still_starting, self.timings, self.owner
+        )
         self.folders = WatchedFolders(
             self.post, self.timings, observe=not once, rescan_seconds=config.settings.rescan_seconds
         )
@@ -380,6 +385,13 @@ class Agent:
             self.reporter.metrics.set_listen(new.settings.metrics.listen)  # moves the server, or refuses
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
+            self._send_ready()
+            return
+        if client.owner != self.owner:
+            # The index and every "done" were judged for the old user and URL: a start judges anew.
+            log.error("reload refused, keeping the running config: the token's user or the base URL "
+                      "changed (%s); restart the agent to switch", client.owner.describe())  # fmt: skip
+            client.close()
             self._send_ready()
             return
         self.client = client

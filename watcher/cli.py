@@ -17,6 +17,7 @@ import yaml
 
 from watcher import __version__, service_install
 from watcher.agent import Agent, signals_to
+from watcher.api_owner import ApiOwner, assumption, owner_for_reading
 from watcher.client import UploadClient
 from watcher.config import (
     DEFAULT_BASE_URL,
@@ -47,6 +48,7 @@ log = logging.getLogger("watcher")
 
 EMULATOR_TOKEN = "user:1-emulator"
 EMULATOR_ACCOUNT = "123456"
+EMULATOR_PORT = 8787  # `emulate` and `run --emulate` (when free)
 # `upload` retries a temporary failure a few times, then says so: a person is waiting for it.
 UPLOAD_RETRIES = RetryPolicy(cap=30.0, give_up_after=5)
 
@@ -111,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "emulate", help="run the API emulator alone (for trying things and for tests)"
     )
     emulate.add_argument(
-        "--port", type=int, default=8787, help="port on 127.0.0.1 (default 8787; 0 picks one)"
+        "--port", type=int, default=EMULATOR_PORT, help="port on 127.0.0.1 (default 8787; 0 picks one)"
     )
     emulate.add_argument(
         "--account",
@@ -163,7 +165,12 @@ def _start_emulator(config: Config, token: ResolvedToken | None) -> tuple[Config
 
     accounts = sorted({f.account for f in config.folders if f.account}) or [EMULATOR_ACCOUNT]
     token = ResolvedToken(token.value if token else EMULATOR_TOKEN, "emulator")
-    emulator = Emulator(token=token.value, accounts=accounts, poll_interval=0.5).start()
+    # 8787 when free: the same base URL at each start keeps the emulator's sidecars this agent's own
+    # (`watcher.api_owner`), and the README's `curl localhost:8787/_emulator/...` reaches it.
+    try:
+        emulator = Emulator(token=token.value, accounts=accounts, poll_interval=0.5, port=EMULATOR_PORT).start()
+    except OSError:
+        emulator = Emulator(token=token.value, accounts=accounts, poll_interval=0.5).start()
     log.info(
         "emulating the API at %s (accounts %s); nothing leaves this machine",
         emulator.base_url,
@@ -217,8 +224,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.dry_run:
         from watcher.dry_run import plan, render
 
-        planned = list(plan(load_config(_config_path(args))))
-        sys.stdout.buffer.write((render(planned) + "\n").encode("utf-8", "surrogateescape"))
+        config = load_config(_config_path(args))
+        owner = _reading_owner(config)
+        note = assumption(owner)
+        if note is not None:
+            log.warning("%s", note)  # stderr: stdout stays one line per file and the total
+        text = render(list(plan(config, owner)))
+        sys.stdout.buffer.write((text + "\n").encode("utf-8", "surrogateescape"))
         sys.stdout.buffer.flush()
         return 0
     config, token, emulator = _prepare(args, args.emulate)
@@ -268,9 +280,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
             if progress is not None:
                 progress.finish()
             if isinstance(outcome, UploadSuccess) and signature is not None:
-                sidecar = sidecar_for(
-                    job, outcome, signature, SidecarSeal(load_seal_key(default_state_dir()))
-                )
+                seal = SidecarSeal(load_seal_key(default_state_dir()))
+                sidecar = sidecar_for(job, outcome, signature, seal, client.owner.base_url)
                 try:
                     record_success(job, sidecar)
                 except OSError as exc:
@@ -304,21 +315,34 @@ def _size_or_zero(path: str) -> int:
         return 0
 
 
+def _reading_owner(config: Config) -> ApiOwner:
+    """Whose sidecars `status` and `scan --dry-run` count as done (they need no token)."""
+    return owner_for_reading(config.base_url, lambda: getattr(resolve_token(config), "value", None))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from watcher.history import INDEX_NAME, IndexReader
     from watcher.live_status import SERVICE_STATE_DIR, read_live_status
     from watcher.status import add_agent, folder_report, render_json, render_text
 
     config = load_config(_config_path(args))
+    owner = _reading_owner(config)
     state_dirs = [default_state_dir(), SERVICE_STATE_DIR]
-    index = next(filter(None, (IndexReader.open(d / INDEX_NAME) for d in state_dirs)), None)
+    # Without the token's user the index cannot be told to be this user's: every sidecar is read.
+    opened = (IndexReader.open(d / INDEX_NAME, owner.key) for d in state_dirs if owner.user is not None)
+    index = next(filter(None, opened), None)
     try:
-        report = folder_report(config, index)
+        report = folder_report(config, index, owner)
     finally:
         if index is not None:
             index.close()
     add_agent(report, read_live_status(state_dirs))
     # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
+    note = assumption(owner)
+    if note is not None and args.json:
+        log.warning("%s", note)
+    elif note is not None:
+        report["note"] = note
     output = render_json(report) if args.json else (render_text(report) + "\n").encode("utf-8")
     sys.stdout.flush()
     sys.stdout.buffer.write(output)

@@ -26,6 +26,7 @@ import urllib3
 from urllib3.poolmanager import PoolManager, ProxyManager
 
 from watcher import __version__
+from watcher.api_owner import ApiOwner
 from watcher.deadlines import Attempt, deadlines, this_thread, watch_pools_of
 from watcher.outcome import (
     FailureClass,
@@ -201,6 +202,7 @@ class UploadClient:
         send_stall_timeout: float = SEND_STALL_TIMEOUT,
     ) -> None:
         self.url = base_url.rstrip("/") + "/files/"
+        self.owner = ApiOwner.of(base_url, token)  # whose fileIDs its answers are (`watcher.api_owner`)
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._connect_timeout = connect_timeout
         self._answer_deadline = answer_deadline

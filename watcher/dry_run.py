@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from watcher.api_owner import ApiOwner
 from watcher.config import Config
 from watcher.files import open_regular_file
 from watcher.folders import Folder
@@ -28,9 +29,11 @@ class PlannedUpload:
     problem: str | None = None
 
 
-def plan(config: Config) -> Iterator[PlannedUpload]:
+def plan(config: Config, owner: ApiOwner | None = None) -> Iterator[PlannedUpload]:
+    """`owner`: whose sidecars count as done (a sidecar of another API user or base URL does not)."""
     for folder in config.folders:
-        walk = walk_candidates(folder.path, folder.recursive, folder.account, admits=folder.admits)
+        walk = walk_candidates(folder.path, folder.recursive, folder.account, admits=folder.admits,
+                               owner=owner)  # fmt: skip
         for found in walk:
             if found.state is FileState.PENDING:
                 yield _planned(folder, found.path, found.signature.size)

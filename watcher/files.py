@@ -18,7 +18,7 @@ import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from watcher.media import looks_complete
 
@@ -44,10 +44,14 @@ class FileSignature:
     size: int
     mtime_ns: int
     ino: int = 0
+    # Moves on every write and cannot be set back (`cp -p` puts size and mtime back, not this), but
+    # also on chmod, chown, link and rename: so it is not part of equality (settling, a change during
+    # an upload); "done" compares it where a sidecar or the index recorded it. 0 when unknown.
+    ctime_ns: int = field(default=0, compare=False)
 
 
 def signature_of(st: os.stat_result) -> FileSignature:
-    return FileSignature(st.st_size, st.st_mtime_ns, st.st_ino)
+    return FileSignature(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def is_regular_file_mode(mode: int) -> bool:

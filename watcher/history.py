@@ -3,12 +3,15 @@
 A cache of the sidecars, kept in SQLite so that memory depends on what is pending, not on history, and
 so that a start or a rescan compares a listing and a `stat` with a row instead of reading and parsing
 every sidecar again. The sidecars stay the truth:
-- a row lets a file be skipped only while the file has the size, mtime_ns and inode the row recorded,
+- a row lets a file be skipped only while the file has the size, mtime_ns, inode and change time the
+  row recorded,
   the folder's account is the row's, and the sidecar beside it is the very one the row was made from
   (the same inode and ctime: a sidecar replaced or edited since has another ctime, which no one can
   set back); anything else reads the sidecar again;
 - a missing, unreadable or damaged index is started afresh and rebuilt from the sidecars as the scans
-  read them (it costs that one slower start, never an upload).
+  read them (it costs that one slower start, never an upload);
+- it holds the rows of one API user at one base URL (`watcher.api_owner`): opened for another (a new
+  token's user, the real API after the emulator), its rows count for nothing and are dropped.
 
 One connection, shared by the scheduler's thread (which writes), the scanner (a query per directory)
 and the workers (dedupe), behind a lock. Writes go into one open transaction that a background thread
@@ -36,7 +39,7 @@ from watcher.files import FileSignature, RecordId
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the file's change time in `done`, the owner in `meta`
 COMMIT_SECONDS = 0.2
 BUSY_TIMEOUT_MS = 5000  # a `scan` next to the service shares the file: wait for its commit
 
@@ -46,13 +49,17 @@ CREATE TABLE IF NOT EXISTS done (
     dir INTEGER NOT NULL, name TEXT NOT NULL,
     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ino INTEGER NOT NULL,
     account TEXT NOT NULL, record_ino INTEGER NOT NULL, record_ctime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
     PRIMARY KEY (dir, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
     account TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
     file_id TEXT NOT NULL, oss_path TEXT NOT NULL, head TEXT,
     PRIMARY KEY (account, size, sha256)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS uploads_by_head ON uploads (account, size, head);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
+# Version 1 rows name neither the file's change time nor whose fileIDs they are: they count for nothing.
+DROP_VERSION_1 = "DROP TABLE IF EXISTS done; DROP TABLE IF EXISTS uploads; DROP TABLE IF EXISTS dirs;"
 
 # Two lookups on uploads_by_head, not one with `head = ? OR head IS NULL`: SQLite answers that form by
 # reading every upload of the same size, so a burst of same-size files (a render's frames) cost time
@@ -65,9 +72,9 @@ MAY_HOLD_SQL = (
 T = TypeVar("T")
 
 
-# A done file as `known_in` gives it: (size, mtime_ns, ino, account, record ino, record ctime_ns).
-# Plain tuples: a start compares a million of them with the `stat` of the file.
-DoneRow = tuple[int, int, int, str, int, int]
+# A done file as `known_in` gives it: (size, mtime_ns, ino, account, record ino, record ctime_ns,
+# ctime_ns). Plain tuples: a start compares a million of them with the `stat` of the file.
+DoneRow = tuple[int, int, int, str, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +92,13 @@ class HistoryIndex:
     `HistoryIndex(None)` keeps everything in memory (`scan` without a state folder, unit tests).
     """
 
-    def __init__(self, state_dir: Path | None) -> None:
+    def __init__(self, state_dir: Path | None, owner: str = "") -> None:
         self._file = state_dir / INDEX_NAME if state_dir is not None else None
         self._lock = threading.RLock()
         self._dirty = threading.Condition(self._lock)
         self._dir_ids: dict[str, int] = {}
         self._closed = False
+        self._owner = owner
         self._db = self._open()
         self._committer: threading.Thread | None = None
 
@@ -129,15 +137,39 @@ class HistoryIndex:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # a cache: consistent after a crash is enough
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
+            if version == 1:
+                log.info("the index %s is of an earlier version: it is rebuilt from the sidecars", self._file)
+                db.executescript(DROP_VERSION_1)
             db.executescript(SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute("SELECT count(*) FROM dirs").fetchone()  # reads a page: a damaged file fails here
+            self._claim(db)
         except BaseException:
             db.close()
             raise
         return db
+
+    def _claim(self, db: sqlite3.Connection) -> None:
+        """Make the index this owner's: another owner's rows (another user, another base URL) vouch
+        for nothing here and lend no fileID, so they go (the sidecars say what is done for whom)."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'owner'").fetchone()
+        if row is not None and row[0] == self._owner:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if row is not None and db.execute("SELECT 1 FROM done LIMIT 1").fetchone() is not None:
+                log.info("the index %s was made for another API user or base URL: its rows count for "
+                         "nothing; the sidecars are read again, and files uploaded for the other are "
+                         "uploaded for this one", self._file)  # fmt: skip
+            for table in ("done", "uploads", "dirs"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('owner', ?)", (self._owner,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _discard_file(self, exc: BaseException) -> None:
         if self._file is None:
@@ -245,14 +277,14 @@ class HistoryIndex:
             if dir_id is None:
                 return None
             row = self._db.execute(
-                "SELECT size, mtime_ns, ino, account, record_ino, record_ctime_ns FROM done "
+                "SELECT size, mtime_ns, ino, account, record_ino, record_ctime_ns, ctime_ns FROM done "
                 "WHERE dir = ? AND name = ?",
                 (dir_id, name),
             ).fetchone()
             return (
                 None
                 if row is None
-                else KnownDone(FileSignature(row[0], row[1], row[2]), row[3], (row[4], row[5]))
+                else KnownDone(FileSignature(row[0], row[1], row[2], row[6]), row[3], (row[4], row[5]))
             )
 
         return self._guarded(query, None)
@@ -275,8 +307,17 @@ class HistoryIndex:
         def write() -> None:
             dir_id = self._dir_id(directory, create=True)
             self._db.execute(
-                "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (dir_id, name, signature.size, signature.mtime_ns, signature.ino, account, *record_id),
+                "INSERT OR REPLACE INTO done VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    dir_id,
+                    name,
+                    signature.size,
+                    signature.mtime_ns,
+                    signature.ino,
+                    account,
+                    *record_id,
+                    signature.ctime_ns,
+                ),
             )
 
         self._guarded(write, None, write=True)
@@ -360,14 +401,14 @@ def known_rows(db: sqlite3.Connection, directory: str) -> dict[str, DoneRow]:
     """Every done file of one directory, from a connection to the index (`HistoryIndex.known_in`, and
     the start-up helper's read-only connection: `watcher.walk_helper`)."""
     rows = db.execute(
-        "SELECT name, size, mtime_ns, ino, account, record_ino, record_ctime_ns FROM done "
+        "SELECT name, size, mtime_ns, ino, account, record_ino, record_ctime_ns, ctime_ns FROM done "
         "WHERE dir = (SELECT id FROM dirs WHERE path = ?)",
         (directory,),
     )
     return {r[0]: r[1:] for r in rows}
 
 
-def open_read_only(file: Path) -> sqlite3.Connection | None:
+def open_read_only(file: Path, owner: str | None = None) -> sqlite3.Connection | None:
     """A connection that can only read the index, or None when it cannot be read without creating a
     file beside it.
 
@@ -390,6 +431,10 @@ def open_read_only(file: Path) -> sqlite3.Connection | None:
         if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             raise sqlite3.DatabaseError("another schema")
         db.execute("SELECT count(*) FROM dirs").fetchone()
+        if owner is not None:
+            row = db.execute("SELECT value FROM meta WHERE key = 'owner'").fetchone()
+            if row is None or row[0] != owner:
+                raise sqlite3.DatabaseError("made for another API user or base URL")
     except sqlite3.Error:
         db.close()
         return None
@@ -404,8 +449,9 @@ class IndexReader:
         self._db = db
 
     @classmethod
-    def open(cls, file: Path) -> IndexReader | None:
-        db = open_read_only(file)
+    def open(cls, file: Path, owner: str | None = None) -> IndexReader | None:
+        """With `owner` (`ApiOwner.key`), only an index made for that owner is used."""
+        db = open_read_only(file, owner)
         return cls(db) if db is not None else None
 
     def known_in(self, directory: str) -> dict[str, DoneRow]:

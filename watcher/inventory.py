@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from watcher.api_owner import ApiOwner
 from watcher.file_probe import Observed
 from watcher.files import (
     NO_RECORD_ID,
@@ -33,7 +34,7 @@ from watcher.files import (
 from watcher.folders import Folder
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 from watcher.messages import FileState, FoundFile
-from watcher.sidecar import is_valid_sidecar, read_record, record_matches
+from watcher.sidecar import is_valid_sidecar, read_record, record_matches, same_change_time
 from watcher.vouching import check_directory
 from watcher.walk_helper import IN_FLIGHT as HELPER_IN_FLIGHT
 from watcher.walk_helper import Checked, SharedHelper
@@ -59,12 +60,15 @@ def classify(
     names: Collection[str] | None = None,
     root: str = "",
     dir_fd: int | None = None,
+    owner: ApiOwner | None = None,
 ) -> FoundFile:
     """The state of one candidate, from its sidecar and error record (read only when they exist).
 
-    A sidecar counts only for the folder's account: an image moved with its sidecar (mv, rsync -a) from
-    another account's folder keeps its mtime, but that fileID is useless here. The records are read
-    from below `root` without following a symlink (see `watcher.files`).
+    A sidecar counts only for the folder's account and for the API user and base URL (`owner`) it was
+    made for: an image moved with its sidecar (mv, rsync -a) from another account's folder keeps its
+    mtime, and a fileID of the emulator or of another token's user is useless here; such a file is
+    pending, and its new upload replaces the sidecar. The records are read from below `root` without
+    following a symlink (see `watcher.files`).
     """
     name = os.path.basename(path)
     in_doubt: dict[str, Any] | None = None
@@ -74,13 +78,15 @@ def classify(
             sidecar is not None
             and is_valid_sidecar(sidecar)
             and (account is None or sidecar.get("account") == account)
+            and (owner is None or owner.owns(sidecar))
         ):
-            if record_matches(sidecar, signature):
+            if record_matches(sidecar, signature) and same_change_time(sidecar, signature):
                 return FoundFile(path, signature, FileState.DONE, sidecar)
             if record_matches(sidecar, signature, inode=False):
-                # Same size and mtime, another inode: maybe new bytes renamed into place, maybe the
-                # same bytes restored by a copy. Pending, with the sidecar offered to dedupe, so the
-                # upload re-hashes the file and reuses the fileID only if the bytes are the same.
+                # Same size and mtime, another inode or change time: maybe new bytes put in place
+                # (`cp -p`), maybe the same bytes after a chmod, a link or a copy. Pending, with the
+                # sidecar offered to dedupe (when sealed), so the upload re-hashes the file and reuses
+                # the fileID, paying nothing, only if the bytes are the same.
                 in_doubt = sidecar
     if names is None or name + ERROR_RECORD_SUFFIX in names:
         error = read_record(path + ERROR_RECORD_SUFFIX, root=root, dir_fd=dir_fd)
@@ -122,6 +128,7 @@ def walk_candidates(
     helper: SharedHelper | None = None,
     on_vouched: Callable[[str, int], object] | None = None,
     before_listing: Callable[[str], object] | None = None,
+    owner: ApiOwner | None = None,
 ) -> Iterator[FoundFile]:
     """Every candidate under the watched folder `root` (or its subfolder `start`) with its state.
 
@@ -136,6 +143,7 @@ def walk_candidates(
     was made from) is not reported at all, and its sidecar is not read: starts and rescans cost a
     listing and two stats per done file. `on_vanished(directory, names)` is told of the known files
     that are no longer listed, and `on_vouched(directory, count)` of how many the index vouched for.
+    `owner`: the API user and base URL a sidecar must belong to (`classify`; None: any).
     `on_listing` receives each directory with the names it holds, as it is listed; `before_listing`
     is called before each directory is listed (the start-up scan watches subfolders that way).
     Unreadable subfolders are logged and skipped; the rest of the walk goes on. `admits` says whether
@@ -182,7 +190,8 @@ def walk_candidates(
             pushed = len(stack)
             yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known_in,
                                        remove_temporaries_before, listing, admits,
-                                       on_orphan_record, on_vanished, checked, on_vouched)  # fmt: skip
+                                       on_orphan_record, on_vanished, checked, on_vouched,
+                                       owner)  # fmt: skip
             if stamp is not None and memo is not None:
                 memo.remember(folder, stamp, stack[pushed:])
         finally:
@@ -279,6 +288,7 @@ def _walk_directory(
     on_vanished: Callable[[str, list[str]], object] | None = None,
     checked: Checked | None = None,
     on_vouched: Callable[[str, int], object] | None = None,
+    owner: ApiOwner | None = None,
 ) -> Iterator[FoundFile]:
     """One directory's candidates; `checked`: what the index vouches for in it, when the start-up
     helper has already looked (`watcher.walk_helper`)."""
@@ -336,7 +346,7 @@ def _walk_directory(
         except OSError:
             continue  # vanished while we looked: its delete event or the next scan handles it
         signature = signature_of(st)
-        found = classify(path, signature, account, names, root, dir_fd)
+        found = classify(path, signature, account, names, root, dir_fd, owner)
         if found.state is FileState.DONE:
             found = replace(found, record_id=_record_id(dir_fd, name + SIDECAR_SUFFIX))
         yield found
@@ -363,8 +373,13 @@ class DiskProbe:
     a symlink below it, and a path in no folder is not looked at. Without it, paths are trusted as given.
     """
 
-    def __init__(self, folder_for: Callable[[str], Folder | None] | None = None) -> None:
+    def __init__(
+        self,
+        folder_for: Callable[[str], Folder | None] | None = None,
+        owner: Callable[[], ApiOwner | None] = lambda: None,
+    ) -> None:
         self._folder_for = folder_for
+        self._owner = owner  # the API user and base URL in force now (a reload may change them)
 
     def _root(self, path: str) -> str | None:
         if self._folder_for is None:
@@ -397,7 +412,7 @@ class DiskProbe:
         root = self._root(path)
         if root is None:
             return FoundFile(path, signature, FileState.PENDING)
-        return classify(path, signature, account, root=root)
+        return classify(path, signature, account, root=root, owner=self._owner())
 
     def failure_still_holds(self, path: str, code: object) -> bool:
         root = self._root(path)

@@ -68,7 +68,8 @@ class Ledger:
 
     def settled(self, path: str, signature: FileSignature, probe: FileProbe) -> bool:
         """Done with these bytes, or failed for good with them (an unreadable file until readable)."""
-        if self.done.get(path) == signature:
+        done = self.done.get(path)
+        if done == signature and done.ctime_ns == signature.ctime_ns:  # `cp -p` moves only the ctime
             return True
         failed = self.failed.get(path)
         if failed is None or failed.signature != signature:

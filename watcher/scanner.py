@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from watcher.api_owner import ApiOwner
 from watcher.folders import Folder
 from watcher.history import HistoryIndex
 from watcher.inventory import HELPER_AFTER_DIRECTORIES, HELPER_AFTER_ENTRIES, DirectoryMemo, walk_candidates
@@ -60,9 +61,11 @@ class Scanner:
         history: HistoryIndex,
         still_starting: Callable[[], None] | None = None,
         timings: Timings | None = None,
+        owner: ApiOwner | None = None,
     ) -> None:
         self._post = post
         self._history = history
+        self._owner = owner  # whose sidecars count as done (`watcher.api_owner`)
         # Told, every `start_progress` seconds of a start-up scan, that it is moving (sd_notify).
         self._still_starting = still_starting
         self._progress_every = (timings or Timings()).start_progress
@@ -254,6 +257,7 @@ class Scanner:
             on_unchanged=unlisted.add,
             helper=self._helper if request.initial else None,
             before_listing=request.watch.watch_subfolder if request.watch is not None else None,
+            owner=self._owner,
         )
         for found in walk:
             if folder.move_dirs and found.record is not None and self._moved_at_start(request, found):

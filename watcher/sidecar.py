@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from watcher.api_owner import BASE_URL_KEY
 from watcher.files import FileSignature, RecordId, folder_of, fsync_folder, open_beneath, record_id_of
 from watcher.media import ERROR_RECORD_SUFFIX, error_record_path, sidecar_path
 from watcher.outcome import is_valid_file_id
@@ -32,8 +33,9 @@ def build_sidecar(
     sha256: str,
     content_type: str,
     uploaded_at: str | None = None,
+    base_url: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    sidecar = {
         "fileID": file_id,
         "ossPath": oss_path,
         "account": account,
@@ -41,10 +43,14 @@ def build_sidecar(
         "size": signature.size,
         "mtime_ns": signature.mtime_ns,
         "ino": signature.ino,
+        "ctime_ns": signature.ctime_ns,
         "sha256": sha256,
         "contentType": content_type,
         "uploadedAt": uploaded_at or utc_now_iso(),
     }
+    if base_url is not None:
+        sidecar[BASE_URL_KEY] = base_url  # whose fileID this is: `watcher.api_owner`
+    return sidecar
 
 
 def build_error_record(
@@ -233,6 +239,19 @@ def record_matches(record: dict[str, Any] | None, signature: FileSignature, *, i
         return False
     recorded = record.get("ino")
     return not inode or not isinstance(recorded, int) or not signature.ino or recorded == signature.ino
+
+
+def same_change_time(record: dict[str, Any], signature: FileSignature) -> bool:
+    """Whether the sidecar's `ctime_ns` is the file's: new bytes written into the same inode with the
+    size and mtime put back (`cp -p`) moved it. A sidecar without one (written before it was recorded)
+    is not asked: an upgrade uploads nothing again."""
+    recorded = record.get("ctime_ns")
+    return (
+        not isinstance(recorded, int)
+        or not recorded
+        or not signature.ctime_ns
+        or recorded == signature.ctime_ns
+    )
 
 
 def is_valid_sidecar(record: dict[str, Any] | None) -> bool:

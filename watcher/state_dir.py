@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import queue
-import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from typing import Any
 
 from watcher.files import FileSignature, write_all
 from watcher.sidecar import read_record
+from watcher.trust import SEAL_KEY_FILE as SEAL_KEY_FILE  # the seal key lives in the state folder too
+from watcher.trust import load_seal_key as load_seal_key
 
 log = logging.getLogger(__name__)
 
@@ -221,48 +222,3 @@ class UnwrittenSidecars:
             os.close(fd)
         os.replace(tmp, self._journal)
         self._lines = len(entries)
-
-
-SEAL_KEY_FILE = "sidecar-seal.key"
-
-
-def load_seal_key(state_dir: Path | None) -> bytes:
-    """The secret that seals the sidecars this agent writes (see `watcher.trust`), made on first use.
-
-    Without a state folder (or when it cannot be written) a key for this process alone is used: its
-    sidecars lend their fileIDs within this run only, which costs at worst a repeated upload later.
-    """
-    if state_dir is None:
-        return secrets.token_bytes(32)
-    path = state_dir / SEAL_KEY_FILE
-    try:
-        with path.open("rb") as f:
-            key = f.read(64)
-        if len(key) >= 32:
-            return key
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("cannot read %s (%s): sidecars written now lend their fileIDs to this run only",
-                    path, exc.strerror)  # fmt: skip
-        return secrets.token_bytes(32)
-    key = secrets.token_bytes(32)
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{SEAL_KEY_FILE}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            write_all(fd, key)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # never replaces a key another process made meanwhile
-        except FileExistsError:
-            os.unlink(tmp)
-            return load_seal_key(state_dir)
-        os.unlink(tmp)
-    except OSError as exc:
-        log.warning("cannot save a key in %s (%s): sidecars written now lend their fileIDs to this run only",
-                    state_dir, exc.strerror)  # fmt: skip
-    return key

@@ -14,6 +14,7 @@ import json
 import os
 from typing import Any
 
+from watcher.api_owner import ApiOwner
 from watcher.config import Config
 from watcher.history import IndexReader
 from watcher.inventory import walk_candidates
@@ -25,9 +26,12 @@ MAX_ERROR = 1000  # characters of an error text shown (an error record may hold 
 MAX_SHOWN = 300  # ... and on a terminal line
 
 
-def folder_report(config: Config, index: IndexReader | None = None) -> dict[str, Any]:
-    """Each folder's counts and failures. With an `index` (an agent's, read-only), a done file it
-    vouches for is counted without reading its sidecar, as the agent's start does."""
+def folder_report(
+    config: Config, index: IndexReader | None = None, owner: ApiOwner | None = None
+) -> dict[str, Any]:
+    """Each folder's counts and failures. With an `index` (an agent's, read-only, made for `owner`), a
+    done file it vouches for is counted without reading its sidecar, as the agent's start does. A
+    sidecar of another API user or base URL than `owner`'s is pending, as the agent judges it."""
     folders = []
     for folder in config.folders:
         counts = {state: 0 for state in FileState}
@@ -38,7 +42,7 @@ def folder_report(config: Config, index: IndexReader | None = None) -> dict[str,
 
         walk = walk_candidates(folder.path, folder.recursive, folder.account, admits=folder.admits,
                                known_in=index.known_in if index is not None else None,
-                               on_vouched=vouched)  # fmt: skip
+                               on_vouched=vouched, owner=owner)  # fmt: skip
         for found in walk:
             problem = name_problem(os.path.basename(found.path))
             state = FileState.FAILED if problem is not None else found.state
@@ -86,6 +90,8 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append("  not watched: the running agent's config does not list this folder")
         for failure in folder["failures"]:
             lines.append(f"  failed: {printable(failure['file'])}: {printable(failure['error'], MAX_SHOWN)}")
+    if report.get("note"):
+        lines.append(f"note: {printable(str(report['note']))}")
     other = report.get("other_agent")
     if isinstance(agent, dict):
         lines += _render_agent(agent)

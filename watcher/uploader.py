@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from watcher.api_owner import user_of
 from watcher.client import READ_CHUNK, ProgressCallback, UploadClient
 from watcher.dedupe import HEAD_BYTES, KnownUpload, KnownUploads
 from watcher.files import (
@@ -106,16 +107,13 @@ def upload_one(
                 )
         if reused is None:
             outcome = client.post_file(fd, signature.size, content_type, job.account, progress)
-            if (
-                isinstance(outcome, UploadSuccess)
-                and job.account
-                and _account_in(outcome.file_id) != job.account
-            ):
-                # A fileID embeds its account; one of another account is useless to videos/create here.
-                error = f"the API answered with a fileID of another account than {job.account}"
-                outcome = UploadFailure(FailureClass.TEMPORARY, error, 200)
-        if isinstance(outcome, UploadSuccess) and _changed_since(job, fd, signature):
-            return FileChanged("the file changed while it was uploaded"), signature, False
+            if isinstance(outcome, UploadSuccess):
+                outcome = _refuse_foreign(outcome, job, client)
+        if isinstance(outcome, UploadSuccess):
+            current = _unchanged_since(job, fd, signature, outcome.sha256)
+            if current is None:
+                return FileChanged("the file changed while it was uploaded"), signature, False
+            signature = current
         if isinstance(outcome, UploadSuccess) and dedupe is not None and reused is None:
             known = KnownUpload(outcome.file_id, outcome.oss_path)
             dedupe.add(job.account_key, signature.size, outcome.sha256, known, head)
@@ -136,18 +134,39 @@ def _hash_file(fd: int, size: int) -> str | None:
     return digest.hexdigest()
 
 
-def _changed_since(job: UploadJob, fd: int, signature: FileSignature) -> bool:
-    """Whether the open file, or what the name leads to now inside the folder, no longer match `signature`.
+def _refuse_foreign(outcome: UploadSuccess, job: UploadJob, client: UploadClient) -> UploadOutcome:
+    """A fileID embeds its account and its user: one of another account, or of another user than the
+    token's, is useless to videos/create here (and would never count as done: uploaded forever)."""
+    if job.account and _account_in(outcome.file_id) != job.account:
+        error = f"the API answered with a fileID of another account than {job.account}"
+        return UploadFailure(FailureClass.TEMPORARY, error, 200)
+    owner = getattr(client, "owner", None)
+    if owner is not None and owner.user is not None and user_of(outcome.file_id) != owner.user:
+        error = "the API answered with a fileID of another user than the token's"
+        return UploadFailure(FailureClass.TEMPORARY, error, 200)
+    return outcome
+
+
+def _unchanged_since(job: UploadJob, fd: int, signature: FileSignature, sha256: str) -> FileSignature | None:
+    """The file's signature now, or None when the open file, or what the name leads to now inside the
+    folder, no longer holds the bytes of `signature` (hashed to `sha256`).
 
     A folder on the way swapped for a symlink counts as a change even when it leads to the same file:
-    the sidecar would be written through it.
+    the sidecar would be written through it. A change time that moved with size, mtime and inode kept
+    is a chmod or a link (the same bytes: the sidecar records the new time) or new bytes with size and
+    mtime put back (`cp -p`): a hash of the file tells which, and only then.
     """
     if signature_of(os.fstat(fd)) != signature:
-        return True
+        return None
     try:
-        return signature_of(lstat_beneath(job.root, job.path)) != signature
+        current = signature_of(lstat_beneath(job.root, job.path))
     except OSError:
-        return True
+        return None
+    if current != signature:
+        return None
+    if current.ctime_ns != signature.ctime_ns and _hash_file(fd, signature.size) != sha256:
+        return None
+    return current
 
 
 def _account_in(file_id: str) -> str:
@@ -164,10 +183,16 @@ def account_of(job: UploadJob, file_id: str) -> str:
 
 
 def sidecar_for(
-    job: UploadJob, success: UploadSuccess, signature: FileSignature, seal: SidecarSeal | None = None
+    job: UploadJob,
+    success: UploadSuccess,
+    signature: FileSignature,
+    seal: SidecarSeal | None = None,
+    base_url: str | None = None,
 ) -> dict[str, Any]:
-    """The sidecar for an upload, sealed when a seal is given (only sealed sidecars lend fileIDs)."""
+    """The sidecar for an upload, sealed when a seal is given (only sealed sidecars lend fileIDs);
+    `base_url`: the API it was uploaded to (`ApiOwner.base_url`), recorded with it."""
     sidecar = build_sidecar(
+        base_url=base_url,
         image_path=job.path,
         account=account_of(job, success.file_id),
         file_id=success.file_id,

@@ -1,7 +1,8 @@
 """Which files of a directory the index vouches for: done, with nothing to read.
 
 A start or a rescan reports every file of a directory except these. A row vouches for a file while
-the file still has the size, mtime_ns and inode the row recorded, the folder's account is the row's,
+the file still has the size, mtime_ns, inode and change time the row recorded (new bytes written into
+the same inode with size and mtime put back, `cp -p`, move the change time), the folder's account is the row's,
 and the sidecar beside it is the very one the row was made from: the same inode and ctime (a sidecar
 replaced or edited in place since, even while the agent was stopped, has another ctime, which no one
 can set back). That costs two stats per file and reads no sidecar.
@@ -36,7 +37,12 @@ def check_directory(
             continue
         try:
             st = stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if st.st_ino == row[2] and st.st_mtime_ns == row[1] and st.st_size == row[0]:
+            if (
+                st.st_ino == row[2]
+                and st.st_mtime_ns == row[1]
+                and st.st_size == row[0]
+                and st.st_ctime_ns == row[6]
+            ):
                 sidecar = stat(record, dir_fd=dir_fd, follow_symlinks=False)
                 if sidecar.st_ino == row[4] and sidecar.st_ctime_ns == row[5]:
                     vouched.add(name)

@@ -23,10 +23,11 @@ from watcher.folder_sync import FolderSyncs
 from watcher.folders import Folder
 from watcher.hooks import HookEvent, HookRunner
 from watcher.log_fields import fields
+from watcher.media import SIDECAR_SUFFIX
 from watcher.messages import JobDone, UploadJob
 from watcher.mover import move_with_record, record_suffix
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
-from watcher.sidecar import write_sidecar_atomically
+from watcher.sidecar import read_record, write_sidecar_atomically
 from watcher.trust import SidecarSeal
 from watcher.uploader import record_failure, record_success, sidecar_for, upload_one
 
@@ -175,10 +176,9 @@ class Workers:
             return write_stored_sidecar_and_tell(job, self._hooks)
         with self._busy_lock:
             self._sending[job.path] = [0, job.expected.size if job.expected is not None else 0]
+        client = self._client()
         try:
-            outcome, signature, reused = upload_one(
-                self._client(), job, self._dedupe, self._progress_of(job.path)
-            )
+            outcome, signature, reused = upload_one(client, job, self._dedupe, self._progress_of(job.path))
         finally:
             with self._busy_lock:
                 self._sending.pop(job.path, None)
@@ -188,9 +188,14 @@ class Workers:
         if signature is None:
             return JobDone(job, outcome, signature, reused, seconds)
         sidecar = (
-            sidecar_for(job, outcome, signature, self._seal) if isinstance(outcome, UploadSuccess) else None
+            sidecar_for(job, outcome, signature, self._seal, client.owner.base_url)
+            if isinstance(outcome, UploadSuccess)
+            else None
         )
         failed = isinstance(outcome, UploadFailure) and outcome.failure_class is FailureClass.PERMANENT
+        # The file's own sidecar verified by hash (its change time moved: a chmod, a link): rewritten
+        # with the new time, and nothing announced again (a hook run after `chmod -R` would be a storm).
+        refresh = reused and sidecar is not None and names_the_same_upload(job, sidecar)
         record: dict[str, Any] | None = None
         record_id = NO_RECORD_ID
         try:
@@ -205,11 +210,23 @@ class Workers:
         if not self._still_mapped(job):
             return JobDone(job, outcome, signature, reused, seconds, sidecar)
         moved_to = move_recorded(job, done=sidecar is not None) if sidecar is not None or failed else None
-        if sidecar is not None or failed:
+        if (sidecar is not None or failed) and not refresh:
             tell_hook(self._hooks, job, moved_to, sidecar, record)
+        elif refresh:
+            log.info("%s: its change time moved (a chmod, a link, a rename) but it holds the bytes its "
+                     "sidecar names: the sidecar is refreshed, nothing uploaded", job.path,
+                     extra=fields(file=job.path, folder=job.root, account=job.account))  # fmt: skip
         return JobDone(
             job, outcome, signature, reused, seconds, sidecar, moved_to=moved_to, record_id=record_id
         )
+
+
+def names_the_same_upload(job: UploadJob, sidecar: dict[str, Any]) -> bool:
+    """Whether the sidecar beside the file (read before it is replaced) already names this upload."""
+    old = read_record(job.path + SIDECAR_SUFFIX, root=job.root)
+    return old is not None and all(
+        old.get(k) == sidecar.get(k) for k in ("fileID", "sha256", "size", "account")
+    )
 
 
 def tell_hook(

@@ -34,7 +34,7 @@ def test_drop_gets_sidecar_with_file_id_and_sha256(start_agent, drop: Path, emul
 
     [upload] = emulator.uploads
     assert sidecar["fileID"] == upload.file_id
-    assert sidecar["fileID"].startswith(f"user:1-minimax:{ACCOUNT_A}-file:")
+    assert sidecar["fileID"].startswith(f"user:4242-minimax:{ACCOUNT_A}-file:")
     assert sidecar["sha256"] == sha256(data) == upload.sha256
     assert sidecar["size"] == len(data)
     assert sidecar["mtime_ns"] == (drop / "cat.png").stat().st_mtime_ns

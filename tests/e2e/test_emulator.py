@@ -24,7 +24,7 @@ from watcher.emulator import Emulator, Fault
 TOKEN = "user:12345-abcdefghijklmnop"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 JPEG = b"\xff\xd8\xff\xe0" + b"jpeg-bytes" * 100
-FILE_ID_RE = re.compile(r"user:1-minimax:(?P<account>\d+)-file:(?P<id>\d+)")
+FILE_ID_RE = re.compile(r"user:12345-minimax:(?P<account>\d+)-file:(?P<id>\d+)")
 
 
 @pytest.fixture
@@ -182,7 +182,7 @@ def test_token_without_bearer_prefix_is_401(emulator: Emulator, session: request
 def test_missing_account_is_fine_with_a_single_account(emulator: Emulator, session: requests.Session) -> None:
     resp = upload(session, emulator, account=None)
     assert resp.status_code == 200
-    assert resp.json()["fileID"].startswith("user:1-minimax:123456-file:")
+    assert resp.json()["fileID"].startswith("user:12345-minimax:123456-file:")
     assert emulator.uploads[0].account == "123456"
 
 

@@ -43,7 +43,7 @@ def write_done_images(drop: Path, count: int, *, folders: int) -> list[Path]:
         image = folder / f"img{i}.png"
         image.write_bytes(png_bytes(i, size=1))
         sidecar = build_sidecar(image_path=str(image), account=ACCOUNT_A,
-                                file_id=f"user:1-minimax:{ACCOUNT_A}-file:{i}", oss_path="https://oss/x",
+                                file_id=f"user:4242-minimax:{ACCOUNT_A}-file:{i}", oss_path="https://oss/x",
                                 signature=signature_of(image.stat()), sha256="0" * 64,
                                 content_type="image/png")  # fmt: skip
         sidecar_of(image).write_text(json.dumps(sidecar))

@@ -59,7 +59,7 @@ def test_success_returns_the_hash_of_the_file_and_the_emulator_saw_the_same_byte
     assert recorded.content_type == "image/png"
     assert recorded.account == ACCOUNT
     assert outcome.file_id == recorded.file_id
-    assert outcome.file_id.startswith(f"user:1-minimax:{ACCOUNT}-file:")
+    assert outcome.file_id.startswith(f"user:4242-minimax:{ACCOUNT}-file:")
     assert is_valid_file_id(outcome.file_id)  # the emulator's fileIDs pass the client's check
     assert outcome.oss_path.startswith(emu.origin)
     assert progress and progress[-1] == len(data)

@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import wait_for
 from watcher.dedupe import KnownUpload
 from watcher.files import FileSignature, signature_of
-from watcher.history import INDEX_NAME, HistoryIndex, KnownDone
+from watcher.history import INDEX_NAME, HistoryIndex, IndexReader, KnownDone
 from watcher.inventory import walk_candidates
 from watcher.messages import FileState
 from watcher.sidecar import build_sidecar, write_sidecar_atomically
@@ -30,7 +30,7 @@ def test_done_files_are_kept_by_directory_and_forgotten_by_name_or_by_subtree() 
     index.put("/drop/ab/w.png", SIG, "111", (10, 1))
 
     assert index.get("/drop/a/x.png") == SIG and "/drop/a/y.png" in index and len(index) == 4
-    assert index.known_in("/drop/a") == {"x.png": (*ROW, "111", 7, 1), "y.png": (*ROW, "111", 8, 1)}
+    assert index.known_in("/drop/a") == {"x.png": (*ROW, "111", 7, 1, 0), "y.png": (*ROW, "111", 8, 1, 0)}
     assert index.lookup("/drop/a/x.png") == KnownDone(SIG, "111", (7, 1))
     assert index.forget("/drop/a", ["x.png", "never.png"]) == 1
     assert index.pop("/drop/a/y.png") and not index.pop("/drop/a/y.png")
@@ -186,3 +186,18 @@ def test_a_name_that_is_not_utf8_is_not_indexed_and_counts_as_maybe_known() -> N
     index.put(name, SIG, "111", (8, 1))
     assert index.get(name) is None and index.known_in(os.fsdecode(b"/drop/\xe9")) == {}
     assert index.pop(name), "its sidecar's removal is looked into"
+
+
+def test_an_index_made_for_another_api_user_or_base_url_counts_for_nothing(tmp_path: Path) -> None:
+    index = HistoryIndex(tmp_path, "owner-a")
+    index.put("/drop/x.png", SIG, "111", (7, 1))
+    index.add("111", 100, "ab", KnownUpload("user:1-minimax:111-file:1", "https://oss/1"))
+    index.close()
+    same = HistoryIndex(tmp_path, "owner-a")
+    assert "/drop/x.png" in same and same.find("111", 100, "ab") is not None
+    same.close()
+    reader = IndexReader.open(tmp_path / INDEX_NAME, "owner-b")
+    assert reader is None  # `status` for another user does not use it
+    other = HistoryIndex(tmp_path, "owner-b")
+    assert len(other) == 0 and other.find("111", 100, "ab") is None and other.uploads() == 0
+    other.close()

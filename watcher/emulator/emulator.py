@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import FrameType, TracebackType
 from typing import Any, Final, Self
 
+from watcher.api_owner import user_of
 from watcher.emulator.decision import Acceptance, Refusal, UploadRequest, decide
 from watcher.emulator.faults import Fault
 from watcher.emulator.http import API_PREFIX, Server
@@ -42,7 +43,7 @@ class Emulator:
         accounts: Sequence[str] = ("123456",),
         host: str = "127.0.0.1",
         port: int = 0,
-        uid: str = "1",
+        uid: str | None = None,  # default: the token's own user id (`user:<id>-…`), else "1"
         poll_interval: float = 0.02,
         hash_bodies: bool = True,
     ) -> None:
@@ -60,7 +61,7 @@ class Emulator:
         self._accounts = unique
         self._host = host
         self._requested_port = port
-        self._uid = uid
+        self._uid = uid if uid is not None else (user_of(token) or "1")
         # The benchmarks turn hashing off: a second sha256 of every byte would compete for the CPU with
         # the process being measured, and cap loopback throughput at the speed of sha256.
         self._hash_bodies = hash_bodies
