@@ -139,20 +139,29 @@ def _open_folder_of(root: str, path: str) -> tuple[int, str]:
     dir_fd = _open_root(root)
     try:
         for part in parts[:-1]:
-            try:
-                child = os.open(part, _FOLDER_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
-            except NotADirectoryError:
-                # O_DIRECTORY|O_NOFOLLOW answers ENOTDIR for a symlink too; tell it apart so the
-                # caller's "the name is now a symlink" covers every component alike.
-                if _is_symlink(part, dir_fd):
-                    raise OSError(errno.ELOOP, "a folder on the way is a symlink", path) from None
-                raise
+            child = open_subfolder(part, dir_fd, path)
             _close_folder(dir_fd)
             dir_fd = child
     except BaseException:
         _close_folder(dir_fd)
         raise
     return dir_fd, parts[-1]
+
+
+def open_subfolder(name: str, dir_fd: int, path: str, flags: int = _FOLDER_FLAGS) -> int:
+    """The folder `name` in the folder `dir_fd`, never through a symlink (`flags` O_PATH by default).
+
+    OSError(ELOOP) when `name` is a symlink, NotADirectoryError when it is something else but a folder,
+    FileNotFoundError when it is not there; `path` is what the error names.
+    """
+    try:
+        return os.open(name, flags | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except NotADirectoryError:
+        # O_DIRECTORY|O_NOFOLLOW answers ENOTDIR for a symlink too; tell it apart so the
+        # caller's "the name is now a symlink" covers every component alike.
+        if _is_symlink(name, dir_fd):
+            raise OSError(errno.ELOOP, "a folder on the way is a symlink", path) from None
+        raise
 
 
 def _is_symlink(name: str, dir_fd: int) -> bool:
@@ -168,6 +177,26 @@ def folder_of(root: str, path: str) -> Iterator[tuple[int, str]]:
     dir_fd, name = _open_folder_of(root, path)
     try:
         yield dir_fd, name
+    finally:
+        _close_folder(dir_fd)
+
+
+@contextmanager
+def made_folder(root: str, folder: str, mode: int = 0o775) -> Iterator[int]:
+    """An O_PATH descriptor of `folder` (`root` itself, or a folder below it), each missing folder below
+    `root` made on the way (mkdirat) and each opened without following a symlink (`open_subfolder`:
+    OSError ELOOP names `folder`). `root` is opened as named and must exist."""
+    dir_fd = _open_root(root)
+    try:
+        for part in [] if folder == root else components_below(root, folder):
+            try:
+                os.mkdir(part, mode, dir_fd=dir_fd)
+            except FileExistsError:
+                pass  # a folder already, or something else: open_subfolder tells
+            child = open_subfolder(part, dir_fd, folder)
+            _close_folder(dir_fd)
+            dir_fd = child
+        yield dir_fd
     finally:
         _close_folder(dir_fd)
 
