@@ -34,6 +34,7 @@ from watcher.inventory import DiskProbe
 from watcher.live_status import LiveStatusWriter
 from watcher.messages import Control, EventKind, JobDone, Message, PathEvent, ScanBatch, ScanFinished
 from watcher.metrics import Metrics, MetricsSink, NullMetrics
+from watcher.mover import Mover
 from watcher.redact import redact
 from watcher.reporting import Reporter
 from watcher.retry import RetryPolicy
@@ -83,6 +84,7 @@ class Agent:
         self.unwritten = UnwrittenSidecars(state_dir)
         seal = SidecarSeal(load_seal_key(state_dir))
         self.history = HistoryIndex(state_dir)  # done files and known uploads, on disk
+        self.mover = Mover(state_dir)  # moves to done_dir / failed_dir, journalled there
         self.scheduler = Scheduler(
             config.folders,
             settle_seconds=config.settings.settle_seconds,
@@ -110,10 +112,13 @@ class Agent:
             seal,
             self.hooks,
             lambda path: self.scheduler.folder_for(path),
+            self.mover,
         )
         self._report_due = True
         self._next_report = 0.0
-        self.scanner = Scanner(self.post, self.history, self.notifier.still_starting, self.timings)
+        self.scanner = Scanner(
+            self.post, self.history, self.notifier.still_starting, self.timings, self.mover
+        )
         self.folders = WatchedFolders(
             self.post, self.timings, observe=not once, rescan_seconds=config.settings.rescan_seconds
         )
@@ -148,6 +153,7 @@ class Agent:
         self.reporter.start()
         now = time.monotonic()
         self.unwritten.load()
+        self.mover.recover()  # before the scans, which move again what never reached its new name
         self.history.start()
         if not self.once:
             self._stop_overflow_alarm = watch_for_overflows(lambda: self.post(Control.RESCAN))
