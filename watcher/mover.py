@@ -144,8 +144,10 @@ def _finish(intent: dict[str, Any]) -> None:
     if suffix not in (SIDECAR_SUFFIX, ERROR_RECORD_SUFFIX):
         raise ValueError(suffix)
     with folder_of(_dest_base(root, dest_dir), target) as (dest_fd, name):
-        if not _is_inode(dest_fd, name, ino):
-            return  # it never got there: it is beside its record, and the start-up scan moves it
+        # The very file (an inode number alone may have been reused since the stop): else it never got
+        # there, it is beside its record in the drop folder, and the start-up scan moves it.
+        if not (_is_inode(dest_fd, name, ino) and _describes(record, dest_fd, name)):
+            return
         _write_record(dest_fd, name + suffix, record)
     try:
         with folder_of(root, image) as (src_fd, src_name):
@@ -200,6 +202,13 @@ def _is_inode(dir_fd: int, name: str, ino: int) -> bool:
         return False
 
 
+def _describes(record: dict[str, Any], dir_fd: int, name: str) -> bool:
+    try:
+        return record_matches(record, signature_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)))
+    except OSError:
+        return False
+
+
 def _exists(dir_fd: int, name: str) -> bool:
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -219,7 +228,9 @@ def candidate_names(name: str) -> Iterator[str]:
 def why_not_moved(exc: OSError) -> str:
     """A failed move's reason, said for the operator."""
     if exc.errno == errno.ELOOP:
-        return f"{exc.filename} is a symlink or lies below one, and symlinks there are never followed"
+        return (
+            f"{exc.filename} is a symlink or lies below one, which is never followed (make it a plain folder)"
+        )
     return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc.strerror or exc)
 
 

@@ -221,3 +221,20 @@ def test_moves_without_a_state_folder_still_happen(tree: tuple[Path, Path]) -> N
     image, record = dropped(root, "a.png", 12)
     assert move(Mover(None), image, record, root, done) == str(done / "a.png")
     assert os.path.exists(str(done / "a.png.json"))
+
+
+def test_a_journalled_move_whose_new_name_now_holds_another_file_writes_nothing_there(
+    tree: tuple[Path, Path], state: Path
+) -> None:
+    root, done = tree
+    image, record = dropped(root, "c.png", 13)
+    with pytest.MonkeyPatch.context() as mp:
+        CRASH_POINTS["after the link"](mp)
+        with pytest.raises(Crash):
+            move(Mover(state), image, record, root, done)
+    (done / "c.png").unlink()  # while the agent is down: someone else's file takes the name, maybe
+    (done / "c.png").write_bytes(b"another file")  # even the inode number, which ext4 reuses at once
+    Mover(state).recover()
+    assert not (done / "c.png.json").exists()
+    assert image.read_bytes() == png_bytes(13) and Path(str(image) + ".json").exists()
+    assert live_moves(state) == []
