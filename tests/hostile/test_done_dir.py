@@ -21,6 +21,7 @@ from tests.helpers import ACCOUNT_A, read_json, sidecar_of, wait_for, wait_sidec
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes, sha256
 from tests.helpers.other_user import AS_NOBODY, NOBODY
+from watcher.emulator import Emulator
 
 pytestmark = pytest.mark.hostile
 
@@ -53,9 +54,9 @@ def in_outside(place: Path) -> list[Path]:
     return sorted((place / "outside").rglob("*"))
 
 
-def stays_or_escapes(image: Path, place: Path) -> Callable[[], bool]:
-    """The file's sidecar is beside it in the drop folder (it stayed), or something appeared outside."""
-    return lambda: bool(in_outside(place)) or (image.exists() and sidecar_of(image).exists())
+def attempted(agent: AgentProcess, name: str, place: Path) -> Callable[[], object]:
+    """Something appeared outside, or the log says the file could not be moved: the attempt is over."""
+    return lambda: in_outside(place) or _line_about(agent, name, "cannot move")
 
 
 @pytest.mark.parametrize("spelled", ["relative", "absolute"])
@@ -69,11 +70,11 @@ def test_a_done_folder_planted_as_a_symlink_writes_nothing_where_it_points(
     image = drop / "a.png"
     as_dropper("tee", str(image), data=png_bytes(8101))
 
-    wait_for(stays_or_escapes(image, place), 30, "a.png's sidecar beside it, or a write outside")
+    wait_for(attempted(agent, "a.png", place), 30, "a write outside, or a line saying a.png stays")
     assert in_outside(place) == [], "the agent wrote through the planted symlink"
     assert read_json(sidecar_of(image))["sha256"] == sha256(png_bytes(8101))  # type: ignore[index]
-    line = wait_for(lambda: _line_about(agent, "a.png", "symlink"), 10, "a log line saying why it stays")
-    assert "done" in line and "stays" in line
+    line = _line_about(agent, "a.png", "cannot move")
+    assert line is not None and "done is a symlink" in line and "stays" in line, line
 
 
 def test_a_subfolder_of_the_done_folder_planted_as_a_symlink_writes_nothing_where_it_points(
@@ -86,15 +87,16 @@ def test_a_subfolder_of_the_done_folder_planted_as_a_symlink_writes_nothing_wher
     image = drop / "sub" / "b.png"
     as_dropper("tee", str(image), data=png_bytes(8102))
 
-    wait_for(stays_or_escapes(image, place), 30, "b.png's sidecar beside it, or a write outside")
+    wait_for(attempted(agent, "b.png", place), 30, "a write outside, or a line saying b.png stays")
     assert in_outside(place) == [], "the agent wrote through the planted symlink"
+    assert image.exists() and sidecar_of(image).exists()
     # One clear line naming the link (not a bare "Not a directory").
-    line = wait_for(lambda: _line_about(agent, "b.png", "symlink"), 10, "a log line saying why it stays")
-    assert "done/sub" in line
+    line = _line_about(agent, "b.png", "cannot move")
+    assert line is not None and "done/sub is a symlink" in line, line
 
 
 def test_a_planted_record_naming_another_files_done_sidecar_changes_nothing(
-    tmp_path: Path, place: Path, emulator
+    tmp_path: Path, place: Path, emulator: Emulator
 ) -> None:
     drop = place / "drop"
     folders = [{"path": str(drop), "account": ACCOUNT_A, "done_dir": "done"}]
