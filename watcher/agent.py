@@ -84,7 +84,9 @@ class Agent:
         self.unwritten = UnwrittenSidecars(state_dir)
         seal = SidecarSeal(load_seal_key(state_dir))
         self.history = HistoryIndex(state_dir)  # done files and known uploads, on disk
-        self.mover = Mover(state_dir)  # moves to done_dir / failed_dir, journalled there
+        # Moves to done_dir / failed_dir, journalled there; a done_dir below any watched folder is
+        # reached from that folder without following a link.
+        self.mover = Mover(state_dir, lambda: [folder.path for folder in self.scheduler.folders])
         self.scheduler = Scheduler(
             config.folders,
             settle_seconds=config.settings.settle_seconds,

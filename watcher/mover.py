@@ -29,7 +29,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,9 @@ FOLDER_MODE = 0o775
 class Mover:
     """Moves files with their records into done_dir / failed_dir; one per agent, shared by its threads."""
 
-    def __init__(self, state_dir: Path | None) -> None:
+    def __init__(self, state_dir: Path | None, roots: Callable[[], Iterable[str]] = tuple) -> None:
         self._journal = MoveJournal(state_dir)
+        self._roots = roots  # the watched folders now: a done_dir below one is that folder's droppers
         self._lock = threading.Lock()
         self._moving: set[str] = set()  # files a thread is moving now (a worker, or the start-up scan)
 
@@ -73,7 +74,8 @@ class Mover:
     def _move(self, image: str, suffix: str, root: str, dest_dir: str, record: dict[str, Any]) -> str:
         below = components_below(root, image)
         folder = "/".join([dest_dir.rstrip("/"), *below[:-1]])
-        with folder_of(root, image) as (src_fd, src_name), _made_dest(root, dest_dir, folder) as dest_fd:
+        base = _dest_base(dest_dir, (root, *self._roots()))
+        with folder_of(root, image) as (src_fd, src_name), _made_dest(base, root, folder) as dest_fd:
             st = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode) or not record_matches(record, signature_of(st)):
                 raise OSError(errno.ESTALE, "it changed since its record was written")
@@ -123,7 +125,7 @@ class Mover:
         """At start, before any scan: finish each journalled move whose file reached its new name."""
         for intent in self._journal.load().values():
             try:
-                _finish(intent)
+                _finish(intent, self._roots())
             except OSError as exc:
                 log.error("%s: cannot finish moving it to %s: %s; it stays there", intent.get("image"),
                           intent.get("target"), why_not_moved(exc))  # fmt: skip
@@ -136,14 +138,14 @@ def _intent(root: str, image: str, suffix: str, dest_dir: str, folder: str, ino:
     return {"root": root, "image": image, "suffix": suffix, "dest": dest_dir, "folder": folder, "ino": ino}
 
 
-def _finish(intent: dict[str, Any]) -> None:
+def _finish(intent: dict[str, Any], roots: Iterable[str]) -> None:
     root, image, suffix, dest_dir, target = (
         str(intent[key]) for key in ("root", "image", "suffix", "dest", "target")
     )
     ino, record = int(intent["ino"]), dict(intent["record"])
     if suffix not in (SIDECAR_SUFFIX, ERROR_RECORD_SUFFIX):
         raise ValueError(suffix)
-    with folder_of(_dest_base(root, dest_dir), target) as (dest_fd, name):
+    with folder_of(_dest_base(dest_dir, (root, *roots)), target) as (dest_fd, name):
         # The very file (an inode number alone may have been reused since the stop): else it never got
         # there, it is beside its record in the drop folder, and the start-up scan moves it.
         if not (_is_inode(dest_fd, name, ino) and _describes(record, dest_fd, name)):
@@ -158,17 +160,17 @@ def _finish(intent: dict[str, Any]) -> None:
     log.info("%s: finished moving it to %s (a stop had cut the move short)", image, target)
 
 
-def _dest_base(root: str, dest_dir: str) -> str:
-    """Where the walk to the destination starts, trusted as named: the watched folder when dest_dir
-    lies in it (a dropper's names from there on), else dest_dir's parent (the operator's path)."""
-    return root if is_inside(dest_dir, root) else os.path.dirname(dest_dir.rstrip("/")) or "/"
+def _dest_base(dest_dir: str, roots: Iterable[str]) -> str:
+    """Where the walk to the destination starts, trusted as named: the deepest watched folder dest_dir
+    lies in (its droppers' names from there on), else dest_dir's parent (the operator's path)."""
+    holding = [root for root in roots if is_inside(dest_dir, root)]
+    return max(holding, key=len) if holding else os.path.dirname(dest_dir.rstrip("/")) or "/"
 
 
 @contextmanager
-def _made_dest(root: str, dest_dir: str, folder: str) -> Iterator[int]:
-    base = _dest_base(root, dest_dir)
+def _made_dest(base: str, root: str, folder: str) -> Iterator[int]:
     if base != root:
-        os.makedirs(base, exist_ok=True)
+        os.makedirs(base, exist_ok=True)  # the operator's path (another watched folder exists already)
     with made_folder(base, folder, FOLDER_MODE) as fd:
         yield fd
 

@@ -238,3 +238,19 @@ def test_a_journalled_move_whose_new_name_now_holds_another_file_writes_nothing_
     assert not (done / "c.png.json").exists()
     assert image.read_bytes() == png_bytes(13) and Path(str(image) + ".json").exists()
     assert live_moves(state) == []
+
+
+def test_a_done_folder_below_another_watched_folder_is_reached_from_that_folder(
+    tree: tuple[Path, Path], state: Path, tmp_path: Path
+) -> None:
+    root, _ = tree
+    other, outside = tmp_path / "other-drop", tmp_path / "outside"
+    other.mkdir()
+    outside.mkdir()
+    (other / "x").symlink_to(outside)  # planted by that folder's dropper, on the way to done
+    done = other / "x" / "done"
+    image, record = dropped(root, "a.png", 14)
+    with pytest.raises(OSError) as caught:
+        Mover(state, lambda: [str(root), str(other)]).move(str(image), ".json", str(root), str(done), record)
+    assert caught.value.errno == errno.ELOOP
+    assert list(outside.iterdir()) == [] and image.exists()
