@@ -35,6 +35,7 @@ from watcher.inventory import DiskProbe
 from watcher.live_status import LiveStatusWriter
 from watcher.messages import Control, EventKind, JobDone, Message, PathEvent, ScanBatch, ScanFinished
 from watcher.metrics import Metrics, MetricsSink, NullMetrics
+from watcher.mover import Mover
 from watcher.redact import redact
 from watcher.reporting import Reporter
 from watcher.retry import RetryPolicy
@@ -86,6 +87,9 @@ class Agent:
         # Whose fileIDs count here: the token's user at the base URL (`watcher.api_owner`).
         self.owner: ApiOwner = self.client.owner
         self.history = HistoryIndex(state_dir, self.owner.key)  # done files and known uploads, on disk
+        # Moves to done_dir / failed_dir, journalled there; a done_dir below any watched folder is
+        # reached from that folder without following a link.
+        self.mover = Mover(state_dir, lambda: [folder.path for folder in self.scheduler.folders])
         self.scheduler = Scheduler(
             config.folders,
             settle_seconds=config.settings.settle_seconds,
@@ -113,11 +117,12 @@ class Agent:
             seal,
             self.hooks,
             lambda path: self.scheduler.folder_for(path),
+            self.mover,
         )
         self._report_due = True
         self._next_report = 0.0
         self.scanner = Scanner(
-            self.post, self.history, self.notifier.still_starting, self.timings, self.owner
+            self.post, self.history, self.notifier.still_starting, self.timings, self.owner, self.mover
         )
         self.folders = WatchedFolders(
             self.post, self.timings, observe=not once, rescan_seconds=config.settings.rescan_seconds
@@ -153,6 +158,7 @@ class Agent:
         self.reporter.start()
         now = time.monotonic()
         self.unwritten.load()
+        self.mover.recover()  # before the scans, which move again what never reached its new name
         self.history.start()
         if not self.once:
             self._stop_overflow_alarm = watch_for_overflows(lambda: self.post(Control.RESCAN))

@@ -168,7 +168,9 @@ def _start_emulator(config: Config, token: ResolvedToken | None) -> tuple[Config
     # 8787 when free: the same base URL at each start keeps the emulator's sidecars this agent's own
     # (`watcher.api_owner`), and the README's `curl localhost:8787/_emulator/...` reaches it.
     try:
-        emulator = Emulator(token=token.value, accounts=accounts, poll_interval=0.5, port=EMULATOR_PORT).start()
+        emulator = Emulator(
+            token=token.value, accounts=accounts, poll_interval=0.5, port=EMULATOR_PORT
+        ).start()
     except OSError:
         emulator = Emulator(token=token.value, accounts=accounts, poll_interval=0.5).start()
     log.info(

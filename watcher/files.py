@@ -185,6 +185,26 @@ def folder_of(root: str, path: str) -> Iterator[tuple[int, str]]:
         _close_folder(dir_fd)
 
 
+@contextmanager
+def made_folder(root: str, folder: str, mode: int = 0o775) -> Iterator[int]:
+    """An O_PATH descriptor of `folder` (`root` itself, or a folder below it), each missing folder below
+    `root` made on the way (mkdirat) and each opened without following a symlink (`open_subfolder`:
+    OSError ELOOP names `folder`). `root` is opened as named and must exist."""
+    dir_fd = _open_root(root)
+    try:
+        for part in [] if folder == root else components_below(root, folder):
+            try:
+                os.mkdir(part, mode, dir_fd=dir_fd)
+            except FileExistsError:
+                pass  # a folder already, or something else: open_subfolder tells
+            child = open_subfolder(part, dir_fd, folder)
+            _close_folder(dir_fd)
+            dir_fd = child
+        yield dir_fd
+    finally:
+        _close_folder(dir_fd)
+
+
 def open_beneath(root: str, path: str, flags: int, mode: int = 0o777) -> int:
     """`os.open(path, flags)` with no symlink followed anywhere below `root` (the last name included)."""
     with folder_of(root, path) as (dir_fd, name):

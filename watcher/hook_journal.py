@@ -1,6 +1,6 @@
 """Hook runs not finished yet, kept in the state folder so that they survive a restart or kill -9.
 
-An append-only journal (`hook-runs.jsonl`, one JSON line per change, as in `watcher.state_dir`): a run
+An append-only journal (`hook-runs.jsonl`, one JSON line per change: `watcher.journal_file`): a run
 is added before `HookRunner.submit` returns, its failed attempts are counted, and it is marked done once
 it succeeded or was given up. Each append is fsynced before the call returns: a run the caller was told
 about is on disk. A torn last line (a crash mid-append) is skipped when the journal is read; the journal
@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher.files import fsync_folder, write_all
+from watcher.journal_file import JournalFile, json_line
 
 JOURNAL_FILE = "hook-runs.jsonl"
 MAX_LINE_BYTES = 1 << 20  # far above a run's line (a sidecar of at most 64 KiB and its paths)
@@ -34,20 +33,16 @@ class JournalEntry:
     failures: int = 0  # failed attempts so far, so that a restart does not grant 5 more
 
 
-def _line(data: dict[str, Any]) -> bytes:
-    return (json.dumps(data, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
-
-
 def _add_line(entry: JournalEntry) -> bytes:
-    return _line({"add": entry.run_id, "event": entry.event, "failures": entry.failures})
+    return json_line({"add": entry.run_id, "event": entry.event, "failures": entry.failures})
 
 
 class HookJournal:
     def __init__(self, state_dir: Path | None, log: logging.Logger) -> None:
         self._dir = state_dir
         self._log = log
+        self._file = JournalFile(state_dir / JOURNAL_FILE, MAX_LINE_BYTES) if state_dir is not None else None
         self._live: dict[str, JournalEntry] = {}
-        self._lines = 0
         # Appends, compaction and `_live` change together: a rewrite must not drop a line appended
         # meanwhile.
         self._lock = threading.Lock()
@@ -66,15 +61,12 @@ class HookJournal:
         """The runs an earlier process left unfinished, oldest first, and not known here yet; the journal
         is rewritten to hold only the live runs."""
         path = self.path
-        if path is None:
+        if path is None or self._file is None:
             return []
         found: dict[str, JournalEntry] = {}
         try:
-            with path.open("rb") as f:
-                for raw in f:
-                    _replay(raw, found)
-        except FileNotFoundError:
-            pass
+            for raw in self._file.raw_lines():
+                _replay(raw, found)
         except OSError as exc:
             self._log.warning("cannot read %s (%s): hook runs left by an earlier run are lost",
                               path, exc.strerror)  # fmt: skip
@@ -92,53 +84,34 @@ class HookJournal:
     def failed(self, entry: JournalEntry) -> None:
         with self._lock:
             if entry.run_id in self._live:
-                self._append_locked(_line({"failed": entry.run_id, "failures": entry.failures}))
+                self._append_locked(json_line({"failed": entry.run_id, "failures": entry.failures}))
 
     def finish(self, run_id: str) -> None:
         with self._lock:
             if self._live.pop(run_id, None) is None:
                 return
-            if self._lines > 2 * len(self._live) + COMPACT_AFTER:
+            if self._file is not None and self._file.lines > 2 * len(self._live) + COMPACT_AFTER:
                 self._rewrite_locked()
             else:
-                self._append_locked(_line({"done": run_id}))
+                self._append_locked(json_line({"done": run_id}))
 
     def _append_locked(self, line: bytes) -> None:
-        path = self.path
-        if path is None or self._dir is None:
+        if self._file is None:
             return
         try:
-            self._dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                write_all(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            self._lines += 1
+            self._file.append([line])
         except OSError as exc:
             self._cannot_save(exc)
 
     def _rewrite_locked(self) -> None:
-        path = self.path
-        if path is None or self._dir is None:
+        if self._file is None:
             return
-        tmp = path.with_name(f".{JOURNAL_FILE}.tmp")
         try:
             # Nothing pending and no file: nothing to write (a state folder we cannot even look into
             # counts as that too; the warning about it came from load).
-            if not self._live and not path.exists():
+            if not self._live and not self._file.path.exists():
                 return
-            self._dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                write_all(fd, b"".join(_add_line(entry) for entry in self._live.values()))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            fsync_folder(self._dir)
-            self._lines = len(self._live)
+            self._file.rewrite(lambda: [_add_line(entry) for entry in self._live.values()])
         except OSError as exc:
             self._cannot_save(exc)
 

@@ -120,7 +120,6 @@ def walk_candidates(
     known_in: Callable[[str], Mapping[str, DoneRow]] | None = None,
     remove_temporaries_before: float | None = None,
     on_listing: Callable[[str, Collection[str]], object] | None = None,
-    on_orphan_record: Callable[[str, str], None] | None = None,
     on_vanished: Callable[[str, list[str]], object] | None = None,
     memo: DirectoryMemo | None = None,
     turn: int | None = None,
@@ -148,8 +147,7 @@ def walk_candidates(
     is called before each directory is listed (the start-up scan watches subfolders that way).
     Unreadable subfolders are logged and skipped; the rest of the walk goes on. `admits` says whether
     a path is a candidate of the folder (its media kinds, include and exclude: `Folder.admits`); by
-    default, an image name. `on_orphan_record(image, suffix)` is told of each sidecar or error record
-    whose file is not beside it (a move to done_dir / failed_dir that a crash cut short leaves that).
+    default, an image name.
 
     With a `helper` (a start-up scan), once the walk has seen enough to be worth it, a helper process
     checks every other directory against the index on the second core (`watcher.walk_helper`). When
@@ -190,8 +188,7 @@ def walk_candidates(
             pushed = len(stack)
             yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known_in,
                                        remove_temporaries_before, listing, admits,
-                                       on_orphan_record, on_vanished, checked, on_vouched,
-                                       owner)  # fmt: skip
+                                       on_vanished, checked, on_vouched, owner)  # fmt: skip
             if stamp is not None and memo is not None:
                 memo.remember(folder, stamp, stack[pushed:])
         finally:
@@ -284,7 +281,6 @@ def _walk_directory(
     remove_temporaries_before: float | None,
     on_listing: Callable[[str, Collection[str]], object] | None,
     admits: Callable[[str], bool] | None,
-    on_orphan_record: Callable[[str, str], None] | None = None,
     on_vanished: Callable[[str, list[str]], object] | None = None,
     checked: Checked | None = None,
     on_vouched: Callable[[str, int], object] | None = None,
@@ -309,12 +305,6 @@ def _walk_directory(
         on_vouched(folder, len(vouched & names))
     if vanished and on_vanished is not None:
         on_vanished(folder.rstrip("/") or "/", vanished)
-    if on_orphan_record is not None:
-        for name in names:
-            for suffix in (ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX):
-                if name.endswith(suffix) and name[: -len(suffix)] not in names:
-                    on_orphan_record(f"{folder.rstrip('/')}/{name[: -len(suffix)]}", suffix)
-                    break
     # This loop runs once per file of every folder at each start and rescan: it stays lean.
     prefix = f"{folder.rstrip('/')}/"
     for entry in entries:

@@ -1,167 +1,214 @@
 """`done_dir` and `failed_dir`: moving a file and its record out of the drop folder, crash-safe.
 
-The record (sidecar or error record) is durable before anything moves. Then, in this order:
+The record (sidecar or error record) is durable beside the file before anything moves. Then `Mover.move`:
 
-0. the record is rewritten in place naming where the pair goes (`movingTo`, and `file` updated);
-1. the file is linked to its new name, then unlinked from the old one (a link never overwrites: a name
-   taken meanwhile fails the link instead of destroying someone's file);
-2. the record is written at the destination (without `movingTo`), then removed from the old place.
+0. journals the intent in the state folder (`moves.jsonl`, fsynced): the file, its inode, the name it
+   is to take and the record to write there, as the agent itself wrote or checked it;
+1. claims that name by linking the file to it: a link never replaces a name, so of two moves (or a
+   dropper) wanting one name, one gets it and the other journals the next name and tries that one;
+2. writes the record beside the new name, then unlinks the file and its record from the drop folder;
+3. marks the intent done.
 
 A kill -9 at any point leaves the file beside a record that describes it: in the drop folder (before 1),
-or in the new place with the old record still naming it (after 1). The scanner finishes such a move when
-it meets a record carrying `movingTo` (`resume_move`), without uploading anything again. Both folders are
-on one filesystem (the config refuses anything else), so every step is a rename-class operation.
+or at its new name, where `Mover.recover` finishes the move at the next start from the journal. A move
+whose file never reached its new name is left as it is: the start-up scan moves it again, choosing a
+name afresh. A record found in a folder never moves or writes anything, whatever it says (`movingTo`,
+which versions before the journal wrote into it, is dropped when the record moves).
+
+The destination is reached without following a symlink (`watcher.files`): a done_dir inside the
+watched folder from the watched folder down, one component at a time; one outside it from its parent
+(the operator's path), its own name and everything below it opened with O_NOFOLLOW. Both folders are
+on one filesystem (the config refuses anything else), so every step is a link or an unlink.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
-from collections.abc import Iterator
+import secrets
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from watcher.files import folder_of, fsync_folder, lstat_beneath, signature_of
+from watcher.files import components_below, folder_of, fsync_folder, made_folder, signature_of
+from watcher.folders import is_inside
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
-from watcher.sidecar import read_record, record_matches, write_json_atomically
+from watcher.move_journal import MoveJournal
+from watcher.sidecar import record_matches, write_json_in
 
 log = logging.getLogger("watcher")
 
-MOVING_KEY = "movingTo"
+MOVING_KEY = "movingTo"  # what versions before the journal wrote into a record; never acted on
 MAX_CLASHES = 10_000
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+FOLDER_MODE = 0o775
 
 
-def move_with_record(image: str, suffix: str, root: str, dest_dir: str) -> str:
-    """Move `image` (below the watched folder `root`) and its record (`image + suffix`) into `dest_dir`,
-    keeping the path below `root`; the file's new path. Raises OSError when it cannot.
+class Mover:
+    """Moves files with their records into done_dir / failed_dir; one per agent, shared by its threads."""
 
-    Below `dest_dir` no symlink is followed either (a done folder inside the drop folder is writable
-    by those who drop files): missing folders are made one at a time, each opened without following.
-    """
-    record = read_record(image + suffix, root=root)
-    if record is None:
-        raise FileNotFoundError(errno.ENOENT, "its record is gone", image + suffix)
-    relative = os.path.relpath(image, root)
-    with _dest_folder(dest_dir, os.path.dirname(relative)) as dest_fd:
-        name = free_name(dest_fd, os.path.basename(relative), suffix)
-    target = os.path.join(dest_dir, os.path.dirname(relative), name)
-    record = {**record, "file": name, MOVING_KEY: target}
-    write_json_atomically(image + suffix, record, root)
-    return _finish(image, suffix, root, record, dest_dir)
+    def __init__(self, state_dir: Path | None, roots: Callable[[], Iterable[str]] = tuple) -> None:
+        self._journal = MoveJournal(state_dir)
+        self._roots = roots  # the watched folders now: a done_dir below one is that folder's droppers
+        self._lock = threading.Lock()
+        self._moving: set[str] = set()  # files a thread is moving now (a worker, or the start-up scan)
+
+    def move(self, image: str, suffix: str, root: str, dest_dir: str, record: dict[str, Any]) -> str | None:
+        """Move `image` (below the watched folder `root`) and its record (`image + suffix`, holding
+        `record`) into `dest_dir`, keeping the path below `root`; the file's new path, or None when
+        another thread is moving it already. Raises OSError when it cannot: the file stays beside its
+        record (`why_not_moved` says why)."""
+        with self._lock:
+            if image in self._moving:
+                return None
+            self._moving.add(image)
+        try:
+            return self._move(image, suffix, root, dest_dir, record)
+        finally:
+            with self._lock:
+                self._moving.discard(image)
+
+    def _move(self, image: str, suffix: str, root: str, dest_dir: str, record: dict[str, Any]) -> str:
+        below = components_below(root, image)
+        folder = "/".join([dest_dir.rstrip("/"), *below[:-1]])
+        base = _dest_base(dest_dir, (root, *self._roots()))
+        with folder_of(root, image) as (src_fd, src_name), _made_dest(base, root, folder) as dest_fd:
+            st = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or not record_matches(record, signature_of(st)):
+                raise OSError(errno.ESTALE, "it changed since its record was written")
+            move_id = secrets.token_hex(8)
+            name, final = self._claim(move_id, src_fd, src_name, dest_fd, suffix, record, _intent(
+                root, image, suffix, dest_dir, folder, st.st_ino))  # fmt: skip
+            if not _is_inode(dest_fd, name, st.st_ino):  # the file was swapped before the link
+                _unlink(dest_fd, name)
+                self._journal.done(move_id)
+                raise OSError(errno.ESTALE, "it was replaced while it was being moved")
+            _write_record(dest_fd, name + suffix, final)
+            _leave(src_fd, src_name, suffix, st.st_ino)
+        self._journal.done(move_id)
+        return f"{folder}/{name}"
+
+    def _claim(
+        self,
+        move_id: str,
+        src_fd: int,
+        src_name: str,
+        dest_fd: int,
+        suffix: str,
+        record: dict[str, Any],
+        intent: dict[str, Any],
+    ) -> tuple[str, dict[str, Any]]:
+        """Link the file to the first free name (file and record both free): the name, and the record
+        to write beside it. Each name tried is journalled first, so a crash leaves no unknown link."""
+        for candidate in candidate_names(src_name):
+            if _exists(dest_fd, candidate) or _exists(dest_fd, candidate + suffix):
+                continue
+            final = {key: value for key, value in record.items() if key != MOVING_KEY}
+            final["file"] = candidate
+            folder = intent["folder"]
+            self._journal.add(move_id, {**intent, "target": f"{folder}/{candidate}", "record": final})
+            try:
+                os.link(src_name, candidate, src_dir_fd=src_fd, dst_dir_fd=dest_fd, follow_symlinks=False)
+            except FileExistsError:
+                continue  # taken since it was looked at: the next one
+            except OSError:
+                self._journal.done(move_id)  # nothing linked: nothing to finish
+                raise
+            return candidate, final
+        self._journal.done(move_id)
+        raise FileExistsError(errno.EEXIST, f"{MAX_CLASHES} names taken", src_name)
+
+    def recover(self) -> None:
+        """At start, before any scan: finish each journalled move whose file reached its new name."""
+        for intent in self._journal.load().values():
+            try:
+                _finish(intent, self._roots())
+            except OSError as exc:
+                log.error("%s: cannot finish moving it to %s: %s; it stays there", intent.get("image"),
+                          intent.get("target"), why_not_moved(exc))  # fmt: skip
+            except (KeyError, TypeError, ValueError):
+                log.warning("a move journalled in the state folder cannot be read; it is skipped")
+        self._journal.compact()
 
 
-def resume_move(image: str, suffix: str, root: str, dest_dirs: tuple[str, ...]) -> str | None:
-    """Finish a move that a crash interrupted, from the record left at `image + suffix`; the file's new
-    path, or None when the record names no move (or one that cannot be finished: logged).
+def _intent(root: str, image: str, suffix: str, dest_dir: str, folder: str, ino: int) -> dict[str, Any]:
+    return {"root": root, "image": image, "suffix": suffix, "dest": dest_dir, "folder": folder, "ino": ino}
 
-    Only a move into one of the folder's own `dest_dirs` is finished: anyone who can write to the drop
-    folder can write a record, and a planted `movingTo` must not send a file anywhere else.
-    """
-    record = read_record(image + suffix, root=root)
-    target = record.get(MOVING_KEY) if record is not None else None
-    if record is None or not isinstance(target, str):
-        return None
-    dest_dir = next((d for d in dest_dirs if components_ok(d, target)), None)
-    if dest_dir is None:
-        log.error("%s: its record asks for a move to %s, outside its done_dir and failed_dir; ignored",
-                  image, target)  # fmt: skip
-        return None
-    if not _describes_the_file(record, image, root, target, dest_dir):
-        log.error("%s: its record names a move to %s but does not describe the file there; ignored",
-                  image, target)  # fmt: skip
-        return None
+
+def _finish(intent: dict[str, Any], roots: Iterable[str]) -> None:
+    root, image, suffix, dest_dir, target = (
+        str(intent[key]) for key in ("root", "image", "suffix", "dest", "target")
+    )
+    ino, record = int(intent["ino"]), dict(intent["record"])
+    if suffix not in (SIDECAR_SUFFIX, ERROR_RECORD_SUFFIX):
+        raise ValueError(suffix)
+    with folder_of(_dest_base(dest_dir, (root, *roots)), target) as (dest_fd, name):
+        # The very file (an inode number alone may have been reused since the stop): else it never got
+        # there, it is beside its record in the drop folder, and the start-up scan moves it.
+        if not (_is_inode(dest_fd, name, ino) and _describes(record, dest_fd, name)):
+            return
+        _write_record(dest_fd, name + suffix, record)
     try:
-        return _finish(image, suffix, root, record, dest_dir)
+        with folder_of(root, image) as (src_fd, src_name):
+            _leave(src_fd, src_name, suffix, ino)
     except OSError as exc:
-        log.error("%s: cannot finish moving it to %s: %s; it stays where it is", image, target,
-                  exc.strerror or exc)  # fmt: skip
-        return None
-
-
-def _describes_the_file(record: dict[str, Any], image: str, root: str, target: str, dest_dir: str) -> bool:
-    """Whether `record` names exactly the file being moved (size, mtime and inode: a move keeps all
-    three), wherever the crash left it: a record someone else wrote cannot place itself beside another
-    file of the done folder."""
-    for base, path in ((root, image), (dest_dir, target)):
-        try:
-            return record_matches(record, signature_of(lstat_beneath(base, path)))
-        except OSError:
-            continue
-    return False
-
-
-def components_ok(dest_dir: str, target: str) -> bool:
-    """`target` lies below `dest_dir`, with no `..` or empty component on the way."""
-    prefix = dest_dir.rstrip("/") + "/"
-    if not target.startswith(prefix):
-        return False
-    parts = target[len(prefix) :].split("/")
-    return all(part not in ("", ".", "..") for part in parts)
-
-
-def _finish(image: str, suffix: str, root: str, record: dict[str, Any], dest_dir: str) -> str:
-    target = str(record[MOVING_KEY])
-    relative_dir = os.path.dirname(target[len(dest_dir.rstrip("/")) + 1 :])
-    name = os.path.basename(target)
-    with folder_of(root, image) as (src_fd, src_name), _dest_folder(dest_dir, relative_dir) as dest_fd:
-        _link_then_unlink(src_fd, src_name, dest_fd, name)
-        final = {key: value for key, value in record.items() if key != MOVING_KEY}
-        write_json_atomically(target + suffix, final, dest_dir)
-        try:
-            os.unlink(src_name + suffix, dir_fd=src_fd)
-        except FileNotFoundError:
-            pass
-        fsync_folder(".", src_fd)
-    return target
-
-
-def _link_then_unlink(src_fd: int, src_name: str, dest_fd: int, name: str) -> None:
-    try:
-        os.link(src_name, name, src_dir_fd=src_fd, dst_dir_fd=dest_fd, follow_symlinks=False)
-    except FileExistsError:
-        if not _same_file(src_fd, src_name, dest_fd, name):
+        if exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
             raise
-    except FileNotFoundError:
-        if _exists(dest_fd, name):
-            return  # moved already: the crash came after the unlink
-        raise
+    log.info("%s: finished moving it to %s (a stop had cut the move short)", image, target)
+
+
+def _dest_base(dest_dir: str, roots: Iterable[str]) -> str:
+    """Where the walk to the destination starts, trusted as named: the deepest watched folder dest_dir
+    lies in (its droppers' names from there on), else dest_dir's parent (the operator's path)."""
+    holding = [root for root in roots if is_inside(dest_dir, root)]
+    return max(holding, key=len) if holding else os.path.dirname(dest_dir.rstrip("/")) or "/"
+
+
+@contextmanager
+def _made_dest(base: str, root: str, folder: str) -> Iterator[int]:
+    if base != root:
+        os.makedirs(base, exist_ok=True)  # the operator's path (another watched folder exists already)
+    with made_folder(base, folder, FOLDER_MODE) as fd:
+        yield fd
+
+
+def _write_record(dest_fd: int, name: str, record: dict[str, Any]) -> None:
+    """The record beside the file's new name, fsynced with the folder (the link too, so: durable)."""
+    write_json_in(dest_fd, name, record)
+
+
+def _leave(src_fd: int, src_name: str, suffix: str, ino: int) -> None:
+    """Unlink the file from the drop folder (if that name is still this file), then its record (if no
+    other file took the name since: a new file's record is its own)."""
+    if _is_inode(src_fd, src_name, ino):
+        _unlink(src_fd, src_name)
+    if not _exists(src_fd, src_name):
+        _unlink(src_fd, src_name + suffix)
+    fsync_folder(".", src_fd)
+
+
+def _unlink(dir_fd: int, name: str) -> None:
     try:
-        os.unlink(src_name, dir_fd=src_fd)
+        os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
-    fsync_folder(".", dest_fd)
 
 
-@contextlib.contextmanager
-def _dest_folder(dest_dir: str, relative_dir: str) -> Iterator[int]:
-    """A descriptor of `dest_dir/relative_dir`, made where missing, no symlink followed below dest_dir."""
-    os.makedirs(dest_dir, exist_ok=True)
-    fd = os.open(dest_dir, _DIR_FLAGS)
+def _is_inode(dir_fd: int, name: str, ino: int) -> bool:
     try:
-        for part in filter(None, relative_dir.split("/")):
-            if part in (".", ".."):
-                raise OSError(errno.EINVAL, "not a plain folder name", part)
-            try:
-                os.mkdir(part, 0o775, dir_fd=fd)
-            except FileExistsError:
-                pass
-            child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
-            os.close(fd)
-            fd = child
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def _same_file(a_fd: int, a: str, b_fd: int, b: str) -> bool:
-    try:
-        sa = os.stat(a, dir_fd=a_fd, follow_symlinks=False)
-        sb = os.stat(b, dir_fd=b_fd, follow_symlinks=False)
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_ino == ino
     except OSError:
         return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _describes(record: dict[str, Any], dir_fd: int, name: str) -> bool:
+    try:
+        return record_matches(record, signature_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)))
+    except OSError:
+        return False
 
 
 def _exists(dir_fd: int, name: str) -> bool:
@@ -172,14 +219,21 @@ def _exists(dir_fd: int, name: str) -> bool:
     return True
 
 
-def free_name(dir_fd: int, name: str, suffix: str) -> str:
-    """`name`, or `name-1.ext`, `name-2.ext`...: the first whose file and record are both free there."""
+def candidate_names(name: str) -> Iterator[str]:
+    """`name`, then `name-1.ext`, `name-2.ext`..., up to MAX_CLASHES of them."""
     stem, ext = os.path.splitext(name)
-    for n in range(MAX_CLASHES):
-        candidate = name if n == 0 else f"{stem}-{n}{ext}"
-        if not _exists(dir_fd, candidate) and not _exists(dir_fd, candidate + suffix):
-            return candidate
-    raise FileExistsError(errno.EEXIST, f"{MAX_CLASHES} names taken", name)
+    yield name
+    for n in range(1, MAX_CLASHES):
+        yield f"{stem}-{n}{ext}"
+
+
+def why_not_moved(exc: OSError) -> str:
+    """A failed move's reason, said for the operator."""
+    if exc.errno == errno.ELOOP:
+        return (
+            f"{exc.filename} is a symlink or lies below one, which is never followed (make it a plain folder)"
+        )
+    return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc.strerror or exc)
 
 
 def record_suffix(done: bool) -> str:

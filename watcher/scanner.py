@@ -24,7 +24,7 @@ from watcher.inventory import HELPER_AFTER_DIRECTORIES, HELPER_AFTER_ENTRIES, Di
 from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.messages import FileState, FoundFile, ScanBatch, ScanFinished
-from watcher.mover import MOVING_KEY, move_with_record, resume_move
+from watcher.mover import Mover, why_not_moved
 from watcher.timings import Timings
 from watcher.walk_helper import IN_FLIGHT as HELPER_IN_FLIGHT
 from watcher.walk_helper import SharedHelper, WalkHelper
@@ -62,10 +62,12 @@ class Scanner:
         still_starting: Callable[[], None] | None = None,
         timings: Timings | None = None,
         owner: ApiOwner | None = None,
+        mover: Mover | None = None,
     ) -> None:
         self._post = post
         self._history = history
         self._owner = owner  # whose sidecars count as done (`watcher.api_owner`)
+        self._mover = mover or Mover(None)
         # Told, every `start_progress` seconds of a start-up scan, that it is moving (sd_notify).
         self._still_starting = still_starting
         self._progress_every = (timings or Timings()).start_progress
@@ -179,36 +181,24 @@ class Scanner:
 
     def _moved_at_start(self, request: _Request, found: FoundFile) -> bool:
         """A file with its record that should be in done_dir / failed_dir: a stop came between the
-        record and the move (or in the middle of the move). The start-up scan moves it; later scans
-        leave a record naming a move alone (a worker is doing it) and let the rest be."""
+        record and the move, or cut a move short before the file reached its new name (`Mover.recover`
+        finished the others). The start-up scan moves it; later scans let it be."""
         folder = request.folder
         assert found.record is not None
         done = found.state is FileState.DONE
-        suffix = SIDECAR_SUFFIX if done else ERROR_RECORD_SUFFIX
-        if MOVING_KEY in found.record:
-            if request.initial:
-                self._resume(folder)(found.path, suffix)
-            return True
         dest = folder.done_dir if done else folder.failed_dir
         if not request.initial or dest is None or found.state is FileState.PENDING:
             return False
+        suffix = SIDECAR_SUFFIX if done else ERROR_RECORD_SUFFIX
         try:
-            moved = move_with_record(found.path, suffix, folder.path, dest)
+            moved = self._mover.move(found.path, suffix, folder.path, dest, found.record)
         except OSError as exc:
             log.error("%s: cannot move it to %s: %s; it stays beside its record", found.path, dest,
-                      exc.strerror or exc)  # fmt: skip
+                      why_not_moved(exc))  # fmt: skip
             return False
-        log.info("%s: moved to %s (a stop had come between its record and the move)", found.path, moved)
+        if moved is not None:  # else a worker is moving it
+            log.info("%s: moved to %s (a stop had come between its record and the move)", found.path, moved)
         return True
-
-    @staticmethod
-    def _resume(folder: Folder) -> Callable[[str, str], None]:
-        def resume(image: str, suffix: str) -> None:
-            moved = resume_move(image, suffix, folder.path, folder.move_dirs)
-            if moved is not None:
-                log.info("%s: finished moving it to %s (a stop had cut the move short)", image, moved)
-
-        return resume
 
     def _post_batch(self, request: _Request, files: list[FoundFile]) -> None:
         self._slots.acquire()
@@ -246,8 +236,6 @@ class Scanner:
             folder.account,
             start=request.root,
             admits=folder.admits,
-            # Only the start-up scan finishes moves: later, a move in progress is a worker's, not a crash's.
-            on_orphan_record=self._resume(folder) if folder.move_dirs and request.initial else None,
             known_in=self._history.known_in,
             on_vanished=self._history.forget,
             remove_temporaries_before=self._started if request.initial else None,

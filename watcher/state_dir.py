@@ -4,7 +4,8 @@ Today that is one thing: sidecars whose fileID the API returned while the image'
 write (read-only, disk full). Keeping them here means a restart in between costs no second upload.
 Everything else (what is done, what failed) is read back from the sidecars and error records.
 
-They are kept in an append-only journal (`unwritten-sidecars.jsonl`, one JSON line per change), so a
+They are kept in an append-only journal (`unwritten-sidecars.jsonl`, one JSON line per change:
+`watcher.journal_file`), so a
 change costs one short append whatever the number of waiting sidecars, and a background thread does
 the appends and their fsyncs, a batch at a time: the agent's loop never waits for the disk. A torn
 last line (a crash mid-append) is skipped when the journal is read; the journal is compacted when it
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher.files import FileSignature, write_all
+from watcher.files import FileSignature
+from watcher.journal_file import JournalFile
 from watcher.sidecar import read_record
 from watcher.trust import SEAL_KEY_FILE as SEAL_KEY_FILE  # the seal key lives in the state folder too
 from watcher.trust import load_seal_key as load_seal_key
@@ -67,10 +69,10 @@ class UnwrittenSidecars:
     def __init__(self, state_dir: Path | None) -> None:
         self._dir = state_dir
         self._entries: dict[str, UnwrittenSidecar] = {}
-        self._lines = 0  # lines in the journal file
+        self._file = JournalFile(state_dir / JOURNAL_FILE, MAX_LINE_BYTES) if state_dir is not None else None
         self._pending: queue.SimpleQueue[bytes | threading.Event] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-        self._lock = threading.Lock()  # guards _entries and _lines against the writer's compaction
+        self._lock = threading.Lock()  # guards _entries against the writer's compaction
         self._warned = False
 
     @property
@@ -107,16 +109,12 @@ class UnwrittenSidecars:
     def load(self) -> None:
         """Read what an earlier run could not write (the scheduler drops entries whose file changed)."""
         journal = self._journal
-        if journal is None or self._dir is None:
+        if journal is None or self._dir is None or self._file is None:
             return
         self._load_legacy(self._dir / LEGACY_FILE)
         try:
-            with journal.open("rb") as f:
-                for raw in f:
-                    self._lines += 1
-                    self._replay(raw)
-        except FileNotFoundError:
-            pass
+            for raw in self._file.raw_lines():
+                self._replay(raw)
         except OSError as exc:
             log.warning("cannot read %s (%s): sidecars waiting from an earlier run are lost; their "
                         "files are uploaded again", journal, exc.strerror)  # fmt: skip
@@ -188,37 +186,21 @@ class UnwrittenSidecars:
                     item.set()
 
     def _write(self, lines: list[bytes]) -> None:
-        assert self._dir is not None and self._journal is not None
+        assert self._file is not None
         try:
-            self._dir.mkdir(parents=True, exist_ok=True)
             with self._lock:
-                compact = self._lines + len(lines) > 2 * len(self._entries) + COMPACT_AFTER
-                snapshot = list(self._entries.items()) if compact else []
+                compact = self._file.lines + len(lines) > 2 * len(self._entries) + COMPACT_AFTER
             if compact:
-                self._rewrite(snapshot)
-                return
-            fd = os.open(self._journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                write_all(fd, b"".join(lines))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            self._lines += len(lines)
+                self._file.rewrite(self._live_lines)
+            else:
+                self._file.append(lines)
         except OSError as exc:
             if not self._warned:
                 self._warned = True
                 log.warning("cannot save state in %s (%s): sidecars waiting to be written are kept in "
                             "memory only", self._dir, exc.strerror)  # fmt: skip
 
-    def _rewrite(self, entries: list[tuple[str, UnwrittenSidecar]]) -> None:
-        """The journal as just its live entries, replaced atomically."""
-        assert self._journal is not None
-        tmp = self._journal.with_name(f".{JOURNAL_FILE}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            write_all(fd, b"".join(_add_line(path, entry) for path, entry in entries))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._journal)
-        self._lines = len(entries)
+    def _live_lines(self) -> list[bytes]:
+        """The journal as just its live entries (compaction)."""
+        with self._lock:
+            return [_add_line(path, entry) for path, entry in self._entries.items()]

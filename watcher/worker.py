@@ -25,7 +25,7 @@ from watcher.hooks import HookEvent, HookRunner
 from watcher.log_fields import fields
 from watcher.media import SIDECAR_SUFFIX
 from watcher.messages import JobDone, UploadJob
-from watcher.mover import move_with_record, record_suffix
+from watcher.mover import Mover, record_suffix, why_not_moved
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.sidecar import read_record, write_sidecar_atomically
 from watcher.trust import SidecarSeal
@@ -70,8 +70,10 @@ class Workers:
         seal: SidecarSeal | None = None,
         hooks: HookRunner | None = None,
         folder_for: Callable[[str], Folder | None] | None = None,
+        mover: Mover | None = None,
     ) -> None:
         self._client = client  # called per job: a reload swaps the client, jobs in flight keep theirs
+        self._mover = mover or Mover(None)
         self._dedupe = dedupe
         self._seal = seal
         self._hooks = hooks  # told of each durable record, from the worker: submit waits for an fsync
@@ -173,7 +175,7 @@ class Workers:
 
     def _run(self, job: UploadJob, started: float) -> JobDone:
         if job.stored_sidecar is not None:
-            return write_stored_sidecar_and_tell(job, self._hooks)
+            return write_stored_sidecar_and_tell(job, self._hooks, self._mover)
         with self._busy_lock:
             self._sending[job.path] = [0, job.expected.size if job.expected is not None else 0]
         client = self._client()
@@ -209,7 +211,8 @@ class Workers:
             )
         if not self._still_mapped(job):
             return JobDone(job, outcome, signature, reused, seconds, sidecar)
-        moved_to = move_recorded(job, done=sidecar is not None) if sidecar is not None or failed else None
+        written = sidecar if sidecar is not None else record
+        moved_to = move_recorded(self._mover, job, written, done=sidecar is not None) if written else None
         if (sidecar is not None or failed) and not refresh:
             tell_hook(self._hooks, job, moved_to, sidecar, record)
         elif refresh:
@@ -264,22 +267,23 @@ def hook_event(
     return HookEvent.for_failure(path, job.root, {**(error_record or {}), **name}, job.account)
 
 
-def move_recorded(job: UploadJob, *, done: bool) -> str | None:
-    """Move a file whose record is durable to its folder's done_dir / failed_dir; its new path, or
-    None when it stays (no such folder configured, or the move failed: logged, the file keeps its record)."""
+def move_recorded(mover: Mover, job: UploadJob, record: dict[str, Any], *, done: bool) -> str | None:
+    """Move a file whose record (`record`, as this worker wrote it) is durable to its folder's done_dir
+    / failed_dir; its new path, or None when it stays (no such folder configured, or the move failed:
+    logged, the file keeps its record)."""
     dest = job.done_dir if done else job.failed_dir
     if dest is None or not job.root:
         return None
     try:
-        return move_with_record(job.path, record_suffix(done), job.root, dest)
+        return mover.move(job.path, record_suffix(done), job.root, dest, record)
     except OSError as exc:
         log.error("%s: cannot move it to %s: %s; it stays beside its %s", job.path, dest,
-                  exc.strerror or exc, "sidecar" if done else "error record",
+                  why_not_moved(exc), "sidecar" if done else "error record",
                   extra=fields(file=job.path, folder=job.root, event="attention"))  # fmt: skip
         return None
 
 
-def write_stored_sidecar(job: UploadJob) -> JobDone:
+def write_stored_sidecar(job: UploadJob, mover: Mover | None = None) -> JobDone:
     """Write a sidecar whose upload happened earlier, if the file still holds the bytes it describes.
 
     The file is looked at, and the sidecar written, from below `job.root` without following a symlink:
@@ -304,12 +308,12 @@ def write_stored_sidecar(job: UploadJob) -> JobDone:
         record_id = write_sidecar_atomically(job.path, sidecar, job.root)
     except OSError as exc:
         return JobDone(job, success, current, True, 0.0, sidecar, record_error=exc.strerror or str(exc))
-    moved_to = move_recorded(job, done=True)
+    moved_to = move_recorded(mover or Mover(None), job, sidecar, done=True)
     return JobDone(job, success, current, True, 0.0, sidecar, moved_to=moved_to, record_id=record_id)
 
 
-def write_stored_sidecar_and_tell(job: UploadJob, hooks: HookRunner | None) -> JobDone:
-    done = write_stored_sidecar(job)
+def write_stored_sidecar_and_tell(job: UploadJob, hooks: HookRunner | None, mover: Mover) -> JobDone:
+    done = write_stored_sidecar(job, mover)
     if done.record_error is None and done.sidecar is not None:
         tell_hook(hooks, job, done.moved_to, done.sidecar)
     return done
