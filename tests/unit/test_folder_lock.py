@@ -82,15 +82,17 @@ def test_a_dead_agent_s_lock_file_is_taken_and_made_this_agent_s(drop: Path) -> 
 
 
 @pytest.mark.parametrize(
-    "content",
-    [b"", b"x" * 100_000, ANOTHER_AGENT.encode()],
-    ids=["empty", "huge", "a forged identity"],
+    ("content", "mode"),
+    [(b"", 0o644), (b"x" * 100_000, 0o644), (ANOTHER_AGENT.encode(), 0o644), (ANOTHER_AGENT.encode(), 0)],
+    ids=["empty", "huge", "a forged identity", "unreadable"],
 )
 def test_a_lock_the_dropper_holds_on_a_file_of_their_own_keeps_no_agent_out(
-    drop: Path, content: bytes, caplog: pytest.LogCaptureFixture
+    drop: Path, content: bytes, mode: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     with Dropper() as dropper:
-        dropper.do(f"hold({str(drop / LOCK_NAME)!r}, {content!r})")
+        dropper.do(
+            f"hold({str(drop / LOCK_NAME)!r}, {content!r}); os.chmod({str(drop / LOCK_NAME)!r}, {mode})"
+        )
         assert (drop / LOCK_NAME).stat().st_uid == 65534
         lock = FolderLock(str(drop))
         with caplog.at_level(logging.WARNING, logger="watcher"):
