@@ -85,7 +85,12 @@ class FolderLock:
             return Acquired(LockState.UNLOCKED, f"the folder cannot be opened ({exc.strerror})")
         try:
             for _ in range(_ATTEMPTS):
-                got = self._attempt(dir_fd)
+                try:
+                    got = self._attempt(dir_fd)
+                except OSError as exc:
+                    if exc.errno != errno.ESTALE:
+                        raise
+                    continue  # the file went while we looked at it (NFS): look again
                 if got is not None:
                     return got
             return Acquired(LockState.BLOCKED, f"{self._path} kept changing while the agent looked at it")
