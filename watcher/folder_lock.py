@@ -224,8 +224,8 @@ class FolderLock:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            return Acquired(LockState.BLOCKED, f"{self._path} ({why_not}) is locked by a process that is not an "
-                            f"agent and cannot be replaced ({exc.strerror}): remove it")  # fmt: skip
+            return Acquired(LockState.BLOCKED, f"{self._path} ({why_not}) is not an agent's lock file and "
+                            f"cannot be replaced ({exc.strerror}): remove it")  # fmt: skip
         moved = os.stat(aside, dir_fd=dir_fd, follow_symlinks=False)
         if not _same(moved, judged):
             _put_back(dir_fd, aside, moved)  # another agent's file came in meanwhile: its, not ours to take
@@ -234,8 +234,8 @@ class FolderLock:
         now = time.monotonic()
         if now - self._told_at >= _RETELL_SECONDS:
             self._told_at = now
-            log.warning("%s: replaced %s, which a process that is not an agent had locked (%s); a lock file "
-                        "not made by an agent keeps no agent out", self.folder, LOCK_NAME, why_not)  # fmt: skip
+            log.warning("%s: replaced %s, which was not an agent's lock file (%s) and was locked or could not "
+                        "be locked; such a file keeps no agent out", self.folder, LOCK_NAME, why_not)  # fmt: skip
         return self._install(dir_fd, replace=False)
 
     def _learn_owner(self, dir_fd: int) -> None:
