@@ -191,3 +191,36 @@ def test_an_identity_is_only_what_an_agent_writes() -> None:
         ANOTHER_AGENT.encode() + b" " * 5000,
     ):
         assert parse(bad) is None, bad[:80]
+
+
+AS_SERVICE_USER = """
+import sys
+from watcher.folder_lock import FolderLock
+got = FolderLock(sys.argv[1]).try_acquire()
+print(got.state.value, got.detail, sep="\\n")
+"""
+
+
+@pytest.mark.parametrize("sticky", [False, True], ids=["plain", "sticky"])
+def test_an_agent_running_as_a_service_user_replaces_the_dropper_s_file_or_says_it_cannot(
+    drop: Path, sticky: bool
+) -> None:
+    """As a user other than root (uid 65533 here), the agent cannot open the dropper's file; it moves it
+    aside all the same, unless the folder's sticky bit forbids that: then one line says to remove it."""
+    drop.chmod(0o1777 if sticky else 0o777)
+    with Dropper() as dropper:
+        dropper.do(f"hold({str(drop / LOCK_NAME)!r})")
+        as_uid = ["setpriv", "--reuid=65533", "--regid=65533", "--clear-groups"]
+        done = subprocess.run([*as_uid, sys.executable, "-c", AS_SERVICE_USER, str(drop)], cwd="/", timeout=60,
+                              capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})  # fmt: skip
+        if "No module named" in done.stderr:
+            pytest.skip("uid 65533 cannot reach this interpreter or checkout")
+        assert done.returncode == 0, done.stderr
+        state, detail = done.stdout.splitlines()
+        if sticky:
+            assert state == "blocked" and (drop / LOCK_NAME).stat().st_uid == 65534
+            assert detail == (f"{drop / LOCK_NAME} (owned by uid 65534, which no agent here runs as) is not an "
+                              "agent's lock file and cannot be replaced (Operation not permitted): remove it")  # fmt: skip
+        else:
+            assert state == "held" and (drop / LOCK_NAME).stat().st_uid == 65533
