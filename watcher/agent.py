@@ -311,12 +311,14 @@ class Agent:
         )
         self.folders.set_generation(self.scheduler.generation)
         self.reporter.configure(self.folders.active())
+        self._report_due = True
         for folder in changes.added:
             self._scan(folder)
 
     # ---- periodic work ---------------------------------------------------------------------------
 
     def _housekeeping(self, now: float) -> None:
+        before = self.folders.active()
         if not self.once and now >= self._next_rescan:
             self._next_rescan = now + self.config.settings.rescan_seconds
             for folder in self.folders.recheck_roots(now, self.scheduler.generation):
@@ -324,12 +326,11 @@ class Agent:
             for folder in self.folders.active():
                 self.scanner.scan(folder, generation=self.scheduler.generation, periodic=True)
         if now >= self.folders.next_deadline():
-            before = self.folders.active()
             for folder in self.folders.tick(now, self.scheduler.generation):
                 if folder in before:
                     self._scan(folder)  # back after being lost
-            if self.folders.active() != before:
-                self._activate(now)
+        if self.folders.active() != before:
+            self._activate(now)  # a folder taken over, or given up (another agent's, or blocked)
         if self.notifier.watchdog_interval and now >= self._next_watchdog:
             # The loop turns (we are here) and uploads advance or nothing is in flight: that is
             # progress. Threads that merely exist are not.
@@ -339,7 +340,7 @@ class Agent:
         if (self._report_due or self.workers.busy) and now >= self._next_report:
             self._report_due = False
             self._next_report = now + self.timings.status_interval
-            self.reporter.refresh(self.scheduler, self.workers.sending(), self.folders.standing_by(), now)
+            self.reporter.refresh(self.scheduler, self.workers.sending(), self.folders.locks(), now)
         if self._announced_ready and now >= self._next_status:
             # Sent when it changes, at most every status_interval: an idle agent does not wake for it.
             line = self.status_line()
@@ -374,6 +375,10 @@ class Agent:
             parts.append("paused: " + s.paused)
         if self.folders.standing_by():
             parts.append(f"standing by for {len(self.folders.standing_by())} folders another agent holds")
+        if self.folders.blocked():
+            parts.append(
+                f"{len(self.folders.blocked())} folders not held: their lock name is not a lock file"
+            )
         # A pause reason quotes an error; STATUS= leaves the process, so it is redacted like the log.
         return redact("; ".join(parts))
 

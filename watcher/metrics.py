@@ -55,6 +55,8 @@ class MetricsSink(Protocol):
     ) -> None: ...
     def set_files(self, folder: str, pending: int, failed: int) -> None: ...
     def forget_folder(self, folder: str) -> None: ...
+    def set_folder_lock(self, folder: str, standing_by: bool, blocked: bool) -> None: ...
+    def forget_folder_lock(self, folder: str) -> None: ...
     def set_paused(self, account: str | None, paused: bool) -> None: ...
     def track_hook(self, hook: HookName) -> None: ...
     def hook_run(self, hook: HookName, ok: bool) -> None: ...
@@ -116,6 +118,19 @@ class Metrics:
             "minimax_watcher_account_paused",
             "1 while uploads for the account are paused because useapi.net refused the account, else 0.",
             ["account"],
+            registry=self.registry,
+        )
+        self._standing_by = Gauge(
+            "minimax_watcher_folder_standing_by",
+            "1 while another agent holds the configured folder's lock and this one stands by, else 0.",
+            ["folder"],
+            registry=self.registry,
+        )
+        self._lock_blocked = Gauge(
+            "minimax_watcher_folder_lock_blocked",
+            "1 while the configured folder is not worked on because its lock name (.minimax-watcher.lock) "
+            "is taken by something that is not a lock file, else 0.",
+            ["folder"],
             registry=self.registry,
         )
         self._duration = Histogram(
@@ -198,6 +213,19 @@ class Metrics:
         for state in ("pending", "failed"):
             try:
                 self._files.remove(folder, state)
+            except KeyError:
+                pass
+
+    def set_folder_lock(self, folder: str, standing_by: bool, blocked: bool) -> None:
+        """Whether a configured folder waits for another agent, or for its lock name to be freed."""
+        self._standing_by.labels(folder).set(1 if standing_by else 0)
+        self._lock_blocked.labels(folder).set(1 if blocked else 0)
+
+    def forget_folder_lock(self, folder: str) -> None:
+        """Stop exporting a folder no longer configured (a stale 1 would alert forever)."""
+        for gauge in (self._standing_by, self._lock_blocked):
+            try:
+                gauge.remove(folder)
             except KeyError:
                 pass
 
@@ -335,6 +363,12 @@ class NullMetrics:
         pass
 
     def forget_folder(self, folder: str) -> None:
+        pass
+
+    def set_folder_lock(self, folder: str, standing_by: bool, blocked: bool) -> None:
+        pass
+
+    def forget_folder_lock(self, folder: str) -> None:
         pass
 
     def set_paused(self, account: str | None, paused: bool) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from watcher.folder_lock import FolderLocks
 from watcher.folders import Folder
 from watcher.live_status import LiveStatusWriter
 from watcher.messages import JobDone
@@ -38,6 +39,7 @@ class Reporter:
         self._since = time.time()
         self._folders: tuple[Folder, ...] = ()
         self._accounts: set[str] = set()
+        self._lock_folders: set[str] = set()  # configured folders whose lock gauges are exported
         for hook in HOOKS:
             metrics.track_hook(hook)
 
@@ -78,7 +80,7 @@ class Reporter:
         self,
         scheduler: Scheduler,
         sending: list[tuple[str, int, int]],
-        standing_by: Iterable[str],
+        locks: FolderLocks,
         now: float,
     ) -> None:
         for path, (pending, failed) in scheduler.counts_by_folder().items():
@@ -86,13 +88,18 @@ class Reporter:
         paused = scheduler.accounts.paused
         for account in self._accounts:
             self.metrics.set_paused(account, account in paused)
-        self._live.publish(self._snapshot(scheduler, sending, standing_by, now))
+        for gone in self._lock_folders - set(locks.configured):
+            self.metrics.forget_folder_lock(gone)
+        for path in locks.configured:
+            self.metrics.set_folder_lock(path, path in locks.standing_by, path in locks.blocked)
+        self._lock_folders = set(locks.configured)
+        self._live.publish(self._snapshot(scheduler, sending, locks, now))
 
     def _snapshot(
         self,
         scheduler: Scheduler,
         sending: list[tuple[str, int, int]],
-        standing_by: Iterable[str],
+        locks: FolderLocks,
         now: float,
     ) -> dict[str, Any]:
         wall = time.time()
@@ -115,7 +122,8 @@ class Reporter:
             "since": iso(self._since),
             "accounts": accounts,
             "uploading": [{"file": path, "sent": sent, "size": size} for path, sent, size in sorted(sending)],
-            "standing_by": list(standing_by),
+            "standing_by": [{"folder": p, "held_by": who} for p, who in locks.standing_by.items()],
+            "lock_blocked": [{"folder": p, "problem": what} for p, what in locks.blocked.items()],
             # So that `status` with another config does not call these folders' agent running.
             "folders": [folder.path for folder in scheduler.folders],
         }

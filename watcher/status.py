@@ -117,8 +117,15 @@ def _render_agent(agent: dict[str, Any]) -> list[str]:
         lines.append(
             f"  uploading {printable(str(upload.get('file')))}: {sent / 1e6:.1f} of {size / 1e6:.1f} MB"
         )
-    for path in agent.get("standing_by", []):
-        lines.append(f"  standing by for {printable(str(path))}: another agent holds it")
+    for entry in agent.get("standing_by", []):
+        if isinstance(entry, dict):  # an agent before identities gave the path alone
+            who = printable(str(entry.get("held_by")), MAX_SHOWN)
+            lines.append(f"  {printable(str(entry.get('folder')))}: standing by (held by {who})")
+        else:
+            lines.append(f"  {printable(str(entry))}: standing by (held by another agent)")
+    for entry in agent.get("lock_blocked", []):
+        problem = printable(str(entry.get("problem")), MAX_SHOWN)
+        lines.append(f"  {printable(str(entry.get('folder')))}: not held, nothing uploads: {problem}")
     return lines
 
 

@@ -3,7 +3,8 @@
 For each folder: its lock (one agent per folder, `watcher.folder_lock`), its observer (`FolderWatch`),
 and whether the folder itself went away. A folder another agent holds is stood by for: no watch, no
 scan, its lock retried every `lock_retry` seconds, so it is taken over within seconds of the holder
-stopping or dying. The agent asks `active()` for the folders the scheduler may work on, and gets back
+stopping or dying. A folder whose lock name is taken by something that is not a lock file (a directory,
+a socket...) is not worked on either, as it cannot be held, and is looked at again as often. The agent asks `active()` for the folders the scheduler may work on, and gets back
 from `apply` and `tick` the folders to scan now (newly held, or back after being lost).
 """
 
@@ -13,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 
-from watcher.folder_lock import FolderLock
+from watcher.folder_lock import LOCK_NAME, FolderLock, FolderLocks, LockState
 from watcher.folders import Folder
 from watcher.log_fields import fields
 from watcher.messages import PathEvent
@@ -39,25 +40,40 @@ class WatchedFolders:
         self._folders: dict[str, Folder] = {}
         self._locks: dict[str, FolderLock] = {}
         self._unlocked: set[str] = set()  # no lock possible there (read-only, no lock support)
-        self._standby: set[str] = set()
+        self._standby: dict[str, str] = {}  # another agent holds it: who
+        self._blocked: dict[str, str] = {}  # its lock name is not a lock file: what is wrong
         self._watches: dict[str, FolderWatch] = {}
         self._observers = Observers()  # one inotify instance for every folder
         self._lost: set[str] = set()
         self._suspect: set[str] = set()  # told they may be gone: looked at by the next recheck
         self._next_lock_try = float("inf")
         self._next_root_check = float("inf")
+        # Held locks are looked at this often too: a lock file replaced from another NFS client makes
+        # no inotify event here.
+        self._next_lock_check = float("inf")
 
     # ---- what the agent asks -----------------------------------------------------------------------
 
     def active(self) -> tuple[Folder, ...]:
         """The folders this agent works on: held (or unlockable), in config order."""
-        return tuple(f for p, f in self._folders.items() if p not in self._standby)
+        return tuple(f for p, f in self._folders.items() if not self._waiting(p))
 
-    def standing_by(self) -> tuple[str, ...]:
-        return tuple(sorted(self._standby))
+    def standing_by(self) -> dict[str, str]:
+        """Folders another agent holds, with who holds them."""
+        return dict(sorted(self._standby.items()))
+
+    def blocked(self) -> dict[str, str]:
+        """Folders not worked on because their lock name is taken by something else, with what it is."""
+        return dict(sorted(self._blocked.items()))
+
+    def locks(self) -> FolderLocks:
+        return FolderLocks(tuple(self._folders), self.standing_by(), self.blocked())
+
+    def _waiting(self, path: str) -> bool:
+        return path in self._standby or path in self._blocked
 
     def next_deadline(self) -> float:
-        return min(self._next_lock_try, self._next_root_check)
+        return min(self._next_lock_try, self._next_root_check, self._next_lock_check)
 
     # ---- changes -----------------------------------------------------------------------------------
 
@@ -71,6 +87,7 @@ class WatchedFolders:
         before listing it (`watch_of`, `FolderWatch.watch_subfolder`).
         """
         wanted = {f.path: f for f in folders}
+        self._next_lock_check = min(self._next_lock_check, now + self._timings.lock_check)
         for path, folder in list(self._folders.items()):
             if wanted.get(path) != folder:
                 self._let_go(path)
@@ -88,14 +105,24 @@ class WatchedFolders:
         return self._watches.get(path)
 
     def tick(self, now: float, generation: int) -> list[Folder]:
-        """Retry stood-by locks and lost folders when due; the folders to scan now."""
+        """Retry stood-by and blocked locks and lost folders when due; the folders to scan now."""
         started: list[Folder] = []
         if now >= self._next_lock_try:
             self._next_lock_try = float("inf")
-            for path in sorted(self._standby):
+            for path in sorted({*self._standby, *self._blocked}):
+                stood_by = path in self._standby
                 if self._take(self._folders[path], generation, now):
-                    log.info("%s: the other agent let go of this folder; taking it over", path)
+                    if stood_by:
+                        log.info("%s: the other agent let go of this folder; taking it over", path)
+                    else:
+                        log.info("%s: its lock file is in order again; working on this folder", path)
                     started.append(self._folders[path])
+        if now >= self._next_lock_check:
+            self._next_lock_check = now + self._timings.lock_check
+            for path, lock in self._locks.items():
+                if self._observe and lock.held and not lock.is_current():
+                    self._suspect.add(path)
+                    self._next_root_check = now
         if now >= self._next_root_check:
             started += self.recheck_roots(now, generation)
         return started
@@ -108,7 +135,7 @@ class WatchedFolders:
     def root_gone(self, folder: Folder, now: float) -> None:
         """The folder, or its lock file, may be gone: look again now (the kernel reports a folder's own
         removal late while its lock file is open, so the lock file's removal brings this on too)."""
-        if self._folders.get(folder.path) != folder or folder.path in self._standby:
+        if self._folders.get(folder.path) != folder or self._waiting(folder.path):
             return
         self._suspect.add(folder.path)
         self._next_root_check = min(self._next_root_check, now)
@@ -120,7 +147,7 @@ class WatchedFolders:
         back = []
         suspects, self._suspect = self._suspect, set()
         for path, folder in self._folders.items():
-            if path in self._standby or not self._observe:
+            if self._waiting(path) or not self._observe:
                 continue
             watch = self._watches.get(path)
             lock = self._locks.get(path)
@@ -142,7 +169,7 @@ class WatchedFolders:
                 # The same folder, only its lock file went: take a new one, keep watching.
                 if lock is not None:
                     lock.release()
-                if self._try_lock(folder, now) is False:
+                if not self._try_lock(folder, now):
                     self._stop_watch(path)
                 continue
             self._stop_watch(path)
@@ -150,7 +177,7 @@ class WatchedFolders:
             if lock is not None and lock.held and not lock.is_current():
                 lock.release()  # a new folder under the old name: the old lock guards nothing
             relock = lock is not None and not lock.held and path not in self._unlocked
-            if relock and self._try_lock(folder, now) is False:
+            if relock and not self._try_lock(folder, now):
                 continue
             self._start_watch(folder, generation)
             back.append(folder)
@@ -174,29 +201,42 @@ class WatchedFolders:
     # ---- one folder --------------------------------------------------------------------------------
 
     def _take(self, folder: Folder, generation: int, now: float, *, subfolders: bool = True) -> bool:
-        if self._try_lock(folder, now) is False:
+        if not self._try_lock(folder, now):
             return False
         if self._observe:
             self._start_watch(folder, generation, subfolders=subfolders)
         return True
 
-    def _try_lock(self, folder: Folder, now: float) -> bool | None:
-        lock = self._locks.setdefault(folder.path, FolderLock(folder.path))
+    def _try_lock(self, folder: Folder, now: float) -> bool:
+        """Whether this agent may work on the folder now (held, or no lock possible there); logs each
+        change of what keeps it from doing so, once."""
+        path = folder.path
+        lock = self._locks.setdefault(path, FolderLock(path))
         got = lock.try_acquire()
-        if got is False:
-            if folder.path not in self._standby:
-                log.warning("%s: another agent holds this folder (%s); standing by to take it over",
-                            folder.path, os.path.join(folder.path, ".minimax-watcher.lock"),
-                            extra=fields(folder=folder.path, account=folder.account, event="attention"))  # fmt: skip
-            self._standby.add(folder.path)
-            self._next_lock_try = min(self._next_lock_try, now + self._timings.lock_retry)
-            return False
-        self._standby.discard(folder.path)
-        if got is None and folder.path not in self._unlocked:
-            self._unlocked.add(folder.path)
-            log.warning("%s: no lock file can be made here; another agent on this folder would not be "
-                        "kept out", folder.path)  # fmt: skip
-        return got
+        extra = fields(folder=path, account=folder.account, event="attention")
+        if got.state is LockState.STANDBY:
+            if self._standby.get(path) != got.detail:
+                log.warning("%s: another agent holds this folder (%s: %s); standing by to take it over",
+                            path, os.path.join(path, LOCK_NAME), got.detail, extra=extra)  # fmt: skip
+            self._blocked.pop(path, None)
+            self._standby[path] = got.detail
+        elif got.state is LockState.BLOCKED:
+            if self._blocked.get(path) != got.detail:
+                log.error("%s: cannot hold this folder: %s; nothing is uploaded from it until then (looked at "
+                          "again every %.0f s)", path, got.detail, self._timings.lock_retry, extra=extra)  # fmt: skip
+            self._standby.pop(path, None)
+            self._blocked[path] = got.detail
+        else:
+            self._standby.pop(path, None)
+            self._blocked.pop(path, None)
+            if got.state is LockState.HELD:
+                self._unlocked.discard(path)
+            elif path not in self._unlocked:
+                self._unlocked.add(path)
+                log.warning("%s: %s; another agent on this folder would not be kept out", path, got.detail)
+            return True
+        self._next_lock_try = min(self._next_lock_try, now + self._timings.lock_retry)
+        return False
 
     def _let_go(self, path: str) -> None:
         watch = self._watches.pop(path, None)
@@ -206,7 +246,8 @@ class WatchedFolders:
         if lock is not None:
             lock.release()
         self._folders.pop(path, None)
-        self._standby.discard(path)
+        self._standby.pop(path, None)
+        self._blocked.pop(path, None)
         self._unlocked.discard(path)
         self._lost.discard(path)
 

@@ -72,10 +72,10 @@ class _FolderEvents:
         if not path:
             return
         name = os.path.basename(path)
-        if kind is EventKind.DELETED and path == self._lock_file:
-            # Its lock file went (the folder is being removed, or someone deleted it): the agent looks
-            # at the folder again. The open lock keeps the kernel from reporting the folder's own
-            # removal, so this is how it is noticed.
+        if path == self._lock_file:
+            # Its lock file went or was replaced (the folder is being removed, or someone deleted or
+            # renamed over it): the agent looks at the folder again. The open lock keeps the kernel
+            # from reporting the folder's own removal, so this is how it is noticed.
             self.root_gone()
             return
         if in_hidden_folder(path, self.folder.path):

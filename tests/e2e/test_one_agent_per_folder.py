@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.e2e.test_monitoring import free_port, scrape, status_of
 from tests.helpers import ACCOUNT_A, TOKEN, sidecar_of, wait_for, wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes, sha256
@@ -48,6 +50,39 @@ def test_two_agents_on_one_folder_upload_each_file_exactly_once(
         assert len(counts) == len(images) and set(counts.values()) == {1}, counts.most_common(3)
         assert second.notify is not None
         assert any("standing by" in d.fields["STATUS"] for d in second.notify.with_field("STATUS"))
+    finally:
+        assert first.stop() == 0
+        assert second.stop() == 0
+
+
+def test_the_stand_by_shows_who_holds_the_folder_in_status_and_metrics(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    """Standing by is visible: the gauge the alert reads, and the holder's identity in `status`."""
+    port = free_port()
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    folders = [{"path": str(drop), "account": ACCOUNT_A}]
+    first = AgentProcess(tmp_path / "first", emulator.base_url, folders)
+    second = AgentProcess(
+        tmp_path / "second", emulator.base_url, folders, metrics={"listen": f"127.0.0.1:{port}"}
+    )
+    gauge = ("minimax_watcher_folder_standing_by", (("folder", str(drop)),))
+    try:
+        first.start()
+        second.start()
+        assert first.proc is not None
+        wait_for(lambda: scrape(port).get(gauge) == 1, 30, "the stand-by gauge at 1")
+        [standing] = wait_for(lambda: status_of(second)["agent"]["standing_by"], 30, "standing_by in status")
+        assert standing["folder"] == str(drop)
+        assert f"host {socket.gethostname()}, pid {first.proc.pid}, uid {os.geteuid()}" in standing["held_by"]
+        env = dict(os.environ, USEAPI_TOKEN=TOKEN, XDG_STATE_HOME=str(second.workdir / "state"))
+        text = subprocess.run([sys.executable, "-m", "watcher", "status", "--config", str(second.config_path)],
+                              env=env, capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+        assert f"{drop}: standing by (held by host {socket.gethostname()}, pid {first.proc.pid}" in text
+        assert first.stop() == 0
+        wait_for(lambda: scrape(port).get(gauge) == 0, 30, "the stand-by gauge back at 0 after the takeover")
+        assert status_of(second)["agent"]["standing_by"] == []
     finally:
         assert first.stop() == 0
         assert second.stop() == 0

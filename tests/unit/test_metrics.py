@@ -171,6 +171,19 @@ def test_folders_and_accounts_no_longer_configured_are_forgotten(metrics: Metric
     assert value(got, uploads, f"{uploads}_total", account="654321", result="account") == 1
 
 
+def test_a_folder_standing_by_or_blocked_is_a_gauge_until_it_is_no_longer_configured(
+    metrics: Metrics, served: str
+) -> None:
+    metrics.set_folder_lock("/srv/drop/alice", standing_by=True, blocked=False)
+    metrics.set_folder_lock("/srv/drop/bob", standing_by=False, blocked=True)
+    metrics.set_folder_lock("/srv/drop/carol", standing_by=False, blocked=False)
+    metrics.forget_folder_lock("/srv/drop/carol")
+    got = scrape(served)
+    standing, blocked = "minimax_watcher_folder_standing_by", "minimax_watcher_folder_lock_blocked"
+    assert {s.labels["folder"]: s.value for s in got[standing]} == {"/srv/drop/alice": 1, "/srv/drop/bob": 0}
+    assert {s.labels["folder"]: s.value for s in got[blocked]} == {"/srv/drop/alice": 0, "/srv/drop/bob": 1}
+
+
 def test_the_standard_process_metrics_are_served(served: str) -> None:
     got = scrape(served)
     for family in (
@@ -358,6 +371,8 @@ def test_null_metrics_takes_every_call_and_serves_nothing() -> None:
         sink.upload_finished("123456", "success", size=1, seconds=0.5)
         sink.set_files("/srv/drop/alice", pending=1, failed=0)
         sink.forget_folder("/srv/drop/alice")
+        sink.set_folder_lock("/srv/drop/alice", standing_by=True, blocked=False)
+        sink.forget_folder_lock("/srv/drop/alice")
         sink.set_paused("", True)
         sink.forget_account("")
         sink.track_hook("on_upload")

@@ -38,6 +38,7 @@ def exported() -> tuple[set[str], set[str]]:
     metrics.set_files("/srv/drop/alice", pending=1, failed=1)
     metrics.set_paused("123456", True)
     metrics.hook_run("on_upload", ok=False)
+    metrics.set_folder_lock("/srv/drop/alice", standing_by=True, blocked=True)
     samples = [s for family in metrics.registry.collect() for s in family.samples]
     return {s.name for s in samples}, {label for s in samples for label in s.labels}
 
