@@ -16,6 +16,8 @@ import fcntl
 import logging
 import os
 
+from watcher.descriptors import is_out_of_descriptors
+
 log = logging.getLogger("watcher")
 
 LOCK_NAME = ".minimax-watcher.lock"
@@ -38,7 +40,9 @@ class FolderLock:
             return True
         try:
             dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
+        except OSError as exc:
+            if is_out_of_descriptors(exc):
+                raise  # the process's limit, not this folder: the caller tries again later
             return None
         try:
             fd = _open_lock_file(dir_fd)

@@ -31,6 +31,8 @@ class Timings:
     overflow_rescan_delay: float = 0.5
     # Another agent holds a folder: try its lock again this often (SPEC §6c: taken over within 10 s).
     lock_retry: float = 3.0
+    # Folders left unwatched for want of file descriptors: try them again this often.
+    descriptor_retry: float = 30.0
     # Before READY, while the start-up scan makes progress: ask systemd for more start time this often
     # (a first start reads every sidecar to build the index: minutes for a million files).
     start_progress: float = 10.0
