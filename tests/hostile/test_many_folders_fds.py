@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import resource
 import signal
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import yaml
 
 from tests.helpers import ACCOUNT_A, wait_for, wait_sidecar
 from tests.helpers.images import png_bytes
+from tests.helpers.limits import agent_descriptor_limit
 from watcher.emulator import Emulator
 
 pytestmark = pytest.mark.hostile
@@ -34,11 +34,7 @@ def test_more_folders_than_descriptors_is_one_line_and_the_rest_served(
         folder = tmp_path / f"folder-{i:04}"
         folder.mkdir()
         folders.append({"path": str(folder), "account": ACCOUNT_A})
-    # The agent's limit, soft and hard: `ulimit -n` in sh sets both, and the agent cannot raise it.
-    wrapper = tmp_path / "python-with-1024-descriptors"
-    wrapper.write_text(f'#!/bin/sh\nulimit -n {LIMIT} && exec {sys.executable} "$@"\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setattr(sys, "executable", str(wrapper))
+    agent_descriptor_limit(tmp_path, monkeypatch, LIMIT)
     monkeypatch.setenv("MINIMAX_WATCHER_TIMINGS", "sidecar_retry=1,root_recheck=0.5,descriptor_retry=1")
 
     agent = start_agent(folders, wait_ready=False)
