@@ -18,6 +18,8 @@ from dataclasses import dataclass
 # What a state's transition takes: one character `ch`, any character, any but "/", or one of a class.
 _ANY = "any"
 _NAME = "name"
+# Transitions a Glob remembers at most: a dropper's names cannot grow it without bound.
+_REMEMBERED = 4096
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,6 @@ class _Class:
         inside = ch in self.chars or any(low <= ch <= high for low, high in self.ranges)
         return inside != self.negated
 
-
-_REMEMBERED = 4096
 
 _Test = str | _Class  # a single character, _ANY, _NAME or a class
 
@@ -88,7 +88,7 @@ class Glob:
                 following = self._advance(current, ch)
                 steps += len(current)
                 if len(remembered) >= _REMEMBERED:
-                    remembered.clear()  # names a dropper makes must not grow it without bound
+                    remembered.clear()
                 remembered[current, ch] = following
             else:
                 steps += 1
