@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from watcher import __version__, service_install
+from watcher import __version__, descriptors, service_install
 from watcher.agent import Agent, signals_to
 from watcher.api_owner import ApiOwner, assumption, owner_for_reading
 from watcher.client import UploadClient
@@ -182,6 +182,7 @@ def _start_emulator(config: Config, token: ResolvedToken | None) -> tuple[Config
 
 
 def _prepare(args: argparse.Namespace, emulate: bool) -> tuple[Config, ResolvedToken, Any]:
+    descriptors.raise_limit()  # a lock file per watched folder: ~1,000 folders need more than 1,024
     config = load_config(_config_path(args))
     token = resolve_token(config)
     if emulate:

@@ -81,8 +81,10 @@ def components_below(root: str, path: str) -> list[str]:
     return parts
 
 
-# Watched folders this thread holds open for a while (`holding_roots`), by path.
+# Watched folders this thread holds open for a while (`holding_roots`), by path; at most this many, so
+# a turn that looks into a thousand folders does not hold a thousand descriptors at once.
 _held = threading.local()
+MAX_HELD_ROOTS = 64
 
 
 @contextmanager
@@ -118,6 +120,8 @@ def _open_root(root: str) -> int:
         return os.open(root, _FOLDER_FLAGS)
     fd = held.get(root)
     if fd is None:
+        if len(held) >= MAX_HELD_ROOTS:
+            return os.open(root, _FOLDER_FLAGS)  # closed after the look, as without the block
         fd = held[root] = os.open(root, _FOLDER_FLAGS)
     return fd
 

@@ -30,6 +30,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from watcher.descriptors import is_out_of_descriptors
 from watcher.lock_identity import judge, mine
 
 log = logging.getLogger("watcher")
@@ -82,6 +83,8 @@ class FolderLock:
         try:
             dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
+            if is_out_of_descriptors(exc):
+                raise  # the process's limit, not this folder: the caller tries again later
             return Acquired(LockState.UNLOCKED, f"the folder cannot be opened ({exc.strerror})")
         try:
             for _ in range(_ATTEMPTS):
@@ -95,6 +98,8 @@ class FolderLock:
                     return got
             return Acquired(LockState.BLOCKED, f"{self._path} kept changing while the agent looked at it")
         except OSError as exc:  # whatever else the name or the filesystem does: this folder only
+            if is_out_of_descriptors(exc):
+                raise
             return Acquired(LockState.BLOCKED, f"{self._path} cannot be used as a lock file ({exc.strerror})")
         finally:
             os.close(dir_fd)

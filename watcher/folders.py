@@ -6,10 +6,10 @@ Pure data, shared by the config (which builds folders), the scheduler and the I/
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from watcher.globs import glob_matches
 from watcher.media import is_candidate_name
 
 
@@ -45,37 +45,9 @@ class Folder:
             return False
         if self.move_dirs and any(is_inside(path, moved) for moved in self.move_dirs):
             return False  # a done_dir or failed_dir inside the folder is never uploaded from
-        if self.include != ("**",) and not any(_glob(g).fullmatch(relative) for g in self.include):
+        if self.include != ("**",) and not any(glob_matches(g, relative) for g in self.include):
             return False
-        return not any(_glob(g).fullmatch(relative) for g in self.exclude)
-
-
-@functools.cache
-def _glob(pattern: str) -> re.Pattern[str]:
-    """A glob on a relative path as a regex: `*` and `?` within one name, `**` any number of folders."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]*/)*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
-            body = pattern[i + 1 : end]
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out), re.DOTALL)
+        return not any(glob_matches(g, relative) for g in self.exclude)
 
 
 def is_inside(child: str, parent: str) -> bool:

@@ -21,14 +21,14 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Literal, Protocol, get_args
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from watcher.config import ConfigError, Listen, os_reason, parse_listen
+from watcher.listener import Listener
 
 UploadResult = Literal["success", "reused", "temporary", "permanent", "account"]
 UPLOAD_RESULTS: tuple[UploadResult, ...] = get_args(UploadResult)
@@ -252,7 +252,8 @@ class Metrics:
     # ---- serving -----------------------------------------------------------------------------------
 
     def serve(self, listen: str) -> Callable[[], None]:
-        """Serve the registry at http://`listen`/metrics from a daemon thread; return what stops it.
+        """Serve the registry at http://`listen`/metrics (`watcher.listener`: capped, timed out); return what
+        stops it.
 
         `listen` is `metrics.listen` (`127.0.0.1:9464`, `0.0.0.0:9464`, `[::1]:9464`). An address that is
         malformed, in use, not on this machine or not permitted raises `ConfigError` naming
@@ -261,10 +262,10 @@ class Metrics:
         """
         address = _parse_or_refuse(listen)
         try:
-            server, thread = start_http_server(address.port, address.host, registry=self.registry)
+            server = Listener(address.host, address.port, make_wsgi_app(self.registry), name="metrics")
         except OSError as exc:
             raise ConfigError(f"metrics.listen: cannot listen on {listen}: {_bind_problem(exc)}") from None
-        return _stopper(server, thread)
+        return server.start().stop
 
     @property
     def listening(self) -> str | None:
@@ -322,24 +323,6 @@ def _bind_problem(exc: OSError) -> str:
     if exc.errno == errno.EACCES:
         return "permission denied (ports below 1024 need privileges; use a port such as 9464)"
     return os_reason(exc)
-
-
-def _stopper(server: WSGIServer, thread: threading.Thread) -> Callable[[], None]:
-    lock = threading.Lock()
-    stopped = False
-
-    def stop() -> None:
-        nonlocal stopped
-        with lock:
-            if stopped:
-                return
-            stopped = True
-            server.shutdown()
-            # shutdown() only ends the loop; without server_close() the port stays bound.
-            server.server_close()
-            thread.join()
-
-    return stop
 
 
 class NullMetrics:

@@ -125,7 +125,7 @@ class Reporter:
             "standing_by": [{"folder": p, "held_by": who} for p, who in locks.standing_by.items()],
             "lock_blocked": [{"folder": p, "problem": what} for p, what in locks.blocked.items()],
             # So that `status` with another config does not call these folders' agent running.
-            "folders": [folder.path for folder in scheduler.folders],
+            "folders": list(locks.configured),
         }
 
     def close(self) -> None:

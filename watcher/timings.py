@@ -33,6 +33,8 @@ class Timings:
     lock_retry: float = 3.0
     # A held folder lock: check this often that its file is still the one at the lock name.
     lock_check: float = 10.0
+    # Folders left unwatched for want of file descriptors: try them again this often.
+    descriptor_retry: float = 30.0
     # Before READY, while the start-up scan makes progress: ask systemd for more start time this often
     # (a first start reads every sidecar to build the index: minutes for a million files).
     start_progress: float = 10.0

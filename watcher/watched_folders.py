@@ -14,6 +14,8 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 
+from watcher import descriptors
+from watcher.descriptors import FOLDER_RESERVE, is_out_of_descriptors
 from watcher.folder_lock import LOCK_NAME, FolderLock, FolderLocks, LockState
 from watcher.folders import Folder
 from watcher.log_fields import fields
@@ -51,6 +53,11 @@ class WatchedFolders:
         # Held locks are looked at this often too: a lock file replaced from another NFS client makes
         # no inotify event here.
         self._next_lock_check = float("inf")
+        # Folders left unwatched for want of file descriptors, tried again every descriptor_retry.
+        self._no_descriptors: set[str] = set()
+        self._next_descriptor_try = float("inf")
+        self._told_short = 0  # how many were waiting when it was last said
+        self._spare: int | None = None  # descriptors left for folders taken in this pass
 
     # ---- what the agent asks -----------------------------------------------------------------------
 
@@ -70,10 +77,12 @@ class WatchedFolders:
         return FolderLocks(tuple(self._folders), self.standing_by(), self.blocked())
 
     def _waiting(self, path: str) -> bool:
-        return path in self._standby or path in self._blocked
+        return path in self._standby or path in self._blocked or path in self._no_descriptors
 
     def next_deadline(self) -> float:
-        return min(self._next_lock_try, self._next_root_check, self._next_lock_check)
+        return min(
+            self._next_lock_try, self._next_root_check, self._next_lock_check, self._next_descriptor_try
+        )
 
     # ---- changes -----------------------------------------------------------------------------------
 
@@ -93,11 +102,13 @@ class WatchedFolders:
                 self._let_go(path)
         self.set_generation(generation)  # unchanged folders: their events are current
         started = []
+        self._spare = descriptors.spare()
         for path, folder in wanted.items():
             if path not in self._folders:
                 self._folders[path] = folder
                 if self._take(folder, generation, now, subfolders=not subfolders_by_scan):
                     started.append(folder)
+        self._tell_shortage()
         return started
 
     def watch_of(self, path: str) -> FolderWatch | None:
@@ -123,6 +134,14 @@ class WatchedFolders:
                 if self._observe and lock.held and not lock.is_current():
                     self._suspect.add(path)
                     self._next_root_check = now
+        if now >= self._next_descriptor_try:
+            self._next_descriptor_try = float("inf")
+            descriptors.raise_limit()  # the hard limit may have been raised meanwhile (prlimit)
+            self._spare = descriptors.spare()
+            for path in sorted(self._no_descriptors):
+                if self._take(self._folders[path], generation, now):
+                    started.append(self._folders[path])
+            self._tell_shortage()
         if now >= self._next_root_check:
             started += self.recheck_roots(now, generation)
         return started
@@ -179,8 +198,8 @@ class WatchedFolders:
             relock = lock is not None and not lock.held and path not in self._unlocked
             if relock and not self._try_lock(folder, now):
                 continue
-            self._start_watch(folder, generation)
-            back.append(folder)
+            if self._watch(folder, generation, now):
+                back.append(folder)
         return back
 
     def _stop_watch(self, path: str) -> None:
@@ -201,18 +220,83 @@ class WatchedFolders:
     # ---- one folder --------------------------------------------------------------------------------
 
     def _take(self, folder: Folder, generation: int, now: float, *, subfolders: bool = True) -> bool:
+        if not self._room_for_a_folder():
+            self._short_of_descriptors(folder.path, now)
+            return False
         if not self._try_lock(folder, now):
             return False
-        if self._observe:
-            self._start_watch(folder, generation, subfolders=subfolders)
+        if self._observe and not self._watch(folder, generation, now, subfolders=subfolders):
+            return False
+        self._no_descriptors.discard(folder.path)
         return True
+
+    def _watch(self, folder: Folder, generation: int, now: float, *, subfolders: bool = True) -> bool:
+        try:
+            self._start_watch(folder, generation, subfolders=subfolders)
+        except OSError as exc:
+            if not is_out_of_descriptors(exc):
+                raise
+            lock = self._locks.get(folder.path)
+            if lock is not None:
+                lock.release()
+            self._short_of_descriptors(folder.path, now)
+            return False
+        return True
+
+    # ---- out of descriptors ------------------------------------------------------------------------
+
+    def _room_for_a_folder(self) -> bool:
+        """Whether a folder may take a descriptor for its lock and still leave FOLDER_RESERVE free."""
+        if self._spare is None:
+            return True  # no limit, or no way to count: EMFILE is caught where it happens
+        if self._spare <= FOLDER_RESERVE:
+            return False
+        self._spare -= 1
+        return True
+
+    def _short_of_descriptors(self, path: str, now: float) -> None:
+        self._no_descriptors.add(path)
+        self._next_descriptor_try = min(self._next_descriptor_try, now + self._timings.descriptor_retry)
+
+    def _tell_shortage(self) -> None:
+        """One line for every folder left out at once: how many, the limit, and what to set."""
+        waiting = len(self._no_descriptors)
+        if waiting > self._told_short:
+            soft = descriptors.limit()
+            needed = (soft or 0) + waiting
+            suggested = max(65536, 2 * needed)
+            log.error(
+                "%d of %d folders are not watched: the agent may open %s file descriptors, and the folders "
+                "it watches (one each) and its own work (%d kept) need them all; it goes on with the other "
+                "%d and tries again every %.0f s. Raise the limit to at least %d: LimitNOFILE=%d in the "
+                "service's unit (systemctl edit minimax-watcher), or ulimit -n %d before starting it",
+                waiting,
+                len(self._folders),
+                soft if soft is not None else "no more",
+                FOLDER_RESERVE,
+                len(self.active()),
+                self._timings.descriptor_retry,
+                needed,
+                suggested,
+                suggested,
+                extra=fields(event="attention"),
+            )
+        elif waiting == 0 and self._told_short:
+            log.info("every folder is watched now: file descriptors suffice")
+        self._told_short = waiting
 
     def _try_lock(self, folder: Folder, now: float) -> bool:
         """Whether this agent may work on the folder now (held, or no lock possible there); logs each
         change of what keeps it from doing so, once."""
         path = folder.path
         lock = self._locks.setdefault(path, FolderLock(path))
-        got = lock.try_acquire()
+        try:
+            got = lock.try_acquire()
+        except OSError as exc:
+            if not is_out_of_descriptors(exc):
+                raise
+            self._short_of_descriptors(path, now)
+            return False
         extra = fields(folder=path, account=folder.account, event="attention")
         if got.state is LockState.STANDBY:
             if self._standby.get(path) != got.detail:
@@ -250,12 +334,15 @@ class WatchedFolders:
         self._blocked.pop(path, None)
         self._unlocked.discard(path)
         self._lost.discard(path)
+        self._no_descriptors.discard(path)
 
     def _start_watch(self, folder: Folder, generation: int, *, subfolders: bool = True) -> None:
         watch = FolderWatch(folder, self._post, generation, self._observers)
         try:
             watch.start(subfolders=subfolders)
         except OSError as exc:
+            if is_out_of_descriptors(exc):
+                raise
             log.error("%s: cannot watch this folder: %s; it is rescanned every %.0f s instead", folder.path,
                       exc.strerror, self.rescan_seconds)  # fmt: skip
             return
