@@ -96,6 +96,9 @@ class UploadJob:
     failed_dir: str | None = None
     # The media kinds of the file's folder: its bytes are uploaded only when their format is of one.
     kinds: frozenset[str] = frozenset({"image"})
+    # The done file this one was renamed from, and its sidecar's id: that sidecar goes once this
+    # file's own is written (`watcher.renames`).
+    renamed_from: tuple[str, RecordId] | None = None
 
     @property
     def account_key(self) -> str:

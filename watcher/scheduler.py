@@ -44,6 +44,7 @@ from watcher.messages import (
     UploadJob,
 )
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess, operator_hint
+from watcher.renames import RecentlyGone
 from watcher.retry import RetryPolicy
 from watcher.settle import DEFAULT_CONFIRM_SECONDS, Ready, SettleTracker
 from watcher.sidecar_backlog import SidecarBacklog, SidecarStore, StoredSidecar
@@ -91,6 +92,7 @@ class Scheduler:
         self.tracker = SettleTracker(settle_seconds)
         self.accounts = AccountGates(self.retry_policy)
         self.ledger = Ledger(history, trusts)
+        self.gone = RecentlyGone()  # done files renamed away, for their old sidecars
         self.tracked: dict[str, Tracked] = {}
         self.unwritten = SidecarBacklog(store, self.timings.sidecar_retry)
         self.gave_up: dict[str, str] = {}  # `scan` only: files it stopped retrying, and why
@@ -184,6 +186,9 @@ class Scheduler:
             return  # its folder was removed by a reload
         path = event.path
         if event.kind is EventKind.DELETED:
+            known = self.ledger.done.lookup(path)
+            if known is not None:
+                self.gone.note(folder.path, path, known.signature, known.record_id, now)
             self.ledger.forget(path)
             self.unwritten.discard(path)
             entry = self.tracked.get(path)
@@ -379,17 +384,20 @@ class Scheduler:
             entry.phase = Phase.UPLOADING
             entry.attempts += 1
             self.in_flight += 1
+            signature = self.tracker.signature(path)
+            gone = self.gone.take(entry.folder.path, path, signature, now)
             jobs.append(
                 UploadJob(
                     path,
                     entry.folder.account,
-                    self.tracker.signature(path),
+                    signature,
                     entry.attempts,
                     self.generation,
                     root=entry.folder.path,
                     done_dir=entry.folder.done_dir,
                     failed_dir=entry.folder.failed_dir,
                     kinds=entry.folder.media,
+                    renamed_from=(gone.path, gone.record_id) if gone is not None else None,
                 )
             )
         return jobs

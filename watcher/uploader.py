@@ -24,6 +24,7 @@ from watcher.files import (
     folder_of,
     lstat_beneath,
     open_regular_file_and_stat,
+    record_id_of,
     signature_of,
 )
 from watcher.media import MAX_UPLOAD_BYTES, SIDECAR_SUFFIX, SNIFF_BYTES, refusal, sniff_content_type
@@ -213,6 +214,31 @@ def record_success(
         record_id = write_json_in(dir_fd, name + SIDECAR_SUFFIX, sidecar, sync_folder=sync_folder)
         remove_error_record_in(dir_fd, name)
     return record_id
+
+
+def drop_renamed_sidecar(job: UploadJob) -> str | None:
+    """After the file's own sidecar is written: remove the sidecar left at the name it was renamed from
+    (`job.renamed_from`), if that name is still free and the sidecar is the one the index recorded.
+    Returns the old name."""
+    if job.renamed_from is None:
+        return None
+    old_path, record_id = job.renamed_from
+    try:
+        with folder_of(job.root, old_path) as (dir_fd, name):
+            try:
+                os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                return None  # a file took the old name again: the sidecar may be its own
+            except FileNotFoundError:
+                pass
+            if (
+                record_id_of(os.stat(name + SIDECAR_SUFFIX, dir_fd=dir_fd, follow_symlinks=False))
+                != record_id
+            ):
+                return None  # written or replaced since: not the one this file left behind
+            os.unlink(name + SIDECAR_SUFFIX, dir_fd=dir_fd)
+    except OSError:
+        return None  # gone already, or its folder went: nothing to tidy
+    return old_path
 
 
 def record_failure(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> dict[str, Any]:

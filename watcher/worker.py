@@ -29,7 +29,7 @@ from watcher.mover import Mover, record_suffix, why_not_moved
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.sidecar import read_record, write_sidecar_atomically
 from watcher.trust import SidecarSeal
-from watcher.uploader import record_failure, record_success, sidecar_for, upload_one
+from watcher.uploader import drop_renamed_sidecar, record_failure, record_success, sidecar_for, upload_one
 
 log = logging.getLogger("watcher")
 
@@ -203,6 +203,10 @@ class Workers:
         try:
             if sidecar is not None:
                 record_id = record_success(job, sidecar, self._folder_sync_for(job))
+                renamed_from = drop_renamed_sidecar(job)
+                if renamed_from is not None:
+                    log.info("%s: renamed from %s, whose sidecar is removed", job.path, renamed_from,
+                             extra=fields(file=job.path, folder=job.root, account=job.account))  # fmt: skip
             elif isinstance(outcome, UploadFailure) and failed:
                 record = record_failure(job, outcome, signature)
         except OSError as exc:
