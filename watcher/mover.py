@@ -174,12 +174,19 @@ def _exists(dir_fd: int, name: str) -> bool:
 
 def free_name(dir_fd: int, name: str, suffix: str) -> str:
     """`name`, or `name-1.ext`, `name-2.ext`...: the first whose file and record are both free there."""
-    stem, ext = os.path.splitext(name)
     for n in range(MAX_CLASHES):
-        candidate = name if n == 0 else f"{stem}-{n}{ext}"
+        candidate = clash_name(name, n)
         if not _exists(dir_fd, candidate) and not _exists(dir_fd, candidate + suffix):
             return candidate
     raise FileExistsError(errno.EEXIST, f"{MAX_CLASHES} names taken", name)
+
+
+def clash_name(name: str, n: int) -> str:
+    """The `n`th name tried for `name` in a destination: `name`, then `name-1.ext`, `name-2.ext`..."""
+    if n == 0:
+        return name
+    stem, ext = os.path.splitext(name)
+    return f"{stem}-{n}{ext}"
 
 
 def record_suffix(done: bool) -> str:
