@@ -58,21 +58,30 @@ def ran_for(out: Path, event: str) -> set[str]:
     return {run["env"]["MINIMAX_FILE"] for run in runs(out) if run["env"].get("MINIMAX_EVENT") == event}
 
 
+@pytest.mark.parametrize("moves", [False, True], ids=["stays", "moves-to-done-and-failed"])
 def test_kill_9_right_after_a_record_is_written_loses_no_hook_run(
-    tmp_path: Path, drop: Path, emulator: Emulator
+    tmp_path: Path, drop: Path, emulator: Emulator, moves: bool
 ) -> None:
     program, out = private_hook(tmp_path)
+    folder: dict[str, Any] = {"path": str(drop), "account": ACCOUNT_A}
+    if moves:
+        folder.update(done_dir="done", failed_dir="failed")
     agent = AgentProcess(
-        tmp_path, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A}],
+        tmp_path, emulator.base_url, [folder],
         hooks={"on_upload": [str(program)], "on_failure": [str(program)], "timeout_seconds": 30},
     )  # fmt: skip
     good = [drop / f"shot-{i}.png" for i in range(10)]
     bad = [drop / f"broken-{i}.png" for i in range(2)]
+    final = {image: drop / ("done" if image in good else "failed") / image.name if moves else image
+             for image in good + bad}  # fmt: skip
 
     def records() -> list[Path]:
         # stat only: the gate's own thread must not open anything in the folder it gates.
-        found = [sidecar_of(image) for image in good if sidecar_of(image).exists()]
-        return found + [error_record_of(image) for image in bad if error_record_of(image).exists()]
+        found = []
+        for image in good + bad:
+            record_of = sidecar_of if image in good else error_record_of
+            found += [record_of(path) for path in {image, final[image]} if record_of(path).exists()]
+        return found
 
     agent.start()
     assert agent.proc is not None
@@ -104,9 +113,11 @@ def test_kill_9_right_after_a_record_is_written_loses_no_hook_run(
         wait_for(
             lambda: len(records()) == len(good) + len(bad), 60, "a record for every file after the restart"
         )
-        wanted = {str(image) for image in good}
+        wait_for(lambda: all(path.exists() for path in final.values()), 60, "every file where it stays")
+        wanted = {str(final[image]) for image in good}
         wait_for(lambda: ran_for(out, "upload") >= wanted, 60, "on_upload for every uploaded file")
-        wait_for(lambda: ran_for(out, "failure") >= {str(image) for image in bad}, 60, "on_failure for each")
+        failed = {str(final[image]) for image in bad}
+        wait_for(lambda: ran_for(out, "failure") >= failed, 60, "on_failure for each")
         for run in runs(out):  # each run names a record that is there, and is the agent's
             record = read_json(Path(run["env"].get("MINIMAX_SIDECAR") or run["env"]["MINIMAX_ERROR_RECORD"]))
             document = json.loads(run["stdin"])
