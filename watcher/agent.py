@@ -30,7 +30,8 @@ from watcher.config import Config, ConfigError
 from watcher.files import holding_roots
 from watcher.folders import Folder
 from watcher.history import HistoryIndex
-from watcher.hooks import HookEvent, HookRunner
+from watcher.hook_event import HookEvent
+from watcher.hooks import HookRunner
 from watcher.inventory import DiskProbe
 from watcher.live_status import LiveStatusWriter
 from watcher.messages import Control, EventKind, JobDone, Message, PathEvent, ScanBatch, ScanFinished
@@ -349,6 +350,8 @@ class Agent:
                 self.notifier.status(line)
 
     def _announce_ready(self) -> None:
+        if self.scheduler.ready:
+            self.hooks.release_held()  # the start-up scans have finished the moves a stop cut short
         if self.scheduler.ready and not self._announced_ready:
             self._announced_ready = True
             self._send_ready()

@@ -30,7 +30,7 @@ from watcher.config import (
     load_config,
     with_base_url,
 )
-from watcher.credentials import ResolvedToken, resolve_token
+from watcher.credentials import ResolvedToken, register_proxy_secrets, resolve_token
 from watcher.folders import folder_of
 from watcher.logs import configure_logging
 from watcher.media import ALL_KINDS
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    register_proxy_secrets()  # before anything can print them
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     handlers = {

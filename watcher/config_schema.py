@@ -175,6 +175,14 @@ class HooksSettings(_Strict):
         ),
     )
 
+    pass_proxy: bool = Field(
+        False,
+        description=(
+            "Give hooks the agent's proxy variables (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY, any "
+            "case), proxy password included. Off: a hook gets none of them. Never the token."
+        ),
+    )
+
     @field_validator(*HOOK_KEYS, mode="before")
     @classmethod
     def _a_list(cls, value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""The API token: where it is looked up, and what is refused before it is ever sent or printed.
+"""The API token: where it is looked up, and what is refused before it is ever sent or printed; and the
+proxy credentials of the environment, registered for redaction like the token.
 
 Order: $USEAPI_TOKEN, `api.token` (only in a private config file), `api.token_file` (only a private
 file), the systemd credential `useapi-token`. Whatever the source, the token is registered with
@@ -8,12 +9,14 @@ file), the systemd credential `useapi-token`. Whatever the source, the token is 
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from watcher.config import (
     CREDENTIAL_NAME,
@@ -158,3 +161,29 @@ def _refuse_mode(mode: int, key: str, path: Path) -> None:
         f"{key}: other users can read the token file {shown}; run `chmod 600 {shown}`, "
         f"or hand it to the service as the systemd credential {CREDENTIAL_NAME}"
     )
+
+
+def is_proxy_variable(name: str) -> bool:
+    """HTTPS_PROXY, http_proxy, ALL_PROXY, NO_PROXY...: what requests and curl read, in any case."""
+    return name.lower().endswith("_proxy")
+
+
+def register_proxy_secrets(env: Mapping[str, str] | None = None) -> None:
+    """Register the password (and user:password, and its Basic form) of every proxy URL in the
+    environment with `watcher.redact`, at start: a proxy error, a hook's output or a copy of the
+    variable must not print it. A hook may be given them (`hooks.pass_proxy`), never the token."""
+    env = os.environ if env is None else env
+    for name, value in env.items():
+        if not is_proxy_variable(name) or name.lower() == "no_proxy":
+            continue
+        try:
+            parts = urlsplit(value if "://" in value else f"http://{value}")
+        except ValueError:
+            continue
+        if parts.password is None:
+            continue
+        userinfo = parts.netloc.rpartition("@")[0]
+        user, password = unquote(parts.username or ""), unquote(parts.password)
+        basic = base64.b64encode(f"{user}:{password}".encode(errors="surrogateescape")).decode()
+        for secret in (userinfo, parts.password, password, f"{user}:{password}", basic):
+            register_secret(secret, passable=True)

@@ -1,9 +1,11 @@
 """Hook runs not finished yet, kept in the state folder so that they survive a restart or kill -9.
 
 An append-only journal (`hook-runs.jsonl`, one JSON line per change: `watcher.journal_file`): a run
-is added before `HookRunner.submit` returns, its failed attempts are counted, and it is marked done once
-it succeeded or was given up. Each append is fsynced before the call returns: a run the caller was told
-about is on disk. A torn last line (a crash mid-append) is skipped when the journal is read; the journal
+is added before `HookRunner.submit` returns (an upload's or failure's before its record is renamed into
+place, with the `at` of `watcher.hook_intent`), its failed attempts are counted, and it is marked done
+once it succeeded or was given up. An add, a failure or a done is fsynced before the call returns
+(threads appending at once share one fsync); a commit (the run's final event, once its record is
+durable) is not waited for: if it is lost, the next start finds the record where `at` says. A torn last line (a crash mid-append) is skipped when the journal is read; the journal
 is rewritten with just its live runs at start and whenever it holds many more lines than live runs.
 
 What is lost when the journal cannot be written is at most a hook run (the uploads and sidecars do not
@@ -31,10 +33,14 @@ class JournalEntry:
     run_id: str
     event: dict[str, Any]  # `HookEvent.to_json()`: the journal does not look inside
     failures: int = 0  # failed attempts so far, so that a restart does not grant 5 more
+    at: dict[str, Any] | None = None  # `RecordPlace.to_json()` while the record may not be written yet
 
 
 def _add_line(entry: JournalEntry) -> bytes:
-    return json_line({"add": entry.run_id, "event": entry.event, "failures": entry.failures})
+    data = {"add": entry.run_id, "event": entry.event, "failures": entry.failures}
+    if entry.at is not None:
+        data["at"] = entry.at
+    return json_line(data)
 
 
 class HookJournal:
@@ -76,15 +82,30 @@ class HookJournal:
             self._rewrite_locked()
         return new
 
+    # Appends run outside `_lock`, so that workers appending at once share one fsync. A rewrite
+    # (under `_lock`) writes `_live` as it is then, which already holds what a waiting append carries.
+
     def add(self, entry: JournalEntry) -> None:
+        """A new run, on disk when this returns."""
         with self._lock:
             self._live[entry.run_id] = entry
-            self._append_locked(_add_line(entry))
+        self._append(_add_line(entry))
+
+    def commit(self, run_id: str, event: dict[str, Any]) -> JournalEntry | None:
+        """The run's final event (its record is durable); the entry, or None when it is not live."""
+        with self._lock:
+            entry = self._live.get(run_id)
+            if entry is None:
+                return None
+            entry.event, entry.at = event, None
+        self._append(_add_line(entry), sync=False)
+        return entry
 
     def failed(self, entry: JournalEntry) -> None:
         with self._lock:
-            if entry.run_id in self._live:
-                self._append_locked(json_line({"failed": entry.run_id, "failures": entry.failures}))
+            if entry.run_id not in self._live:
+                return
+        self._append(json_line({"failed": entry.run_id, "failures": entry.failures}))
 
     def finish(self, run_id: str) -> None:
         with self._lock:
@@ -92,16 +113,20 @@ class HookJournal:
                 return
             if self._file is not None and self._file.lines > 2 * len(self._live) + COMPACT_AFTER:
                 self._rewrite_locked()
-            else:
-                self._append_locked(json_line({"done": run_id}))
+                return
+        self._append(json_line({"done": run_id}))
 
-    def _append_locked(self, line: bytes) -> None:
+    def close(self) -> None:
+        """Nothing to release: each append opens and closes the file."""
+
+    def _append(self, line: bytes, *, sync: bool = True) -> None:
         if self._file is None:
             return
         try:
-            self._file.append([line])
+            self._file.append([line], sync=sync)
         except OSError as exc:
-            self._cannot_save(exc)
+            with self._lock:
+                self._cannot_save(exc)
 
     def _rewrite_locked(self) -> None:
         if self._file is None:
@@ -135,6 +160,11 @@ def _replay(raw: bytes, found: dict[str, JournalEntry]) -> None:
                 entry.failures = max(entry.failures, int(line["failures"]))
         elif isinstance(line.get("event"), dict):
             run_id = str(line["add"])
-            found[run_id] = JournalEntry(run_id, line["event"], int(line.get("failures", 0)))
+            at = line.get("at") if isinstance(line.get("at"), dict) else None
+            failures = int(line.get("failures", 0))
+            earlier = found.get(run_id)  # a commit: the same run with its final event
+            if earlier is not None:
+                failures = max(failures, earlier.failures)
+            found[run_id] = JournalEntry(run_id, line["event"], failures, at)
     except (ValueError, KeyError, TypeError, AttributeError):
         return  # a torn last line after a crash, or not ours

@@ -1,11 +1,13 @@
 """Hooks (SPEC §6b): the operator's programs, run after the fact, off the upload path.
 
-`HookEvent` is what one event hands its hook: the `MINIMAX_*` variables that apply and a JSON document
-for stdin (the sidecar, the error record, or the attention event). `HookRunner` runs the configured
-hook for each submitted event:
+`HookRunner` runs the configured hook for each event (`watcher.hook_event.HookEvent`):
 
 - `submit` only records the run (in the state folder's journal, fsynced, before it returns) and wakes
-  a worker: a slow or hanging hook never delays the caller;
+  a worker: a slow or hanging hook never delays the caller. An upload's or a failure's run is recorded
+  in two steps instead: `prepare` before its sidecar or error record is renamed into place (so a kill -9
+  right after the rename cannot lose it), `commit` once the record is durable and the file moved; a
+  run an earlier process prepared but did not commit runs only if its record is found
+  (`watcher.hook_intent`), once the start-up scans are over (`release_held`);
 - at most `concurrency` hooks run at once, each one process, argv as configured, no shell, in a process
   group of its own, which is killed whole past `hooks.timeout_seconds` (`watcher.hook_process`);
 - a hook that exits non-zero or times out runs again after a backoff, up to 5 attempts in all, then is
@@ -13,10 +15,11 @@ hook for each submitted event:
 - runs still pending when the agent stops or dies are run again at the next `start`, so delivery is at
   least once: a hook may run twice for one event and must tolerate that.
 
-A hook's environment is the agent's, minus the token and systemd's per-service variables (a hook that
-wrote to $NOTIFY_SOCKET would speak for the agent), plus the event's variables. Its output goes to the
-log through the normal logger (so redaction applies), each line tagged with the hook and its file, the
-first 4 KiB of each stream at most.
+A hook's environment is the agent's, minus the token, systemd's per-service variables (a hook that
+wrote to $NOTIFY_SOCKET would speak for the agent) and the proxy variables (unless `hooks.pass_proxy`),
+plus the event's variables. Its output goes to the log through the normal logger (so redaction
+applies: the token and the proxy passwords never reach the log), each line tagged with the hook and its
+file, the first 4 KiB of each stream at most.
 """
 
 from __future__ import annotations
@@ -30,42 +33,23 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from watcher.config import TOKEN_ENV, HooksSettings
-from watcher.folders import Folder
+from watcher.credentials import is_proxy_variable
+from watcher.hook_event import EVENT_VARIABLES, HookEvent
+from watcher.hook_intent import RecordPlace, locate
 from watcher.hook_journal import HookJournal, JournalEntry
 from watcher.hook_process import KILL_GRACE, OUTPUT_LIMIT, Captured, ProcessResult, run_process
 from watcher.log_fields import fields
-from watcher.media import error_record_path, sidecar_path
-from watcher.redact import redact
+from watcher.redact import redact, withheld_in
 from watcher.retry import RetryPolicy
-from watcher.sidecar import utc_now_iso
 
-EventKind = Literal["upload", "failure", "attention"]
-HOOK_OF_EVENT: dict[str, str] = {"upload": "on_upload", "failure": "on_failure", "attention": "on_attention"}
 MAX_ATTEMPTS = 5
 HOOK_RETRY = RetryPolicy(base=2.0, cap=300.0)
 
-# The variables of SPEC §6b. Inherited ones are dropped, so that a hook never sees a stale value that
-# does not apply to its event.
-EVENT_VARIABLES = (
-    "MINIMAX_EVENT",
-    "MINIMAX_FILE",
-    "MINIMAX_SIDECAR",
-    "MINIMAX_ERROR_RECORD",
-    "MINIMAX_FILE_ID",
-    "MINIMAX_OSS_PATH",
-    "MINIMAX_ACCOUNT",
-    "MINIMAX_SHA256",
-    "MINIMAX_CONTENT_TYPE",
-    "MINIMAX_FOLDER",
-    "MINIMAX_ERROR",
-    "MINIMAX_CODE",
-    "MINIMAX_MESSAGE",
-)
 # Never passed on: the token and where systemd keeps it, and what belongs to the agent's own dealings
 # with systemd (its notify socket, watchdog, sockets, journal stream: the hook's stderr is a pipe).
 SCRUBBED_VARIABLES = frozenset(
@@ -84,127 +68,28 @@ SCRUBBED_VARIABLES = frozenset(
         *EVENT_VARIABLES,
     }
 )
-MAX_ENV_VALUE = 8192  # a message or path longer than this is cut: the hook gets the whole on stdin
 
 
-@dataclass(frozen=True)
-class HookEvent:
-    """One event for a hook: the variables that apply, the JSON for its stdin, and what it is about."""
-
-    event: EventKind
-    env: Mapping[str, str] = field(hash=False)
-    stdin: str
-    subject: str  # what the log tags it with: the file, or the account or folder of an attention event
-
-    @property
-    def hook(self) -> str:
-        """The config key of the hook this event runs: on_upload, on_failure or on_attention."""
-        return HOOK_OF_EVENT[self.event]
-
-    @classmethod
-    def for_upload(cls, path: str, folder: Folder | str, sidecar: Mapping[str, Any]) -> HookEvent:
-        """A sidecar now durable beside `path` (where the file is now, after any move to done_dir)."""
-        env = _variables(
-            MINIMAX_EVENT="upload",
-            MINIMAX_FILE=path,
-            MINIMAX_SIDECAR=sidecar_path(path),
-            MINIMAX_FILE_ID=sidecar.get("fileID"),
-            MINIMAX_OSS_PATH=sidecar.get("ossPath"),
-            MINIMAX_ACCOUNT=sidecar.get("account") or _account_of(folder),
-            MINIMAX_SHA256=sidecar.get("sha256"),
-            MINIMAX_CONTENT_TYPE=sidecar.get("contentType"),
-            MINIMAX_FOLDER=_path_of(folder),
-        )
-        return cls("upload", env, _json(sidecar), path)
-
-    @classmethod
-    def for_failure(
-        cls, path: str, folder: Folder | str, record: Mapping[str, Any], account: str | None = None
-    ) -> HookEvent:
-        """An error record now durable beside `path`; the account is the folder's unless given."""
-        env = _variables(
-            MINIMAX_EVENT="failure",
-            MINIMAX_FILE=path,
-            MINIMAX_ERROR_RECORD=error_record_path(path),
-            MINIMAX_ACCOUNT=account or _account_of(folder),
-            MINIMAX_FOLDER=_path_of(folder),
-            MINIMAX_ERROR=record.get("error"),
-            MINIMAX_CODE=record.get("code"),
-        )
-        return cls("failure", env, _json(record), path)
-
-    @classmethod
-    def for_attention(
-        cls, message: str, account: str | None = None, folder: Folder | str | None = None
-    ) -> HookEvent:
-        """Something the operator must look at: an account paused or resumed, a folder it cannot write."""
-        folder_path = _path_of(folder) if folder is not None else None
-        env = _variables(
-            MINIMAX_EVENT="attention",
-            MINIMAX_MESSAGE=message,
-            MINIMAX_ACCOUNT=account,
-            MINIMAX_FOLDER=folder_path,
-        )
-        document: dict[str, Any] = {"event": "attention", "message": message}
-        document.update({k: v for k, v in (("account", account), ("folder", folder_path)) if v})
-        document["at"] = utc_now_iso()
-        subject = f"account {account}" if account else (folder_path or "the agent")
-        return cls("attention", env, _json(document), subject)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"event": self.event, "env": dict(self.env), "stdin": self.stdin, "subject": self.subject}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> HookEvent:
-        """The event `to_json` wrote; ValueError when it is not one (a journal line from another version)."""
-        event, env = data.get("event"), data.get("env")
-        if event not in HOOK_OF_EVENT or not isinstance(env, dict):
-            raise ValueError("not a hook event")
-        if not all(
-            isinstance(k, str) and isinstance(v, str) and k in EVENT_VARIABLES for k, v in env.items()
-        ):
-            raise ValueError("not a hook event's variables")
-        stdin, subject = data.get("stdin"), data.get("subject")
-        if not isinstance(stdin, str) or not isinstance(subject, str):
-            raise ValueError("not a hook event")
-        return cls(event, dict(env), stdin, subject)
-
-
-def _variables(**values: Any) -> dict[str, str]:
-    """The variables that apply: those with a value, as text an environment can hold."""
-    env = {}
-    for name, value in values.items():
-        if value is None or value == "":
-            continue
-        text = str(value).replace("\0", "")
-        env[name] = text if len(text) <= MAX_ENV_VALUE else text[:MAX_ENV_VALUE]
-    return env
-
-
-def _account_of(folder: Folder | str | None) -> str | None:
-    return folder.account if isinstance(folder, Folder) else None
-
-
-def _path_of(folder: Folder | str) -> str:
-    return folder.path if isinstance(folder, Folder) else folder
-
-
-def _json(document: Mapping[str, Any]) -> str:
-    return json.dumps(dict(document), ensure_ascii=False)
-
-
-def hook_environment(event_env: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+def hook_environment(
+    event_env: Mapping[str, str], base: Mapping[str, str] | None = None, *, pass_proxy: bool = False
+) -> dict[str, str]:
     """The agent's environment (`base`) without the token or systemd's variables, plus the event's.
 
     A variable whose name or value holds a registered secret is dropped too: the token may have been
-    copied into another variable by whoever started the agent.
+    copied into another variable by whoever started the agent. The proxy variables (`*_proxy`, any
+    case) are dropped unless `pass_proxy` (`hooks.pass_proxy`); then they are passed with the proxy's
+    own password, never with the token.
     """
     base = os.environ if base is None else base
-    env = {
-        name: value
-        for name, value in base.items()
-        if name not in SCRUBBED_VARIABLES and redact(name) == name and redact(value) == value
-    }
+    env = {}
+    for name, value in base.items():
+        if name in SCRUBBED_VARIABLES:
+            continue
+        if is_proxy_variable(name):
+            if pass_proxy and not withheld_in(name) and not withheld_in(value):
+                env[name] = value
+        elif redact(name) == name and redact(value) == value:
+            env[name] = value
     env.update(event_env)
     return env
 
@@ -212,6 +97,14 @@ def hook_environment(event_env: Mapping[str, str], base: Mapping[str, str] | Non
 @dataclass
 class _Run:
     entry: JournalEntry
+    event: HookEvent
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run journalled before its record was written (`HookRunner.prepare`)."""
+
+    run_id: str
     event: HookEvent
 
 
@@ -253,6 +146,7 @@ class HookRunner:
         # Readable once stop() gives up waiting: every running hook's selector sees it and kills its hook.
         self._abort_r, self._abort_w = os.pipe2(os.O_CLOEXEC)
         self._closed = False
+        self._held: list[_Run] = []  # runs of an earlier process whose record is still to be found
 
     @property
     def pending(self) -> int:
@@ -284,15 +178,43 @@ class HookRunner:
         self._schedule(run, delay=0.0)
         return True
 
+    def prepare(self, event: HookEvent, place: RecordPlace) -> PreparedRun | None:
+        """Record a run of an upload's or failure's hook *before* its record is written at `place`;
+        None when that hook is not configured. On disk when this returns; it runs once `commit`ted."""
+        with self._cond:
+            if self._hooks.argv(event.hook) is None:
+                return None
+        entry = JournalEntry(secrets.token_hex(8), event.to_json(), at=place.to_json())
+        self._journal.add(entry)
+        return PreparedRun(entry.run_id, event)
+
+    def commit(self, prepared: PreparedRun, moved_to: str | None = None) -> None:
+        """The record is durable (and the file moved to `moved_to`): the run may start."""
+        event = prepared.event.at_path(moved_to) if moved_to else prepared.event
+        entry = self._journal.commit(prepared.run_id, event.to_json())
+        if entry is not None:
+            self._schedule(_Run(entry, event), delay=0.0)
+
+    def cancel(self, prepared: PreparedRun) -> None:
+        """The record was not written (or is not to be announced): no run."""
+        self._journal.finish(prepared.run_id)
+
     def start(self) -> None:
-        """Queue the runs an earlier process left unfinished, then start the workers."""
+        """Queue the runs an earlier process left unfinished, then start the workers. Those whose
+        record may not have been written wait for `release_held` (the start-up scans finish the moves
+        a stop cut short, so that the file is where it stays)."""
         for entry in self._journal.load():
             try:
                 event = HookEvent.from_json(entry.event)
+                if entry.at is not None:
+                    RecordPlace.from_json(entry.at)
             except ValueError:
                 self._journal.finish(entry.run_id)
                 continue
-            self._schedule(_Run(entry, event), delay=0.0)
+            if entry.at is not None:
+                self._held.append(_Run(entry, event))
+            else:
+                self._schedule(_Run(entry, event), delay=0.0)
         if self.pending:
             self._log.info("%d hook runs pending", self.pending)
         with self._cond:
@@ -318,8 +240,15 @@ class HookRunner:
                 worker.join(self._kill_grace + 5.0)
         if not self._closed and not any(worker.is_alive() for worker in self._workers):
             self._closed = True
+            self._journal.close()
             os.close(self._abort_r)
             os.close(self._abort_w)
+
+    def release_held(self) -> None:
+        """Let the held runs go (each one is checked for its record first, on a worker)."""
+        held, self._held = self._held, []
+        for run in held:
+            self._schedule(run, delay=0.0)
 
     # ---- the workers ------------------------------------------------------------------------------
 
@@ -358,11 +287,14 @@ class HookRunner:
         return not self.pending
 
     def _attempt(self, run: _Run) -> None:
+        if run.entry.at is not None and not self._found(run):
+            return
         event, hook = run.event, run.event.hook
         tag = f"hook {hook} for {event.subject}"
         extra = _log_fields(event)
         with self._cond:
             argv, timeout = self._hooks.argv(hook), self._hooks.timeout_seconds
+            pass_proxy = self._hooks.pass_proxy
         if argv is None:
             self._log.info("%s: no longer configured; the run is dropped", tag, extra=extra)
             self._journal.finish(run.entry.run_id)
@@ -370,7 +302,7 @@ class HookRunner:
         started = time.monotonic()
         result = run_process(
             argv,
-            hook_environment(event.env),
+            hook_environment(event.env, pass_proxy=pass_proxy),
             event.stdin.encode("utf-8", "surrogateescape"),
             timeout,
             abort_fd=self._abort_r,
@@ -397,6 +329,27 @@ class HookRunner:
                           tag, result.failure, attempt, self._max_attempts, delay, extra=extra)  # fmt: skip
         self._journal.failed(run.entry)
         self._schedule(run, delay)
+
+    def _found(self, run: _Run) -> bool:
+        """Whether the record of a run an earlier process prepared was written; if so the run is
+        committed with the file where it is now."""
+        assert run.entry.at is not None
+        try:
+            document = json.loads(run.event.stdin)
+            place = RecordPlace.from_json(run.entry.at)
+        except ValueError:
+            document = None
+        where = locate(place, document) if isinstance(document, dict) else None
+        if where is None:
+            record = "sidecar" if run.event.event == "upload" else "error record"
+            self._log.info("hook %s for %s: its %s was never written (the agent stopped before); "
+                           "no run for it", run.event.hook, run.event.subject, record,
+                           extra=_log_fields(run.event))  # fmt: skip
+            self._journal.finish(run.entry.run_id)
+            return False
+        run.event = run.event.at_path(where)
+        self._journal.commit(run.entry.run_id, run.event.to_json())
+        return True
 
     def _report(self, hook: str, ok: bool) -> None:
         if self._on_result is None:

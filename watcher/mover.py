@@ -221,10 +221,8 @@ def _exists(dir_fd: int, name: str) -> bool:
 
 def candidate_names(name: str) -> Iterator[str]:
     """`name`, then `name-1.ext`, `name-2.ext`..., up to MAX_CLASHES of them."""
-    stem, ext = os.path.splitext(name)
-    yield name
-    for n in range(1, MAX_CLASHES):
-        yield f"{stem}-{n}{ext}"
+    for n in range(MAX_CLASHES):
+        yield clash_name(name, n)
 
 
 def why_not_moved(exc: OSError) -> str:
@@ -234,6 +232,14 @@ def why_not_moved(exc: OSError) -> str:
             f"{exc.filename} is a symlink or lies below one, which is never followed (make it a plain folder)"
         )
     return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc.strerror or exc)
+
+
+def clash_name(name: str, n: int) -> str:
+    """The `n`th name tried for `name` in a destination: `name`, then `name-1.ext`, `name-2.ext`..."""
+    if n == 0:
+        return name
+    stem, ext = os.path.splitext(name)
+    return f"{stem}-{n}{ext}"
 
 
 def record_suffix(done: bool) -> str:

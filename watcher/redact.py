@@ -22,6 +22,7 @@ _lock = threading.Lock()
 # Longest first, so that a secret containing another is replaced whole. Replaced, never mutated:
 # `redact` reads it without the lock, from any thread.
 _secrets: tuple[str, ...] = ()
+_withheld: tuple[str, ...] = ()  # those of them never handed to a hook (see `register_secret`)
 
 
 # Unicode's bidirectional controls (embeddings, overrides, isolates, marks): shown raw, U+202E makes a
@@ -46,21 +47,32 @@ def has_control(text: str) -> bool:
     return CONTROL_CHARACTER.search(text) is not None
 
 
-def register_secret(value: str) -> None:
-    """From now on `redact` removes `value` (and the forms it is quoted in) wherever it appears."""
-    global _secrets
+def register_secret(value: str, *, passable: bool = False) -> None:
+    """From now on `redact` removes `value` (and the forms it is quoted in) wherever it appears.
+
+    `passable`: a secret the operator may let a program the agent starts have (a proxy password, with
+    `hooks.pass_proxy`); any other (the token) is withheld from every one (`withheld_in`).
+    """
+    global _secrets, _withheld
     forms = {form for form in _quoted_forms(value) if len(form) >= MIN_SECRET_LENGTH}
     if not forms:
         return
     with _lock:
         _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
+        if not passable:
+            _withheld = tuple(sorted(set(_withheld) | forms, key=len, reverse=True))
 
 
 def clear_secrets() -> None:
     """Forget every registered secret (for tests, which register many)."""
-    global _secrets
+    global _secrets, _withheld
     with _lock:
-        _secrets = ()
+        _secrets = _withheld = ()
+
+
+def withheld_in(text: str) -> bool:
+    """Whether `text` holds a secret that no program the agent starts may be given (the token)."""
+    return any(secret in text for secret in _withheld)
 
 
 def redact(text: str) -> str:

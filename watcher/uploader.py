@@ -241,10 +241,15 @@ def drop_renamed_sidecar(job: UploadJob) -> str | None:
     return old_path
 
 
-def record_failure(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> dict[str, Any]:
-    """Write the error record of a permanent failure, and return it. Raises OSError if it cannot."""
-    record = build_error_record(
+def error_record_for(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> dict[str, Any]:
+    """The error record of a permanent failure."""
+    return build_error_record(
         error=failure.error, code=failure.code, attempts=job.attempt, signature=signature
     )
+
+
+def record_failure(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> dict[str, Any]:
+    """Write the error record of a permanent failure, and return it. Raises OSError if it cannot."""
+    record = error_record_for(job, failure, signature)
     write_error_record(job.path, record, job.root)
     return record

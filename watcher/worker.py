@@ -21,15 +21,17 @@ from watcher.dedupe import KnownUploads
 from watcher.files import NO_RECORD_ID, lstat_beneath, signature_of
 from watcher.folder_sync import FolderSyncs
 from watcher.folders import Folder
-from watcher.hooks import HookEvent, HookRunner
+from watcher.hook_event import HookEvent
+from watcher.hook_intent import RecordPlace
+from watcher.hooks import HookRunner, PreparedRun
 from watcher.log_fields import fields
 from watcher.media import SIDECAR_SUFFIX
 from watcher.messages import JobDone, UploadJob
 from watcher.mover import Mover, record_suffix, why_not_moved
 from watcher.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
-from watcher.sidecar import read_record, write_sidecar_atomically
+from watcher.sidecar import read_record, write_error_record, write_sidecar_atomically
 from watcher.trust import SidecarSeal
-from watcher.uploader import drop_renamed_sidecar, record_failure, record_success, sidecar_for, upload_one
+from watcher.uploader import drop_renamed_sidecar, error_record_for, record_success, sidecar_for, upload_one
 
 log = logging.getLogger("watcher")
 
@@ -175,7 +177,7 @@ class Workers:
 
     def _run(self, job: UploadJob, started: float) -> JobDone:
         if job.stored_sidecar is not None:
-            return write_stored_sidecar_and_tell(job, self._hooks, self._mover)
+            return write_stored_sidecar(job, self._hooks, self._mover)
         with self._busy_lock:
             self._sending[job.path] = [0, job.expected.size if job.expected is not None else 0]
         client = self._client()
@@ -199,6 +201,10 @@ class Workers:
         # with the new time, and nothing announced again (a hook run after `chmod -R` would be a storm).
         refresh = reused and sidecar is not None and names_the_same_upload(job, sidecar)
         record: dict[str, Any] | None = None
+        if isinstance(outcome, UploadFailure) and failed:
+            record = error_record_for(job, outcome, signature)
+        # The hook run is on disk before the record is: a kill -9 between the two cannot lose it.
+        run = None if refresh else prepare_hook(self._hooks, job, signature.ino, sidecar, record)
         record_id = NO_RECORD_ID
         try:
             if sidecar is not None:
@@ -207,19 +213,20 @@ class Workers:
                 if renamed_from is not None:
                     log.info("%s: renamed from %s, whose sidecar is removed", job.path, renamed_from,
                              extra=fields(file=job.path, folder=job.root, account=job.account))  # fmt: skip
-            elif isinstance(outcome, UploadFailure) and failed:
-                record = record_failure(job, outcome, signature)
+            elif record is not None:
+                write_error_record(job.path, record, job.root)
         except OSError as exc:
+            cancel_hook(self._hooks, run)
             return JobDone(
                 job, outcome, signature, reused, seconds, sidecar, record_error=exc.strerror or str(exc)
             )
         if not self._still_mapped(job):
+            cancel_hook(self._hooks, run)
             return JobDone(job, outcome, signature, reused, seconds, sidecar)
         written = sidecar if sidecar is not None else record
         moved_to = move_recorded(self._mover, job, written, done=sidecar is not None) if written else None
-        if (sidecar is not None or failed) and not refresh:
-            tell_hook(self._hooks, job, moved_to, sidecar, record)
-        elif refresh:
+        commit_hook(self._hooks, run, moved_to)
+        if refresh:
             log.info("%s: its change time moved (a chmod, a link, a rename) but it holds the bytes its "
                      "sidecar names: the sidecar is refreshed, nothing uploaded", job.path,
                      extra=fields(file=job.path, folder=job.root, account=job.account))  # fmt: skip
@@ -236,21 +243,46 @@ def names_the_same_upload(job: UploadJob, sidecar: dict[str, Any]) -> bool:
     )
 
 
-def tell_hook(
+def prepare_hook(
     hooks: HookRunner | None,
     job: UploadJob,
-    moved_to: str | None,
+    ino: int,
     sidecar: dict[str, Any] | None,
     error_record: dict[str, Any] | None = None,
-) -> None:
-    """Hand the event to the hook runner; its failure is logged, never turned into the upload's (the
-    record is written: retrying the upload for a hook would be wrong)."""
+) -> PreparedRun | None:
+    """Journal the hook run of a record about to be written (`HookRunner.prepare`); None when no hook
+    runs for it. A failure to journal is logged, never turned into the upload's."""
+    if sidecar is None and error_record is None:
+        return None
     if hooks is None or not hooks.will_run("on_upload" if sidecar is not None else "on_failure"):
-        return  # not configured: no event to build for each file of a burst
+        return None  # not configured: no event to build for each file of a burst
+    done = sidecar is not None
+    place = RecordPlace(
+        job.root, job.path, record_suffix(done), job.done_dir if done else job.failed_dir, ino
+    )
     try:
-        hooks.submit(hook_event(job, moved_to, sidecar, error_record))
+        return hooks.prepare(hook_event(job, None, sidecar, error_record), place)
     except Exception:
         log.exception("%s: the hook run could not be recorded", job.path)
+        return None
+
+
+def commit_hook(hooks: HookRunner | None, run: PreparedRun | None, moved_to: str | None) -> None:
+    """The record is durable (and moved): the prepared run may start."""
+    if hooks is None or run is None:
+        return
+    try:
+        hooks.commit(run, moved_to)
+    except Exception:
+        log.exception("%s: the hook run could not be started", run.event.subject)
+
+
+def cancel_hook(hooks: HookRunner | None, run: PreparedRun | None) -> None:
+    if hooks is not None and run is not None:
+        try:
+            hooks.cancel(run)
+        except Exception:
+            log.exception("%s: the hook run could not be cancelled", run.event.subject)
 
 
 def hook_event(
@@ -287,7 +319,9 @@ def move_recorded(mover: Mover, job: UploadJob, record: dict[str, Any], *, done:
         return None
 
 
-def write_stored_sidecar(job: UploadJob, mover: Mover | None = None) -> JobDone:
+def write_stored_sidecar(
+    job: UploadJob, hooks: HookRunner | None = None, mover: Mover | None = None
+) -> JobDone:
     """Write a sidecar whose upload happened earlier, if the file still holds the bytes it describes.
 
     The file is looked at, and the sidecar written, from below `job.root` without following a symlink:
@@ -308,16 +342,12 @@ def write_stored_sidecar(job: UploadJob, mover: Mover | None = None) -> JobDone:
         current.size,
         str(sidecar.get("contentType", "")),
     )
+    run = prepare_hook(hooks, job, current.ino, sidecar)
     try:
         record_id = write_sidecar_atomically(job.path, sidecar, job.root)
     except OSError as exc:
+        cancel_hook(hooks, run)
         return JobDone(job, success, current, True, 0.0, sidecar, record_error=exc.strerror or str(exc))
     moved_to = move_recorded(mover or Mover(None), job, sidecar, done=True)
+    commit_hook(hooks, run, moved_to)
     return JobDone(job, success, current, True, 0.0, sidecar, moved_to=moved_to, record_id=record_id)
-
-
-def write_stored_sidecar_and_tell(job: UploadJob, hooks: HookRunner | None, mover: Mover) -> JobDone:
-    done = write_stored_sidecar(job, mover)
-    if done.record_error is None and done.sidecar is not None:
-        tell_hook(hooks, job, done.moved_to, done.sidecar)
-    return done

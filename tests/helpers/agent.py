@@ -30,10 +30,15 @@ class AgentProcess:
         self.notify: Any = None  # a tests.notify.NotifySocket while running
 
     def start(
-        self, *, wait_ready: bool = True, args: tuple[str, ...] = (), token: str | None = TOKEN
+        self,
+        *,
+        wait_ready: bool = True,
+        args: tuple[str, ...] = (),
+        token: str | None = TOKEN,
+        extra_env: dict[str, str] | None = None,
     ) -> AgentProcess:
         self.notify = NotifySocket(abstract=False)
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify.address, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify.address, PYTHONUNBUFFERED="1", **(extra_env or {}))
         env["XDG_STATE_HOME"] = str(self.workdir / "state")
         # A refused sidecar is retried every second, not every 15 s: tests wait on it.
         env.setdefault("MINIMAX_WATCHER_TIMINGS", "sidecar_retry=1,root_recheck=0.5")
