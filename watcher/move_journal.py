@@ -67,14 +67,16 @@ class MoveJournal:
 
     def compact(self) -> None:
         """Rewrite the journal as just the moves under way now."""
-        if self._file is None or (not self._live and not self._file.path.exists()):
-            return  # nothing to keep and nothing kept: no file to make
+        if self._file is None:
+            return
 
         def live() -> list[bytes]:
             with self._lock:
                 return [json_line({**intent, "move": move_id}) for move_id, intent in self._live.items()]
 
         try:
+            if not self._live and not self._file.path.exists():
+                return  # nothing to keep and nothing kept: no file to make
             self._file.rewrite(live)
         except OSError as exc:
             self._cannot_save(exc)
