@@ -206,7 +206,7 @@ class Agent:
         # leaves no sidecar and is redone at the next start.
         if self.workers.stop(deadline):
             log.info("stopping with uploads in flight; they are redone at the next start")
-        self.unwritten.flush()
+        self.unwritten.close()
         self.history.close()
         if self.once:
             # `scan` is over when its hooks are too: they run for as long as a hook may (plus a little).

@@ -37,6 +37,8 @@ class AgentProcess:
         token: str | None = TOKEN,
         extra_env: dict[str, str] | None = None,
     ) -> AgentProcess:
+        if self.notify is not None:
+            self.notify.close()  # of the run before, which the test killed and reaped itself
         self.notify = NotifySocket(abstract=False)
         env = dict(os.environ, NOTIFY_SOCKET=self.notify.address, PYTHONUNBUFFERED="1", **(extra_env or {}))
         env["XDG_STATE_HOME"] = str(self.workdir / "state")
