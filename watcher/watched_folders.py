@@ -18,7 +18,7 @@ from watcher import descriptors
 from watcher.descriptors import FOLDER_RESERVE, is_out_of_descriptors
 from watcher.folder_lock import LOCK_NAME, FolderLock, FolderLocks, LockState
 from watcher.folders import Folder
-from watcher.inotify_watch import queued_events_limit
+from watcher.inotify_limits import queued_events_limit
 from watcher.log_fields import fields
 from watcher.messages import PathEvent
 from watcher.timings import Timings

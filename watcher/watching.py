@@ -34,7 +34,8 @@ from watchdog.observers.polling import PollingObserver
 
 from watcher.folder_lock import LOCK_NAME
 from watcher.folders import Folder, in_hidden_folder
-from watcher.inotify_watch import LIMIT_ERRORS, Inotify, TreeWatch, raise_limit_hint
+from watcher.inotify_limits import raise_limit_hint
+from watcher.inotify_watch import LIMIT_ERRORS, Inotify, TreeWatch
 from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.messages import EventKind, PathEvent

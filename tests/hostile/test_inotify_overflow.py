@@ -17,7 +17,7 @@ from tests.helpers import ACCOUNT_A, wait_for, wait_sidecar
 from tests.helpers.images import png_bytes
 from watcher.emulator import Emulator
 from watcher.folders import Folder
-from watcher.inotify_watch import queued_events_limit
+from watcher.inotify_limits import queued_events_limit
 from watcher.messages import EventKind, PathEvent
 from watcher.watching import FolderWatch, Observers
 

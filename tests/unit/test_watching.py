@@ -17,7 +17,8 @@ import pytest
 from tests.helpers import wait_for
 from watcher.folder_lock import LOCK_NAME
 from watcher.folders import Folder
-from watcher.inotify_watch import IN, OutOfWatches, file_event_kind, raise_limit_hint, worth_a_look
+from watcher.inotify_limits import raise_limit_hint
+from watcher.inotify_watch import IN, OutOfWatches, file_event_kind, worth_a_look
 from watcher.messages import EventKind, PathEvent
 from watcher.watching import FolderWatch, Observers
 
