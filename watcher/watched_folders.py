@@ -325,6 +325,14 @@ class WatchedFolders:
                 raise
             self._short_of_descriptors(path, now)
             return False
+        if got.state is not LockState.HELD and not os.path.isdir(path):
+            # The folder itself went (rm -r takes the lock file first, the folder a moment later): not a
+            # lock taken or refused, a folder lost, which the root check says and waits out.
+            self._standby.pop(path, None)
+            self._blocked.pop(path, None)
+            self._suspect.add(path)
+            self._next_root_check = now
+            return False
         extra = fields(folder=path, account=folder.account, event="attention")
         if got.state is LockState.STANDBY:
             if self._standby.get(path) != got.detail:

@@ -5,12 +5,14 @@ clock)."""
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import wait_for
+from watcher.folder_lock import LOCK_NAME
 from watcher.folders import Folder
 from watcher.messages import EventKind, PathEvent
 from watcher.timings import Timings
@@ -90,3 +92,23 @@ def test_a_folder_that_lost_events_is_listed_again_once_after_the_delay(
     assert len(said) == 1 and "listing 2 folders again" in said[0], said
     assert held.next_deadline() > 1.0 + delay
     assert held.tick(5.0, 0) == []
+
+
+def test_a_folder_removed_while_its_lock_is_retried_is_lost_not_worked_on_unwatched(
+    tmp_path: Path, held: WatchedFolders, caplog: pytest.LogCaptureFixture
+) -> None:
+    drop = folder(tmp_path / "drop")
+    (tmp_path / "drop" / LOCK_NAME).mkdir()  # the lock name taken by a directory: the folder is blocked
+    held.apply([drop], 0, 0.0)
+    assert held.blocked() and held.active() == ()
+    shutil.rmtree(tmp_path / "drop")  # rm -r: the lock name goes first, then the folder
+
+    retry = Timings().lock_retry
+    with caplog.at_level(logging.INFO):
+        held.tick(retry, 0)
+        held.tick(retry, 0)
+    assert "removed or moved away" in caplog.text
+    assert "working on this folder" not in caplog.text and "cannot watch" not in caplog.text
+    (tmp_path / "drop").mkdir()
+    assert held.tick(retry + Timings().root_recheck, 0) == [drop]
+    assert held.watch_of(drop.path) is not None
