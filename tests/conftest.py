@@ -12,11 +12,22 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ACCOUNT, ACCOUNT_A, ACCOUNT_B, TOKEN, assert_token_never_written
+from tests.helpers import ACCOUNT, ACCOUNT_A, ACCOUNT_B, TOKEN, assert_token_never_written, leaks
 from tests.helpers.agent import AgentProcess
 from tests.helpers.other_user import OtherUser, other_user
 from watcher.client import UploadClient
 from watcher.emulator import Emulator
+
+
+@pytest.fixture(autouse=True)
+def leaves_no_thread_or_process() -> Iterator[None]:
+    """Fails a test that leaves a thread alive or a child process behind (running, or exited and never
+    reaped), naming each; autouse, so it is torn down after the test's other fixtures."""
+    before = leaks.snapshot()
+    yield
+    leaked = leaks.leaked_since(before)
+    if leaked:
+        pytest.fail("the test left behind:\n  " + "\n  ".join(leaked), pytrace=False)
 
 
 @pytest.fixture

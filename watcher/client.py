@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,23 +64,12 @@ class _FileShrank(Exception):
     """Raised from inside the request body when the file ends before its announced size."""
 
 
-_hash_pool: ThreadPoolExecutor | None = None
-_hash_pool_lock = threading.Lock()
-
-
-def _hash_executor() -> ThreadPoolExecutor:
-    global _hash_pool
-    with _hash_pool_lock:
-        if _hash_pool is None:
-            _hash_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sha256")
-        return _hash_pool
-
-
 class HashingReader:
     """A file-like body for requests: exactly `size` bytes from `fd`, hashed as they are read.
 
     For large bodies each chunk is hashed on a helper thread while the socket sends it (hashlib and
-    sendall both release the GIL), one chunk behind at most, so hashing does not halve the throughput.
+    sendall both release the GIL), one chunk behind at most, so hashing does not halve the throughput;
+    the thread is the body's own, ended by `hexdigest` or `close`.
     """
 
     def __init__(
@@ -102,6 +90,7 @@ class HashingReader:
         self._hash = hashlib.sha256()
         self._background = size >= BACKGROUND_HASH_FROM
         self._pending: Future[None] | None = None
+        self._hasher: ThreadPoolExecutor | None = None
         os.lseek(fd, 0, os.SEEK_SET)
 
     def __len__(self) -> int:
@@ -121,7 +110,9 @@ class HashingReader:
         if self._background:
             if self._pending is not None:
                 self._pending.result()  # keeps the updates in order
-            self._pending = _hash_executor().submit(self._hash.update, chunk)
+            if self._hasher is None:
+                self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+            self._pending = self._hasher.submit(self._hash.update, chunk)
         else:
             self._hash.update(chunk)
         self.sent += len(chunk)
@@ -130,10 +121,17 @@ class HashingReader:
         return chunk
 
     def hexdigest(self) -> str:
+        self.close()
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        """Wait for the chunk being hashed and end the helper thread (the body is done with)."""
         if self._pending is not None:
             self._pending.result()
             self._pending = None
-        return self._hash.hexdigest()
+        if self._hasher is not None:
+            self._hasher.shutdown()
+            self._hasher = None
 
 
 def _pool_manager(url: str, pool_size: int) -> PoolManager:
@@ -209,6 +207,8 @@ class UploadClient:
         self._answer_seconds_per_gb = answer_seconds_per_gb
         self._send_stall_timeout = send_stall_timeout
         self._pool = _pool_manager(self.url, pool_size)
+        deadlines.hold()
+        self._closed = False
         self._headers = {
             "Authorization": f"Bearer {token}",
             "User-Agent": f"minimax-watcher/{__version__}",
@@ -217,6 +217,9 @@ class UploadClient:
 
     def close(self) -> None:
         self._pool.clear()
+        if not self._closed:
+            self._closed = True
+            deadlines.release()
 
     def answer_limit(self, size: int) -> float:
         """Seconds the API may take to answer, from the end of a `size`-byte body to its answer's end."""
@@ -258,6 +261,7 @@ class UploadClient:
         finally:
             this_thread.attempt = None
             expired = deadlines.end(attempt)
+            body.close()
         if expired is not None:
             # Whatever came of it (an error, or an answer cut short that may even parse), it is void.
             return temporary(expired, "timeout")

@@ -43,6 +43,23 @@ class DeadlineWatch:
         self._thread: threading.Thread | None = None
         # When the thread wakes next on its own (None: only when notified).
         self._wakes_at: float | None = None
+        # Open clients (`hold`): the thread, started at the first attempt, ends once none is left and
+        # no attempt is under watch.
+        self._users = 0
+
+    def hold(self) -> None:
+        with self._changed:
+            self._users += 1
+
+    def release(self) -> None:
+        """A client closed; the last one ends the thread (once the attempts still under watch end)."""
+        with self._changed:
+            self._users -= 1
+            thread = self._thread
+            if self._users > 0 or thread is None or self._attempts:
+                return
+            self._changed.notify()
+        thread.join()
 
     def begin(self, attempt: Attempt) -> None:
         with self._changed:
@@ -79,6 +96,8 @@ class DeadlineWatch:
             self._attempts.discard(attempt)
             if attempt.connection is not None and attempt.connection.attempt is attempt:
                 attempt.connection.attempt = None
+            if not self._attempts and self._users <= 0:
+                self._changed.notify()  # the last client has closed: the thread can end
             return attempt.expired
 
     def _run(self) -> None:
@@ -96,6 +115,9 @@ class DeadlineWatch:
                             cut_connection(connection)
                     elif next_at is None or attempt.expires_at < next_at:
                         next_at = attempt.expires_at
+                if not self._attempts and self._users <= 0:
+                    self._thread = None  # begin() starts another if a client comes
+                    return
                 self._wakes_at = next_at
                 self._changed.wait(None if next_at is None else next_at - now)
                 self._wakes_at = None  # awake: whatever changes now is seen by the next pass

@@ -70,7 +70,8 @@ class UnwrittenSidecars:
         self._dir = state_dir
         self._entries: dict[str, UnwrittenSidecar] = {}
         self._file = JournalFile(state_dir / JOURNAL_FILE, MAX_LINE_BYTES) if state_dir is not None else None
-        self._pending: queue.SimpleQueue[bytes | threading.Event] = queue.SimpleQueue()
+        # Lines to append, events to set once they are written, and None: the writer's end (`close`).
+        self._pending: queue.SimpleQueue[bytes | threading.Event | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()  # guards _entries against the writer's compaction
         self._warned = False
@@ -170,6 +171,13 @@ class UnwrittenSidecars:
         self._pending.put(done)
         done.wait(timeout)
 
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is waiting and end the writer thread (at stop; another starts if more comes)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._pending.put(None)
+            writer.join(timeout)
+
     def _write_loop(self) -> None:
         while True:
             batch = [self._pending.get()]
@@ -184,6 +192,8 @@ class UnwrittenSidecars:
             for item in batch:
                 if isinstance(item, threading.Event):
                     item.set()
+            if None in batch:
+                return
 
     def _write(self, lines: list[bytes]) -> None:
         assert self._file is not None

@@ -18,6 +18,7 @@ from watcher import descriptors
 from watcher.descriptors import FOLDER_RESERVE, is_out_of_descriptors
 from watcher.folder_lock import LOCK_NAME, FolderLock, FolderLocks, LockState
 from watcher.folders import Folder
+from watcher.inotify_limits import queued_events_limit
 from watcher.log_fields import fields
 from watcher.messages import PathEvent
 from watcher.timings import Timings
@@ -48,6 +49,7 @@ class WatchedFolders:
         self._observers = Observers()  # one inotify instance for every folder
         self._lost: set[str] = set()
         self._suspect: set[str] = set()  # told they may be gone: looked at by the next recheck
+        self._events_lost: set[str] = set()  # to list afresh at `_next_relist`
         self._next_lock_try = float("inf")
         self._next_root_check = float("inf")
         # Held locks are looked at this often too: a lock file replaced from another NFS client makes
@@ -58,6 +60,7 @@ class WatchedFolders:
         self._next_descriptor_try = float("inf")
         self._told_short = 0  # how many were waiting when it was last said
         self._spare: int | None = None  # descriptors left for folders taken in this pass
+        self._next_relist = float("inf")
 
     # ---- what the agent asks -----------------------------------------------------------------------
 
@@ -81,7 +84,11 @@ class WatchedFolders:
 
     def next_deadline(self) -> float:
         return min(
-            self._next_lock_try, self._next_root_check, self._next_lock_check, self._next_descriptor_try
+            self._next_lock_try,
+            self._next_root_check,
+            self._next_lock_check,
+            self._next_descriptor_try,
+            self._next_relist,
         )
 
     # ---- changes -----------------------------------------------------------------------------------
@@ -144,6 +151,8 @@ class WatchedFolders:
             self._tell_shortage()
         if now >= self._next_root_check:
             started += self.recheck_roots(now, generation)
+        if now >= self._next_relist:
+            started += self._relist(started)
         return started
 
     def set_generation(self, generation: int) -> None:
@@ -158,6 +167,25 @@ class WatchedFolders:
             return
         self._suspect.add(folder.path)
         self._next_root_check = min(self._next_root_check, now)
+
+    def events_lost(self, path: str, now: float) -> None:
+        """The kernel's inotify queue overflowed: the folder is listed afresh (by `tick`) once the burst
+        that overflowed it has had a moment to land, so that a flood makes one listing, not hundreds."""
+        if path in self._folders and not self._waiting(path):
+            self._events_lost.add(path)
+            self._next_relist = min(self._next_relist, now + self._timings.overflow_rescan_delay)
+
+    def _relist(self, already: list[Folder]) -> list[Folder]:
+        self._next_relist = float("inf")
+        lost, self._events_lost = self._events_lost, set()
+        relist = [
+            f for p, f in self._folders.items() if p in lost and not self._waiting(p) and f not in already
+        ]
+        if relist:
+            log.warning("events were lost (the kernel's inotify queue overflowed, fs.inotify.max_queued_events "
+                        "is %s): listing %d folders again; raise it if this recurs", queued_events_limit(),
+                        len(relist))  # fmt: skip
+        return relist
 
     def recheck_roots(self, now: float, generation: int) -> list[Folder]:
         """Watch again the folders that were deleted, replaced or moved, once the path is a folder again;
@@ -296,6 +324,14 @@ class WatchedFolders:
             if not is_out_of_descriptors(exc):
                 raise
             self._short_of_descriptors(path, now)
+            return False
+        if got.state is not LockState.HELD and not os.path.isdir(path):
+            # The folder itself went (rm -r takes the lock file first, the folder a moment later): not a
+            # lock taken or refused, a folder lost, which the root check says and waits out.
+            self._standby.pop(path, None)
+            self._blocked.pop(path, None)
+            self._suspect.add(path)
+            self._next_root_check = now
             return False
         extra = fields(folder=path, account=folder.account, event="attention")
         if got.state is LockState.STANDBY:

@@ -487,25 +487,6 @@ def test_burst_of_10000_small_files(start_agent, drop: Path, emulator: Emulator)
     assert len(emulator.uploads) == len(images), "no file may be uploaded twice in a plain burst"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to shrink the kernel's inotify queue")
-def test_an_inotify_overflow_triggers_a_rescan_at_once(start_agent, drop: Path, emulator: Emulator) -> None:
-    limit = Path("/proc/sys/fs/inotify/max_queued_events")
-    saved = limit.read_text()
-    limit.write_text("16\n")  # applies to inotify instances created from now on: the agent's
-    try:
-        agent = start_agent([{"path": str(drop), "account": ACCOUNT_A}])  # rescan_seconds stays 300
-    finally:
-        limit.write_text(saved)
-    images = [drop / f"flood-{i:03}.png" for i in range(200)]
-    for i, image in enumerate(images):
-        image.write_bytes(png_bytes(900 + i, size=8))
-
-    wait_for(lambda: "overflow" in agent.log().lower(), 20, "watchdog to report the overflow")
-    for image in images:
-        wait_sidecar(image, timeout=30)
-    assert len(emulator.uploads) == len(images)
-
-
 def test_a_file_name_that_is_not_utf8_gets_its_sidecar(start_agent, drop: Path, emulator: Emulator) -> None:
     start_agent([{"path": str(drop), "account": ACCOUNT_A}])
     name = b"latin1-\xe9t\xe9.png"  # a name written by a program in a Latin-1 locale

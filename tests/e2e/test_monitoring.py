@@ -142,4 +142,4 @@ def test_a_dead_agents_status_file_is_not_shown_as_live(
         assert (tmp_path / "state" / "minimax-watcher" / "agent-status.json").exists()  # stale, left
         assert "agent" not in status_of(agent)
     finally:
-        agent.proc = None
+        agent.stop()  # killed: only reaped, its notify socket closed

@@ -112,7 +112,7 @@ def test_the_stand_by_takes_the_folder_over_when_the_holder_is_killed(
         for n in (3200, 3201, 3202):
             assert counts[sha256(png_bytes(n))] == 1
     finally:
-        first.proc = None  # already dead
+        first.stop()  # killed: only reaped, its notify socket closed
         assert second.stop() == 0
 
 

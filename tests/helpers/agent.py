@@ -37,6 +37,7 @@ class AgentProcess:
         token: str | None = TOKEN,
         extra_env: dict[str, str] | None = None,
     ) -> AgentProcess:
+        self._close_notify()  # of a run before, which the test killed and reaped itself
         self.notify = NotifySocket(abstract=False)
         env = dict(os.environ, NOTIFY_SOCKET=self.notify.address, PYTHONUNBUFFERED="1", **(extra_env or {}))
         env["XDG_STATE_HOME"] = str(self.workdir / "state")
@@ -81,6 +82,7 @@ class AgentProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         if self.proc is None:
+            self._close_notify()  # a run the test killed and reaped itself
             return 0
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -94,7 +96,10 @@ class AgentProcess:
                 ) from None
         code = self.proc.returncode
         self.proc = None
+        self._close_notify()
+        return code
+
+    def _close_notify(self) -> None:
         if self.notify is not None:
             self.notify.close()
             self.notify = None
-        return code

@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from watcher.files import FileSignature
 from watcher.state_dir import COMPACT_AFTER, JOURNAL_FILE, LEGACY_FILE, UnwrittenSidecars
 
 SIG = FileSignature(10, 20, 30)
+_opened: list[UnwrittenSidecars] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    """Each store's writer thread ends with its test, as the agent's does at stop."""
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
+def opened(state: Path | None) -> UnwrittenSidecars:
+    store = UnwrittenSidecars(state)
+    _opened.append(store)
+    return store
 
 
 def reopened(state: Path) -> UnwrittenSidecars:
-    store = UnwrittenSidecars(state)
+    store = opened(state)
     store.load()
     return store
 
 
 def test_what_was_added_and_not_discarded_is_there_after_a_restart(tmp_path: Path) -> None:
-    store = UnwrittenSidecars(tmp_path)
+    store = opened(tmp_path)
     store.add("/d/a.png", {"fileID": "a"}, SIG)
     store.add("/d/b.png", {"fileID": "b"}, SIG)
     store.discard("/d/a.png")
@@ -30,7 +48,7 @@ def test_what_was_added_and_not_discarded_is_there_after_a_restart(tmp_path: Pat
 
 
 def test_each_change_appends_one_line_instead_of_rewriting_the_file(tmp_path: Path) -> None:
-    store = UnwrittenSidecars(tmp_path)
+    store = opened(tmp_path)
     journal = tmp_path / JOURNAL_FILE
     for i in range(200):
         store.add(f"/d/{i}.png", {"fileID": str(i)}, SIG)
@@ -45,7 +63,7 @@ def test_each_change_appends_one_line_instead_of_rewriting_the_file(tmp_path: Pa
 
 
 def test_a_torn_last_line_from_a_crash_is_skipped(tmp_path: Path) -> None:
-    store = UnwrittenSidecars(tmp_path)
+    store = opened(tmp_path)
     store.add("/d/a.png", {"fileID": "a"}, SIG)
     store.flush()
     with (tmp_path / JOURNAL_FILE).open("ab") as f:
@@ -55,7 +73,7 @@ def test_a_torn_last_line_from_a_crash_is_skipped(tmp_path: Path) -> None:
 
 
 def test_the_journal_is_compacted_to_its_live_entries(tmp_path: Path) -> None:
-    store = UnwrittenSidecars(tmp_path)
+    store = opened(tmp_path)
     for i in range(COMPACT_AFTER + 50):
         store.add("/d/churn.png", {"fileID": str(i)}, SIG)
         store.discard("/d/churn.png")
@@ -76,7 +94,16 @@ def test_the_whole_file_format_of_earlier_versions_is_taken_over(tmp_path: Path)
 
 
 def test_without_a_state_folder_entries_live_in_memory_only(tmp_path: Path) -> None:
-    store = UnwrittenSidecars(None)
+    store = opened(None)
     store.add("/d/a.png", {"fileID": "a"}, SIG)
     store.flush()
     assert store.get("/d/a.png") is not None and list(tmp_path.iterdir()) == []
+
+
+def test_close_writes_what_waits_and_ends_the_writer_thread(tmp_path: Path) -> None:
+    store = opened(tmp_path)
+    store.add("/d/a.png", {"fileID": "a"}, SIG)
+    writer = store._writer
+    store.close()
+    assert writer is not None and not writer.is_alive()
+    assert [p for p, _ in reopened(tmp_path).items()] == ["/d/a.png"]
