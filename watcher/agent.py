@@ -45,7 +45,6 @@ from watcher.systemd import Notifier
 from watcher.timings import Timings
 from watcher.trust import SidecarSeal
 from watcher.watched_folders import WatchedFolders
-from watcher.watching import watch_for_overflows
 from watcher.worker import Workers
 
 log = logging.getLogger("watcher")
@@ -117,7 +116,6 @@ class Agent:
         self.folders = WatchedFolders(
             self.post, self.timings, observe=not once, rescan_seconds=config.settings.rescan_seconds
         )
-        self._stop_overflow_alarm: Callable[[], None] = lambda: None
         self._stopping = False
         self._announced_ready = False
         self._next_rescan = 0.0
@@ -149,8 +147,6 @@ class Agent:
         now = time.monotonic()
         self.unwritten.load()
         self.history.start()
-        if not self.once:
-            self._stop_overflow_alarm = watch_for_overflows(lambda: self.post(Control.RESCAN))
         # The start-up scans watch the subfolders as they list them: one walk of each tree, not two.
         self.folders.apply(self.config.folders, self.scheduler.generation, now, subfolders_by_scan=True)
         self.scheduler.begin(self.folders.active())
@@ -190,7 +186,6 @@ class Agent:
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
-        self._stop_overflow_alarm()
         deadline = time.monotonic() + (0 if self.once else self.timings.stop_grace)
         self.folders.stop(join_timeout=None)
         self.scanner.stop()
@@ -263,6 +258,8 @@ class Agent:
                     self.scanner.scan(folder, message.path, generation=self.scheduler.generation)
             case PathEvent(kind=EventKind.ROOT_GONE):
                 self.folders.root_gone(message.folder, now)
+            case PathEvent(kind=EventKind.EVENTS_LOST):
+                self.folders.events_lost(message.path, now)
             case PathEvent():
                 if message.kind in (EventKind.WRITE, EventKind.DELETED):
                     self.workers.changes.bump(message.path)
@@ -281,9 +278,6 @@ class Agent:
                 self._stopping = True
             case Control.RELOAD:
                 self._reload()
-            case Control.RESCAN:  # events were lost: a full rescan, once the burst that overflowed lands
-                self.scanner.distrust()
-                self._next_rescan = min(self._next_rescan, now + self.timings.overflow_rescan_delay)
             case _:
                 assert_never(message)
 

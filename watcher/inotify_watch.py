@@ -8,6 +8,9 @@ directory: the folder and, when recursive, every subfolder the agent looks into 
 added as subfolders appear and dropped as they go. Moves need no pairing: to the agent a move is the
 old name gone and the new one finished.
 
+When the kernel's event queue overflows (`fs.inotify.max_queued_events`), every folder's tree is watched
+again as it is now and the folder is told its events were lost (`events_lost`): the agent lists it afresh.
+
 Running out of watches (`fs.inotify.max_user_watches`) is not swallowed: `TreeWatch.start` raises it,
 and a subfolder that cannot be watched later is handed to `on_exhausted`, which moves the folder to
 polling (`watcher.watching.FolderWatch`).
@@ -114,15 +117,27 @@ class Inotify(InotifyFD):
     """One inotify instance and its reader thread, for every folder; raises OSError(EMFILE) when
     `fs.inotify.max_user_instances` is used up.
 
-    Events that cannot matter (`worth_a_look`) are dropped as the kernel's buffer is read, before an
-    event object, a lock or a callback: each sidecar the agent writes makes five (its temporary created,
-    written, renamed away; the sidecar renamed in and closed), against one for the image.
+    The thread reads the kernel's buffer and runs the callbacks itself (`run`). Events that cannot
+    matter (`worth_a_look`) are dropped as the buffer is read, before an event object, a lock or a
+    callback: each sidecar the agent writes makes five (its temporary created, written, renamed away;
+    the sidecar renamed in and closed), against one for the image.
     """
 
-    def read_events(self, *, event_buffer_size: int = DEFAULT_EVENT_BUFFER_SIZE) -> list[InotifyEvent]:
+    def run(self) -> None:
+        # watchdog 7.1.1's own loop hands each buffer read to a second thread through a queue without a
+        # bound, so a flood of events grows memory instead of overflowing the kernel's bounded queue
+        # (fs.inotify.max_queued_events), which the agent answers with a rescan. Read and dispatch here.
+        while self.should_keep_running():
+            buffer = self._read_event_buffer(DEFAULT_EVENT_BUFFER_SIZE)
+            if not buffer:
+                return  # closed (`stop`)
+            for event in self._events_in(buffer):
+                self.handle_event(event)
+
+    def _events_in(self, buffer: bytes) -> list[InotifyEvent]:
         return [
             InotifyEvent(wd, mask, cookie, name)
-            for wd, mask, cookie, name in self._parse_event_buffer(self._read_event_buffer(event_buffer_size))
+            for wd, mask, cookie, name in self._parse_event_buffer(buffer)
             # As watchdog's: the kernel reports IN_Q_OVERFLOW with wd=-1, and no other event without a watch.
             if (wd != -1 or mask & IN.IN_Q_OVERFLOW) and worth_a_look(name, mask)
         ]
@@ -143,6 +158,8 @@ class FolderEvents(Protocol):
     def directory_appeared(self, path: bytes) -> None: ...
 
     def root_gone(self) -> None: ...
+
+    def events_lost(self) -> None: ...
 
 
 class TreeWatch:
@@ -270,8 +287,8 @@ class TreeWatch:
                 del self._wd_of[prefix]
 
     def on_queue_overflow(self) -> None:
-        """Events were lost, subfolders made or removed among them: watch the tree as it is now (the agent
-        rescans for the files)."""
+        """Events were lost, subfolders made or removed among them: watch the tree as it is now (then
+        `on_events_lost`)."""
         with self._lock:
             if not self._active:
                 return
@@ -283,6 +300,11 @@ class TreeWatch:
             else:
                 return
         self._on_exhausted(exhausted)
+
+    def on_events_lost(self) -> None:
+        """After every folder's `on_queue_overflow`: the files of this one need a rescan. Told even when
+        the overflow moved the folder to polling (its first listing comes after the lost events)."""
+        self._events.events_lost()
 
     # ---- watches -------------------------------------------------------------------------------------
 
@@ -428,6 +450,11 @@ def _limit(what: str) -> tuple[str, int, str]:
             f", this user namespace's limit; the host's {host_name} is {host}",
         )
     return host_name, host or 0, ""
+
+
+def queued_events_limit() -> int | None:
+    """fs.inotify.max_queued_events: how many events the kernel queues before it overflows."""
+    return _read_sysctl("fs.inotify.max_queued_events")
 
 
 def _read_sysctl(name: str) -> int | None:

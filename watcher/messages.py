@@ -30,6 +30,7 @@ class EventKind(StrEnum):
     RECORD_DELETED = "record_deleted"  # an image's sidecar or error record was removed: look at it again
     DIR_APPEARED = "dir_appeared"  # a subfolder was created or moved in (recursive folders)
     ROOT_GONE = "root_gone"  # the watched folder itself was deleted or moved away
+    EVENTS_LOST = "events_lost"  # the kernel's inotify queue overflowed: the folder needs a full listing
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,6 @@ class JobDone:
 class Control(StrEnum):
     RELOAD = "reload"
     STOP = "stop"
-    RESCAN = "rescan"  # inotify lost events: rescan every folder soon
 
 
 # What the scheduler itself consumes; Control is the agent shell's.

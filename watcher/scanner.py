@@ -75,7 +75,6 @@ class Scanner:
         self._started = time.time()
         self._memo = DirectoryMemo()
         self._turns: dict[str, int] = {}
-        self._distrusted = False
         # One start-up helper for the start-up scans of every folder (`watcher.walk_helper`).
         index_file = history.file
         self._helper = SharedHelper(lambda: WalkHelper.start(index_file) if index_file else None)
@@ -111,10 +110,6 @@ class Scanner:
         each one is watched before it is listed; if the walk fails, the rest are watched anyway.
         """
         self._requests.put(_Request(folder, root or folder.path, initial, generation, periodic, watch))
-
-    def distrust(self) -> None:
-        """Events may have been lost (an inotify overflow): the next rescans list every directory."""
-        self._distrusted = True
 
     def _run(self) -> None:
         try:
@@ -224,9 +219,6 @@ class Scanner:
                 self._still_starting()
 
     def _turn(self, request: _Request) -> int | None:
-        if self._distrusted:
-            self._distrusted = False
-            self._memo.clear()
         if not request.periodic:
             return None
         self._turns[request.root] = self._turns.get(request.root, -1) + 1

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 from watcher.folder_lock import FolderLock
 from watcher.folders import Folder
+from watcher.inotify_watch import queued_events_limit
 from watcher.log_fields import fields
 from watcher.messages import PathEvent
 from watcher.timings import Timings
@@ -44,8 +45,10 @@ class WatchedFolders:
         self._observers = Observers()  # one inotify instance for every folder
         self._lost: set[str] = set()
         self._suspect: set[str] = set()  # told they may be gone: looked at by the next recheck
+        self._events_lost: set[str] = set()  # to list afresh at `_next_relist`
         self._next_lock_try = float("inf")
         self._next_root_check = float("inf")
+        self._next_relist = float("inf")
 
     # ---- what the agent asks -----------------------------------------------------------------------
 
@@ -57,7 +60,7 @@ class WatchedFolders:
         return tuple(sorted(self._standby))
 
     def next_deadline(self) -> float:
-        return min(self._next_lock_try, self._next_root_check)
+        return min(self._next_lock_try, self._next_root_check, self._next_relist)
 
     # ---- changes -----------------------------------------------------------------------------------
 
@@ -98,6 +101,8 @@ class WatchedFolders:
                     started.append(self._folders[path])
         if now >= self._next_root_check:
             started += self.recheck_roots(now, generation)
+        if now >= self._next_relist:
+            started += self._relist(started)
         return started
 
     def set_generation(self, generation: int) -> None:
@@ -112,6 +117,25 @@ class WatchedFolders:
             return
         self._suspect.add(folder.path)
         self._next_root_check = min(self._next_root_check, now)
+
+    def events_lost(self, path: str, now: float) -> None:
+        """The kernel's inotify queue overflowed: the folder is listed afresh (by `tick`) once the burst
+        that overflowed it has had a moment to land, so that a flood makes one listing, not hundreds."""
+        if path in self._folders and path not in self._standby:
+            self._events_lost.add(path)
+            self._next_relist = min(self._next_relist, now + self._timings.overflow_rescan_delay)
+
+    def _relist(self, already: list[Folder]) -> list[Folder]:
+        self._next_relist = float("inf")
+        lost, self._events_lost = self._events_lost, set()
+        relist = [
+            f for p, f in self._folders.items() if p in lost and p not in self._standby and f not in already
+        ]
+        if relist:
+            log.warning("events were lost (the kernel's inotify queue overflowed, fs.inotify.max_queued_events "
+                        "is %s): listing %d folders again; raise it if this recurs", queued_events_limit(),
+                        len(relist))  # fmt: skip
+        return relist
 
     def recheck_roots(self, now: float, generation: int) -> list[Folder]:
         """Watch again the folders that were deleted, replaced or moved, once the path is a folder again;

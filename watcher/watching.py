@@ -102,6 +102,9 @@ class _FolderEvents:
     def root_gone(self) -> None:
         self._post(EventKind.ROOT_GONE, self.folder.path)
 
+    def events_lost(self) -> None:
+        self._post(EventKind.EVENTS_LOST, self.folder.path)
+
 
 class _Handler(FileSystemEventHandler):
     """watchdog's events (the polling observer's) into `_FolderEvents`."""
@@ -134,28 +137,6 @@ class _Handler(FileSystemEventHandler):
             events.file(EventKind.ATTRIB, event.src_path)
         elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
             events.file(EventKind.WRITE, event.src_path)
-
-
-class _OverflowAlarm(logging.Handler):
-    def __init__(self, on_overflow: Callable[[], None]) -> None:
-        super().__init__(logging.WARNING)
-        self._on_overflow = on_overflow
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
-            self._on_overflow()
-
-
-def watch_for_overflows(on_overflow: Callable[[], None]) -> Callable[[], None]:
-    """Call `on_overflow` when the kernel's inotify queue overflowed (events were lost).
-
-    watchdog reports an overflow only as a warning in its log, so that is where we listen; should its
-    wording change, the periodic rescan still finds what was missed, only later. Returns the undo.
-    """
-    handler = _OverflowAlarm(on_overflow)
-    logger = logging.getLogger("watchdog")
-    logger.addHandler(handler)
-    return lambda: logger.removeHandler(handler)
 
 
 class Observers:
