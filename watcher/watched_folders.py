@@ -36,13 +36,13 @@ class WatchedFolders:
         self._post = post
         self._timings = timings
         self._observe = observe
+        self._observers = Observers()  # one inotify instance and one polling thread for every folder
         self.rescan_seconds = rescan_seconds
         self._folders: dict[str, Folder] = {}
         self._locks: dict[str, FolderLock] = {}
         self._unlocked: set[str] = set()  # no lock possible there (read-only, no lock support)
         self._standby: set[str] = set()
         self._watches: dict[str, FolderWatch] = {}
-        self._observers = Observers()  # one inotify instance for every folder
         self._lost: set[str] = set()
         self._suspect: set[str] = set()  # told they may be gone: looked at by the next recheck
         self._events_lost: set[str] = set()  # to list afresh at `_next_relist`
@@ -51,6 +51,15 @@ class WatchedFolders:
         self._next_relist = float("inf")
 
     # ---- what the agent asks -----------------------------------------------------------------------
+
+    @property
+    def rescan_seconds(self) -> float:
+        return self._observers.full_poll_every
+
+    @rescan_seconds.setter
+    def rescan_seconds(self, seconds: float) -> None:
+        """Also how often a polled folder is listed whole (`watcher.polling`)."""
+        self._observers.full_poll_every = seconds
 
     def active(self) -> tuple[Folder, ...]:
         """The folders this agent works on: held (or unlockable), in config order."""
