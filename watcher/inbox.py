@@ -104,11 +104,8 @@ class Inbox:
     def get_nowait(self) -> Message | None:
         """The next message if one is waiting: other messages first (few, and they free resources:
         upload slots, scan batches), then the current folder's events, then the next folder's."""
-        while True:
-            try:
-                got = self._messages.get_nowait()
-            except queue.Empty:
-                break
+        while not self._messages.empty():  # one reader: not empty means get_nowait has one
+            got = self._messages.get_nowait()
             if not isinstance(got, _Wake):
                 return got
         for message in self._taking:

@@ -65,6 +65,7 @@ class PolledTree:
         self._dirs: dict[str, _Directory] = {}
         self._lock = threading.Lock()
         self._gone = False
+        self._root_inode = 0
         self._next_full = 0.0
         self.listed = 0  # directories listed by polls so far (the first listing not counted)
 
@@ -72,6 +73,7 @@ class PolledTree:
         """List the tree without reporting anything: changes from now on are reported."""
         with self._lock:
             self._dirs[self._root] = _Directory()
+            self._root_inode = os.lstat(self._root).st_ino
             self._relist(self._root, quiet=True)
             self._next_full = time.monotonic() + self._full_every()
 
@@ -93,7 +95,8 @@ class PolledTree:
             st = os.lstat(path)
         except OSError:
             st = None
-        if st is None or not stat.S_ISDIR(st.st_mode):
+        replaced = path == self._root and st is not None and st.st_ino != self._root_inode
+        if st is None or not stat.S_ISDIR(st.st_mode) or replaced:
             if path == self._root:
                 self._gone = True
                 self._events.root_gone()

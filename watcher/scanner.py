@@ -300,5 +300,7 @@ class Scanner:
                 return
         if batch:
             self._post_batch(request, batch)
+        if not request.subfolder:  # directories that went are not remembered for ever
+            self._memo.keep_only(request.root, listings.keys() | unlisted)
         self._post(ScanFinished(folder, request.root, listings, request.initial, request.generation,
                                 frozenset(unlisted)))  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tests.unit.test_scheduler import A, B, event, make, ready_all
 from watcher.history import HistoryIndex
+from watcher.inventory import DirectoryMemo
 from watcher.messages import EventKind
 from watcher.scanner import SUBFOLDER_SCANS, Scanner
 from watcher.scheduler import LOOKS_PER_TURN, STALE_TIMERS
@@ -67,3 +68,14 @@ def test_walks_asked_for_again_and_again_wait_once_and_a_flood_of_subfolders_bec
         waiting.append(asked._requests.get_nowait())
     assert len(waiting) <= SUBFOLDER_SCANS + 2
     assert {(r.root, r.periodic) for r in waiting} >= {("/drop/b", True), ("/drop/b", False)}
+
+
+def test_directories_that_went_are_not_remembered_after_a_whole_walk() -> None:
+    memo = DirectoryMemo()
+    for n in range(100):
+        memo.remember(f"/drop/b/d{n}", (n, 0, 0), [])
+    memo.remember("/drop/c", (1, 0, 0), [])
+    memo.keep_only("/drop/b", {"/drop/b", "/drop/b/d1"})
+    assert memo.unchanged("/drop/b/d1", (1, 0, 0), 1) == ()
+    assert memo.unchanged("/drop/b/d2", (2, 0, 0), 1) is None
+    assert memo.unchanged("/drop/c", (1, 0, 0), 1) == ()

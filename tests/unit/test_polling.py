@@ -74,3 +74,13 @@ def test_a_file_rewritten_in_place_is_found_by_the_full_listing_and_a_removed_fo
     os.rmdir(tmp_path)
     polled.poll()
     assert seen.events[-1] == ("root_gone", "")
+
+
+def test_a_folder_replaced_by_another_under_its_name_is_reported_gone(tmp_path: Path) -> None:
+    root = tmp_path / "drop"
+    root.mkdir()
+    polled, seen = tree(root)
+    root.rename(tmp_path / "old")
+    root.mkdir()
+    polled.poll()
+    assert seen.events == [("root_gone", "")]
