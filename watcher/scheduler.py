@@ -208,6 +208,8 @@ class Scheduler:
             wait = self._settle_seconds(entry.folder)
         if entry.phase is Phase.SETTLING and (entry.due <= now or entry.due > now + wait):
             self._schedule(path, entry, now + wait)
+        elif entry.phase is Phase.UPLOADING and event.kind is EventKind.ATTRIB:
+            entry.recheck = True
         elif entry.phase in (Phase.RETRY_WAIT, Phase.PAUSED) and event.kind is EventKind.WRITE:
             # The file changed: a new version gets a fresh start (its account may still be held).
             entry.failures = 0
@@ -383,6 +385,7 @@ class Scheduler:
                 entry.phase = Phase.PAUSED
                 continue
             entry.phase = Phase.UPLOADING
+            entry.recheck = False
             entry.attempts += 1
             self.in_flight += 1
             jobs.append(
@@ -403,6 +406,14 @@ class Scheduler:
     # ---- results ---------------------------------------------------------------------------------
 
     def _on_job_done(self, done: JobDone, now: float) -> None:
+        path = done.job.path
+        entry = self.tracked.get(path)
+        recheck = entry is not None and entry.recheck and done.job.stored_sidecar is None
+        self._on_result(done, now)
+        if recheck and path not in self.tracked:
+            self._track_now(path, now)  # a touch during the upload: the record may describe the old times
+
+    def _on_result(self, done: JobDone, now: float) -> None:
         path = done.job.path
         if done.job.stored_sidecar is not None:
             self._on_stored_sidecar_done(done, now)

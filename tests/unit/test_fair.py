@@ -4,7 +4,7 @@ of files made and deleted leaves no timers behind (item 11)."""
 
 from __future__ import annotations
 
-from tests.unit.test_scheduler import A, B, event, make, ready_all
+from tests.unit.test_scheduler import WALL, A, B, event, make, ready_all, settle, success
 from watcher.history import HistoryIndex
 from watcher.inventory import DirectoryMemo
 from watcher.messages import EventKind
@@ -79,3 +79,19 @@ def test_directories_that_went_are_not_remembered_after_a_whole_walk() -> None:
     assert memo.unchanged("/drop/b/d1", (1, 0, 0), 1) == ()
     assert memo.unchanged("/drop/b/d2", (2, 0, 0), 1) is None
     assert memo.unchanged("/drop/c", (1, 0, 0), 1) == ()
+
+
+def test_a_touch_while_the_file_uploads_is_looked_at_once_the_upload_is_in() -> None:
+    # Seen under load: the touch's event came before the upload's result, and was dropped with the
+    # entry when the result untracked it; the sidecar kept describing the old mtime until a rescan.
+    s, disk, _ = make(A)
+    ready_all(s)
+    sig = disk.write("/drop/a/x.png")
+    [job] = settle(s, "/drop/a/x.png")
+    touched = disk.write("/drop/a/x.png", mtime=WALL + 5)
+    s.handle(event(EventKind.ATTRIB, "/drop/a/x.png"), 5.0)
+    s.handle(success(job, sig), 5.1)
+    looked = len(disk.observed)
+    s.due(5.1)
+    assert disk.observed[looked:] == ["/drop/a/x.png"]
+    assert s.tracker.signature("/drop/a/x.png") == touched
