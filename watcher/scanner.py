@@ -86,6 +86,7 @@ class Scanner:
         self._queued_lock = threading.Lock()
         self._queued: set[tuple[Folder, str, bool, int]] = set()
         self._subfolders_queued: dict[str, int] = {}
+        self._last_walked = ""  # the folder of the walk before
         self._slots = threading.Semaphore(BATCHES_IN_FLIGHT)
         self._stopping = False
         # Sidecar temporaries older than this process are leftovers of a crash; newer ones are ours.
@@ -182,6 +183,19 @@ class Scanner:
                 self._upcoming.append(taken)
         except queue.Empty:
             pass
+        return self._in_turn()
+
+    def _in_turn(self) -> _Request:
+        """The next walk, folders in turn: after one of a folder, another folder's if one waits (start-up
+        scans keep the order asked: the helper takes them from the back)."""
+        head = self._upcoming[0]
+        if not head.initial and head.folder.path == self._last_walked:
+            for index, other in enumerate(self._upcoming):
+                if not other.initial and other.folder.path != self._last_walked:
+                    del self._upcoming[index]
+                    self._last_walked = other.folder.path
+                    return other
+        self._last_walked = head.folder.path
         return self._upcoming.popleft()
 
     def _share_upcoming(self) -> None:

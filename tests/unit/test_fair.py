@@ -95,3 +95,12 @@ def test_a_touch_while_the_file_uploads_is_looked_at_once_the_upload_is_in() -> 
     s.due(5.1)
     assert disk.observed[looked:] == ["/drop/a/x.png"]
     assert s.tracker.signature("/drop/a/x.png") == touched
+
+
+def test_walks_of_a_folder_take_turns_with_another_folders() -> None:
+    asked = Scanner(lambda message: None, HistoryIndex(None))  # not started: nothing is walked
+    for n in range(10):
+        asked.scan(A, f"/drop/a/d{n}")
+    asked.scan(B, "/drop/b/new")
+    walked = [asked._next_request() for _ in range(3)]
+    assert [r.root for r in walked if r is not None] == ["/drop/a/d0", "/drop/b/new", "/drop/a/d1"]
