@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -32,9 +31,19 @@ from watcher.folders import Folder
 from watcher.history import HistoryIndex
 from watcher.hook_event import HookEvent
 from watcher.hooks import HookRunner
+from watcher.inbox import Inbox
 from watcher.inventory import DiskProbe
 from watcher.live_status import LiveStatusWriter
-from watcher.messages import Control, EventKind, JobDone, Message, PathEvent, ScanBatch, ScanFinished
+from watcher.messages import (
+    Control,
+    EventKind,
+    EventsLost,
+    JobDone,
+    Message,
+    PathEvent,
+    ScanBatch,
+    ScanFinished,
+)
 from watcher.metrics import Metrics, MetricsSink, NullMetrics
 from watcher.mover import Mover
 from watcher.redact import redact
@@ -103,7 +112,8 @@ class Agent:
             once_policy=once_policy,
             trusts=seal.verifies,
         )
-        self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self._inbox = Inbox()  # bounded, coalescing, folders in turn (`watcher.inbox`)
+        self._lost_told: dict[str, float] = {}  # folder → when its lost events were last logged
         # `scan` is a short pass: no metrics server, no live status of its own.
         metrics: MetricsSink = NullMetrics() if once else Metrics()
         self.reporter = Reporter(metrics, LiveStatusWriter(None if once else state_dir))
@@ -223,21 +233,15 @@ class Agent:
     def _loop(self) -> None:
         while not self._stopping:
             timeout = max(0.0, self._next_deadline() - time.monotonic())
-            try:
-                message: Message | None = self._inbox.get(timeout=min(timeout, 60.0))
-            except queue.Empty:
-                message = None
+            message = self._inbox.get(timeout=min(timeout, 60.0))
             if message is not None:
                 self._handle(message)
                 # Drain what else is waiting before acting on timers: bursts coalesce. For a while
                 # only: the start-up scan of a large folder queues its findings faster than they are
                 # taken, and the turn must still end to hand out uploads and ping the watchdog.
                 drain_until = time.monotonic() + DRAIN_SECONDS
-                while time.monotonic() < drain_until:
-                    try:
-                        self._handle(self._inbox.get_nowait())
-                    except queue.Empty:
-                        break
+                while time.monotonic() < drain_until and (message := self._inbox.get_nowait()) is not None:
+                    self._handle(message)
             with holding_roots():  # the turn's looks open each watched folder once
                 jobs = self.scheduler.due(time.monotonic())
             for job in jobs:
@@ -268,6 +272,8 @@ class Agent:
                 folder = self.scheduler.folder_for(message.path)
                 if folder is not None:
                     self.scanner.scan(folder, message.path, generation=self.scheduler.generation)
+            case EventsLost():
+                self._events_lost(message.folder, now)
             case PathEvent(kind=EventKind.ROOT_GONE):
                 self.folders.root_gone(message.folder, now)
             case PathEvent(kind=EventKind.EVENTS_LOST):
@@ -292,6 +298,17 @@ class Agent:
                 self._reload()
             case _:
                 assert_never(message)
+
+    def _events_lost(self, lost: Folder, now: float) -> None:
+        """More changes came at once in a folder than the inbox keeps: a walk of it finds them."""
+        folder = self.scheduler.folder_for(lost.path)
+        if folder is None:
+            return
+        if now - self._lost_told.get(lost.path, -3600.0) >= 60.0:  # a churn overflows every turn
+            self._lost_told[lost.path] = now
+            log.warning("%s: more changes at once than the agent keeps track of; the folder is walked to "
+                        "find them (said once a minute)", lost.path)  # fmt: skip
+        self.scanner.scan(folder, lost.path, generation=self.scheduler.generation)
 
     def _scan(self, folder: Folder) -> None:
         self.scanner.scan(folder, generation=self.scheduler.generation)

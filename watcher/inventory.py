@@ -269,6 +269,12 @@ class DirectoryMemo:
     def clear(self) -> None:
         self._dirs.clear()
 
+    def keep_only(self, root: str, reached: Collection[str]) -> None:
+        """A whole walk of `root` reached only these directories: forget those below it that went."""
+        prefix = root.rstrip("/") + "/"
+        for gone in [d for d in self._dirs if (d == root or d.startswith(prefix)) and d not in reached]:
+            del self._dirs[gone]
+
 
 def _walk_directory(
     root: str,

@@ -119,6 +119,15 @@ class JobDone:
     record_id: RecordId = (0, 0)  # the sidecar written (for the index)
 
 
+@dataclass(frozen=True, slots=True)
+class EventsLost:
+    """More of a folder's events waited than the inbox keeps (`watcher.inbox`): they were dropped, and
+    the folder is rescanned instead."""
+
+    folder: Folder
+    generation: int = 0
+
+
 class Control(StrEnum):
     RELOAD = "reload"
     STOP = "stop"
@@ -126,4 +135,4 @@ class Control(StrEnum):
 
 # What the scheduler itself consumes; Control is the agent shell's.
 FileMessage = PathEvent | ScanBatch | ScanFinished | JobDone
-Message = FileMessage | Control
+Message = FileMessage | EventsLost | Control

@@ -34,6 +34,9 @@ log = logging.getLogger("watcher")
 SCAN_BATCH = 500
 # Batches posted but not yet taken in by the agent: a scan of 100,000 files never queues them all.
 BATCHES_IN_FLIGHT = 4
+# Walks of a folder's subfolders waiting their turn; past this, the folder is walked whole instead (a
+# dropper making and removing directories faster than they are walked queues nothing more).
+SUBFOLDER_SCANS = 64
 
 
 class SubfolderWatch(Protocol):
@@ -52,6 +55,15 @@ class _Request:
     generation: int
     periodic: bool = False
     watch: SubfolderWatch | None = None  # to watch each subfolder before it is listed
+
+    @property
+    def key(self) -> tuple[Folder, str, bool, int]:
+        """Requests with the same key walk the same tree the same way: one waiting is enough."""
+        return self.folder, self.root, self.periodic, self.generation
+
+    @property
+    def subfolder(self) -> bool:
+        return self.root != self.folder.path
 
 
 class Scanner:
@@ -74,6 +86,12 @@ class Scanner:
         self._last_progress = 0.0
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._upcoming: deque[_Request] = deque()  # taken from `_requests`, not yet walked
+        # Requests asked for and not yet walked (but start-up ones, each asked once): asking again
+        # adds nothing, so what waits is bounded by the folders, not by the events that asked.
+        self._queued_lock = threading.Lock()
+        self._queued: set[tuple[Folder, str, bool, int]] = set()
+        self._subfolders_queued: dict[str, int] = {}
+        self._last_walked = ""  # the folder of the walk before
         self._slots = threading.Semaphore(BATCHES_IN_FLIGHT)
         self._stopping = False
         # Sidecar temporaries older than this process are leftovers of a crash; newer ones are ours.
@@ -114,11 +132,33 @@ class Scanner:
         every other scan lists every directory. With a `watch` that left the subfolders to this scan,
         each one is watched before it is listed; if the walk fails, the rest are watched anyway.
         """
-        self._requests.put(_Request(folder, root or folder.path, initial, generation, periodic, watch))
+        request = _Request(folder, root or folder.path, initial, generation, periodic, watch)
+        if not initial:
+            with self._queued_lock:
+                if request.subfolder and self._subfolders_queued.get(folder.path, 0) >= SUBFOLDER_SCANS:
+                    request = _Request(folder, folder.path, False, generation)
+                if request.key in self._queued:
+                    return
+                self._queued.add(request.key)
+                if request.subfolder:
+                    self._subfolders_queued[folder.path] = self._subfolders_queued.get(folder.path, 0) + 1
+        self._requests.put(request)
+
+    def _taken(self, request: _Request) -> None:
+        """Its walk starts: a change from now on needs a walk of its own."""
+        if request.initial:
+            return
+        with self._queued_lock:
+            self._queued.discard(request.key)
+            if request.subfolder:
+                left = self._subfolders_queued.pop(request.folder.path, 1) - 1
+                if left > 0:
+                    self._subfolders_queued[request.folder.path] = left
 
     def _run(self) -> None:
         try:
             while (request := self._next_request()) is not None:
+                self._taken(request)
                 if request.initial:
                     self._share_upcoming()
                 try:
@@ -148,6 +188,19 @@ class Scanner:
                 self._upcoming.append(taken)
         except queue.Empty:
             pass
+        return self._in_turn()
+
+    def _in_turn(self) -> _Request:
+        """The next walk, folders in turn: after one of a folder, another folder's if one waits (start-up
+        scans keep the order asked: the helper takes them from the back)."""
+        head = self._upcoming[0]
+        if not head.initial and head.folder.path == self._last_walked:
+            for index, other in enumerate(self._upcoming):
+                if not other.initial and other.folder.path != self._last_walked:
+                    del self._upcoming[index]
+                    self._last_walked = other.folder.path
+                    return other
+        self._last_walked = head.folder.path
         return self._upcoming.popleft()
 
     def _share_upcoming(self) -> None:
@@ -253,5 +306,7 @@ class Scanner:
                 return
         if batch:
             self._post_batch(request, batch)
+        if not request.subfolder:  # directories that went are not remembered for ever
+            self._memo.keep_only(request.root, listings.keys() | unlisted)
         self._post(ScanFinished(folder, request.root, listings, request.initial, request.generation,
                                 frozenset(unlisted)))  # fmt: skip

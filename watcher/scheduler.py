@@ -21,13 +21,12 @@ A file waiting for its settle time, its retry or its account holds one small ent
 
 from __future__ import annotations
 
-import heapq
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, assert_never
 
 from watcher.accounts import AccountGates
+from watcher.fair import FairQueue, FairTimers
 from watcher.file_probe import FileProbe
 from watcher.folders import Folder, folder_of, is_inside
 from watcher.ledger import Ledger
@@ -59,8 +58,12 @@ log = logging.getLogger("watcher")
 # A loop turn looks at no more files than this. The same turn takes upload results and stop requests,
 # pings the watchdog and hands out uploads: 100,000 files found at once (a first start over an archive,
 # an rsync of a whole folder) would otherwise hold it for tens of seconds, the workers idle and the
-# watchdog silent. What is left stays due, so the next turn comes straight after.
+# watchdog silent. What is left stays due, so the next turn comes straight after. The looks go to the
+# folders with files due in turn, as do the free upload slots (`watcher.fair`).
 LOOKS_PER_TURN = 64
+# Timers of files no longer waiting (untracked, or rescheduled) are dropped once they outnumber the
+# tracked files by this many: a churn of files made and deleted leaves no timer behind for long.
+STALE_TIMERS = 4096
 
 
 class Scheduler:
@@ -101,9 +104,8 @@ class Scheduler:
         self.uploaded_count = 0
         self.in_flight = 0
 
-        self._timers: list[tuple[float, int, str]] = []
-        self._timer_seq = 0
-        self._ready: deque[str] = deque()
+        self._timers = FairTimers()
+        self._ready = FairQueue()
         self._initial_scans_left = len(self.folders)
         self.ready = self._initial_scans_left == 0
 
@@ -119,10 +121,7 @@ class Scheduler:
         return folder_of(path, self.folders)
 
     def next_deadline(self) -> float:
-        deadline = min(self.unwritten.next_retry, self.accounts.next_deadline())
-        if self._timers:
-            deadline = min(deadline, self._timers[0][0])
-        return deadline
+        return min(self.unwritten.next_retry, self.accounts.next_deadline(), self._timers.next_deadline())
 
     def idle(self) -> bool:
         """Nothing left to do (`scan` exits); sidecars waiting for a read-only folder do not count."""
@@ -214,6 +213,8 @@ class Scheduler:
             wait = self._settle_seconds(entry.folder)
         if entry.phase is Phase.SETTLING and (entry.due <= now or entry.due > now + wait):
             self._schedule(path, entry, now + wait)
+        elif entry.phase is Phase.UPLOADING and event.kind is EventKind.ATTRIB:
+            entry.recheck = True
         elif entry.phase in (Phase.RETRY_WAIT, Phase.PAUSED) and event.kind is EventKind.WRITE:
             # The file changed: a new version gets a fresh start (its account may still be held).
             entry.failures = 0
@@ -254,8 +255,14 @@ class Scheduler:
 
     def _schedule(self, path: str, entry: Tracked, at: float) -> None:
         entry.due = at
-        self._timer_seq += 1
-        heapq.heappush(self._timers, (at, self._timer_seq, path))
+        self._timers.push(entry.folder.path, at, path)
+        if len(self._timers) > 2 * len(self.tracked) + STALE_TIMERS:
+            self._timers.compact(self._waits_for)
+
+    def _waits_for(self, at: float, path: str) -> bool:
+        """Whether the timer (at, path) is the one a tracked file waits for."""
+        entry = self.tracked.get(path)
+        return entry is not None and entry.due == at and entry.phase in (Phase.SETTLING, Phase.RETRY_WAIT)
 
     def _track_now(self, path: str, now: float) -> None:
         folder = self.folder_for(path)
@@ -279,8 +286,7 @@ class Scheduler:
 
     def _fire_timers(self, now: float) -> None:
         looks = 0
-        while self._timers and self._timers[0][0] <= now and looks < LOOKS_PER_TURN:
-            at, _, path = heapq.heappop(self._timers)
+        for at, path in self._timers.due(now):
             entry = self.tracked.get(path)
             if entry is None or entry.due != at:
                 continue  # superseded by a later schedule
@@ -288,13 +294,15 @@ class Scheduler:
                 entry.phase = Phase.SETTLING
                 self._settle_check(path, entry, now)
                 looks += 1
+                if looks >= LOOKS_PER_TURN:
+                    break
         for key, probe in self.accounts.due_probes(now):
             entry = self.tracked.get(probe)
             if entry is None:
                 self.accounts.release(key, probe)
                 continue
             entry.phase = Phase.QUEUED
-            self._ready.appendleft(probe)
+            self._ready.appendleft(entry.folder.path, probe)
 
     def _settle_seconds(self, folder: Folder) -> float:
         return folder.settle_seconds or self.tracker.settle_seconds
@@ -358,7 +366,7 @@ class Scheduler:
             entry.phase = Phase.PAUSED
             return
         entry.phase = Phase.QUEUED
-        self._ready.append(path)
+        self._ready.append(entry.folder.path, path)
 
     def _untrack(self, path: str) -> None:
         entry = self.tracked.pop(path, None)
@@ -382,6 +390,7 @@ class Scheduler:
                 entry.phase = Phase.PAUSED
                 continue
             entry.phase = Phase.UPLOADING
+            entry.recheck = False
             entry.attempts += 1
             self.in_flight += 1
             signature = self.tracker.signature(path)
@@ -405,6 +414,14 @@ class Scheduler:
     # ---- results ---------------------------------------------------------------------------------
 
     def _on_job_done(self, done: JobDone, now: float) -> None:
+        path = done.job.path
+        entry = self.tracked.get(path)
+        recheck = entry is not None and entry.recheck and done.job.stored_sidecar is None
+        self._on_result(done, now)
+        if recheck and path not in self.tracked:
+            self._track_now(path, now)  # a touch during the upload: the record may describe the old times
+
+    def _on_result(self, done: JobDone, now: float) -> None:
         path = done.job.path
         if done.job.stored_sidecar is not None:
             self._on_stored_sidecar_done(done, now)

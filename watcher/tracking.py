@@ -29,6 +29,8 @@ class Tracked:
     # The upload in flight was started under a folder mapping that a reload has since changed: its
     # result must not be recorded as this file's.
     stale: bool = False
+    # Its times or mode changed while it uploaded (no write: the upload stands): look again after it.
+    recheck: bool = False
 
 
 @dataclass(frozen=True)

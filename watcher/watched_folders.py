@@ -39,6 +39,7 @@ class WatchedFolders:
         self._post = post
         self._timings = timings
         self._observe = observe
+        self._observers = Observers()  # one inotify instance and one polling thread for every folder
         self.rescan_seconds = rescan_seconds
         self._folders: dict[str, Folder] = {}
         self._locks: dict[str, FolderLock] = {}
@@ -46,7 +47,6 @@ class WatchedFolders:
         self._standby: dict[str, str] = {}  # another agent holds it: who
         self._blocked: dict[str, str] = {}  # its lock name is not a lock file: what is wrong
         self._watches: dict[str, FolderWatch] = {}
-        self._observers = Observers()  # one inotify instance for every folder
         self._lost: set[str] = set()
         self._suspect: set[str] = set()  # told they may be gone: looked at by the next recheck
         self._events_lost: set[str] = set()  # to list afresh at `_next_relist`
@@ -63,6 +63,15 @@ class WatchedFolders:
         self._next_relist = float("inf")
 
     # ---- what the agent asks -----------------------------------------------------------------------
+
+    @property
+    def rescan_seconds(self) -> float:
+        return self._observers.full_poll_every
+
+    @rescan_seconds.setter
+    def rescan_seconds(self, seconds: float) -> None:
+        """Also how often a polled folder is listed whole (`watcher.polling`)."""
+        self._observers.full_poll_every = seconds
 
     def active(self) -> tuple[Folder, ...]:
         """The folders this agent works on: held (or unlockable), in config order."""

@@ -1,7 +1,7 @@
 """Filesystem observers: what the kernel or a poll reports, turned into the few facts the agent cares about.
 
 Two observers for all folders (`Observers`): one inotify instance where the kernel delivers events
-(`watcher.inotify_watch`), one polling observer (watchdog's) where `polling: true` (NFS, SMB, FUSE) or
+(`watcher.inotify_watch`), one polling thread (`watcher.polling`) where `polling: true` (NFS, SMB, FUSE) or
 where inotify ran out of watches or instances; each folder is a watch on one of them (`FolderWatch`).
 Events arrive on those observers' threads, so they only filter names and hand a small `PathEvent` to the
 agent's inbox; every decision is taken on the agent's own thread.
@@ -9,28 +9,11 @@ agent's inbox; every decision is taken on the agent's own thread.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import threading
 from collections.abc import Callable
-
-from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers.api import BaseObserver, ObservedWatch
-from watchdog.observers.polling import PollingObserver
 
 from watcher.folder_lock import LOCK_NAME
 from watcher.folders import Folder, in_hidden_folder
@@ -39,26 +22,14 @@ from watcher.inotify_watch import LIMIT_ERRORS, Inotify, TreeWatch
 from watcher.log_fields import fields
 from watcher.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.messages import EventKind, PathEvent
+from watcher.polling import PolledTree, Poller
 
 log = logging.getLogger(__name__)
-
-POLLING_INTERVAL = 1.0
-EVENT_FILTER: list[type[FileSystemEvent]] = [
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileAttribEvent,  # chmod +r on an unreadable file, touch: look again now, not at the rescan
-    FileMovedEvent,
-    FileClosedEvent,
-    FileDeletedEvent,
-    DirCreatedEvent,
-    DirMovedEvent,
-    DirDeletedEvent,
-]
 
 
 class _FolderEvents:
     """What happened in one folder, as the agent's `PathEvent`s: the one translation behind both the
-    inotify watches (`watcher.inotify_watch.TreeWatch`) and watchdog's polling observer (`_Handler`)."""
+    inotify watches (`watcher.inotify_watch.TreeWatch`) and the polls (`watcher.polling.PolledTree`)."""
 
     def __init__(self, watch: FolderWatch) -> None:
         self.folder = watch.folder
@@ -107,49 +78,19 @@ class _FolderEvents:
         self._post(EventKind.EVENTS_LOST, self.folder.path)
 
 
-class _Handler(FileSystemEventHandler):
-    """watchdog's events (the polling observer's) into `_FolderEvents`."""
-
-    def __init__(self, events: _FolderEvents) -> None:
-        self._events = events
-        self._root = events.folder.path
-
-    def dispatch(self, event: FileSystemEvent) -> None:
-        events = self._events
-        if event.is_directory:
-            src = os.fsdecode(event.src_path)
-            if isinstance(event, DirDeletedEvent) and src == self._root:
-                events.root_gone()
-            elif isinstance(event, DirMovedEvent):
-                if src == self._root:
-                    events.root_gone()
-                if event.dest_path:
-                    events.directory_appeared(event.dest_path)
-            elif isinstance(event, DirCreatedEvent):
-                events.directory_appeared(src)
-        elif isinstance(event, FileMovedEvent):
-            events.file(EventKind.DELETED, event.src_path)
-            events.file(EventKind.FINISHED, event.dest_path)
-        elif isinstance(event, FileClosedEvent):
-            events.file(EventKind.FINISHED, event.src_path)
-        elif isinstance(event, FileDeletedEvent):
-            events.file(EventKind.DELETED, event.src_path)
-        elif isinstance(event, FileAttribEvent):
-            events.file(EventKind.ATTRIB, event.src_path)
-        elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
-            events.file(EventKind.WRITE, event.src_path)
-
-
 class Observers:
-    """One inotify instance (`Inotify`: one reader thread) and one polling observer, shared by every folder:
+    """One inotify instance (`Inotify`: one reader thread) and one polling thread, shared by every folder:
     300 folders need 300 watches or more, not 300 of the kernel's 128 default inotify instances
     (`fs.inotify.max_user_instances`), and two threads, not a thread per folder."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._inotify: Inotify | None = None
-        self._polling: BaseObserver | None = None
-        self._stopped: list[threading.Thread] = []
+        self._poller: Poller | None = None
+        # A poll lists every directory again this often (the folders' `rescan_seconds`): a file rewritten
+        # in place does not move its directory's stamp.
+        self.full_poll_every = 300.0
+        self._stopped: list[Inotify | Poller] = []
         self._out_of_instances_told = False
 
     def inotify(self) -> Inotify:
@@ -167,27 +108,27 @@ class Observers:
             told, self._out_of_instances_told = self._out_of_instances_told, True
             return not told
 
-    def schedule_polling(self, handler: FileSystemEventHandler, folder: Folder) -> ObservedWatch:
+    def schedule_polling(self, events: _FolderEvents, folder: Folder) -> PolledTree:
         """Poll `folder`; its first listing is taken before this returns, so changes from now on are seen."""
         with self._lock:
-            if self._polling is None:
-                self._polling = PollingObserver(timeout=POLLING_INTERVAL)
-                self._polling.start()
-            polling = self._polling
-        return polling.schedule(handler, folder.path, recursive=folder.recursive, event_filter=EVENT_FILTER)
+            if self._poller is None:
+                self._poller = Poller()
+            poller = self._poller
+        tree = PolledTree(folder, events, lambda: self.full_poll_every)
+        poller.schedule(tree)
+        return tree
 
-    def unschedule_polling(self, watch: ObservedWatch) -> None:
+    def unschedule_polling(self, tree: PolledTree) -> None:
         with self._lock:
-            polling = self._polling
-        if polling is not None:
-            with contextlib.suppress(KeyError, RuntimeError):
-                polling.unschedule(watch)
+            poller = self._poller
+        if poller is not None:
+            poller.unschedule(tree)
 
     def stop(self, join_timeout: float | None = 2.0) -> None:
         with self._lock:
-            inotify, polling = self._inotify, self._polling
-            self._inotify = self._polling = None
-            running: list[Inotify | BaseObserver] = [t for t in (inotify, polling) if t is not None]
+            inotify, poller = self._inotify, self._poller
+            self._inotify = self._poller = None
+            running: list[Inotify | Poller] = [t for t in (inotify, poller) if t is not None]
             self._stopped += running
         for thread in running:
             thread.stop()
@@ -220,7 +161,7 @@ class FolderWatch:
         self._own_observers = observers is None
         self._events = _FolderEvents(self)
         self._tree: TreeWatch | None = None
-        self._polled: ObservedWatch | None = None
+        self._polled: PolledTree | None = None
         self.mode = "polling" if folder.polling else "inotify"
         self._lock = threading.Lock()
         self._stopped = False
@@ -257,7 +198,7 @@ class FolderWatch:
             tree.watch_subfolders()
 
     def _poll(self) -> None:
-        self._polled = self._observers.schedule_polling(_Handler(self._events), self.folder)
+        self._polled = self._observers.schedule_polling(self._events, self.folder)
 
     def _fall_back(self, exc: OSError) -> None:
         """inotify ran out: poll the folder instead, and say so (once for all folders when out of instances)."""
