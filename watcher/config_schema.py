@@ -242,7 +242,8 @@ class FolderSettings(_Strict):
         False,
         description=(
             "Look for changes once a second instead of asking inotify: for NFS, SMB and FUSE mounts, "
-            "where inotify sees nothing."
+            "where inotify sees nothing. A poll lists again only the directories whose stamp moved; a file "
+            "rewritten in place is seen at the next full listing (every rescan_seconds)."
         ),
     )
     media: list[MediaKind] = Field(
