@@ -1,8 +1,8 @@
 """Done datasets: folders of images the agent uploaded long ago, each with its sidecar, made fast.
 
-Sidecars are written directly in the agent's format (watcher/sidecar.py `build_sidecar`: size,
-mtime_ns and ino from the image's own fstat) and sealed the way watcher/trust.py seals them, with a key
-the suite puts in the agent's state folder (`sidecar-seal.key`, watcher/state_dir.py). Sealed, they are
+Sidecars are written directly in the agent's format (watcher/disk/records.py `build_sidecar`: size,
+mtime_ns and ino from the image's own fstat) and sealed the way watcher/state/seal.py seals them, with a key
+the suite puts in the agent's state folder (`sidecar-seal.key`, watcher/state/unwritten.py). Sealed, they are
 the agent's own history, as after months of real uploads: each one also lends its fileID to dedupe,
 which is part of what a start must load. The seal is re-implemented here (an HMAC of five fields) so
 that the suite keeps using the agent only as a process.

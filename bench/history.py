@@ -34,7 +34,7 @@ from dataset import DoneDataset
 from results import Outcome, Row, fmt_mb, fmt_s, verdict
 
 QUIET_SHARE = 0.05  # of one core: below this for a second, the agent is idle
-ROTATION = 48  # rescans in which a periodic rescan lists every directory once (watcher/inventory.py)
+ROTATION = 48  # rescans in which a periodic rescan lists every directory once (watcher/scan/inventory.py)
 
 
 @dataclass
@@ -194,7 +194,7 @@ def _price_rescan(
     """CPU of one periodic rescan, averaged over a rotation: an agent with a short rescan_seconds.
 
     Rescans come every `period`. A rescan may pass over directories unchanged since the last one and
-    list each directory again on its own turn, one rescan in ROTATION (watcher/inventory.py
+    list each directory again on its own turn, one rescan in ROTATION (watcher/scan/inventory.py
     DirectoryMemo), so one rescan alone may be a cheap or a dear one: the window is ROTATION whole
     periods, in which every turn comes once. Whatever the window's phase, the CPU above idle is then
     one rotation's worth: the tail of the rescan cut at the window's start and the head of the one cut

@@ -15,8 +15,8 @@ import pytest
 from tests.helpers import ACCOUNT, ACCOUNT_A, ACCOUNT_B, TOKEN, assert_token_never_written, leaks
 from tests.helpers.agent import AgentProcess
 from tests.helpers.other_user import OtherUser, other_user
-from watcher.client import UploadClient
 from watcher.emulator import Emulator
+from watcher.upload.client import UploadClient
 
 
 @pytest.fixture(autouse=True)

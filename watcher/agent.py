@@ -2,14 +2,14 @@
 
 Threads and who owns what:
 - the loop (the thread that calls `run`) owns the scheduler and everything else here; other threads
-  only post messages (`watcher.messages`) to its inbox;
+  only post messages (`watcher.core.messages`) to its inbox;
 - one inotify reader for all folders (and a polling observer where asked) post `PathEvent`s;
 - the scanner thread walks folders (at start, every `rescan_seconds`, when a subfolder appears) and
   posts `ScanBatch`es and `ScanFinished`;
 - `concurrency` worker threads each run one `UploadJob` at a time and post `JobDone`;
 - the index's commits and sidecars' folder fsyncs have a thread each (`history`, `folder_sync`).
 
-Every decision about a file is the scheduler's (`watcher.scheduler`); this module starts and stops
+Every decision about a file is the scheduler's (`watcher.core.scheduler`); this module starts and stops
 threads, watches and rescans folders, reloads the config, and talks to systemd.
 """
 
@@ -24,17 +24,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, assert_never
 
-from watcher.api_owner import ApiOwner
-from watcher.config import Config, ConfigError
-from watcher.files import holding_roots
-from watcher.folders import Folder
-from watcher.history import HistoryIndex
-from watcher.hook_event import HookEvent
-from watcher.hooks import HookRunner
-from watcher.inbox import Inbox
-from watcher.inventory import DiskProbe
-from watcher.live_status import LiveStatusWriter
-from watcher.messages import (
+from watcher.config.load import Config, ConfigError
+from watcher.core.api_owner import ApiOwner
+from watcher.core.backlog import StoredSidecar
+from watcher.core.folders import Folder
+from watcher.core.inbox import Inbox
+from watcher.core.messages import (
     Control,
     EventKind,
     EventsLost,
@@ -44,20 +39,25 @@ from watcher.messages import (
     ScanBatch,
     ScanFinished,
 )
-from watcher.metrics import Metrics, MetricsSink, NullMetrics
-from watcher.mover import Mover
+from watcher.core.retry import RetryPolicy
+from watcher.core.scheduler import Scheduler
+from watcher.core.timings import Timings
+from watcher.disk.files import holding_roots
+from watcher.disk.mover import Mover
+from watcher.hooks.events import HookEvent
+from watcher.hooks.runner import HookRunner
 from watcher.redact import redact
-from watcher.reporting import Reporter
-from watcher.retry import RetryPolicy
-from watcher.scanner import Scanner
-from watcher.scheduler import Scheduler
-from watcher.sidecar_backlog import StoredSidecar
-from watcher.state_dir import UnwrittenSidecars, load_seal_key
-from watcher.systemd import Notifier
-from watcher.timings import Timings
-from watcher.trust import SidecarSeal
-from watcher.watched_folders import WatchedFolders
-from watcher.worker import Workers
+from watcher.report.live_status import LiveStatusWriter
+from watcher.report.metrics import Metrics, MetricsSink, NullMetrics
+from watcher.report.reporter import Reporter
+from watcher.report.sd_notify import Notifier
+from watcher.scan.inventory import DiskProbe
+from watcher.scan.scanner import Scanner
+from watcher.state.index import HistoryIndex
+from watcher.state.seal import SidecarSeal
+from watcher.state.unwritten import UnwrittenSidecars, load_seal_key
+from watcher.upload.workers import Workers
+from watcher.watch.held_folders import WatchedFolders
 
 log = logging.getLogger("watcher")
 
@@ -93,7 +93,7 @@ class Agent:
         self.timings = timings or Timings()
         self.unwritten = UnwrittenSidecars(state_dir)
         seal = SidecarSeal(load_seal_key(state_dir))
-        # Whose fileIDs count here: the token's user at the base URL (`watcher.api_owner`).
+        # Whose fileIDs count here: the token's user at the base URL (`watcher.core.api_owner`).
         self.owner: ApiOwner = self.client.owner
         self.history = HistoryIndex(state_dir, self.owner.key)  # done files and known uploads, on disk
         # Moves to done_dir / failed_dir, journalled there; a done_dir below any watched folder is
@@ -112,7 +112,7 @@ class Agent:
             once_policy=once_policy,
             trusts=seal.verifies,
         )
-        self._inbox = Inbox()  # bounded, coalescing, folders in turn (`watcher.inbox`)
+        self._inbox = Inbox()  # bounded, coalescing, folders in turn (`watcher.core.inbox`)
         self._lost_told: dict[str, float] = {}  # folder → when its lost events were last logged
         # `scan` is a short pass: no metrics server, no live status of its own.
         metrics: MetricsSink = NullMetrics() if once else Metrics()

@@ -1,14 +1,14 @@
 """What a log call may attach for the journal (`fields()`), apart from the handler that sends it.
 
 Pure, so that the scheduler and other I/O-free modules can attach fields without importing the
-journal protocol code in `watcher.logs`.
+journal protocol code in `watcher.report.logs`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 # What a log call may attach, by the journal field it becomes. The events are those of the hooks
@@ -50,3 +50,25 @@ def record_fields(record: logging.LogRecord) -> dict[str, str]:
     if not isinstance(attached, Mapping):
         return {}
     return {k: v for k, v in attached.items() if k in _FIELD_NAMES and isinstance(v, str)}
+
+
+def say(
+    emit: Callable[..., None],
+    msg: str,
+    *args: object,
+    file: str | os.PathLike[str] | None = None,
+    folder: str | os.PathLike[str] | None = None,
+    account: str | None = None,
+    file_id: str | None = None,
+    event: Event | None = None,
+) -> None:
+    """Log `msg % args` through `emit` (a logger's `info`, `warning`, ...) with the journal fields given.
+
+    `say(log.warning, "%s: %s", path, why, file=path, event="failure")` reads as one sentence where
+    `log.warning(..., extra=fields(...))` would not fit on a line."""
+    emit(
+        msg,
+        *args,
+        extra=fields(file=file, folder=folder, account=account, file_id=file_id, event=event),
+        stacklevel=2,
+    )

@@ -1,6 +1,6 @@
 """One redaction function for every text that leaves the process: log records, STATUS=, error strings.
 
-The token is registered where it is resolved (`watcher.config.resolve_token`), before it is checked, so
+The token is registered where it is resolved (`watcher.config.load.resolve_token`), before it is checked, so
 even a token refused for its characters is never printed. Besides the value itself, the forms in which
 other code quotes a string are registered too: `repr()` (requests quotes a refused header value that
 way), JSON, and the `\\xNN` escapes the log filter writes for control characters; and, for a value that

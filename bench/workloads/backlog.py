@@ -69,5 +69,5 @@ def run(ctx: Context, out: Outcome) -> None:
         f"{stats['requests']:,} upload attempts ({stats['requests'] / phase:.0f}/s; the emulator answered "
         f"{dict(stats['by_status'])}) and used {cpu:.1f} s of CPU: after 3 temporary failures in a row "
         f"the account's backlog is held and one probe upload at a time goes out on the retry schedule "
-        f"(watcher/accounts.py), instead of every file retrying on its own clock."
+        f"(watcher/core/accounts.py), instead of every file retrying on its own clock."
     )

@@ -22,7 +22,7 @@ from sidecar_watch import SidecarWatch
 # measuring prototypes with --agent-src. Printed under the workload whenever its verdict is MISSED.
 WHY_MISSED = (
     "why the big file can be slower than curl: the agent must sha256 the bytes it sends (SPEC §6); "
-    "large bodies are hashed on a helper thread one chunk behind the socket (watcher/client.py "
+    "large bodies are hashed on a helper thread one chunk behind the socket (watcher/upload/client.py "
     "HashingReader), so hashing and sending overlap, but on 2 cores the emulator's receiving, the "
     "agent's sending and its hashing still compete for CPU, and runs swing between 0.6 and 1.0 x curl. "
     "Against the real API (~1 min per GB) the difference is moot."

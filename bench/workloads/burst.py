@@ -25,7 +25,7 @@ SESSION_SHARE = 0.6  # issue 9: the agent's burst rate against the bare session 
 WHY_MISSED = (
     "why the burst is slower than a bare loop: the agent does per file what the bare loop does not "
     "(settle check, sniff, head hash for dedupe, change check after the upload, a sidecar written with "
-    "fsync of the file, its folder's fsync (batched across files: watcher/folder_sync.py), an "
+    "fsync of the file, its folder's fsync (batched across files: watcher/disk/folder_sync.py), an "
     "error-record cleanup, two rows in the index, metrics and a log line), on several threads that "
     "share the GIL: each system call made while another thread waits for it costs two thread switches, "
     "which this VM makes expensive (perf, 2026-11-30: 26 % of the agent's CPU in the kernel's switch "
@@ -34,7 +34,7 @@ WHY_MISSED = (
     "the last minutes (recently_deleted, 9 % of the agent's CPU under perf); the bare loop creates no "
     "file. The sidecar's own fsync stays (without it a power cut could leave an empty sidecar). Already "
     "applied: uploads go through urllib3's pool directly, not a requests.Session; events for the "
-    "agent's own records are dropped before any event object (watcher/inotify_watch.py); the deadline "
+    "agent's own records are dropped before any event object (watcher/watch/inotify.py); the deadline "
     "thread is not woken per upload; metrics keep their counters; the dedupe's head check is an index "
     "lookup, not a read of every upload of the same size (0.23 ms per file at 2,000 of them). "
     "Concurrency 2, 4 or 8 changes little (within the run-to-run noise of about 15 %)."

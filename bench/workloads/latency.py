@@ -16,7 +16,7 @@ from sidecar_watch import SidecarWatch
 # measuring prototypes with --agent-src. Printed under the workload whenever its verdict is MISSED.
 WHY_MISSED = (
     "why the agent is slower than the shell: every file waits the 0.2 s confirmation after its close "
-    "event (watcher/settle.py DEFAULT_CONFIRM_SECONDS, scheduled in watcher/scheduler.py _on_event); the "
+    "event (watcher/core/settle.py DEFAULT_CONFIRM_SECONDS, scheduled in watcher/core/scheduler.py _on_event); the "
     "real work after it is a few ms. The shell uploads on the event alone, which SPEC §5 forbids "
     "('never to zero confirmation'): beating it needs a confirmation shorter than the shell's ~12 ms, "
     "i.e. effectively none. Target not reachable without changing the contract."

@@ -16,10 +16,10 @@ from typing import Any
 from tests.helpers import ACCOUNT_A, ACCOUNT_B, read_json, sidecar_of, wait_for, wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes
+from watcher.core.signature import signature_of
+from watcher.disk.records import build_sidecar
 from watcher.emulator import Emulator
-from watcher.files import signature_of
-from watcher.history import INDEX_NAME
-from watcher.sidecar import build_sidecar
+from watcher.state.index import INDEX_NAME
 
 
 def index_path(tmp_path: Path) -> Path:
@@ -141,7 +141,7 @@ def test_kill_9_while_the_index_is_rebuilt_costs_nothing_but_time(
 def test_a_big_start_shares_the_check_with_its_helper_and_still_sees_every_change_made_while_stopped(
     tmp_path: Path, drop: Path, emulator: Emulator
 ) -> None:
-    # Enough for the start-up helper (watcher/walk_helper.py) to be worth starting.
+    # Enough for the start-up helper (watcher/scan/helper.py) to be worth starting.
     images = write_done_images(drop, 2_250, folders=10)
     agent = AgentProcess(
         tmp_path, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A, "recursive": True}]

@@ -39,7 +39,7 @@ SECRET = "user:4242-probeSECRETinthejournal"
 PROBE = f"""
 import logging, signal, sys
 from watcher.log_fields import fields
-from watcher.logs import configure_logging
+from watcher.report.logs import configure_logging
 from watcher.redact import register_secret
 
 configure_logging()

@@ -70,7 +70,7 @@ def build_venv(dest: Path) -> None:
     shutil.copytree(REPO / "watcher", site / "watcher", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     script = dest / "bin" / "minimax-watcher"
     script.write_text(
-        f"#!{PREFIX}/bin/python3\nimport sys\nfrom watcher.cli import main\n\nsys.exit(main())\n"
+        f"#!{PREFIX}/bin/python3\nimport sys\nfrom watcher.cli.main import main\n\nsys.exit(main())\n"
     )
     script.chmod(0o755)
     # Bytecode now: /opt is read-only for the service, and compiling pydantic at every start is slow.

@@ -38,7 +38,7 @@ PACKAGE = Path(watcher.__file__).resolve().parent
 # under /root or a 0700 clone does start, then misses its own library: a pyenv build falls back to the
 # system's libpython and stdlib, and runs only by that accident. Such an interpreter is refused.
 PROBE = (
-    "import os, sys, requests, watchdog.observers, pydantic, yaml, watcher.cli, watcher;"
+    "import os, sys, requests, watchdog.observers, pydantic, yaml, watcher.cli.main, watcher;"
     "print(sys.version_info[0], sys.version_info[1], os.access(sys.executable, os.X_OK), watcher.__file__)"
 )
 

@@ -4,7 +4,7 @@ folders are still served.
 The real agent watches two folders, A and B; the dropper works in A only. Its churn (files created and
 deleted as fast as it can) once grew the agent past 500 MB in two minutes: watchdog 7.1.1's reader
 queued every event for a dispatcher thread, and the agent's own inbox had no bound either (bounded now:
-tests/unit/test_inbox.py). Its flood of files that are not images once held B's image back for minutes
+tests/unit/core/test_inbox.py). Its flood of files that are not images once held B's image back for minutes
 (one queue of looks and uploads, first come first served).
 """
 

@@ -28,8 +28,8 @@ def test_a_deep_path_against_many_stars_is_matched_in_steps_bounded_by_their_pro
     # process can be given up on. The deadline is a guard against a hang, not a measure.
     program = textwrap.dedent(
         f"""
-        from watcher.folders import Folder
-        from watcher.globs import Glob
+        from watcher.core.folders import Folder
+        from watcher.core.globs import Glob
         deep = "a/" * {DEPTH} + "c.png"
         folder = Folder("/d", None, True, False, include=({MANY_STARS!r},))
         assert not folder.admits("/d/" + deep)

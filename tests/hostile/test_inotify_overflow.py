@@ -15,11 +15,11 @@ import pytest
 
 from tests.helpers import ACCOUNT_A, wait_for, wait_sidecar
 from tests.helpers.images import png_bytes
+from watcher.core.folders import Folder
+from watcher.core.messages import EventKind, PathEvent
 from watcher.emulator import Emulator
-from watcher.folders import Folder
-from watcher.inotify_limits import queued_events_limit
-from watcher.messages import EventKind, PathEvent
-from watcher.watching import FolderWatch, Observers
+from watcher.watch.limits import queued_events_limit
+from watcher.watch.observers import FolderWatch, Observers
 
 pytestmark = pytest.mark.hostile
 

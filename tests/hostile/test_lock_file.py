@@ -19,7 +19,7 @@ from tests.helpers.agent import AgentProcess
 from tests.helpers.dropper import Dropper
 from tests.helpers.images import png_bytes
 from watcher.emulator import Emulator
-from watcher.folder_lock import LOCK_NAME
+from watcher.watch.lock import LOCK_NAME
 
 pytestmark = pytest.mark.hostile
 

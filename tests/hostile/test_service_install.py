@@ -21,9 +21,9 @@ import yaml
 
 from tests.helpers import TOKEN
 from tests.helpers.other_user import AS_NOBODY, NOBODY
-from watcher.service_install import plan_install
-from watcher.service_plan import Directory, Host, Progress, Step, run_plan
-from watcher.service_units import TOKEN_FILE, PlanError
+from watcher.service.install import plan_install
+from watcher.service.plan import Directory, Host, Progress, Step, run_plan
+from watcher.service.units import TOKEN_FILE, PlanError
 
 pytestmark = [
     pytest.mark.hostile,

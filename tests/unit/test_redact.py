@@ -18,15 +18,15 @@ from tests.helpers import wait_for
 from tests.helpers.images import png_bytes
 from tests.helpers.notify import NotifySocket
 from watcher.agent import Agent
-from watcher.client import UploadClient
-from watcher.config import load_config
+from watcher.config.load import load_config
+from watcher.core.outcome import UploadFailure
+from watcher.core.retry import RetryPolicy
+from watcher.core.timings import Timings
 from watcher.emulator import Emulator
-from watcher.logs import JournalFormatter, add_filters
-from watcher.outcome import UploadFailure
 from watcher.redact import REPLACEMENT, clear_secrets, escape_control, redact, register_secret
-from watcher.retry import RetryPolicy
-from watcher.systemd import Notifier
-from watcher.timings import Timings
+from watcher.report.logs import JournalFormatter, add_filters
+from watcher.report.sd_notify import Notifier
+from watcher.upload.client import UploadClient
 
 # Two tokens in one file: what a token file holding a newline typically is.
 TWO_LINES = "user:4242-firstSECRET\nuser:4243-secondSECRET"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from types import FrameType, TracebackType
 from typing import Any, Final, Self
 
-from watcher.api_owner import user_of
+from watcher.core.api_owner import user_of
 from watcher.emulator.decision import Acceptance, Refusal, UploadRequest, decide
 from watcher.emulator.faults import Fault
 from watcher.emulator.http import API_PREFIX, Server

@@ -1,0 +1,166 @@
+"""The config schema as the single source: every key documented in it, and the README's config reference,
+the shipped config.yaml and `check-config --sample` all exactly what it renders."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel, Field
+
+from watcher.config.load import ApiSettings, FolderSettings, MetricsSettings, Settings, load_config
+from watcher.config.sample import render_sample
+
+REPO = Path(__file__).resolve().parents[3]
+REGENERATE = (
+    "render it again: `minimax-watcher check-config --sample` for the README's block; for config.yaml, "
+    "its leading comment lines followed by render_sample({'folders.path': 'drop/example'})"
+)
+CONFIG_YAML_VALUES = {"folders.path": "drop/example"}
+
+
+def readme_reference() -> str:
+    """The YAML block under the README's "## Config reference" heading."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Config reference\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"^```yaml\n(.*?)^```$", section, re.DOTALL | re.MULTILINE)
+    assert match is not None, "the README's config reference has no ```yaml block"
+    return match.group(1)
+
+
+# ---- the schema documents itself --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [Settings, ApiSettings, MetricsSettings, FolderSettings])
+def test_every_key_has_a_description(model: type[BaseModel]) -> None:
+    for name, field in model.model_fields.items():
+        assert field.description, f"{model.__name__}.{name} has no description"
+    # And a value to show: rendering refuses a key with neither a default nor an example.
+    render_sample()
+
+
+def test_the_sample_states_each_bound_of_the_schema() -> None:
+    sample = render_sample()
+    assert "settle_seconds: 2  # default; > 0, <= 3600\n" in sample
+    assert "concurrency: 4  # default; >= 1, <= 64\n" in sample
+    assert "rescan_seconds: 300  # default; >= 1\n" in sample
+    assert "folders:  # required; at least 1\n" in sample
+    assert "  - path: /srv/drop/alice  # required\n" in sample
+    assert '    # account: "123456"  # optional\n' in sample  # an id must be quoted
+    assert "  # token_file: /etc/minimax-watcher/token  # optional\n" in sample
+    assert "metrics:\n" in sample and "  # listen: 127.0.0.1:9464  # optional\n" in sample
+
+
+def test_the_sample_is_a_valid_config_with_the_defaults() -> None:
+    data = yaml.safe_load(render_sample())
+    settings = Settings.model_validate(data)
+    assert settings.api == ApiSettings()
+    assert settings.settle_seconds == Settings.model_fields["settle_seconds"].default
+    assert settings.concurrency == Settings.model_fields["concurrency"].default
+    assert settings.rescan_seconds == Settings.model_fields["rescan_seconds"].default
+    assert settings.folders == [FolderSettings(path="/srv/drop/alice")]
+    assert settings.metrics == MetricsSettings()  # off: `metrics:` with its one key commented out
+    # Optional keys without a default are shown commented out, so they stay unset.
+    assert "token_file" not in data["api"] and "account" not in data["folders"][0]
+
+
+def test_every_key_of_the_schema_is_in_the_sample() -> None:
+    sample = render_sample()
+    for model, indent in (
+        (Settings, ""),
+        (ApiSettings, "  "),
+        (MetricsSettings, "  "),
+        (FolderSettings, "    "),
+    ):
+        for name in model.model_fields:
+            key = re.compile(rf"^(  - |{indent}|{indent}# ){name}:", re.MULTILINE)
+            assert key.search(sample), f"{model.__name__}.{name} is missing from the sample"
+
+
+def test_a_constraint_the_sample_cannot_state_is_refused() -> None:
+    class Odd(BaseModel):
+        even: int = Field(2, multiple_of=2, description="An even number.")
+
+    with pytest.raises(TypeError, match="constraint"):
+        render_sample(schema=Odd)
+
+
+def test_a_key_without_a_description_is_refused() -> None:
+    class Mute(BaseModel):
+        quiet: int = 1
+
+    with pytest.raises(TypeError, match="description"):
+        render_sample(schema=Mute)
+
+
+# ---- README, config.yaml and --sample are what the schema renders -----------------------------------
+
+
+def test_readme_config_reference_is_the_rendered_schema() -> None:
+    assert readme_reference() == render_sample(), f"README.md's config reference has drifted: {REGENERATE}"
+
+
+def test_shipped_config_yaml_is_the_rendered_schema_with_the_example_folder() -> None:
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    rendered = render_sample(CONFIG_YAML_VALUES)
+    assert text.endswith(rendered), f"config.yaml has drifted: {REGENERATE}"
+    header = text.removesuffix(rendered).splitlines()
+    assert all(line.startswith("#") or not line.strip() for line in header), header
+
+
+def test_shipped_config_yaml_loads(tmp_path: Path) -> None:
+    (tmp_path / "drop" / "example").mkdir(parents=True)
+    copy = tmp_path / "config.yaml"
+    copy.write_bytes((REPO / "config.yaml").read_bytes())
+    config = load_config(copy)
+    assert [f.path for f in config.folders] == [str(tmp_path / "drop" / "example")]
+
+
+class _LongerDefault(Settings):
+    settle_seconds: float = Field(
+        3.0, gt=0, le=3600, description=Settings.model_fields["settle_seconds"].description
+    )
+
+
+class _TighterBound(Settings):
+    concurrency: int = Field(4, ge=1, le=32, description=Settings.model_fields["concurrency"].description)
+
+
+class _FolderWithMedia(FolderSettings):
+    media: str = Field("image", description="Which files are uploaded.")
+
+
+class _NewFolderKey(Settings):
+    folders: list[_FolderWithMedia] = Field(  # type: ignore[assignment]
+        min_length=1, description=Settings.model_fields["folders"].description
+    )
+
+
+class _NewTopKey(Settings):
+    hooks_timeout: float = Field(60.0, gt=0, description="Seconds a hook may run.")
+
+
+@pytest.mark.parametrize("changed", [_LongerDefault, _TighterBound, _NewFolderKey, _NewTopKey])
+def test_a_change_to_the_schema_shows_in_what_the_readme_is_compared_with(changed: type[Settings]) -> None:
+    """A key, default or bound added to the schema changes the rendering, so the README test fails."""
+    assert render_sample(schema=changed) != readme_reference()
+
+
+def test_check_config_sample_prints_the_rendered_schema_without_any_config(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MINIMAX_WATCHER_CONFIG", "USEAPI_TOKEN")}
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "check-config", "--sample"],
+        cwd=tmp_path,  # no ./config.yaml here, and /etc/minimax-watcher/config.yaml is not read
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == render_sample()
+    assert result.stderr == ""

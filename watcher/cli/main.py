@@ -1,0 +1,388 @@
+"""The `minimax-watcher` command line: run, scan, upload, status, check-config, emulate, service."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from watcher import __version__
+from watcher.agent import Agent, signals_to
+from watcher.cli.progress import ProgressBar
+from watcher.config.load import (
+    DEFAULT_BASE_URL,
+    EX_CONFIG,
+    TOKEN_ENV,
+    Config,
+    ConfigError,
+    default_config_path,
+    describe_effective,
+    load_config,
+    with_base_url,
+)
+from watcher.config.token import ResolvedToken, register_proxy_secrets, resolve_token
+from watcher.core.api_owner import ApiOwner, assumption, owner_for_reading
+from watcher.core.folders import folder_of
+from watcher.core.media import ALL_KINDS
+from watcher.core.messages import UploadJob
+from watcher.core.outcome import FailureClass, UploadFailure, UploadSuccess
+from watcher.core.retry import RetryPolicy
+from watcher.core.timings import Timings
+from watcher.disk import descriptors
+from watcher.report.logs import configure_logging
+from watcher.report.sd_notify import Notifier
+from watcher.service import install as service_install
+from watcher.state.seal import SidecarSeal
+from watcher.state.unwritten import default_state_dir, load_seal_key
+from watcher.upload.client import UploadClient
+from watcher.upload.pipeline import record_failure, record_success, sidecar_for, upload_one
+
+log = logging.getLogger("watcher")
+
+EMULATOR_TOKEN = "user:1-emulator"
+EMULATOR_ACCOUNT = "123456"
+EMULATOR_PORT = 8787  # `emulate` and `run --emulate` (when free)
+# `upload` retries a temporary failure a few times, then says so: a person is waiting for it.
+UPLOAD_RETRIES = RetryPolicy(cap=30.0, give_up_after=5)
+
+DESCRIPTION = """\
+Watch drop folders and upload each settled PNG, JPEG or WebP image to the useapi.net MiniMax
+files API, writing <image>.json beside it with the fileID that videos/create accepts.
+
+The token comes from $USEAPI_TOKEN, api.token_file in the config, or the systemd credential
+`useapi-token`. The config is --config, else $MINIMAX_WATCHER_CONFIG, else ./config.yaml, else
+/etc/minimax-watcher/config.yaml.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minimax-watcher", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", type=Path, help="config file (default: see above)")
+        # Also after the command (`run -v`), where people put it; SUPPRESS keeps the one given before.
+        p.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details"
+        )
+        return p
+
+    run = with_config(
+        commands.add_parser("run", help="watch the folders and upload, in the foreground (the service)")
+    )
+    run.add_argument(
+        "--emulate",
+        action="store_true",
+        help="start the built-in API emulator on loopback and upload to it instead of useapi.net",
+    )
+    scan = with_config(
+        commands.add_parser("scan", help="upload everything pending now, then exit (1 if any failed)")
+    )
+    scan.add_argument("--emulate", action="store_true", help="upload to the built-in emulator")
+    scan.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be uploaded (path, type, size, account); upload and write nothing",
+    )
+    upload = with_config(commands.add_parser("upload", help="upload one file now and print its sidecar JSON"))
+    upload.add_argument("file", type=Path, help="the image to upload")
+    upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
+    status = with_config(commands.add_parser("status", help="per folder: uploaded, pending, failed and why"))
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    check_config = with_config(
+        commands.add_parser("check-config", help="validate the config and print the effective settings")
+    )
+    check_config.add_argument(
+        "--sample",
+        action="store_true",
+        help="print a commented sample config with every key, its default and bounds (reads no config)",
+    )
+    service_install.add_parser(commands)
+    emulate = commands.add_parser(
+        "emulate", help="run the API emulator alone (for trying things and for tests)"
+    )
+    emulate.add_argument(
+        "--port", type=int, default=EMULATOR_PORT, help="port on 127.0.0.1 (default 8787; 0 picks one)"
+    )
+    emulate.add_argument(
+        "--account",
+        dest="accounts",
+        action="append",
+        help=f"an account the emulator knows (repeatable; default {EMULATOR_ACCOUNT})",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    register_proxy_secrets()  # before anything can print them
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    handlers = {
+        "run": cmd_run,
+        "scan": cmd_scan,
+        "upload": cmd_upload,
+        "status": cmd_status,
+        "check-config": cmd_check_config,
+        "emulate": cmd_emulate,
+        "service": cmd_service,
+    }
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        log.error("configuration error: %s", exc)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return args.config if args.config is not None else default_config_path()
+
+
+def _client_for(token: ResolvedToken, pool_size: int) -> Any:
+    def factory(config: Config) -> UploadClient:
+        # A reload may bring a new token source; resolve it again, except for the emulator's fixed one.
+        fresh = token if token.source == "emulator" else (resolve_token(config) or token)
+        return UploadClient(
+            config.base_url, fresh.value, pool_size=max(pool_size, config.settings.concurrency)
+        )
+
+    return factory
+
+
+def _start_emulator(config: Config, token: ResolvedToken | None) -> tuple[Config, ResolvedToken, Any]:
+    from watcher.emulator import Emulator
+
+    accounts = sorted({f.account for f in config.folders if f.account}) or [EMULATOR_ACCOUNT]
+    token = ResolvedToken(token.value if token else EMULATOR_TOKEN, "emulator")
+    # 8787 when free: the same base URL at each start keeps the emulator's sidecars this agent's own
+    # (`watcher.core.api_owner`), and the README's `curl localhost:8787/_emulator/...` reaches it.
+    try:
+        emulator = Emulator(
+            token=token.value, accounts=accounts, poll_interval=0.5, port=EMULATOR_PORT
+        ).start()
+    except OSError:
+        emulator = Emulator(token=token.value, accounts=accounts, poll_interval=0.5).start()
+    log.info(
+        "emulating the API at %s (accounts %s); nothing leaves this machine",
+        emulator.base_url,
+        ", ".join(accounts),
+    )
+    return with_base_url(config, emulator.base_url), token, emulator
+
+
+def _prepare(args: argparse.Namespace, emulate: bool) -> tuple[Config, ResolvedToken, Any]:
+    descriptors.raise_limit()  # a lock file per watched folder: ~1,000 folders need more than 1,024
+    config = load_config(_config_path(args))
+    token = resolve_token(config)
+    if emulate:
+        return _start_emulator(config, token)
+    if token is None:
+        raise ConfigError(
+            f"no API token: set ${TOKEN_ENV}, api.token_file in {config.source}, or the systemd credential "
+            "useapi-token (or add --emulate to try the agent without an account)"
+        )
+    return config, token, None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config, token, emulator = _prepare(args, args.emulate)
+    notifier = Notifier()
+    source = config.source
+
+    def reload_config() -> Config:
+        new = load_config(source)
+        return with_base_url(new, emulator.base_url) if emulator is not None else new
+
+    agent = Agent(
+        config,
+        _client_for(token, config.settings.concurrency),
+        notifier=notifier,
+        config_loader=reload_config,
+        state_dir=default_state_dir(),
+        timings=Timings.from_env(),
+    )
+
+    log.info("minimax-watcher %s starting with %s (token from %s)", __version__, source, token.source)
+    try:
+        with signals_to(agent):
+            return agent.run()
+    finally:
+        notifier.close()
+        if emulator is not None:
+            emulator.stop()
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from watcher.cli.dry_run import plan, render
+
+        config = load_config(_config_path(args))
+        owner = _reading_owner(config)
+        note = assumption(owner)
+        if note is not None:
+            log.warning("%s", note)  # stderr: stdout stays one line per file and the total
+        text = render(list(plan(config, owner)))
+        sys.stdout.buffer.write((text + "\n").encode("utf-8", "surrogateescape"))
+        sys.stdout.buffer.flush()
+        return 0
+    config, token, emulator = _prepare(args, args.emulate)
+    agent = Agent(
+        config,
+        _client_for(token, config.settings.concurrency),
+        once=True,
+        state_dir=default_state_dir(),
+        timings=Timings.from_env(),
+    )
+    try:
+        code = agent.run()
+    finally:
+        if emulator is not None:
+            emulator.stop()
+    log.info(
+        "scan finished: %d uploaded, %d failed, %d not uploaded after repeated temporary errors",
+        agent.uploaded_count,
+        agent.failed,
+        len(agent.gave_up),
+    )
+    return code
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    path = os.path.abspath(args.file)
+    config: Config | None = None
+    config_path = _config_path(args)
+    if args.config is not None or config_path.exists():
+        config = load_config(config_path)
+    token = resolve_token(config)
+    if token is None:
+        raise ConfigError(f"no API token: set ${TOKEN_ENV} or api.token_file in the config")
+    folder = folder_of(path, config.folders) if config is not None else None
+    account = args.account
+    if account is None and folder is not None:
+        account = folder.account
+    # A file in a watched folder is held to that folder's media; any other, to every kind the API takes.
+    kinds = folder.media if folder is not None else ALL_KINDS
+    base_url = config.base_url if config is not None else DEFAULT_BASE_URL
+    client = UploadClient(base_url, token.value, pool_size=1)
+    progress = ProgressBar(os.path.basename(path), _size_or_zero(path)) if sys.stderr.isatty() else None
+    try:
+        for attempt in itertools.count(1):
+            job = UploadJob(path, account, None, attempt, kinds=kinds)
+            outcome, signature, _ = upload_one(client, job, progress=progress)
+            if progress is not None:
+                progress.finish()
+            if isinstance(outcome, UploadSuccess) and signature is not None:
+                seal = SidecarSeal(load_seal_key(default_state_dir()))
+                sidecar = sidecar_for(job, outcome, signature, seal, client.owner.base_url)
+                try:
+                    record_success(job, sidecar)
+                except OSError as exc:
+                    log.error("%s: uploaded, but the sidecar cannot be written: %s", path, exc.strerror)
+                print(json.dumps(sidecar, indent=2, ensure_ascii=False))
+                return 0
+            if isinstance(outcome, UploadFailure):
+                if outcome.failure_class is not FailureClass.TEMPORARY or UPLOAD_RETRIES.gives_up(attempt):
+                    if outcome.failure_class is FailureClass.PERMANENT and signature is not None:
+                        try:
+                            record_failure(job, outcome, signature)
+                        except OSError:
+                            pass
+                    log.error("%s: %s", path, outcome.error)
+                    return 1
+                delay = UPLOAD_RETRIES.delay(attempt, outcome.retry_after)
+                log.warning("%s: %s; retrying in %.1f s", path, outcome.error, delay)
+                time.sleep(delay)
+            else:
+                log.error("%s: %s", path, getattr(outcome, "reason", "cannot be uploaded"))
+                return 1
+        raise AssertionError("unreachable: the retry policy gives up")
+    finally:
+        client.close()
+
+
+def _size_or_zero(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _reading_owner(config: Config) -> ApiOwner:
+    """Whose sidecars `status` and `scan --dry-run` count as done (they need no token)."""
+    return owner_for_reading(config.base_url, lambda: getattr(resolve_token(config), "value", None))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from watcher.cli.status import add_agent, folder_report, render_json, render_text
+    from watcher.report.live_status import SERVICE_STATE_DIR, read_live_status
+    from watcher.state.index import INDEX_NAME, IndexReader
+
+    config = load_config(_config_path(args))
+    owner = _reading_owner(config)
+    state_dirs = [default_state_dir(), SERVICE_STATE_DIR]
+    # Without the token's user the index cannot be told to be this user's: every sidecar is read.
+    opened = (IndexReader.open(d / INDEX_NAME, owner.key) for d in state_dirs if owner.user is not None)
+    index = next(filter(None, opened), None)
+    try:
+        report = folder_report(config, index, owner)
+    finally:
+        if index is not None:
+            index.close()
+    add_agent(report, read_live_status(state_dirs))
+    # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
+    note = assumption(owner)
+    if note is not None and args.json:
+        log.warning("%s", note)
+    elif note is not None:
+        report["note"] = note
+    output = render_json(report) if args.json else (render_text(report) + "\n").encode("utf-8")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(output)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    if args.sample:
+        from watcher.config.sample import render_sample
+
+        print(render_sample(), end="")
+        return 0
+    config = load_config(_config_path(args))
+    token = resolve_token(config)
+    print(yaml.safe_dump(describe_effective(config, token), sort_keys=False), end="")
+    if token is None:
+        log.warning("no API token found: `run` needs one (or --emulate to try without an account)")
+    return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    if args.service_action == "install":
+        return service_install.install(args.config, dry_run=args.dry_run)
+    return service_install.uninstall(dry_run=args.dry_run)
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    from watcher.emulator import serve_forever
+
+    token = os.environ.get(TOKEN_ENV, "").strip() or EMULATOR_TOKEN
+    if token == EMULATOR_TOKEN:
+        log.info("the emulator accepts the token %s (set %s to choose another)", EMULATOR_TOKEN, TOKEN_ENV)
+    else:
+        log.info("the emulator accepts the token in $%s", TOKEN_ENV)
+    serve_forever(token=token, accounts=args.accounts or [EMULATOR_ACCOUNT], port=args.port)
+    return 0

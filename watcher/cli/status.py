@@ -1,0 +1,156 @@
+"""`minimax-watcher status`: what each folder holds, read from the files themselves.
+
+It needs no running agent: sidecars and error records beside the images are the state. Where it can
+read an agent's index without writing anything (`watcher.state.index.open_read_only`), the files that index
+vouches for are counted from a listing and two stats each, not by reading a million sidecars. File names
+and error texts come from users and from the API: the text view shows them with control characters
+escaped (an escape sequence in a name must not reach the terminal) and bounded in length, and neither
+view fails on a name that is not valid UTF-8.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from watcher.config.load import Config
+from watcher.core.api_owner import ApiOwner
+from watcher.core.media import name_problem
+from watcher.core.messages import FileState
+from watcher.redact import BIDI_CONTROL
+from watcher.scan.inventory import walk_candidates
+from watcher.state.index import IndexReader
+
+MAX_ERROR = 1000  # characters of an error text shown (an error record may hold more)
+MAX_SHOWN = 300  # ... and on a terminal line
+
+
+def folder_report(
+    config: Config, index: IndexReader | None = None, owner: ApiOwner | None = None
+) -> dict[str, Any]:
+    """Each folder's counts and failures. With an `index` (an agent's, read-only, made for `owner`), a
+    done file it vouches for is counted without reading its sidecar, as the agent's start does. A
+    sidecar of another API user or base URL than `owner`'s is pending, as the agent judges it."""
+    folders = []
+    for folder in config.folders:
+        counts = {state: 0 for state in FileState}
+        failures = []
+
+        def vouched(_directory: str, count: int, counts: dict[FileState, int] = counts) -> None:
+            counts[FileState.DONE] += count
+
+        walk = walk_candidates(folder.path, folder.recursive, folder.account, admits=folder.admits,
+                               known_in=index.known_in if index is not None else None,
+                               on_vouched=vouched, owner=owner)  # fmt: skip
+        for found in walk:
+            problem = name_problem(os.path.basename(found.path))
+            state = FileState.FAILED if problem is not None else found.state
+            counts[state] += 1
+            if problem is not None or (state is FileState.FAILED and found.record is not None):
+                error = problem if problem is not None else str((found.record or {}).get("error", ""))
+                failures.append(
+                    {"file": os.path.relpath(found.path, folder.path), "error": error[:MAX_ERROR]}
+                )
+        folders.append(
+            {
+                "path": folder.path,
+                "account": folder.account,
+                "uploaded": counts[FileState.DONE],
+                "pending": counts[FileState.PENDING],
+                "failed": counts[FileState.FAILED],
+                "failures": sorted(failures, key=lambda f: f["file"]),
+            }
+        )
+    return {"folders": folders}
+
+
+def add_agent(report: dict[str, Any], agent: dict[str, Any] | None) -> None:
+    """Attach a running agent's live status to `report`, and mark each folder watched by it or not: an
+    agent on the same state folder may run another config, and its being up says nothing of these folders."""
+    watched = set(agent.get("folders", [])) if agent is not None else set()
+    for folder in report["folders"]:
+        folder["watched"] = folder["path"] in watched
+    if agent is not None and watched & {folder["path"] for folder in report["folders"]}:
+        report["agent"] = agent
+    elif agent is not None:
+        report["other_agent"] = {"pid": agent.get("pid"), "folders": sorted(watched)}
+
+
+def render_text(report: dict[str, Any]) -> str:
+    lines = []
+    agent = report.get("agent")
+    for folder in report["folders"]:
+        account = folder["account"] or "the token's only account"
+        lines.append(
+            f"{printable(folder['path'])}  (account {account})\n"
+            f"  uploaded {folder['uploaded']}, pending {folder['pending']}, failed {folder['failed']}"
+        )
+        if isinstance(agent, dict) and not folder.get("watched", True):
+            lines.append("  not watched: the running agent's config does not list this folder")
+        for failure in folder["failures"]:
+            lines.append(f"  failed: {printable(failure['file'])}: {printable(failure['error'], MAX_SHOWN)}")
+    if report.get("note"):
+        lines.append(f"note: {printable(str(report['note']))}")
+    other = report.get("other_agent")
+    if isinstance(agent, dict):
+        lines += _render_agent(agent)
+    elif isinstance(other, dict):
+        lines.append(
+            f"agent: not running for these folders; the agent on this state folder (pid {other.get('pid')}) "
+            "runs another config (counts above are read from the disk)"
+        )
+    else:
+        lines.append("agent: not running on this state folder (counts above are read from the disk)")
+    return "\n".join(lines)
+
+
+def _render_agent(agent: dict[str, Any]) -> list[str]:
+    lines = [f"agent: running, pid {agent.get('pid')}, since {printable(str(agent.get('since')))}"]
+    for account in agent.get("accounts", []):
+        line = f"  account {printable(str(account.get('account')))}: {printable(str(account.get('state')))}"
+        if account.get("state") != "ok":
+            line += f" ({printable(str(account.get('reason')), MAX_SHOWN)}; next probe {account.get('next_probe')})"
+        lines.append(line)
+    for upload in agent.get("uploading", []):
+        sent, size = int(upload.get("sent", 0)), int(upload.get("size", 0))
+        lines.append(
+            f"  uploading {printable(str(upload.get('file')))}: {sent / 1e6:.1f} of {size / 1e6:.1f} MB"
+        )
+    for entry in agent.get("standing_by", []):
+        if isinstance(entry, dict):  # an agent before identities gave the path alone
+            who = printable(str(entry.get("held_by")), MAX_SHOWN)
+            lines.append(f"  {printable(str(entry.get('folder')))}: standing by (held by {who})")
+        else:
+            lines.append(f"  {printable(str(entry))}: standing by (held by another agent)")
+    for entry in agent.get("lock_blocked", []):
+        problem = printable(str(entry.get("problem")), MAX_SHOWN)
+        lines.append(f"  {printable(str(entry.get('folder')))}: not held, nothing uploads: {problem}")
+    return lines
+
+
+def render_json(report: dict[str, Any]) -> bytes:
+    """UTF-8 JSON; names that are not valid UTF-8 come out as \\u escapes instead of failing."""
+    try:
+        return (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(report, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """`text` safe for a terminal: control characters and undecodable bytes as \\xNN, bidi and line
+    controls as \\uNNNN (a name must not reorder what the terminal shows), cut at `limit`."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    out = []
+    for char in text:
+        code = ord(char)
+        if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not valid UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF or code in (0x2028, 0x2029, 0x85) or BIDI_CONTROL.match(char):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)

@@ -1,0 +1,365 @@
+"""The YAML config: loading it, resolving its folders and programs, and errors that name the key.
+
+The schema is the single source of the config's documentation: every key carries its description and
+example, and `watcher.config.sample.render_sample` turns them, with each key's default and bounds, into
+the commented YAML that `check-config --sample` prints, the README's config reference shows and
+`config.yaml` ships; the schema itself is `watcher.config.schema`. The token is resolved in
+`watcher.config.token`.
+
+Every configuration problem raises `ConfigError`, whose message names the key and says what is wrong;
+the CLI turns it into exit status 78 (EX_CONFIG), which systemd's RestartPreventExitStatus= understands,
+and a running agent refuses the reload and keeps its config. No other exception leaves `load_config` or
+`watcher.config.token.resolve_token`, whatever the input.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import ValidationError
+
+from watcher.config.schema import (
+    DEFAULT_BASE_URL,
+    HOOK_KEYS,
+    ApiSettings,
+    ConfigError,
+    FolderSettings,
+    HooksSettings,
+    Listen,
+    MediaKind,
+    MetricsSettings,
+    Settings,
+    abbreviated,
+    parse_listen,
+)
+from watcher.core.folders import Folder, is_inside
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "HOOK_KEYS",
+    "ApiSettings",
+    "Config",
+    "ConfigError",
+    "FolderSettings",
+    "HooksSettings",
+    "Listen",
+    "MediaKind",
+    "MetricsSettings",
+    "Settings",
+    "load_config",
+    "parse_listen",
+]
+
+if TYPE_CHECKING:
+    from watcher.config.token import ResolvedToken
+from watcher.redact import register_secret
+
+EX_CONFIG = 78
+CONFIG_ENV = "MINIMAX_WATCHER_CONFIG"
+TOKEN_ENV = "USEAPI_TOKEN"
+CREDENTIAL_NAME = "useapi-token"
+SYSTEM_CONFIG = Path("/etc/minimax-watcher/config.yaml")
+# Far above any real config or token file; a path to /dev/zero or a disk image fails fast instead.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_TOKEN_FILE_BYTES = 64 << 10
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    settings: Settings
+    folders: tuple[Folder, ...]
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.api.base_url
+
+
+def with_base_url(config: Config, base_url: str) -> Config:
+    """The same config uploading to `base_url` (the built-in emulator's, for --emulate)."""
+    api = config.settings.api.model_copy(update={"base_url": base_url})
+    return Config(config.source, config.settings.model_copy(update={"api": api}), config.folders)
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    local = Path("config.yaml")
+    if os.path.exists(local):  # never raises: a working directory we cannot read just has no config
+        return local
+    return SYSTEM_CONFIG
+
+
+def load_config(path: Path) -> Config:
+    """Read, validate and resolve the config file at `path`; any problem is a `ConfigError`."""
+    try:
+        return _load_config(path)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        # The cases known to fail are named below; this keeps any other failure a refused config
+        # (78 at start, the old config kept on reload) instead of a crash. The exception's text may
+        # quote the file's content, so only its kind is told.
+        raise ConfigError(f"{shown_path(path)}: cannot load the config ({type(exc).__name__})") from None
+
+
+def _load_config(path: Path) -> Config:
+    shown = shown_path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{shown}: config file not found (use --config or ${CONFIG_ENV})") from None
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot read the config file: {os_reason(exc)}") from None
+    except ValueError:
+        raise ConfigError(f"{shown}: the config file's path contains a NUL character") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{shown}: larger than {MAX_CONFIG_BYTES >> 20} MiB; is this the config file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{shown}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); save it as UTF-8"
+        ) from None
+    raw = _parse_yaml(text, shown)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{shown}: the config must be a mapping with at least a `folders` list")
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{shown}: " + _describe_errors(exc)) from None
+    if settings.api.token:
+        # Before anything else can quote it, even if the config is refused later.
+        register_secret(settings.api.token.strip())
+    try:
+        base = path.resolve().parent
+        folders = tuple(_resolve_folder(base, i, f) for i, f in enumerate(settings.folders))
+        _check_folder_overlap(folders)
+        settings = settings.model_copy(update={"hooks": _resolve_hooks(settings.hooks)})
+    except ConfigError as exc:
+        raise ConfigError(f"{shown}: {exc}") from None
+    return Config(source=path, settings=settings, folders=folders)
+
+
+def _parse_yaml(text: str, shown: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise ConfigError(f"{shown}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{shown}: not a usable config: its YAML is nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        # PyYAML builds dates and !!tagged values with Python's constructors, which raise these; their
+        # text quotes the value, which could be the token.
+        raise ConfigError(
+            f"{shown}: not valid YAML: a value cannot be read ({type(exc).__name__}); "
+            "check dates such as 2024-02-30 and explicit !!tags, or quote the value"
+        ) from None
+
+
+def _describe_errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(
+            "."
+        )
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling against the README's config reference)"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"{abbreviated(key) or '(top level)'}: {message}")
+    return "; ".join(lines)
+
+
+def _resolve_folder(base: Path, index: int, folder: FolderSettings) -> Folder:
+    key = f"folders[{index}].path"
+    if "\0" in folder.path:
+        raise ConfigError(f"{key}: the path contains a NUL character")
+    path = Path(os.path.expanduser(folder.path))
+    if not path.is_absolute():
+        path = base / path
+    path = Path(os.path.normpath(path))
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError(f"{key}: folder does not exist: {shown_path(path)}") from None
+    except OSError as exc:
+        # ENAMETOOLONG, EACCES on a parent, ELOOP: said as the kernel says it.
+        raise ConfigError(f"{key}: cannot reach the folder {shown_path(path)}: {os_reason(exc)}") from None
+    if not stat.S_ISDIR(mode):
+        raise ConfigError(f"{key}: not a directory: {shown_path(path)}")
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(f"{key}: cannot resolve the folder {shown_path(path)}: {os_reason(exc)}") from None
+    return Folder(
+        path=str(resolved),
+        account=folder.account,
+        recursive=folder.recursive,
+        polling=folder.polling,
+        media=frozenset(folder.media),
+        include=tuple(folder.include),
+        exclude=tuple(folder.exclude),
+        settle_seconds=folder.settle_seconds,
+        done_dir=_resolve_move_dir(resolved, f"folders[{index}].done_dir", folder.done_dir),
+        failed_dir=_resolve_move_dir(resolved, f"folders[{index}].failed_dir", folder.failed_dir),
+    )
+
+
+def _resolve_move_dir(folder: Path, key: str, value: str | None) -> str | None:
+    """A done_dir/failed_dir as an absolute path, checked: a folder the agent can make, not the watched
+    folder or above it, and on the folder's filesystem (moves are renames; see `watcher.disk.mover`)."""
+    if value is None:
+        return None
+    if "\0" in value:
+        raise ConfigError(f"{key}: the path contains a NUL character")
+    path = Path(os.path.normpath(folder / os.path.expanduser(value)))
+    if path == folder or is_inside(str(folder), str(path)):
+        raise ConfigError(f"{key}: {shown_path(path)} is the watched folder or above it; name a folder for "
+                          "the moved files, e.g. done")  # fmt: skip
+    existing = path
+    try:
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"{key}: {shown_path(existing)} is not a directory")
+        same_fs = existing.stat().st_dev == folder.stat().st_dev
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot reach {shown_path(path)}: {os_reason(exc)}") from None
+    if not same_fs:
+        raise ConfigError(
+            f"{key}: {shown_path(path)} is on another filesystem than the folder {shown_path(folder)}; "
+            "files are moved by renaming, which only works within one filesystem: choose a folder on the "
+            "same one"
+        )
+    if existing != path and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{key}: {shown_path(path)} does not exist and cannot be made in {shown_path(existing)}"
+        )
+    return str(path)
+
+
+def _resolve_hooks(hooks: HooksSettings, env: Mapping[str, str] | None = None) -> HooksSettings:
+    """`hooks` with each program as the absolute path that will run, checked to exist and be executable.
+
+    A command name is looked up on $PATH now, once: the program checked is the program run, whatever
+    the hook's environment says later, and a typo is a config error rather than a failure per event.
+    """
+    env = os.environ if env is None else env
+    resolved: dict[str, list[str]] = {}
+    for hook in HOOK_KEYS:
+        argv = hooks.argv(hook)
+        if argv is None:
+            continue
+        key, program = f"hooks.{hook}", argv[0]
+        if "/" not in program:
+            search = env.get("PATH", os.defpath)
+            found = shutil.which(program, path=search)
+            if found is None:
+                raise ConfigError(
+                    f"{key}: no program {abbreviated(program)!r} on $PATH ({abbreviated(search)}); "
+                    "give its absolute path"
+                )
+            program = os.path.abspath(found)
+        try:
+            mode = os.stat(program).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            raise ConfigError(f"{key}: the program does not exist: {shown_path(program)}") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"{key}: cannot reach the program {shown_path(program)}: {os_reason(exc)}"
+            ) from None
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{key}: not a program (a regular file): {shown_path(program)}")
+        if not os.access(program, os.X_OK):
+            raise ConfigError(f"{key}: the program is not executable (chmod +x?): {shown_path(program)}")
+        resolved[hook] = [program, *argv[1:]]
+    return hooks.model_copy(update=resolved)
+
+
+def _check_folder_overlap(folders: tuple[Folder, ...]) -> None:
+    for i, a in enumerate(folders):
+        for j, b in enumerate(folders[:i]):
+            if a.path == b.path:
+                raise ConfigError(
+                    f"folders[{i}].path: the same folder is already listed as folders[{j}]: {a.path}"
+                )
+            if is_inside(a.path, b.path) or is_inside(b.path, a.path):
+                raise ConfigError(
+                    f"folders[{i}].path: {a.path} and folders[{j}].path {b.path} are nested; "
+                    "list each folder once (use recursive: true for subfolders)"
+                )
+    for i, a in enumerate(folders):
+        for key, moved in (("done_dir", a.done_dir), ("failed_dir", a.failed_dir)):
+            for j, b in enumerate(folders):
+                if moved is not None and j != i and (moved == b.path or is_inside(moved, b.path)):
+                    raise ConfigError(
+                        f"folders[{i}].{key}: {moved} is inside folders[{j}].path {b.path}: files moved "
+                        "there would be uploaded again from that folder"
+                    )
+
+
+def os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+def shown_path(path: Path | str) -> str:
+    """A path as an error message shows it: a 5,000-character one would bury the message."""
+    return abbreviated(str(path))
+
+
+def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str, Any]:
+    """The effective config as plain data for `check-config`, token redacted."""
+    s = config.settings
+    return {
+        "config": str(config.source),
+        "api": {
+            "base_url": s.api.base_url,
+            "token": f"<redacted, from {token.source}>" if token else "<none found>",
+        },
+        "settle_seconds": s.settle_seconds,
+        "concurrency": s.concurrency,
+        "rescan_seconds": s.rescan_seconds,
+        "metrics": {"listen": s.metrics.listen} if s.metrics.listen else "off",
+        "hooks": (
+            {
+                **{hook: s.hooks.argv(hook) for hook in HOOK_KEYS if s.hooks.argv(hook)},
+                "timeout_seconds": s.hooks.timeout_seconds,
+            }
+            if s.hooks.configured
+            else "off"
+        ),
+        "folders": [
+            {
+                "path": f.path,
+                "account": f.account,
+                "recursive": f.recursive,
+                "polling": f.polling,
+                "media": sorted(f.media),
+                "include": list(f.include),
+                "exclude": list(f.exclude),
+                "settle_seconds": f.settle_seconds if f.settle_seconds is not None else s.settle_seconds,
+                "done_dir": f.done_dir,
+                "failed_dir": f.failed_dir,
+            }
+            for f in config.folders
+        ],
+    }

@@ -1,0 +1,177 @@
+"""Account gates: when an account's uploads must wait, and which one upload probes whether they may go on.
+
+Two reasons hold an account back, both answered the same way (its files wait, holding nothing; one
+real upload at a time probes the API; a success releases them all):
+- the API *refused* the account (401, 402, 412, 596, a 400 about the account): the operator must act,
+  so it is logged at error level; probes come every 30 s, backing off to 15 minutes;
+- the API is *unavailable* for it: a run of temporary failures with no success between. Holding the
+  backlog keeps thousands of files from each retrying on its own clock against an API that is down;
+  probes follow the retry policy.
+
+A plain object fed with outcomes and the monotonic time, like `SettleTracker`: no threads, no I/O
+except log lines, so every rule here is unit-tested with an injected clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from watcher.core.outcome import UploadFailure, operator_hint
+from watcher.core.retry import RetryPolicy
+from watcher.log_fields import fields
+
+log = logging.getLogger("watcher")
+
+HOLD_AFTER_TEMPORARY_FAILURES = 3
+# A refused account is probed after 30 s, then 60, 120... up to every 15 minutes, without jitter so
+# the log's "next probe in" is what happens.
+REFUSED_PROBES = RetryPolicy(base=30.0, cap=900.0, jitter=False)
+REFUSED_PROBE_FIRST = REFUSED_PROBES.backoff(1)
+
+
+@dataclass
+class AccountPause:
+    reason: str
+    next_probe: float
+    refused: bool
+    probes: int = 0
+    probing: str | None = None
+    files: set[str] = field(default_factory=set)
+
+
+def _name(key: str) -> str:
+    return key or "default"
+
+
+class AccountGates:
+    def __init__(self, retry_policy: RetryPolicy, *, hold_after: int = HOLD_AFTER_TEMPORARY_FAILURES) -> None:
+        self.retry_policy = retry_policy
+        self.hold_after = hold_after
+        self.paused: dict[str, AccountPause] = {}
+        self._streak: dict[str, int] = {}
+        # (account, what happened) for the operator's on_attention hook: taken by the agent.
+        self.notices: list[tuple[str, str]] = []
+
+    def admits(self, key: str, path: str) -> bool:
+        """Whether `path` may be uploaded now: its account is not held, or it is the account's probe."""
+        pause = self.paused.get(key)
+        return pause is None or pause.probing == path
+
+    def hold(self, key: str, path: str) -> bool:
+        """Park `path` if its account is held; False when the account is open."""
+        pause = self.paused.get(key)
+        if pause is None:
+            return False
+        pause.files.add(path)
+        return True
+
+    def release(self, key: str, path: str) -> None:
+        """`path` is no longer waiting (deleted, failed for good, changed): forget it, probe or not."""
+        pause = self.paused.get(key)
+        if pause is not None:
+            pause.files.discard(path)
+            if pause.probing == path:
+                pause.probing = None
+
+    def on_success(self, key: str) -> set[str]:
+        """Any success shows the account works: the held files to resume (empty when none were held)."""
+        self._streak[key] = 0
+        pause = self.paused.pop(key, None)
+        if pause is None:
+            return set()
+        self.notices.append((key, f"account {_name(key)}: the API accepts uploads again; uploads resume"))
+        log.info("account %s: the API accepts uploads again; resuming %d files", _name(key), len(pause.files),
+                 extra=fields(account=key, event="attention"))  # fmt: skip
+        return pause.files
+
+    def on_temporary(self, key: str, path: str, failure: UploadFailure, now: float) -> bool:
+        """Count a temporary failure; True when `path` is now held (else it retries on its own)."""
+        streak = self._streak[key] = self._streak.get(key, 0) + 1
+        pause = self.paused.get(key)
+        if pause is None and streak >= self.hold_after:
+            pause = self.paused[key] = AccountPause(failure.error, now, refused=False)
+            self.notices.append((key, f"account {_name(key)}: {streak} uploads in a row failed "
+                                      f"({failure.error}); its uploads are held"))  # fmt: skip
+            log.warning(
+                "account %s: %d uploads in a row failed (%s); holding its files and probing with one "
+                "upload at a time until the API accepts uploads again",
+                _name(key),
+                streak,
+                failure.error,
+                extra=fields(account=key, file=path, event="attention"),
+            )
+        if pause is None:
+            return False
+        if pause.probing == path or pause.next_probe <= now:
+            pause.next_probe = max(
+                pause.next_probe, now + self.retry_policy.delay(streak, failure.retry_after)
+            )
+        if pause.probing == path:
+            pause.probing = None
+            pause.probes += 1
+            log.warning("account %s: still failing (%s); next probe in %.1f s", _name(key), failure.error,
+                        pause.next_probe - now, extra=fields(account=key, file=path, event="retry"))  # fmt: skip
+        pause.files.add(path)
+        return True
+
+    def on_refused(self, key: str, path: str, failure: UploadFailure, now: float) -> None:
+        """The API refused the account: hold `path` with the rest and tell the operator what to fix."""
+        hint = operator_hint(failure.code if isinstance(failure.code, int) else None)
+        hint = hint or "check the account on useapi.net"
+        pause = self.paused.get(key)
+        if pause is None or not pause.refused:
+            if pause is None:
+                pause = self.paused[key] = AccountPause(failure.error, now, refused=True)
+            pause.refused = True  # a hold for unavailability becomes a refusal the operator must see
+            pause.reason = failure.error
+            pause.probing = None if pause.probing == path else pause.probing
+            pause.next_probe = now + REFUSED_PROBE_FIRST
+            self.notices.append(
+                (key, f"account {_name(key)}: {failure.error}; its uploads are paused: {hint}")
+            )
+            log.error(
+                "account %s: %s. Uploads for this account are paused: %s. They resume by themselves once "
+                "the API accepts them again (probed every few minutes) or on reload.",
+                _name(key),
+                failure.error,
+                hint,
+                extra=fields(account=key, file=path, event="attention"),
+            )
+        elif pause.probing == path:
+            pause.probes += 1
+            pause.probing = None
+            pause.reason = failure.error
+            pause.next_probe = now + REFUSED_PROBES.backoff(pause.probes + 1)
+            log.warning(
+                "account %s: still refused (%s); next probe in %.0f s", _name(key), failure.error,
+                pause.next_probe - now, extra=fields(account=key, file=path, event="retry"),
+            )  # fmt: skip
+        if failure.retry_after:
+            pause.next_probe = max(pause.next_probe, now + failure.retry_after)
+        pause.files.add(path)
+
+    def due_probes(self, now: float) -> list[tuple[str, str]]:
+        """(account, path) pairs to upload now as probes; each leaves its account's waiting set."""
+        probes = []
+        for key, pause in self.paused.items():
+            if pause.probing is None and pause.files and pause.next_probe <= now:
+                pause.probing = pause.files.pop()
+                log.info("account %s: probing with %s to see whether uploads can resume", _name(key),
+                         pause.probing)  # fmt: skip
+                probes.append((key, pause.probing))
+        return probes
+
+    def next_deadline(self) -> float:
+        return min(
+            (p.next_probe for p in self.paused.values() if p.probing is None and p.files),
+            default=float("inf"),
+        )
+
+    def probe_all_now(self, now: float) -> None:
+        """After a reload the operator has likely fixed something: probe at once."""
+        for pause in self.paused.values():
+            pause.next_probe = now
+
+    def describe(self) -> str:
+        return ", ".join(f"{_name(k)} ({p.reason})" for k, p in self.paused.items())

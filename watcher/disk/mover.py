@@ -1,0 +1,247 @@
+"""`done_dir` and `failed_dir`: moving a file and its record out of the drop folder, crash-safe.
+
+The record (sidecar or error record) is durable beside the file before anything moves. Then `Mover.move`:
+
+0. journals the intent in the state folder (`moves.jsonl`, fsynced): the file, its inode, the name it
+   is to take and the record to write there, as the agent itself wrote or checked it;
+1. claims that name by linking the file to it: a link never replaces a name, so of two moves (or a
+   dropper) wanting one name, one gets it and the other journals the next name and tries that one;
+2. writes the record beside the new name, then unlinks the file and its record from the drop folder;
+3. marks the intent done.
+
+A kill -9 at any point leaves the file beside a record that describes it: in the drop folder (before 1),
+or at its new name, where `Mover.recover` finishes the move at the next start from the journal. A move
+whose file never reached its new name is left as it is: the start-up scan moves it again, choosing a
+name afresh. A record found in a folder never moves or writes anything, whatever it says (`movingTo`,
+which versions before the journal wrote into it, is dropped when the record moves).
+
+The destination is reached without following a symlink (`watcher.disk.files`): a done_dir inside the
+watched folder from the watched folder down, one component at a time; one outside it from its parent
+(the operator's path), its own name and everything below it opened with O_NOFOLLOW. Both folders are
+on one filesystem (the config refuses anything else), so every step is a link or an unlink.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from watcher.core.folders import is_inside
+from watcher.core.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
+from watcher.core.signature import signature_of
+from watcher.disk.files import components_below, folder_of, fsync_folder, made_folder
+from watcher.disk.records import record_matches, write_json_in
+from watcher.state.moves import MoveJournal
+
+log = logging.getLogger("watcher")
+
+MOVING_KEY = "movingTo"  # what versions before the journal wrote into a record; never acted on
+MAX_CLASHES = 10_000
+FOLDER_MODE = 0o775
+
+
+class Mover:
+    """Moves files with their records into done_dir / failed_dir; one per agent, shared by its threads."""
+
+    def __init__(self, state_dir: Path | None, roots: Callable[[], Iterable[str]] = tuple) -> None:
+        self._journal = MoveJournal(state_dir)
+        self._roots = roots  # the watched folders now: a done_dir below one is that folder's droppers
+        self._lock = threading.Lock()
+        self._moving: set[str] = set()  # files a thread is moving now (a worker, or the start-up scan)
+
+    def move(self, image: str, suffix: str, root: str, dest_dir: str, record: dict[str, Any]) -> str | None:
+        """Move `image` (below the watched folder `root`) and its record (`image + suffix`, holding
+        `record`) into `dest_dir`, keeping the path below `root`; the file's new path, or None when
+        another thread is moving it already. Raises OSError when it cannot: the file stays beside its
+        record (`why_not_moved` says why)."""
+        with self._lock:
+            if image in self._moving:
+                return None
+            self._moving.add(image)
+        try:
+            return self._move(image, suffix, root, dest_dir, record)
+        finally:
+            with self._lock:
+                self._moving.discard(image)
+
+    def _move(self, image: str, suffix: str, root: str, dest_dir: str, record: dict[str, Any]) -> str:
+        below = components_below(root, image)
+        folder = "/".join([dest_dir.rstrip("/"), *below[:-1]])
+        base = _dest_base(dest_dir, (root, *self._roots()))
+        with folder_of(root, image) as (src_fd, src_name), _made_dest(base, root, folder) as dest_fd:
+            st = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or not record_matches(record, signature_of(st)):
+                raise OSError(errno.ESTALE, "it changed since its record was written")
+            move_id = secrets.token_hex(8)
+            name, final = self._claim(move_id, src_fd, src_name, dest_fd, suffix, record, _intent(
+                root, image, suffix, dest_dir, folder, st.st_ino))  # fmt: skip
+            if not _is_inode(dest_fd, name, st.st_ino):  # the file was swapped before the link
+                _unlink(dest_fd, name)
+                self._journal.done(move_id)
+                raise OSError(errno.ESTALE, "it was replaced while it was being moved")
+            _write_record(dest_fd, name + suffix, final)
+            _leave(src_fd, src_name, suffix, st.st_ino)
+        self._journal.done(move_id)
+        return f"{folder}/{name}"
+
+    def _claim(
+        self,
+        move_id: str,
+        src_fd: int,
+        src_name: str,
+        dest_fd: int,
+        suffix: str,
+        record: dict[str, Any],
+        intent: dict[str, Any],
+    ) -> tuple[str, dict[str, Any]]:
+        """Link the file to the first free name (file and record both free): the name, and the record
+        to write beside it. Each name tried is journalled first, so a crash leaves no unknown link."""
+        for candidate in candidate_names(src_name):
+            if _exists(dest_fd, candidate) or _exists(dest_fd, candidate + suffix):
+                continue
+            final = {key: value for key, value in record.items() if key != MOVING_KEY}
+            final["file"] = candidate
+            folder = intent["folder"]
+            self._journal.add(move_id, {**intent, "target": f"{folder}/{candidate}", "record": final})
+            try:
+                os.link(src_name, candidate, src_dir_fd=src_fd, dst_dir_fd=dest_fd, follow_symlinks=False)
+            except FileExistsError:
+                continue  # taken since it was looked at: the next one
+            except OSError:
+                self._journal.done(move_id)  # nothing linked: nothing to finish
+                raise
+            return candidate, final
+        self._journal.done(move_id)
+        raise FileExistsError(errno.EEXIST, f"{MAX_CLASHES} names taken", src_name)
+
+    def recover(self) -> None:
+        """At start, before any scan: finish each journalled move whose file reached its new name."""
+        for intent in self._journal.load().values():
+            try:
+                _finish(intent, self._roots())
+            except OSError as exc:
+                log.error("%s: cannot finish moving it to %s: %s; it stays there", intent.get("image"),
+                          intent.get("target"), why_not_moved(exc))  # fmt: skip
+            except (KeyError, TypeError, ValueError):
+                log.warning("a move journalled in the state folder cannot be read; it is skipped")
+        self._journal.compact()
+
+
+def _intent(root: str, image: str, suffix: str, dest_dir: str, folder: str, ino: int) -> dict[str, Any]:
+    return {"root": root, "image": image, "suffix": suffix, "dest": dest_dir, "folder": folder, "ino": ino}
+
+
+def _finish(intent: dict[str, Any], roots: Iterable[str]) -> None:
+    root, image, suffix, dest_dir, target = (
+        str(intent[key]) for key in ("root", "image", "suffix", "dest", "target")
+    )
+    ino, record = int(intent["ino"]), dict(intent["record"])
+    if suffix not in (SIDECAR_SUFFIX, ERROR_RECORD_SUFFIX):
+        raise ValueError(suffix)
+    with folder_of(_dest_base(dest_dir, (root, *roots)), target) as (dest_fd, name):
+        # The very file (an inode number alone may have been reused since the stop): else it never got
+        # there, it is beside its record in the drop folder, and the start-up scan moves it.
+        if not (_is_inode(dest_fd, name, ino) and _describes(record, dest_fd, name)):
+            return
+        _write_record(dest_fd, name + suffix, record)
+    try:
+        with folder_of(root, image) as (src_fd, src_name):
+            _leave(src_fd, src_name, suffix, ino)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+            raise
+    log.info("%s: finished moving it to %s (a stop had cut the move short)", image, target)
+
+
+def _dest_base(dest_dir: str, roots: Iterable[str]) -> str:
+    """Where the walk to the destination starts, trusted as named: the deepest watched folder dest_dir
+    lies in (its droppers' names from there on), else dest_dir's parent (the operator's path)."""
+    holding = [root for root in roots if is_inside(dest_dir, root)]
+    return max(holding, key=len) if holding else os.path.dirname(dest_dir.rstrip("/")) or "/"
+
+
+@contextmanager
+def _made_dest(base: str, root: str, folder: str) -> Iterator[int]:
+    if base != root:
+        os.makedirs(base, exist_ok=True)  # the operator's path (another watched folder exists already)
+    with made_folder(base, folder, FOLDER_MODE) as fd:
+        yield fd
+
+
+def _write_record(dest_fd: int, name: str, record: dict[str, Any]) -> None:
+    """The record beside the file's new name, fsynced with the folder (the link too, so: durable)."""
+    write_json_in(dest_fd, name, record)
+
+
+def _leave(src_fd: int, src_name: str, suffix: str, ino: int) -> None:
+    """Unlink the file from the drop folder (if that name is still this file), then its record (if no
+    other file took the name since: a new file's record is its own)."""
+    if _is_inode(src_fd, src_name, ino):
+        _unlink(src_fd, src_name)
+    if not _exists(src_fd, src_name):
+        _unlink(src_fd, src_name + suffix)
+    fsync_folder(".", src_fd)
+
+
+def _unlink(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
+def _is_inode(dir_fd: int, name: str, ino: int) -> bool:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_ino == ino
+    except OSError:
+        return False
+
+
+def _describes(record: dict[str, Any], dir_fd: int, name: str) -> bool:
+    try:
+        return record_matches(record, signature_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)))
+    except OSError:
+        return False
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def candidate_names(name: str) -> Iterator[str]:
+    """`name`, then `name-1.ext`, `name-2.ext`..., up to MAX_CLASHES of them."""
+    for n in range(MAX_CLASHES):
+        yield clash_name(name, n)
+
+
+def why_not_moved(exc: OSError) -> str:
+    """A failed move's reason, said for the operator."""
+    if exc.errno == errno.ELOOP:
+        return (
+            f"{exc.filename} is a symlink or lies below one, which is never followed (make it a plain folder)"
+        )
+    return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc.strerror or exc)
+
+
+def clash_name(name: str, n: int) -> str:
+    """The `n`th name tried for `name` in a destination: `name`, then `name-1.ext`, `name-2.ext`..."""
+    if n == 0:
+        return name
+    stem, ext = os.path.splitext(name)
+    return f"{stem}-{n}{ext}"
+
+
+def record_suffix(done: bool) -> str:
+    return SIDECAR_SUFFIX if done else ERROR_RECORD_SUFFIX
