@@ -5,9 +5,9 @@
     python bench/run.py --only latency,burst --results /tmp/r.md
 
 The agent is the real `python -m watcher run` process; the API is `watcher.emulator.Emulator` in its own
-process (bench/harness/emulator.py) on loopback, shared by the agent and every baseline. Baselines run in the same
-invocation, just before or after the agent, so ratios hold on a noisy shared machine where absolute
-figures do not. Nothing here asserts on a duration: the exit status is non-zero only when the benchmark
+process (bench/harness/emulator.py) on loopback, shared by the agent and every baseline. Baselines run
+in the same invocation, just before or after the agent, so ratios hold on a noisy shared machine where
+absolute figures do not. Nothing here asserts on a duration: the exit status is non-zero only when the benchmark
 machinery itself failed (a workload raised, an upload never completed).
 
 See bench/README.md for what each workload measures and how.

@@ -1,10 +1,7 @@
 """folders: hundreds of watched folders receiving images at once: the agent's threads, and no polling.
 
-300 folders, 100 images each. The agent starts on the 300 empty folders (default settings, the
-machine's kernel limits); once READY=1, every image is renamed in from a staging folder, and the suite
-waits for all 30,000 sidecars. The agent's thread count (/proc/PID/task) is sampled every 50 ms from
-READY to the last sidecar, and read again once the agent is idle; its log must never mention polling
-(the fallback when inotify runs out of instances or watches). Baseline: the agent on one folder.
+Its log must never say a folder is polled (the fallback when inotify runs out of instances or
+watches). Baseline: the agent on one folder.
 """
 
 from __future__ import annotations

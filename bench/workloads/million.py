@@ -1,12 +1,7 @@
 """million: an agent on one recursive folder holding a million images uploaded long ago.
 
-1,000 subfolders of 1,000 done images each (sealed sidecars, bench/dataset.py), the history a render
-node's output folder gathers in months. bench/history.py's sequence: baselines (the agent on an empty
-recursive folder, a bare walk and a done-check walk of the tree), a first start on a fresh state folder,
-a second start on the same one with an idle window at default settings, and a third start with a short
-rescan_seconds that prices one periodic rescan; the idle figure is the hour's average with a rescan
-every 300 s. Not one upload may happen. The dataset is made once, used by every start, and removed at
-the end (kept with --keep).
+1,000 subfolders of 1,000 done images each, the history a render node's output folder gathers in
+months, through the start, idle and rescan sequence (start_idle_rescan.py); not one upload may happen.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """startup: an agent started (twice) on folders already uploaded: time to READY=1, peak RSS, then idle.
 
-The sequence is bench/history.py's: baselines (the agent on as many empty folders, a bare walk and a
-done-check walk), a first start on a fresh state folder, a second start on the same one followed by an
-idle window with the shell hot folder idling alongside, and a third start with a short rescan_seconds
-that prices one periodic rescan.
+10 plain folders of done images through the start, idle and rescan sequence (start_idle_rescan.py),
+the shell hot folder idling alongside the agent.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from .start_idle_rescan import idle_hour_row, run_sequence, sequence_notes, star
 # measuring prototypes with --agent-src. Printed under the workload whenever its verdict is MISSED.
 WHY_MISSED = (
     "why rescans cost: a periodic rescan stats every directory, lists those whose mtime or ctime moved "
-    "since their last listing and, on its turn, one directory in 48 whatever its stamp (watcher/"
+    "since their last listing and, on its turn, one directory in 48 whatever its stamp (watcher/scan/"
     "inventory.py DirectoryMemo); in a listed directory each image and its sidecar is stat'ed and "
     "compared with the index (watcher/state/index.py), and no sidecar is read unless the index cannot "
     "vouch for it. Idle between rescans the agent does not wake at all. An inotify overflow brings a "
