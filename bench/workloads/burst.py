@@ -6,6 +6,7 @@ documented recipe, the shell hot folder.
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 import time
@@ -106,21 +107,15 @@ def run(ctx: Context, out: Outcome) -> None:
         f"session loop {session_rate:.0f}/s (runs: {', '.join(f'{r:.0f}' for r in session_rates)}); "
         f"docs recipe {docs_rate:.0f}/s; shell {shell_rate:.1f}/s"
     )
-    out.add(
-        label,
-        "files/s to the last sidecar",
-        agent=f"{agent_rate:.0f}/s (runs: {runs})",
-        baselines=base,
+    agent = f"{agent_rate:.0f}/s (runs: {runs})"
+    rate_row = functools.partial(out.add, label, "files/s to the last sidecar", agent=agent, baselines=base)
+    rate_row(
         ratio=f"{agent_rate / session_rate:.2f} × session loop",
         target=f"≥ {SESSION_SHARE:g} × session loop (issue 9; issue 5 asked 0.8)",
         met=agent_rate >= SESSION_SHARE * session_rate,
     )
     if not math.isnan(shell_rate):
-        out.add(
-            label,
-            "files/s to the last sidecar",
-            agent=f"{agent_rate:.0f}/s (runs: {runs})",
-            baselines=base,
+        rate_row(
             ratio=f"{agent_rate / shell_rate:.1f} × shell",
             target="≥ 5 × shell",
             met=agent_rate >= 5 * shell_rate,
