@@ -5,9 +5,9 @@
     python bench/run.py --only latency,burst --results /tmp/r.md
 
 The agent is the real `python -m watcher run` process; the API is `watcher.emulator.Emulator` in its own
-process (bench/emu.py) on loopback, shared by the agent and every baseline. Baselines run in the same
-invocation, just before or after the agent, so ratios hold on a noisy shared machine where absolute
-figures do not. Nothing here asserts on a duration: the exit status is non-zero only when the benchmark
+process (bench/harness/emulator.py) on loopback, shared by the agent and every baseline. Baselines run
+in the same invocation, just before or after the agent, so ratios hold on a noisy shared machine where
+absolute figures do not. Nothing here asserts on a duration: the exit status is non-zero only when the benchmark
 machinery itself failed (a workload raised, an upload never completed).
 
 See bench/README.md for what each workload measures and how.
@@ -29,14 +29,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-# This file is the command line only: the machinery is in the modules beside it, each workload in
-# bench/workloads/ (bench/README.md, "Layout"). They import one another by bare name, bench/ being on
-# sys.path when this file is run as a script.
-from constants import BENCH, REPO
-from context import Context
-from procfs import loadavg
-from report import print_table, render
-from results import Outcome
+# This file is the command line only: the machinery is in bench/harness/, each workload in
+# bench/workloads/ (bench/README.md, "Layout"). Both are imported as top-level packages, bench/ being
+# on sys.path when this file is run as a script.
+from harness.constants import BENCH, REPO
+from harness.context import Context
+from harness.procfs import loadavg
+from harness.report import print_table, render
+from harness.results import Outcome
 from workloads import WORKLOADS
 
 
@@ -122,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(work, mode, agent_src, keep=args.keep)
         missing = [t for t, ok in ctx.tools.items() if not ok]
         if missing:
-            print(f"warning: {', '.join(missing)} not found; the baselines that need them are skipped",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"warning: {', '.join(missing)} not found; the baselines that need them are skipped",
+                file=sys.stderr,
+            )
         try:
             for name in names:
                 outcome = Outcome(name)

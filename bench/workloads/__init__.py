@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from context import Context
-from results import Outcome
+from harness.context import Context
+from harness.results import Outcome
 
 from . import backlog, big_file, burst, latency, many_folders, million, startup_idle
 

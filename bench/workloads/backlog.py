@@ -6,10 +6,10 @@ import os
 import shutil
 import time
 
-from agent_process import AgentProcess
-from context import Context
-from images import move_all, stage_files
-from results import Outcome, Row, fmt_mb, verdict
+from harness.agent import AgentProcess
+from harness.context import Context
+from harness.images import move_all, stage_files
+from harness.results import Outcome, fmt_mb
 
 
 def run(ctx: Context, out: Outcome) -> None:
@@ -17,8 +17,8 @@ def run(ctx: Context, out: Outcome) -> None:
     total = steps * per_step
     stage, names = stage_files(ctx, "backlog", total, 4096)
     folder = ctx.fresh_dir("backlog-agent")
-    ctx.emulator.command("clear")
-    ctx.emulator.command("fault 503")
+    ctx.emulator.clear()
+    ctx.emulator.fail_uploads(503)
     samples: list[tuple[str, int, int, int]] = []  # (label, tracked, VmRSS, VmHWM)
     try:
         with AgentProcess(ctx, "backlog", [folder]).start() as agent:
@@ -42,10 +42,10 @@ def run(ctx: Context, out: Outcome) -> None:
             )
             cpu = agent.cpu_seconds()
             phase = time.monotonic() - started
-            stats = ctx.emulator.command("stats")
+            stats = ctx.emulator.stats()
             sidecars = [n for n in os.listdir(folder) if n.endswith(".json")]
     finally:
-        ctx.emulator.command("clear")
+        ctx.emulator.clear()
     shutil.rmtree(stage)
     shutil.rmtree(folder)
     if sidecars:
@@ -58,12 +58,23 @@ def run(ctx: Context, out: Outcome) -> None:
     flat = per_file <= 2048
     label = f"{total:,} files pending, API answers 503"
     curve = ", ".join(f"{s[0]}: {fmt_mb(s[2])}" for s in samples)
-    out.rows.append(Row(label, "peak RSS (VmHWM)", fmt_mb(peak), f"ready: {fmt_mb(samples[0][3])}",
-                        f"+{fmt_mb(peak - samples[0][3])} over ready", "≤ 60 MB",
-                        verdict(peak <= 60 * 1024)))  # fmt: skip
-    out.rows.append(Row(label, "VmHWM growth per pending file", f"{per_file:.0f} B/file",
-                        f"from {first[0]} to {last[0]}", "", "flat (≤ 2 KiB/file: bookkeeping, no bytes)",
-                        verdict(flat)))  # fmt: skip
+    out.add(
+        label,
+        "peak RSS (VmHWM)",
+        agent=fmt_mb(peak),
+        baselines=f"ready: {fmt_mb(samples[0][3])}",
+        ratio=f"+{fmt_mb(peak - samples[0][3])} over ready",
+        target="≤ 60 MB",
+        met=peak <= 60 * 1024,
+    )
+    out.add(
+        label,
+        "VmHWM growth per pending file",
+        agent=f"{per_file:.0f} B/file",
+        baselines=f"from {first[0]} to {last[0]}",
+        target="flat (≤ 2 KiB/file: bookkeeping, no bytes)",
+        met=flat,
+    )
     out.notes.append(
         f"backlog: VmRSS as the backlog grows: {curve}. Over the {phase:.0f} s phase the agent sent "
         f"{stats['requests']:,} upload attempts ({stats['requests'] / phase:.0f}/s; the emulator answered "

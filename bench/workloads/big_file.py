@@ -10,13 +10,13 @@ import shutil
 import time
 from typing import Any
 
-from agent_process import AgentProcess
-from baselines import run_client, run_curl_upload
-from context import Context
-from images import write_big_png
-from procfs import meminfo_kb
-from results import Outcome, Row, fmt_mb, verdict
-from sidecar_watch import SidecarWatch
+from harness.agent import AgentProcess
+from harness.baselines import run_client, run_curl_upload
+from harness.context import Context
+from harness.images import write_big_png
+from harness.procfs import meminfo_kb
+from harness.results import Outcome, fmt_mb
+from harness.sidecar_watch import SidecarWatch
 
 # Why the target is missed: causes found by profiling (py-spy, yappi, per-thread /proc figures) and by
 # measuring prototypes with --agent-src. Printed under the workload whenever its verdict is MISSED.
@@ -87,16 +87,33 @@ def run(ctx: Context, out: Outcome) -> None:
         parts.append(f"docs recipe {mb / docs['seconds']:.0f} MB/s")
     base = "; ".join(parts) or "curl not available"
     ratio = f"{agent_rate / curl_rate:.2f} × curl" if curl_runs else ""
-    out.rows.append(Row(label, "upload throughput (agent's own upload time)", f"{agent_rate:.0f} MB/s", base,
-                        ratio, "≥ 0.9 × curl -T",
-                        verdict(agent_rate >= 0.9 * curl_rate) if curl_runs else "n/a"))  # fmt: skip
-    out.rows.append(Row(label, "throughput, rename → sidecar", f"{e2e_rate:.0f} MB/s", base,
-                        f"{e2e_rate / curl_rate:.2f} × curl" if curl_runs else "", "", "n/a"))  # fmt: skip
+    out.add(
+        label,
+        "upload throughput (agent's own upload time)",
+        agent=f"{agent_rate:.0f} MB/s",
+        baselines=base,
+        ratio=ratio,
+        target="≥ 0.9 × curl -T",
+        met=(agent_rate >= 0.9 * curl_rate) if curl_runs else None,
+    )
+    out.add(
+        label,
+        "throughput, rename → sidecar",
+        agent=f"{e2e_rate:.0f} MB/s",
+        baselines=base,
+        ratio=f"{e2e_rate / curl_rate:.2f} × curl" if curl_runs else "",
+    )
     rss_base = [f"curl {fmt_mb(max(r['vmhwm_kb'] for r in curl_runs))}"] if curl_runs else []
     if docs is not None:
         rss_base.append(f"docs recipe {fmt_mb(docs['vmhwm_kb'])}")
-    out.rows.append(Row(label, "peak RSS (VmHWM)", fmt_mb(peak), "; ".join(rss_base), "", "≤ 80 MB",
-                        verdict(peak <= 80 * 1024)))  # fmt: skip
+    out.add(
+        label,
+        "peak RSS (VmHWM)",
+        agent=fmt_mb(peak),
+        baselines="; ".join(rss_base),
+        target="≤ 80 MB",
+        met=peak <= 80 * 1024,
+    )
     out.notes.append(
         f"big file: {size} bytes (a random 1 MiB block repeated), written in {written:.1f} s and in the page "
         f"cache for every run. The agent's upload time ({upload_seconds:.2f} s) is the one it logs for the "

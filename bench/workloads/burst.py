@@ -6,17 +6,18 @@ documented recipe, the shell hot folder.
 
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 import time
 from pathlib import Path
 
-from agent_process import AgentProcess
-from baselines import ShellHotFolder, run_client
-from context import Context
-from images import move_all, stage_files
-from results import Outcome, Row, fmt_mb, verdict
-from sidecar_watch import SidecarWatch
+from harness.agent import AgentProcess
+from harness.baselines import ShellHotFolder, run_client
+from harness.context import Context
+from harness.images import move_all, stage_files
+from harness.results import Outcome, fmt_mb
+from harness.sidecar_watch import SidecarWatch
 
 SESSION_SHARE = 0.6  # issue 9: the agent's burst rate against the bare session loop's, same run
 
@@ -106,13 +107,19 @@ def run(ctx: Context, out: Outcome) -> None:
         f"session loop {session_rate:.0f}/s (runs: {', '.join(f'{r:.0f}' for r in session_rates)}); "
         f"docs recipe {docs_rate:.0f}/s; shell {shell_rate:.1f}/s"
     )
-    out.rows.append(Row(label, "files/s to the last sidecar", f"{agent_rate:.0f}/s (runs: {runs})", base,
-                        f"{agent_rate / session_rate:.2f} × session loop", f"≥ {SESSION_SHARE:g} × session loop (issue 9; issue 5 asked 0.8)",
-                        verdict(agent_rate >= SESSION_SHARE * session_rate)))  # fmt: skip
+    agent = f"{agent_rate:.0f}/s (runs: {runs})"
+    rate_row = functools.partial(out.add, label, "files/s to the last sidecar", agent=agent, baselines=base)
+    rate_row(
+        ratio=f"{agent_rate / session_rate:.2f} × session loop",
+        target=f"≥ {SESSION_SHARE:g} × session loop (issue 9; issue 5 asked 0.8)",
+        met=agent_rate >= SESSION_SHARE * session_rate,
+    )
     if not math.isnan(shell_rate):
-        out.rows.append(Row(label, "files/s to the last sidecar", f"{agent_rate:.0f}/s (runs: {runs})", base,
-                            f"{agent_rate / shell_rate:.1f} × shell", "≥ 5 × shell",
-                            verdict(agent_rate >= 5 * shell_rate)))  # fmt: skip
+        rate_row(
+            ratio=f"{agent_rate / shell_rate:.1f} × shell",
+            target="≥ 5 × shell",
+            met=agent_rate >= 5 * shell_rate,
+        )
     out.notes.append(
         f"burst: the files are written to a staging folder first, then renamed into the watched folder in "
         f"one go (as rsync or a render farm's final move does); the clock runs from the first rename to the "

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
-from agent_process import AgentProcess
-from baselines import ShellHotFolder
-from context import Context
-from images import png_bytes
-from results import Outcome, Row, fmt_s, percentile, verdict
-from sidecar_watch import SidecarWatch
+from harness.agent import AgentProcess
+from harness.baselines import ShellHotFolder
+from harness.context import Context
+from harness.images import png_bytes
+from harness.results import Outcome, fmt_s, percentile
+from harness.sidecar_watch import SidecarWatch
 
 # Why the target is missed: causes found by profiling (py-spy, yappi, per-thread /proc figures) and by
 # measuring prototypes with --agent-src. Printed under the workload whenever its verdict is MISSED.
@@ -50,22 +51,16 @@ def run(ctx: Context, out: Outcome) -> None:
         agent = one_at_a_time(folder, watch, count, "agent")
     a50, a95 = percentile(agent, 50), percentile(agent, 95)
     label = f"{count} × 1 MiB, one at a time"
+    base, ratio = "shell: not run (no inotifywait/curl)", ""
     if shell:
         s50, s95 = percentile(shell, 50), percentile(shell, 95)
-        base = f"shell: p50 {fmt_s(s50)}, p95 {fmt_s(s95)}"
-        out.rows.append(
-            Row(label, "close → sidecar, p50", fmt_s(a50), base, f"{a50 / s50:.1f} × shell", "≤ 0.5 s",
-                verdict(a50 <= 0.5))
-        )  # fmt: skip
-        out.rows.append(
-            Row(label, "close → sidecar, p50 vs shell", fmt_s(a50), base, f"{a50 / s50:.1f} × shell",
-                "< shell", verdict(a50 < s50))
-        )  # fmt: skip
-        out.rows.append(Row(label, "close → sidecar, p95", fmt_s(a95), base, f"{a95 / s95:.1f} × shell",
-                            "", "n/a"))  # fmt: skip
-    else:
-        out.rows.append(Row(label, "close → sidecar, p50", fmt_s(a50), "shell: not run (no inotifywait/curl)",
-                            "", "≤ 0.5 s", verdict(a50 <= 0.5)))  # fmt: skip
+        base, ratio = f"shell: p50 {fmt_s(s50)}, p95 {fmt_s(s95)}", f"{a50 / s50:.1f} × shell"
+    p50_row = functools.partial(out.add, label, agent=fmt_s(a50), baselines=base, ratio=ratio)
+    p50_row("close → sidecar, p50", target="≤ 0.5 s", met=a50 <= 0.5)
+    if shell:
+        p50_row("close → sidecar, p50 vs shell", target="< shell", met=a50 < s50)
+        p95_ratio = f"{a95 / s95:.1f} × shell"
+        out.add(label, "close → sidecar, p95", agent=fmt_s(a95), baselines=base, ratio=p95_ratio)
     out.notes.append(
         f"agent latencies (s): min {min(agent):.3f}, p50 {a50:.3f}, p95 {a95:.3f}, max {max(agent):.3f}; "
         "default settings (settle_seconds 2), so each file waits the agent's 0.2 s close-confirmation window "

@@ -1,24 +1,24 @@
 """startup: an agent started (twice) on folders already uploaded: time to READY=1, peak RSS, then idle.
 
-The sequence is bench/history.py's: baselines (the agent on as many empty folders, a bare walk and a
-done-check walk), a first start on a fresh state folder, a second start on the same one followed by an
-idle window with the shell hot folder idling alongside, and a third start with a short rescan_seconds
-that prices one periodic rescan.
+10 plain folders of done images through the start, idle and rescan sequence (start_idle_rescan.py),
+the shell hot folder idling alongside the agent.
 """
 
 from __future__ import annotations
 
 import math
 
-from context import Context
-from history import history_notes, idle_hour_row, remove, run_history, start_rows
-from results import Outcome, Row, verdict
+from harness.context import Context
+from harness.dataset import remove
+from harness.results import Outcome
+
+from .start_idle_rescan import idle_hour_row, run_sequence, sequence_notes, start_rows
 
 # Why the target is missed: causes found by profiling (py-spy, yappi, per-thread /proc figures) and by
 # measuring prototypes with --agent-src. Printed under the workload whenever its verdict is MISSED.
 WHY_MISSED = (
     "why rescans cost: a periodic rescan stats every directory, lists those whose mtime or ctime moved "
-    "since their last listing and, on its turn, one directory in 48 whatever its stamp (watcher/"
+    "since their last listing and, on its turn, one directory in 48 whatever its stamp (watcher/scan/"
     "inventory.py DirectoryMemo); in a listed directory each image and its sidecar is stat'ed and "
     "compared with the index (watcher/state/index.py), and no sidecar is read unless the index cannot "
     "vouch for it. Idle between rescans the agent does not wake at all. An inotify overflow brings a "
@@ -45,7 +45,7 @@ def run(ctx: Context, out: Outcome) -> None:
     folders, per_folder = ctx.sizes["dataset_folders"], ctx.sizes["dataset_per_folder"]
     dataset = [ctx.fresh_dir(f"uploaded-{f:02d}") for f in range(folders)]
     try:
-        h = run_history(
+        h = run_sequence(
             ctx, "startup", dataset, dataset, per_folder, recursive=False, shell=True, timeout=300
         )
     finally:
@@ -56,12 +56,17 @@ def run(ctx: Context, out: Outcome) -> None:
     a_pct_ns = h.idle.runtime / h.idle.seconds * 100
     shell = h.idle.shell_cpu / h.idle.seconds * 100
     base = "shell not run" if math.isnan(shell) else f"shell (inotifywait + bash) {shell:.3f} %"
-    out.rows.append(Row(label, "agent CPU, % of one core (second start, default settings)",
-                        f"{a_pct:.3f} % ({a_pct_ns:.3f} % by schedstat)", base, "", "≤ 0.2 %",
-                        verdict(a_pct_ns <= 0.2)))  # fmt: skip
+    out.add(
+        label,
+        "agent CPU, % of one core (second start, default settings)",
+        agent=f"{a_pct:.3f} % ({a_pct_ns:.3f} % by schedstat)",
+        baselines=base,
+        target="≤ 0.2 %",
+        met=a_pct_ns <= 0.2,
+    )
     idle_hour_row(out, label, h)
     start_rows(out, f"start with {h.images:,} done images", h, f"{folders} empty folders", READY_TARGET_S, 60)
-    history_notes(out, "start-up/idle", h)
+    sequence_notes(out, "start-up/idle", h)
     if h.second.ready > READY_TARGET_S:
         out.notes.append(WHY_SECOND_START_MISSED)
     if h.idle_hour_share() > 0.2:

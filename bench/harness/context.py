@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from emulator_process import EmulatorProcess
+from .emulator import EmulatorProcess
 
 # Full sizes are the workloads; quick sizes only prove the machinery works.
 SIZES: dict[str, dict[str, Any]] = {

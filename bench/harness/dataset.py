@@ -1,15 +1,7 @@
-"""Done datasets: folders of images the agent uploaded long ago, each with its sidecar, made fast.
+"""Done datasets: folders of images the agent uploaded long ago, each with its sealed sidecar, made fast.
 
-Sidecars are written directly in the agent's format (watcher/disk/records.py `build_sidecar`: size,
-mtime_ns and ino from the image's own fstat) and sealed the way watcher/state/seal.py seals them, with a key
-the suite puts in the agent's state folder (`sidecar-seal.key`, watcher/state/unwritten.py). Sealed, they are
-the agent's own history, as after months of real uploads: each one also lends its fileID to dedupe,
-which is part of what a start must load. The seal is re-implemented here (an HMAC of five fields) so
-that the suite keeps using the agent only as a process.
-
-Images are tiny (a PNG signature, IHDR, a 32-byte IDAT unique per file, IEND): a done file is never
-read, only listed and stat'ed. Files are made with bare os.open/os.write relative to a directory
-descriptor, so a million images and their sidecars take about a minute, not ten.
+The sidecars are the agent's format and seal re-implemented, so that the suite keeps using the agent
+only as a process (bench/README.md, "How it measures": History).
 """
 
 from __future__ import annotations
@@ -19,11 +11,13 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from constants import ACCOUNT
-from images import PNG_OVERHEAD, png_bytes
+from .constants import ACCOUNT
+from .context import Context
+from .images import PNG_OVERHEAD, png_bytes
 
 SEAL_KEY_FILE = "sidecar-seal.key"
 SEALED_FIELDS = ("fileID", "ossPath", "account", "size", "sha256")
@@ -102,3 +96,15 @@ class DoneDataset:
                     os.close(fd)
         finally:
             os.close(dir_fd)
+
+
+def remove(ctx: Context, paths: list[Path]) -> None:
+    """Remove a dataset (not with --keep: its folders stay in the work folder with the logs)."""
+    if ctx.keep:
+        return
+    paths = [p for p in paths if os.path.lexists(p)]
+    subfolders = [e.path for p in paths for e in os.scandir(p) if e.is_dir(follow_symlinks=False)]
+    # Unlinking is kernel time, minutes for a million files one by one: threads overlap it.
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(shutil.rmtree, subfolders))
+        list(pool.map(shutil.rmtree, paths))

@@ -26,9 +26,23 @@ class Outcome:
     seconds: float = 0.0
     load: str = ""
 
+    def add(
+        self,
+        workload: str,
+        figure: str,
+        *,
+        agent: str,
+        baselines: str = "",
+        ratio: str = "",
+        target: str = "",
+        met: bool | None = None,
+    ) -> None:
+        """A row of the report's table; `met` None when the figure has no target (verdict "n/a")."""
+        self.rows.append(Row(workload, figure, agent, baselines, ratio, target, verdict(met)))
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
+
+def verdict(met: bool | None) -> str:
+    return "n/a" if met is None else "met" if met else "MISSED"
 
 
 def fmt_s(seconds: float) -> str:

@@ -1,39 +1,24 @@
-"""An agent on folders full of history (images uploaded long ago): its starts, its idle, its rescans.
+"""The sequence `startup` and `million` share: an agent's starts, idle and rescans on done folders.
 
-One sequence, shared by `startup` (100,000 done images in 10 folders) and `million` (1,000,000 in 1,000
-subfolders of one recursive folder), each on a dataset made once per invocation (bench/dataset.py):
-
-1. baselines: the agent on as many empty folders; a bare walk (list + stat every image, what any start
-   or rescan must at least do) and a done-check walk (the same, plus reading and parsing every sidecar:
-   what a start without an index must at least do), each in a process of its own;
-2. a first start on a fresh state folder: the agent builds whatever it keeps there from the sidecars;
-3. a second start on the same state folder (what every restart after that is), then an idle window at
-   default settings, the shell hot folder idling alongside when asked;
-4. a third start on the same state folder with a short `rescan_seconds`, to price the periodic rescans.
-
-Agents run one after the other, never side by side: each takes the watched folders' locks, and a
-second agent on the same folders would stand by without scanning anything. Every start is followed
-until the agent goes quiet (work it does after READY=1 counts in its peak RSS), and the emulator
-counts the uploads all three made.
+Baselines (the agent on as many empty folders, a bare walk, a done-check walk), a first start on a
+fresh state folder, a second start on the same one with an idle window, and a third start with a short
+rescan_seconds that prices one periodic rescan (bench/README.md, "The start, idle and rescan sequence").
 """
 
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent_process import AgentProcess
-from baselines import ShellHotFolder, run_client
-from context import Context
-from dataset import DoneDataset
-from results import Outcome, Row, fmt_mb, fmt_s, verdict
+from harness.agent import AgentProcess, wait_quiet
+from harness.baselines import ShellHotFolder, run_client
+from harness.context import Context
+from harness.dataset import DoneDataset
+from harness.results import Outcome, fmt_mb, fmt_s
 
-QUIET_SHARE = 0.05  # of one core: below this for a second, the agent is idle
 ROTATION = 48  # rescans in which a periodic rescan lists every directory once (watcher/scan/inventory.py)
 
 
@@ -67,7 +52,7 @@ class Rescan:
 
 
 @dataclass
-class History:
+class Figures:
     images: int
     made_seconds: float
     empty_ready: float
@@ -86,23 +71,6 @@ class History:
         return (idle + self.rescan.per_rescan / rescan_seconds) * 100
 
 
-def wait_quiet(agent: AgentProcess, timeout: float, share: float = QUIET_SHARE) -> float:
-    """Seconds until the agent used less than `share` of a core over a whole second."""
-    started = time.monotonic()
-    samples = [(started, agent.runtime_ns())]
-    while True:
-        time.sleep(0.25)
-        now = time.monotonic()
-        samples.append((now, agent.runtime_ns()))
-        past = [s for s in samples if s[0] <= now - 1.0]
-        if past:
-            t0, ns0 = past[-1]
-            if (samples[-1][1] - ns0) / 1e9 < share * (now - t0):
-                return t0 - started
-        if now - started > timeout:
-            return now - started
-
-
 def _start(agent: AgentProcess, timeout: float) -> Start:
     agent.start(timeout)
     busy = wait_quiet(agent, timeout)
@@ -111,7 +79,7 @@ def _start(agent: AgentProcess, timeout: float) -> Start:
     )
 
 
-def run_history(
+def run_sequence(
     ctx: Context,
     name: str,
     folders: list[Path],
@@ -121,7 +89,7 @@ def run_history(
     recursive: bool,
     shell: bool,
     timeout: float,
-) -> History:
+) -> Figures:
     """The whole sequence on `folders` (watched), after writing `per_folder` done images into each `fill`."""
     made = time.monotonic()
     dataset = DoneDataset(name)
@@ -141,7 +109,7 @@ def run_history(
 
     state_dir = ctx.work / f"{name}-state"
     dataset.install_key(state_dir)
-    ctx.emulator.command("clear")
+    ctx.emulator.clear()
     try:
         agent = AgentProcess(ctx, f"{name}-first", folders, state_dir=state_dir, recursive=recursive)
         with agent:
@@ -174,11 +142,12 @@ def run_history(
             second.uploaded = agent.uploads_logged()
 
         rescan = _price_rescan(ctx, name, folders, state_dir, recursive, walk["cpu_seconds"], idle, timeout)
-        uploads = int(ctx.emulator.command("stats")["requests"])
+        uploads = int(ctx.emulator.stats()["requests"])
     finally:
-        ctx.emulator.command("clear")
-    return History(dataset.count, made, empty_ready, empty_hwm, walk, done_walk, first, second, idle, rescan,
-                   uploads)  # fmt: skip
+        ctx.emulator.clear()
+    return Figures(
+        dataset.count, made, empty_ready, empty_hwm, walk, done_walk, first, second, idle, rescan, uploads
+    )
 
 
 def _price_rescan(
@@ -203,8 +172,9 @@ def _price_rescan(
     """
     period = max(1.0, round(walk_cpu / 2, 1))
     rounds = 3 if ctx.quick else ROTATION
-    agent = AgentProcess(ctx, f"{name}-rescans", folders, state_dir=state_dir, recursive=recursive,
-                         rescan_seconds=period)  # fmt: skip
+    agent = AgentProcess(
+        ctx, f"{name}-rescans", folders, state_dir=state_dir, recursive=recursive, rescan_seconds=period
+    )
     with agent:
         agent.start(timeout)
         wait_quiet(agent, 60, share=0.8)  # not quiet within a minute: back to back, flagged below
@@ -217,24 +187,11 @@ def _price_rescan(
         uploaded = agent.uploads_logged()
     idle_rate = idle.runtime / idle.seconds
     per_rescan = (cpu - idle_rate * window) * period / window
-    return Rescan(period, window, ready, cpu, per_rescan, back_to_back=cpu > 0.8 * window,
-                  uploaded=uploaded)  # fmt: skip
-
-
-def remove(ctx: Context, paths: list[Path]) -> None:
-    """Remove a dataset (not with --keep: its folders stay in the work folder with the logs)."""
-    if ctx.keep:
-        return
-    paths = [p for p in paths if os.path.lexists(p)]
-    subfolders = [e.path for p in paths for e in os.scandir(p) if e.is_dir(follow_symlinks=False)]
-    # Unlinking is kernel time, minutes for a million files one by one: threads overlap it.
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(shutil.rmtree, subfolders))
-        list(pool.map(shutil.rmtree, paths))
+    return Rescan(period, window, ready, cpu, per_rescan, back_to_back=cpu > 0.8 * window, uploaded=uploaded)
 
 
 def start_rows(
-    out: Outcome, label: str, h: History, empties: str, ready_max: float, rss_max_mb: float
+    out: Outcome, label: str, h: Figures, empties: str, ready_max: float, rss_max_mb: float
 ) -> None:
     """READY=1 and peak RSS of both starts, against the walks and the agent on empty folders."""
     walks = (
@@ -245,29 +202,45 @@ def start_rows(
         (h.first, "first start (no state: built from the sidecars)", h.done_walk, "done-check walk"),
         (h.second, "second start (state kept)", h.walk, "bare walk"),
     ):
-        out.rows.append(Row(label, f"time to READY=1, {which}", fmt_s(start.ready), walks,
-                            f"{start.ready / max(walk['seconds'], 1e-3):.1f} × {walk_name}", f"≤ {ready_max:g} s",
-                            verdict(start.ready <= ready_max)))  # fmt: skip
+        out.add(
+            label,
+            f"time to READY=1, {which}",
+            agent=fmt_s(start.ready),
+            baselines=walks,
+            ratio=f"{start.ready / max(walk['seconds'], 1e-3):.1f} × {walk_name}",
+            target=f"≤ {ready_max:g} s",
+            met=start.ready <= ready_max,
+        )
     memory = f"agent on {empties} {fmt_mb(h.empty_hwm_kb)}; done-check walk {fmt_mb(h.done_walk['vmhwm_kb'])}"
     for start, which in ((h.first, "first start"), (h.second, "second start")):
-        out.rows.append(Row(label, f"peak RSS (VmHWM), {which}", fmt_mb(start.hwm_kb), memory,
-                            f"+{fmt_mb(start.hwm_kb - h.empty_hwm_kb)} over empty", f"≤ {rss_max_mb:g} MB",
-                            verdict(start.hwm_kb <= rss_max_mb * 1024)))  # fmt: skip
+        out.add(
+            label,
+            f"peak RSS (VmHWM), {which}",
+            agent=fmt_mb(start.hwm_kb),
+            baselines=memory,
+            ratio=f"+{fmt_mb(start.hwm_kb - h.empty_hwm_kb)} over empty",
+            target=f"≤ {rss_max_mb:g} MB",
+            met=start.hwm_kb <= rss_max_mb * 1024,
+        )
 
 
-def idle_hour_row(out: Outcome, label: str, h: History, target_pct: float = 0.2) -> None:
+def idle_hour_row(out: Outcome, label: str, h: Figures, target_pct: float = 0.2) -> None:
     """The idle window and one priced rescan, averaged over an hour at the default rescan_seconds."""
     hour = h.idle_hour_share()
     idle_pct = h.idle.runtime / h.idle.seconds * 100
     r = h.rescan
-    out.rows.append(Row(label, "CPU, % of one core over an hour at default settings (idle + a rescan every 300 s)",
-                        f"{hour:.3f} % (idle {idle_pct:.3f} %; one rescan {r.per_rescan:.2f} s of CPU)",
-                        f"bare walk (list + stat, one process) {h.walk['cpu_seconds']:.2f} s of CPU",
-                        f"one rescan = {r.per_rescan / max(h.walk['cpu_seconds'], 1e-3):.1f} × walk",
-                        f"≤ {target_pct:g} %", verdict(hour <= target_pct)))  # fmt: skip
+    out.add(
+        label,
+        "CPU, % of one core over an hour at default settings (idle + a rescan every 300 s)",
+        agent=f"{hour:.3f} % (idle {idle_pct:.3f} %; one rescan {r.per_rescan:.2f} s of CPU)",
+        baselines=f"bare walk (list + stat, one process) {h.walk['cpu_seconds']:.2f} s of CPU",
+        ratio=f"one rescan = {r.per_rescan / max(h.walk['cpu_seconds'], 1e-3):.1f} × walk",
+        target=f"≤ {target_pct:g} %",
+        met=hour <= target_pct,
+    )
 
 
-def history_notes(out: Outcome, name: str, h: History) -> None:
+def sequence_notes(out: Outcome, name: str, h: Figures) -> None:
     r = h.rescan
     out.notes.append(
         f"{name}: {h.images:,} images + {h.images:,} sealed sidecars created in {h.made_seconds:.1f} s (warm page "

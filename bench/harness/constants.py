@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
+HARNESS = Path(__file__).resolve().parent
+BENCH = HARNESS.parent
 REPO = BENCH.parent
 TOKEN = "user:1-benchDONOTLEAK"
 ACCOUNT = "123456"

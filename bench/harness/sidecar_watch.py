@@ -74,9 +74,9 @@ class SidecarWatch:
                             for name in os.listdir(folder):
                                 self._note(folder, name, now)
                         continue
-                    folder = self.folders.get(wd)
-                    if folder is not None:
-                        self._note(folder, raw.rstrip(b"\0").decode(errors="surrogateescape"), now)
+                    watched = self.folders.get(wd)
+                    if watched is not None:
+                        self._note(watched, raw.rstrip(b"\0").decode(errors="surrogateescape"), now)
                 self._cond.notify_all()
 
     def wait(self, images: list[str], timeout: float) -> dict[str, float]:

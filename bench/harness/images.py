@@ -13,7 +13,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from context import Context
+from .context import Context
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IEND_CHUNK = b"\x00\x00\x00\x00IEND\xaeB\x60\x82"

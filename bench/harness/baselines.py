@@ -13,20 +13,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from constants import ACCOUNT, BENCH, TOKEN
-from context import Context
-from procfs import proc_cpu_seconds, proc_status_kb, session_pids
+from .constants import ACCOUNT, HARNESS, TOKEN
+from .context import Context
+from .procfs import proc_cpu_seconds, proc_status_kb, session_pids, wait_or_kill
 
 
 class ShellHotFolder:
-    """Baseline (1): bench/shell_hotfolder.sh, inotifywait piped into a curl-per-file bash loop."""
+    """Baseline (1): shell_hotfolder.sh, inotifywait piped into a curl-per-file bash loop."""
 
     def __init__(self, ctx: Context, name: str, folders: list[Path]) -> None:
         self.log_path = ctx.fresh_dir(f"shell-{name}") / "shell.log"
         env = dict(os.environ, USEAPI_TOKEN=TOKEN)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                ["bash", str(BENCH / "shell_hotfolder.sh"), ctx.emulator.base_url, *map(str, folders)],
+                ["bash", str(HARNESS / "shell_hotfolder.sh"), ctx.emulator.base_url, *map(str, folders)],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 env=env,
@@ -47,11 +47,7 @@ class ShellHotFolder:
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        wait_or_kill(self.proc, 10, lambda: os.killpg(self.proc.pid, signal.SIGKILL))
 
     def __enter__(self) -> ShellHotFolder:
         return self
@@ -61,10 +57,10 @@ class ShellHotFolder:
 
 
 def run_client(ctx: Context, command: str, args: list[str]) -> dict[str, Any]:
-    """bench/clients.py in a process of its own; returns its JSON line."""
+    """clients.py in a process of its own; returns its JSON line."""
     env = dict(os.environ, USEAPI_TOKEN=TOKEN)
     done = subprocess.run(
-        [sys.executable, str(BENCH / "clients.py"), command, *args],
+        [sys.executable, str(HARNESS / "clients.py"), command, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -81,20 +77,17 @@ def run_client(ctx: Context, command: str, args: list[str]) -> dict[str, Any]:
 def run_curl_upload(ctx: Context, path: Path) -> dict[str, float]:
     """Baseline (3): `curl -X POST -T FILE`; wall time, and peak RSS sampled while it runs."""
     url = f"{ctx.emulator.base_url}/files/?account={ACCOUNT}"
+    split = urlsplit(url)
+    command = [
+        *("curl", "-sS", "-f", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}"),
+        *("-X", "POST", "-T", str(path)),
+        # -T appends the file's name to a URL ending in "/"; keep the documented path as it is.
+        *("--request-target", f"{split.path}?{split.query}"),
+        *("-H", f"Authorization: Bearer {TOKEN}", "-H", "Content-Type: image/png"),
+        url,
+    ]
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            "curl", "-sS", "-f", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}",
-            "-X", "POST", "-T", str(path),
-            # -T appends the file's name to a URL ending in "/"; keep the documented path as it is.
-            "--request-target", urlsplit(url).path + "?" + urlsplit(url).query,
-            "-H", f"Authorization: Bearer {TOKEN}", "-H", "Content-Type: image/png",
-            url,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     while proc.poll() is None:
         peak = max(peak, proc_status_kb(proc.pid, "VmHWM"))

@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from constants import TOKEN
-from context import Context
-from procfs import proc_cpu_seconds, proc_runtime_ns, proc_status_kb
+from .constants import TOKEN
+from .context import Context
+from .procfs import proc_cpu_seconds, proc_runtime_ns, proc_status_kb, proc_threads, wait_or_kill
+
+QUIET_SHARE = 0.05  # of one core: below this for a second, the agent is idle
 
 
 class NotifyListener:
@@ -141,10 +143,7 @@ class AgentProcess:
         return len(re.findall(r": uploaded in [0-9.]+ s → ", self.log()))
 
     def threads(self) -> int:
-        try:
-            return len(os.listdir(f"/proc/{self.pid}/task"))
-        except OSError:
-            return 0
+        return proc_threads(self.pid)
 
     def rss_kb(self) -> int:
         return proc_status_kb(self.pid, "VmRSS")
@@ -167,11 +166,7 @@ class AgentProcess:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            wait_or_kill(self.proc, 20)
         if self.notify is not None:
             self.notify.close()
             self.notify = None
@@ -183,3 +178,20 @@ class AgentProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_quiet(agent: AgentProcess, timeout: float, share: float = QUIET_SHARE) -> float:
+    """Seconds until the agent used less than `share` of a core over a whole second."""
+    started = time.monotonic()
+    samples = [(started, agent.runtime_ns())]
+    while True:
+        time.sleep(0.25)
+        now = time.monotonic()
+        samples.append((now, agent.runtime_ns()))
+        past = [s for s in samples if s[0] <= now - 1.0]
+        if past:
+            t0, ns0 = past[-1]
+            if (samples[-1][1] - ns0) / 1e9 < share * (now - t0):
+                return t0 - started
+        if now - started > timeout:
+            return now - started

@@ -9,9 +9,9 @@ import re
 import subprocess
 from datetime import datetime
 
-from constants import REPO
-from procfs import meminfo_kb
-from results import Outcome
+from .constants import REPO
+from .procfs import meminfo_kb
+from .results import Outcome
 
 
 def machine_lines() -> list[str]:
