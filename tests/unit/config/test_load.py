@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from watcher.config.effective import describe_effective
 from watcher.config.load import (
     DEFAULT_BASE_URL,
     Config,
     ConfigError,
     default_config_path,
-    describe_effective,
     load_config,
 )
 from watcher.config.token import ResolvedToken, resolve_token
@@ -624,9 +624,15 @@ def test_config_file_that_cannot_be_read(tmp_path: Path, path_of: Any, expected:
 
 @pytest.mark.parametrize(
     "base_url",
-    ["http://[::1/v1/minimax", "https://api.useapi.net:99999/v1", "https://api.useapi.net:x/v1", "http:///v1",
-     "https://api.use api.net/v1", "https://api.useapi.net/v1\n"],
-)  # fmt: skip
+    [
+        "http://[::1/v1/minimax",
+        "https://api.useapi.net:99999/v1",
+        "https://api.useapi.net:x/v1",
+        "http:///v1",
+        "https://api.use api.net/v1",
+        "https://api.useapi.net/v1\n",
+    ],
+)
 def test_base_url_the_client_could_not_use(tmp_path: Path, drop: Path, base_url: str) -> None:
     """Each of these made the client's constructor raise (or every upload fail) instead of exiting 78."""
     message = config_error(
@@ -682,11 +688,8 @@ def test_done_and_failed_dirs_resolve_against_the_folder_and_are_checked(tmp_pat
 def test_a_done_dir_on_another_filesystem_is_refused_at_config_time(tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()
-    other = next(
-        (Path(p) for p in ("/dev/shm", "/run", "/sys/fs/cgroup") if Path(p).is_dir()
-         and os.stat(p).st_dev != drop.stat().st_dev),
-        None,
-    )  # fmt: skip
+    mounts = (Path(p) for p in ("/dev/shm", "/run", "/sys/fs/cgroup") if Path(p).is_dir())
+    other = next((p for p in mounts if p.stat().st_dev != drop.stat().st_dev), None)
     if other is None:
         pytest.skip("no other filesystem mounted here to point a done_dir at")
     with pytest.raises(ConfigError, match="another filesystem"):
