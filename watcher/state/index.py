@@ -119,8 +119,8 @@ class HistoryIndex:
         except (sqlite3.Error, OSError) as exc:
             # The state folder cannot be written (another user's, read-only): every start reads the
             # sidecars, as it did before there was an index.
-            log.warning("cannot use the index %s (%s); keeping it in memory for this run",
-                        self._file, getattr(exc, "strerror", None) or exc)  # fmt: skip
+            why = getattr(exc, "strerror", None) or exc
+            log.warning("cannot use the index %s (%s); keeping it in memory for this run", self._file, why)
             self._file = None
             return self._connect()
 
@@ -160,9 +160,11 @@ class HistoryIndex:
         db.execute("BEGIN IMMEDIATE")
         try:
             if row is not None and db.execute("SELECT 1 FROM done LIMIT 1").fetchone() is not None:
-                log.info("the index %s was made for another API user or base URL: its rows count for "
-                         "nothing; the sidecars are read again, and files uploaded for the other are "
-                         "uploaded for this one", self._file)  # fmt: skip
+                log.info(
+                    "the index %s was made for another API user or base URL: its rows count for nothing; "
+                    "the sidecars are read again, and files uploaded for the other are uploaded for this one",
+                    self._file,
+                )
             for table in ("done", "uploads", "dirs"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('owner', ?)", (self._owner,))
@@ -174,8 +176,12 @@ class HistoryIndex:
     def _discard_file(self, exc: BaseException) -> None:
         if self._file is None:
             return
-        log.warning("the index %s cannot be used (%s); starting it afresh: the sidecars are read again "
-                    "to rebuild it, nothing is uploaded again", self._file, exc)  # fmt: skip
+        log.warning(
+            "the index %s cannot be used (%s); starting it afresh: the sidecars are read again to rebuild "
+            "it, nothing is uploaded again",
+            self._file,
+            exc,
+        )
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(OSError):
                 os.unlink(f"{self._file}{suffix}")

@@ -86,8 +86,13 @@ def uploaded(
 ) -> tuple[Path, dict[str, Any]]:
     image = drop / name
     image.write_bytes(b"\x89PNG bytes")
-    sidecar = {"fileID": file_id, "sha256": "ab" * 32, "file": name, "uploadedAt": "2026-05-01T12:00:00Z",
-               "ino": image.stat().st_ino}  # fmt: skip
+    sidecar = {
+        "fileID": file_id,
+        "sha256": "ab" * 32,
+        "file": name,
+        "uploadedAt": "2026-05-01T12:00:00Z",
+        "ino": image.stat().st_ino,
+    }
     return image, sidecar
 
 
@@ -158,7 +163,7 @@ def test_appends_of_many_threads_share_one_fsync(tmp_path: Path, logged: Logged,
     def first_waits_for_every_append(fd: int) -> None:
         # The first fsync lasts until every thread has appended: they all wait for the next one.
         if not fsyncs:
-            file = journal._file
+            file = journal._journal.file
             assert file is not None
             wait_for(lambda: len(file._pending) == threads - 1, 10, "every other thread's append queued")
         fsyncs.append(fd)

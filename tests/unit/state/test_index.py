@@ -110,9 +110,15 @@ def _uploaded(folder: Path, name: str, account: str = "111") -> Path:
     image = folder / name
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + name.encode())
     signature = signature_of(image.stat())
-    sidecar = build_sidecar(image_path=str(image), account=account, file_id=f"user:1-minimax:{account}-file:1",
-                            oss_path="https://oss/1", signature=signature, sha256="ab",
-                            content_type="image/png")  # fmt: skip
+    sidecar = build_sidecar(
+        image_path=str(image),
+        account=account,
+        file_id=f"user:1-minimax:{account}-file:1",
+        oss_path="https://oss/1",
+        signature=signature,
+        sha256="ab",
+        content_type="image/png",
+    )
     write_sidecar_atomically(str(image), sidecar)
     return image
 
