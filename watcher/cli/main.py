@@ -329,7 +329,8 @@ def _reading_owner(config: Config) -> ApiOwner:
 def cmd_status(args: argparse.Namespace) -> int:
     from watcher.cli.status import add_agent, folder_report, render_json, render_text
     from watcher.report.live_status import SERVICE_STATE_DIR, read_live_status
-    from watcher.state.index import INDEX_NAME, IndexReader
+    from watcher.state.index import INDEX_NAME
+    from watcher.state.index_reader import IndexReader
 
     config = load_config(_config_path(args))
     owner = _reading_owner(config)

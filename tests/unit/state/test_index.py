@@ -16,7 +16,8 @@ from watcher.core.messages import FileState
 from watcher.core.signature import FileSignature, signature_of
 from watcher.disk.records import build_sidecar, write_sidecar_atomically
 from watcher.scan.inventory import walk_candidates
-from watcher.state.index import INDEX_NAME, HistoryIndex, IndexReader, KnownDone
+from watcher.state.index import INDEX_NAME, HistoryIndex, KnownDone
+from watcher.state.index_reader import IndexReader
 
 SIG = FileSignature(100, 1_700_000_000_000_000_000, 42)
 ROW = (SIG.size, SIG.mtime_ns, SIG.ino)
