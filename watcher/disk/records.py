@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import secrets
@@ -167,20 +166,6 @@ def write_sidecar_atomically(
 
 def write_error_record(image_path: str, record: dict[str, Any], root: str = "") -> None:
     write_json_atomically(error_record_path(image_path), record, root)
-
-
-def remove_error_record(image_path: str, root: str = "") -> None:
-    """Remove the image's error record; nothing to do when it, or the folder it was in, is gone.
-
-    A folder on the way that is now a symlink or a file counts as gone: the record is not reachable
-    inside the watched folder, and nothing outside it is touched.
-    """
-    try:
-        with parent_beneath(root, image_path) as (dir_fd, name):
-            remove_error_record_in(dir_fd, name)
-    except OSError as exc:
-        if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
-            raise
 
 
 def remove_error_record_in(dir_fd: int, image_name: str) -> None:

@@ -399,9 +399,6 @@ class HistoryIndex:
 
         return self._guarded(query, None)
 
-    def uploads(self) -> int:
-        return self._guarded(lambda: int(self._db.execute("SELECT count(*) FROM uploads").fetchone()[0]), 0)
-
 
 def known_rows(db: sqlite3.Connection, directory: str) -> dict[str, DoneRow]:
     """Every done file of one directory, from a connection to the index (`HistoryIndex.known_in`, and

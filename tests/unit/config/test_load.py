@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import clear_secrets
 from watcher.config.effective import describe_effective
 from watcher.config.load import (
     DEFAULT_BASE_URL,
@@ -20,7 +21,7 @@ from watcher.config.load import (
     load_config,
 )
 from watcher.config.token import ResolvedToken, resolve_token
-from watcher.redact import clear_secrets, redact
+from watcher.redact import redact
 
 TOKEN = "user:12345-abcdefghijklmnop"
 

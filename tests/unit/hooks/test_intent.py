@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import TOKEN, wait_for
+from tests.helpers import TOKEN, clear_secrets, wait_for
 from tests.unit.hooks.test_runner import FAST_RETRY, Logged, journal_runs, recorded
 from watcher.config.load import HooksSettings
 from watcher.config.token import register_proxy_secrets
@@ -24,7 +24,7 @@ from watcher.hooks.events import HookEvent
 from watcher.hooks.intent import RecordPlace
 from watcher.hooks.journal import HookJournal, JournalEntry
 from watcher.hooks.runner import HookRunner, hook_environment
-from watcher.redact import REPLACEMENT, clear_secrets, redact, register_secret, withheld_in
+from watcher.redact import REPLACEMENT, redact, register_secret, withheld_in
 from watcher.state import journal as journal_file
 
 RECORD = """

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import TOKEN, wait_for
+from tests.helpers import TOKEN, clear_secrets, wait_for
 from watcher.config.load import HooksSettings
 from watcher.core.folders import Folder
 from watcher.core.retry import RetryPolicy
 from watcher.hooks import process as hook_process
 from watcher.hooks.journal import RUNS
 from watcher.hooks.runner import HookEvent, HookRunner
-from watcher.redact import clear_secrets, register_secret
+from watcher.redact import register_secret
 from watcher.report.logs import add_filters
 from watcher.state.journal import Journal
 
