@@ -49,19 +49,8 @@ class JournalFile:
         self._writing = threading.Lock()  # one writer (or rewriter) at a time
 
     def read(self) -> Iterator[dict[str, Any]]:
-        """Each line's object, oldest first; nothing when the file does not exist. Raises OSError."""
-        for raw in self.raw_lines():
-            if len(raw) > self._max_line_bytes:
-                continue
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(data, dict):
-                yield data
-
-    def raw_lines(self) -> Iterator[bytes]:
-        """Each line as written (or torn), oldest first. Raises OSError."""
+        """Each line's object, oldest first (the lines counted as they go); nothing when the file does
+        not exist. Raises OSError."""
         try:
             f = self.path.open("rb")
         except FileNotFoundError:
@@ -70,7 +59,14 @@ class JournalFile:
             self.lines = 0
             for raw in f:
                 self.lines += 1
-                yield raw
+                if len(raw) > self._max_line_bytes:
+                    continue
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(data, dict):
+                    yield data
 
     def append(self, lines: Iterable[bytes], *, sync: bool = True) -> None:
         """Write `lines` at the end (fsynced when `sync`: then durable when this returns). Raises
