@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import clear_secrets
+from tests.helpers.imports import imports_of
 from watcher.config.effective import describe_effective
 from watcher.config.load import (
     DEFAULT_BASE_URL,
@@ -704,3 +705,20 @@ def test_a_done_dir_inside_another_watched_folder_is_refused(tmp_path: Path) -> 
     text = f"folders:\n  - path: {a}\n    done_dir: {b}/done\n  - path: {b}\n"
     with pytest.raises(ConfigError, match="would be uploaded again"):
         load_config(write_config(tmp_path, text))
+
+
+def test_the_config_modules_import_one_another_without_a_circle() -> None:
+    """`token` builds on `load` (the config names the token's sources), `effective` on both."""
+    graph = imports_of("watcher.config")
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join((*path, module))
+        if module in done:
+            return
+        for imported in graph.get(module, ()):
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.images import png_bytes
+from tests.helpers.imports import imports_of
 from watcher.disk import mover as mover_module
 from watcher.disk.mover import MOVING_KEY, Mover
 from watcher.state.journal import Journal
@@ -264,3 +265,10 @@ def test_a_done_folder_below_another_watched_folder_is_reached_from_that_folder(
         )
     assert caught.value.errno == errno.ELOOP
     assert list(outside.iterdir()) == [] and image.exists()
+
+
+def test_disk_imports_nothing_from_state() -> None:
+    """The mover takes its journal (`MoveJournal`) from whoever builds it: `state` builds on `disk`, not
+    the other way round."""
+    for module, imported in imports_of("watcher.disk").items():
+        assert not {name for name in imported if name.startswith("watcher.state")}, module
