@@ -13,31 +13,33 @@ from watcher.state.journal import Journal, JournalKind
 
 
 @dataclass
-class JournalEntry:
+class PendingRun:
+    """A hook run not finished yet, as the journal keeps it."""
+
     run_id: str
     event: dict[str, Any]  # `HookEvent.to_json()`: the journal does not look inside
     failures: int = 0  # failed attempts so far, so that a restart does not grant 5 more
     at: dict[str, Any] | None = None  # `RecordPlace.to_json()` while the record may not be written yet
 
 
-def _line(run_id: str, entry: JournalEntry) -> dict[str, Any]:
+def _line(run_id: str, entry: PendingRun) -> dict[str, Any]:
     data = {"add": run_id, "event": entry.event, "failures": entry.failures}
     if entry.at is not None:
         data["at"] = entry.at
     return data
 
 
-def _entry(line: dict[str, Any], earlier: JournalEntry | None) -> JournalEntry:
+def _entry(line: dict[str, Any], earlier: PendingRun | None) -> PendingRun:
     if not isinstance(line.get("event"), dict):
         raise ValueError("not a hook run")
     at = line.get("at") if isinstance(line.get("at"), dict) else None
     failures = int(line.get("failures", 0))
     if earlier is not None:  # a commit: the same run with its final event
         failures = max(failures, earlier.failures)
-    return JournalEntry(str(line["add"]), line["event"], failures, at)
+    return PendingRun(str(line["add"]), line["event"], failures, at)
 
 
-def _failed(line: dict[str, Any], entry: JournalEntry) -> JournalEntry:
+def _failed(line: dict[str, Any], entry: PendingRun) -> PendingRun:
     entry.failures = max(entry.failures, int(line["failures"]))
     return entry
 
@@ -67,27 +69,27 @@ class HookJournal:
     def __len__(self) -> int:
         return len(self._journal)
 
-    def load(self) -> list[JournalEntry]:
+    def load(self) -> list[PendingRun]:
         """The runs an earlier process left unfinished, oldest first, and not known here yet; the journal
         is rewritten to hold only the live runs."""
         new = self._journal.adopt()
         self._journal.compact()
         return list(new.values())
 
-    def add(self, entry: JournalEntry) -> None:
+    def add(self, entry: PendingRun) -> None:
         """A new run, on disk when this returns."""
         self._journal.add(entry.run_id, entry)
 
-    def commit(self, run_id: str, event: dict[str, Any]) -> JournalEntry | None:
+    def commit(self, run_id: str, event: dict[str, Any]) -> PendingRun | None:
         """The run's final event (its record is durable); the entry, or None when it is not live."""
 
-        def committed(entry: JournalEntry) -> JournalEntry:
+        def committed(entry: PendingRun) -> PendingRun:
             entry.event, entry.at = event, None
             return entry
 
         return self._journal.update(run_id, committed, sync=False)
 
-    def failed(self, entry: JournalEntry) -> None:
+    def failed(self, entry: PendingRun) -> None:
         self._journal.note("failed", entry.run_id, {"failures": entry.failures})
 
     def finish(self, run_id: str) -> None:

@@ -22,7 +22,7 @@ from watcher.config.token import register_proxy_secrets
 from watcher.disk.records import write_sidecar_atomically
 from watcher.hooks.events import HookEvent
 from watcher.hooks.intent import RecordPlace
-from watcher.hooks.journal import HookJournal, JournalEntry
+from watcher.hooks.journal import HookJournal, PendingRun
 from watcher.hooks.runner import HookRunner, hook_environment
 from watcher.redact import REPLACEMENT, redact, register_secret, withheld_in
 from watcher.state import journal as journal_file
@@ -171,8 +171,7 @@ def test_appends_of_many_threads_share_one_fsync(tmp_path: Path, logged: Logged,
 
     monkeypatch.setattr(journal_file.os, "fsync", first_waits_for_every_append)
     workers = [
-        threading.Thread(target=journal.add, args=(JournalEntry(f"run-{i}", {"n": i}),))
-        for i in range(threads)
+        threading.Thread(target=journal.add, args=(PendingRun(f"run-{i}", {"n": i}),)) for i in range(threads)
     ]
     for worker in workers:
         worker.start()
