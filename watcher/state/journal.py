@@ -138,6 +138,10 @@ class JournalKind(Generic[E]):
     (`notes[field](line, entry)` gives it changed). Read back, `entry(line, earlier)` is the entry an add
     line holds (`earlier`: the one it replaces, if any); it raises ValueError, KeyError or TypeError for
     a line that is not one. The messages are warnings with the file (or folder) and the reason.
+
+    A new journal is a kind and a `Journal` (`watcher.state.moves` is one): `add(key, entry)` returns
+    once the line is fsynced (before the action it announces), `remove(key)` once the action is done,
+    `adopt()` at start gives what an earlier process left.
     """
 
     file: str  # its name in the state folder
