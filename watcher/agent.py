@@ -54,8 +54,9 @@ from watcher.report.sd_notify import Notifier
 from watcher.scan.inventory import DiskProbe
 from watcher.scan.scanner import Scanner
 from watcher.state.index import HistoryIndex
-from watcher.state.seal import SidecarSeal
-from watcher.state.unwritten import UnwrittenSidecars, load_seal_key
+from watcher.state.moves import move_journal
+from watcher.state.seal import SidecarSeal, load_seal_key
+from watcher.state.unwritten import UnwrittenSidecars
 from watcher.upload.workers import Workers
 from watcher.watch.held_folders import WatchedFolders
 
@@ -98,7 +99,9 @@ class Agent:
         self.history = HistoryIndex(state_dir, self.owner.key)  # done files and known uploads, on disk
         # Moves to done_dir / failed_dir, journalled there; a done_dir below any watched folder is
         # reached from that folder without following a link.
-        self.mover = Mover(state_dir, lambda: [folder.path for folder in self.scheduler.folders])
+        self.mover = Mover(
+            move_journal(state_dir), lambda: [folder.path for folder in self.scheduler.folders]
+        )
         self.scheduler = Scheduler(
             config.folders,
             settle_seconds=config.settings.settle_seconds,

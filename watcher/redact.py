@@ -63,13 +63,6 @@ def register_secret(value: str, *, passable: bool = False) -> None:
             _withheld = tuple(sorted(set(_withheld) | forms, key=len, reverse=True))
 
 
-def clear_secrets() -> None:
-    """Forget every registered secret (for tests, which register many)."""
-    global _secrets, _withheld
-    with _lock:
-        _secrets = _withheld = ()
-
-
 def withheld_in(text: str) -> bool:
     """Whether `text` holds a secret that no program the agent starts may be given (the token)."""
     return any(secret in text for secret in _withheld)

@@ -15,8 +15,7 @@ from tests.helpers import wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes
 from watcher.emulator import Emulator
-from watcher.state.seal import SidecarSeal
-from watcher.state.unwritten import SEAL_KEY_FILE, load_seal_key
+from watcher.state.seal import SEAL_KEY_FILE, SidecarSeal, load_seal_key
 
 pytestmark = pytest.mark.hostile
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import wait_for
+from tests.helpers import clear_secrets, wait_for
 from tests.helpers.images import png_bytes
 from tests.helpers.notify import NotifySocket
 from watcher.agent import Agent
@@ -23,7 +23,7 @@ from watcher.core.outcome import UploadFailure
 from watcher.core.retry import RetryPolicy
 from watcher.core.timings import Timings
 from watcher.emulator import Emulator
-from watcher.redact import REPLACEMENT, clear_secrets, escape_control, redact, register_secret
+from watcher.redact import REPLACEMENT, escape_control, redact, register_secret
 from watcher.report.logs import JournalFormatter, add_filters
 from watcher.report.sd_notify import Notifier
 from watcher.upload.client import UploadClient

@@ -18,6 +18,7 @@ import yaml
 from watcher import __version__
 from watcher.agent import Agent, signals_to
 from watcher.cli.progress import ProgressBar
+from watcher.config.effective import describe_effective
 from watcher.config.load import (
     DEFAULT_BASE_URL,
     EX_CONFIG,
@@ -25,7 +26,6 @@ from watcher.config.load import (
     Config,
     ConfigError,
     default_config_path,
-    describe_effective,
     load_config,
     with_base_url,
 )
@@ -41,8 +41,8 @@ from watcher.disk import descriptors
 from watcher.report.logs import configure_logging
 from watcher.report.sd_notify import Notifier
 from watcher.service import install as service_install
-from watcher.state.seal import SidecarSeal
-from watcher.state.unwritten import default_state_dir, load_seal_key
+from watcher.state.seal import SidecarSeal, load_seal_key
+from watcher.state.unwritten import default_state_dir
 from watcher.upload.client import UploadClient
 from watcher.upload.pipeline import record_failure, record_success, sidecar_for, upload_one
 
@@ -329,7 +329,8 @@ def _reading_owner(config: Config) -> ApiOwner:
 def cmd_status(args: argparse.Namespace) -> int:
     from watcher.cli.status import add_agent, folder_report, render_json, render_text
     from watcher.report.live_status import SERVICE_STATE_DIR, read_live_status
-    from watcher.state.index import INDEX_NAME, IndexReader
+    from watcher.state.index import INDEX_NAME
+    from watcher.state.index_reader import IndexReader
 
     config = load_config(_config_path(args))
     owner = _reading_owner(config)

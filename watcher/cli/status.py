@@ -20,7 +20,7 @@ from watcher.core.media import name_problem
 from watcher.core.messages import FileState
 from watcher.redact import BIDI_CONTROL
 from watcher.scan.inventory import walk_candidates
-from watcher.state.index import IndexReader
+from watcher.state.index_reader import IndexReader
 
 MAX_ERROR = 1000  # characters of an error text shown (an error record may hold more)
 MAX_SHOWN = 300  # ... and on a terminal line

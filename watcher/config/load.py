@@ -20,7 +20,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -56,9 +56,6 @@ __all__ = [
     "load_config",
     "parse_listen",
 ]
-
-if TYPE_CHECKING:
-    from watcher.config.token import ResolvedToken
 from watcher.redact import register_secret
 
 EX_CONFIG = 78
@@ -231,8 +228,10 @@ def _resolve_move_dir(folder: Path, key: str, value: str | None) -> str | None:
         raise ConfigError(f"{key}: the path contains a NUL character")
     path = Path(os.path.normpath(folder / os.path.expanduser(value)))
     if path == folder or is_inside(str(folder), str(path)):
-        raise ConfigError(f"{key}: {shown_path(path)} is the watched folder or above it; name a folder for "
-                          "the moved files, e.g. done")  # fmt: skip
+        raise ConfigError(
+            f"{key}: {shown_path(path)} is the watched folder or above it; name a folder for the moved "
+            "files, e.g. done"
+        )
     existing = path
     try:
         while not existing.exists():
@@ -324,42 +323,3 @@ def os_reason(exc: BaseException) -> str:
 def shown_path(path: Path | str) -> str:
     """A path as an error message shows it: a 5,000-character one would bury the message."""
     return abbreviated(str(path))
-
-
-def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str, Any]:
-    """The effective config as plain data for `check-config`, token redacted."""
-    s = config.settings
-    return {
-        "config": str(config.source),
-        "api": {
-            "base_url": s.api.base_url,
-            "token": f"<redacted, from {token.source}>" if token else "<none found>",
-        },
-        "settle_seconds": s.settle_seconds,
-        "concurrency": s.concurrency,
-        "rescan_seconds": s.rescan_seconds,
-        "metrics": {"listen": s.metrics.listen} if s.metrics.listen else "off",
-        "hooks": (
-            {
-                **{hook: s.hooks.argv(hook) for hook in HOOK_KEYS if s.hooks.argv(hook)},
-                "timeout_seconds": s.hooks.timeout_seconds,
-            }
-            if s.hooks.configured
-            else "off"
-        ),
-        "folders": [
-            {
-                "path": f.path,
-                "account": f.account,
-                "recursive": f.recursive,
-                "polling": f.polling,
-                "media": sorted(f.media),
-                "include": list(f.include),
-                "exclude": list(f.exclude),
-                "settle_seconds": f.settle_seconds if f.settle_seconds is not None else s.settle_seconds,
-                "done_dir": f.done_dir,
-                "failed_dir": f.failed_dir,
-            }
-            for f in config.folders
-        ],
-    }

@@ -35,9 +35,14 @@ def render_sample(values: Mapping[str, Any] | None = None, *, schema: type[BaseM
 
 
 def _render_model(
-    model: type[BaseModel], lines: list[str], *, indent: str, path: str, values: Mapping[str, Any],
+    model: type[BaseModel],
+    lines: list[str],
+    *,
+    indent: str,
+    path: str,
+    values: Mapping[str, Any],
     list_item: bool = False,
-) -> None:  # fmt: skip
+) -> None:
     for index, (name, field) in enumerate(model.model_fields.items()):
         key = path + name
         if index > 0:

@@ -18,7 +18,6 @@ SIDECAR_SUFFIX = ".json"
 ERROR_RECORD_SUFFIX = ".error.json"
 
 MAX_UPLOAD_BYTES = 5 * 1000**3  # the API's documented limit, 5 GB
-NOT_AN_IMAGE = "not a PNG, JPEG or WebP image"
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND_CHUNK = b"\x00\x00\x00\x00IEND\xaeB`\x82"

@@ -99,7 +99,7 @@ def _close_folder(fd: int) -> None:
         os.close(fd)
 
 
-def _open_folder_of(root: str, path: str) -> tuple[int, str]:
+def _open_parent_beneath(root: str, path: str) -> tuple[int, str]:
     """An O_PATH descriptor of the folder holding `path` (closed with `_close_folder`: it may be a
     watched folder that `holding_roots` holds), and `path`'s name in it.
 
@@ -147,9 +147,9 @@ def _is_symlink(name: str, dir_fd: int) -> bool:
 
 
 @contextmanager
-def folder_of(root: str, path: str) -> Iterator[tuple[int, str]]:
-    """`_open_folder_of` as a context: the folder's descriptor is closed on leaving."""
-    dir_fd, name = _open_folder_of(root, path)
+def parent_beneath(root: str, path: str) -> Iterator[tuple[int, str]]:
+    """`_open_parent_beneath` as a context: the folder's descriptor is closed on leaving."""
+    dir_fd, name = _open_parent_beneath(root, path)
     try:
         yield dir_fd, name
     finally:
@@ -178,7 +178,7 @@ def made_folder(root: str, folder: str, mode: int = 0o775) -> Iterator[int]:
 
 def open_beneath(root: str, path: str, flags: int, mode: int = 0o777) -> int:
     """`os.open(path, flags)` with no symlink followed anywhere below `root` (the last name included)."""
-    with folder_of(root, path) as (dir_fd, name):
+    with parent_beneath(root, path) as (dir_fd, name):
         return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
 
 
@@ -193,7 +193,7 @@ def open_directory(root: str, folder: str) -> int:
 
 def lstat_beneath(root: str, path: str) -> os.stat_result:
     """The stat of `path` itself (not a symlink's target), reached from `root` without following one."""
-    with folder_of(root, path) as (dir_fd, name):
+    with parent_beneath(root, path) as (dir_fd, name):
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
 

@@ -31,15 +31,13 @@ import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from watcher.core.folders import is_inside
 from watcher.core.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.core.signature import signature_of
-from watcher.disk.files import components_below, folder_of, fsync_folder, made_folder
+from watcher.disk.files import components_below, fsync_folder, made_folder, parent_beneath
 from watcher.disk.records import record_matches, write_json_in
-from watcher.state.moves import MoveJournal
 
 log = logging.getLogger("watcher")
 
@@ -48,11 +46,40 @@ MAX_CLASHES = 10_000
 FOLDER_MODE = 0o775
 
 
+class MoveJournal(Protocol):
+    """Where a move's intent is journalled (`watcher.state.moves`): added, fsynced, before its file is
+    linked to a new name; ended, without an fsync (finishing a move twice changes nothing), once done."""
+
+    def add(self, key: str, entry: dict[str, Any], *, sync: bool = True) -> None: ...
+
+    def remove(self, key: str, *, sync: bool = True) -> dict[str, Any] | None: ...
+
+    def read(self) -> dict[str, dict[str, Any]]: ...
+
+    def compact(self) -> None: ...
+
+
+class _Unjournalled:
+    """Moves without a journal (no state folder): a stop in the middle of one may leave a stray link."""
+
+    def add(self, key: str, entry: dict[str, Any], *, sync: bool = True) -> None:
+        pass
+
+    def remove(self, key: str, *, sync: bool = True) -> dict[str, Any] | None:
+        return None
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def compact(self) -> None:
+        pass
+
+
 class Mover:
     """Moves files with their records into done_dir / failed_dir; one per agent, shared by its threads."""
 
-    def __init__(self, state_dir: Path | None, roots: Callable[[], Iterable[str]] = tuple) -> None:
-        self._journal = MoveJournal(state_dir)
+    def __init__(self, journal: MoveJournal | None, roots: Callable[[], Iterable[str]] = tuple) -> None:
+        self._journal = journal if journal is not None else _Unjournalled()
         self._roots = roots  # the watched folders now: a done_dir below one is that folder's droppers
         self._lock = threading.Lock()
         self._moving: set[str] = set()  # files a thread is moving now (a worker, or the start-up scan)
@@ -76,20 +103,20 @@ class Mover:
         below = components_below(root, image)
         folder = "/".join([dest_dir.rstrip("/"), *below[:-1]])
         base = _dest_base(dest_dir, (root, *self._roots()))
-        with folder_of(root, image) as (src_fd, src_name), _made_dest(base, root, folder) as dest_fd:
+        with parent_beneath(root, image) as (src_fd, src_name), _made_dest(base, root, folder) as dest_fd:
             st = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode) or not record_matches(record, signature_of(st)):
                 raise OSError(errno.ESTALE, "it changed since its record was written")
             move_id = secrets.token_hex(8)
-            name, final = self._claim(move_id, src_fd, src_name, dest_fd, suffix, record, _intent(
-                root, image, suffix, dest_dir, folder, st.st_ino))  # fmt: skip
+            intent = _intent(root, image, suffix, dest_dir, folder, st.st_ino)
+            name, final = self._claim(move_id, src_fd, src_name, dest_fd, suffix, record, intent)
             if not _is_inode(dest_fd, name, st.st_ino):  # the file was swapped before the link
                 _unlink(dest_fd, name)
-                self._journal.done(move_id)
+                self._journal.remove(move_id, sync=False)
                 raise OSError(errno.ESTALE, "it was replaced while it was being moved")
             _write_record(dest_fd, name + suffix, final)
             _leave(src_fd, src_name, suffix, st.st_ino)
-        self._journal.done(move_id)
+        self._journal.remove(move_id, sync=False)
         return f"{folder}/{name}"
 
     def _claim(
@@ -116,20 +143,22 @@ class Mover:
             except FileExistsError:
                 continue  # taken since it was looked at: the next one
             except OSError:
-                self._journal.done(move_id)  # nothing linked: nothing to finish
+                self._journal.remove(move_id, sync=False)  # nothing linked: nothing to finish
                 raise
             return candidate, final
-        self._journal.done(move_id)
+        self._journal.remove(move_id, sync=False)
         raise FileExistsError(errno.EEXIST, f"{MAX_CLASHES} names taken", src_name)
 
     def recover(self) -> None:
         """At start, before any scan: finish each journalled move whose file reached its new name."""
-        for intent in self._journal.load().values():
+        for intent in self._journal.read().values():
             try:
                 _finish(intent, self._roots())
             except OSError as exc:
-                log.error("%s: cannot finish moving it to %s: %s; it stays there", intent.get("image"),
-                          intent.get("target"), why_not_moved(exc))  # fmt: skip
+                image, target = intent.get("image"), intent.get("target")
+                log.error(
+                    "%s: cannot finish moving it to %s: %s; it stays there", image, target, why_not_moved(exc)
+                )
             except (KeyError, TypeError, ValueError):
                 log.warning("a move journalled in the state folder cannot be read; it is skipped")
         self._journal.compact()
@@ -146,14 +175,14 @@ def _finish(intent: dict[str, Any], roots: Iterable[str]) -> None:
     ino, record = int(intent["ino"]), dict(intent["record"])
     if suffix not in (SIDECAR_SUFFIX, ERROR_RECORD_SUFFIX):
         raise ValueError(suffix)
-    with folder_of(_dest_base(dest_dir, (root, *roots)), target) as (dest_fd, name):
+    with parent_beneath(_dest_base(dest_dir, (root, *roots)), target) as (dest_fd, name):
         # The very file (an inode number alone may have been reused since the stop): else it never got
         # there, it is beside its record in the drop folder, and the start-up scan moves it.
         if not (_is_inode(dest_fd, name, ino) and _describes(record, dest_fd, name)):
             return
         _write_record(dest_fd, name + suffix, record)
     try:
-        with folder_of(root, image) as (src_fd, src_name):
+        with parent_beneath(root, image) as (src_fd, src_name):
             _leave(src_fd, src_name, suffix, ino)
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import secrets
@@ -14,7 +13,7 @@ from watcher.core.api_owner import BASE_URL_KEY
 from watcher.core.media import ERROR_RECORD_SUFFIX, error_record_path, sidecar_path
 from watcher.core.outcome import is_valid_file_id
 from watcher.core.signature import FileSignature, RecordId, record_id_of
-from watcher.disk.files import folder_of, fsync_folder, open_beneath
+from watcher.disk.files import fsync_folder, open_beneath, parent_beneath
 
 # A sidecar larger than this is not ours; never read a huge file into memory to find out.
 MAX_RECORD_BYTES = 64 * 1024
@@ -113,7 +112,7 @@ def write_json_atomically(
     into. The folder is fsynced so the new name survives a power cut: here, or by `sync_folder` (given
     the folder's descriptor: `watcher.disk.folder_sync`). Returns the file's `RecordId`.
     """
-    with folder_of(root, path) as (dir_fd, name):
+    with parent_beneath(root, path) as (dir_fd, name):
         return write_json_in(dir_fd, name, data, sync_folder=sync_folder)
 
 
@@ -167,20 +166,6 @@ def write_sidecar_atomically(
 
 def write_error_record(image_path: str, record: dict[str, Any], root: str = "") -> None:
     write_json_atomically(error_record_path(image_path), record, root)
-
-
-def remove_error_record(image_path: str, root: str = "") -> None:
-    """Remove the image's error record; nothing to do when it, or the folder it was in, is gone.
-
-    A folder on the way that is now a symlink or a file counts as gone: the record is not reachable
-    inside the watched folder, and nothing outside it is touched.
-    """
-    try:
-        with folder_of(root, image_path) as (dir_fd, name):
-            remove_error_record_in(dir_fd, name)
-    except OSError as exc:
-        if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
-            raise
 
 
 def remove_error_record_in(dir_fd: int, image_name: str) -> None:

@@ -42,7 +42,7 @@ from watcher.config.token import is_proxy_variable
 from watcher.core.retry import RetryPolicy
 from watcher.hooks.events import EVENT_VARIABLES, HookEvent
 from watcher.hooks.intent import RecordPlace, locate
-from watcher.hooks.journal import HookJournal, JournalEntry
+from watcher.hooks.journal import HookJournal, PendingRun
 from watcher.hooks.process import KILL_GRACE, OUTPUT_LIMIT, Captured, ProcessResult, run_process
 from watcher.log_fields import fields
 from watcher.redact import redact, withheld_in
@@ -96,7 +96,7 @@ def hook_environment(
 
 @dataclass
 class _Run:
-    entry: JournalEntry
+    entry: PendingRun
     event: HookEvent
 
 
@@ -173,7 +173,7 @@ class HookRunner:
         with self._cond:
             if self._hooks.argv(event.hook) is None:
                 return False
-        run = _Run(JournalEntry(secrets.token_hex(8), event.to_json()), event)
+        run = _Run(PendingRun(secrets.token_hex(8), event.to_json()), event)
         self._journal.add(run.entry)
         self._schedule(run, delay=0.0)
         return True
@@ -184,7 +184,7 @@ class HookRunner:
         with self._cond:
             if self._hooks.argv(event.hook) is None:
                 return None
-        entry = JournalEntry(secrets.token_hex(8), event.to_json(), at=place.to_json())
+        entry = PendingRun(secrets.token_hex(8), event.to_json(), at=place.to_json())
         self._journal.add(entry)
         return PreparedRun(entry.run_id, event)
 

@@ -267,11 +267,6 @@ class Metrics:
             raise ConfigError(f"metrics.listen: cannot listen on {listen}: {_bind_problem(exc)}") from None
         return server.start().stop
 
-    @property
-    def listening(self) -> str | None:
-        """The `metrics.listen` the managed server (`set_listen`) serves on, or None."""
-        return self._listen
-
     def set_listen(self, listen: str | None) -> None:
         """Make the managed server follow `metrics.listen`: start, move or stop it; same value, no change.
 
@@ -329,7 +324,6 @@ class NullMetrics:
     """`Metrics` with metrics off: every method accepts the same arguments and does nothing."""
 
     registry = None
-    listening: str | None = None
 
     def track_account(self, account: str | None) -> None:
         pass

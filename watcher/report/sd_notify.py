@@ -28,10 +28,6 @@ class Notifier:
             # Ping at half the deadline, as sd_watchdog_enabled(3) advises.
             self.watchdog_interval = int(watchdog_usec) / 2e6
 
-    @property
-    def enabled(self) -> bool:
-        return self._address is not None
-
     def send(self, *fields: str) -> None:
         if self._address is None:
             return

@@ -39,7 +39,8 @@ from pathlib import Path
 import watcher
 from watcher.disk.files import open_directory, write_all
 from watcher.scan.vouching import check_directory
-from watcher.state.index import known_rows, open_read_only
+from watcher.state.index import known_rows
+from watcher.state.index_reader import open_read_only
 
 log = logging.getLogger(__name__)
 

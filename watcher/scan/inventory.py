@@ -30,7 +30,7 @@ from watcher.core.signature import (
     record_id_of,
     signature_of,
 )
-from watcher.disk.files import folder_of, looks_complete_on_disk, lstat_beneath, open_directory
+from watcher.disk.files import looks_complete_on_disk, lstat_beneath, open_directory, parent_beneath
 from watcher.disk.records import is_valid_sidecar, read_record, record_matches, same_change_time
 from watcher.scan.helper import IN_FLIGHT as HELPER_IN_FLIGHT
 from watcher.scan.helper import Checked, SharedHelper
@@ -101,7 +101,7 @@ def failure_still_holds(path: str, code: object, root: str = "") -> bool:
 
 def _readable(path: str, root: str) -> bool:
     try:
-        with folder_of(root, path) as (dir_fd, name):
+        with parent_beneath(root, path) as (dir_fd, name):
             return os.access(name, os.R_OK, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         return False

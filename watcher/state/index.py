@@ -119,8 +119,8 @@ class HistoryIndex:
         except (sqlite3.Error, OSError) as exc:
             # The state folder cannot be written (another user's, read-only): every start reads the
             # sidecars, as it did before there was an index.
-            log.warning("cannot use the index %s (%s); keeping it in memory for this run",
-                        self._file, getattr(exc, "strerror", None) or exc)  # fmt: skip
+            why = getattr(exc, "strerror", None) or exc
+            log.warning("cannot use the index %s (%s); keeping it in memory for this run", self._file, why)
             self._file = None
             return self._connect()
 
@@ -160,9 +160,11 @@ class HistoryIndex:
         db.execute("BEGIN IMMEDIATE")
         try:
             if row is not None and db.execute("SELECT 1 FROM done LIMIT 1").fetchone() is not None:
-                log.info("the index %s was made for another API user or base URL: its rows count for "
-                         "nothing; the sidecars are read again, and files uploaded for the other are "
-                         "uploaded for this one", self._file)  # fmt: skip
+                log.info(
+                    "the index %s was made for another API user or base URL: its rows count for nothing; "
+                    "the sidecars are read again, and files uploaded for the other are uploaded for this one",
+                    self._file,
+                )
             for table in ("done", "uploads", "dirs"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('owner', ?)", (self._owner,))
@@ -174,8 +176,12 @@ class HistoryIndex:
     def _discard_file(self, exc: BaseException) -> None:
         if self._file is None:
             return
-        log.warning("the index %s cannot be used (%s); starting it afresh: the sidecars are read again "
-                    "to rebuild it, nothing is uploaded again", self._file, exc)  # fmt: skip
+        log.warning(
+            "the index %s cannot be used (%s); starting it afresh: the sidecars are read again to rebuild "
+            "it, nothing is uploaded again",
+            self._file,
+            exc,
+        )
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(OSError):
                 os.unlink(f"{self._file}{suffix}")
@@ -393,9 +399,6 @@ class HistoryIndex:
 
         return self._guarded(query, None)
 
-    def uploads(self) -> int:
-        return self._guarded(lambda: int(self._db.execute("SELECT count(*) FROM uploads").fetchone()[0]), 0)
-
 
 def known_rows(db: sqlite3.Connection, directory: str) -> dict[str, DoneRow]:
     """Every done file of one directory, from a connection to the index (`HistoryIndex.known_in`, and
@@ -406,62 +409,6 @@ def known_rows(db: sqlite3.Connection, directory: str) -> dict[str, DoneRow]:
         (directory,),
     )
     return {r[0]: r[1:] for r in rows}
-
-
-def open_read_only(file: Path, owner: str | None = None) -> sqlite3.Connection | None:
-    """A connection that can only read the index, or None when it cannot be read without creating a
-    file beside it.
-
-    For the start-up helper and for `status`, which may run as root beside the service's state folder:
-    a reader of a WAL database needs its -shm file, and would create one (root's) if it were missing.
-    While an agent has the index open, both -wal and -shm exist and it is read beside the writer; once
-    the last connection closed cleanly, neither exists, the file holds everything, and it is opened as
-    immutable (no lock, nothing created). Anything else (a crash's leftover -wal alone) is not used:
-    the sidecars are read instead.
-    """
-    wal, shm = Path(f"{file}-wal").exists(), Path(f"{file}-shm").exists()
-    if wal != shm or not file.is_file():
-        return None
-    query = "mode=ro" if wal else "mode=ro&immutable=1"
-    try:
-        db = sqlite3.connect(f"{file.absolute().as_uri()}?{query}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
-    except sqlite3.Error:
-        return None
-    try:
-        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            raise sqlite3.DatabaseError("another schema")
-        db.execute("SELECT count(*) FROM dirs").fetchone()
-        if owner is not None:
-            row = db.execute("SELECT value FROM meta WHERE key = 'owner'").fetchone()
-            if row is None or row[0] != owner:
-                raise sqlite3.DatabaseError("made for another API user or base URL")
-    except sqlite3.Error:
-        db.close()
-        return None
-    return db
-
-
-class IndexReader:
-    """`known_in` from an index opened read-only (`open_read_only`); a failed read knows nothing, so the
-    walk reads those sidecars instead."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    @classmethod
-    def open(cls, file: Path, owner: str | None = None) -> IndexReader | None:
-        """With `owner` (`ApiOwner.key`), only an index made for that owner is used."""
-        db = open_read_only(file, owner)
-        return cls(db) if db is not None else None
-
-    def known_in(self, directory: str) -> dict[str, DoneRow]:
-        try:
-            return known_rows(self._db, directory)
-        except (sqlite3.Error, UnicodeEncodeError):
-            return {}
-
-    def close(self) -> None:
-        self._db.close()
 
 
 def _storable(text: str) -> bool:

@@ -76,8 +76,12 @@ def load_seal_key(state_dir: Path | None) -> bytes:
     try:
         key, problem = _read_key(path)
     except _Unreadable as exc:
-        log.warning("cannot read the seal key %s (%s): sidecars written now lend their fileIDs to this "
-                    "run only; make it readable by the agent's user", path, exc)  # fmt: skip
+        log.warning(
+            "cannot read the seal key %s (%s): sidecars written now lend their fileIDs to this run only; "
+            "make it readable by the agent's user",
+            path,
+            exc,
+        )
         return secrets.token_bytes(KEY_BYTES)
     if key is not None:
         return key
@@ -92,13 +96,20 @@ def load_seal_key(state_dir: Path | None) -> bytes:
             theirs = None
         return theirs if theirs is not None else key
     except OSError as exc:
-        log.warning("cannot save a seal key at %s (%s): sidecars written now lend their fileIDs to this "
-                    "run only; remove what is in its way or let the agent write there", path, exc.strerror or exc)  # fmt: skip
+        log.warning(
+            "cannot save a seal key at %s (%s): sidecars written now lend their fileIDs to this run only; "
+            "remove what is in its way or let the agent write there",
+            path,
+            exc.strerror or exc,
+        )
         return key
     if problem is not None:
-        log.warning("the seal key %s %s: replaced it with a new key; sidecars sealed with the old one "
-                    "still mark their own files done but no longer lend their fileID to other files",
-                    path, problem)  # fmt: skip
+        log.warning(
+            "the seal key %s %s: replaced it with a new key; sidecars sealed with the old one still mark "
+            "their own files done but no longer lend their fileID to other files",
+            path,
+            problem,
+        )
     return key
 
 

@@ -22,9 +22,9 @@ from watcher.core.signature import FileSignature, RecordId, record_id_of, signat
 from watcher.disk.files import (
     NotRegularFileError,
     OutsideRootError,
-    folder_of,
     lstat_beneath,
     open_regular_file_and_stat,
+    parent_beneath,
 )
 from watcher.disk.records import (
     build_error_record,
@@ -207,7 +207,7 @@ def record_success(
 ) -> RecordId:
     """Write the sidecar (atomically) and drop any stale error record; the sidecar's `RecordId`.
     Raises OSError if it cannot. `sync_folder`: see `write_json_atomically`."""
-    with folder_of(job.root, job.path) as (dir_fd, name):
+    with parent_beneath(job.root, job.path) as (dir_fd, name):
         record_id = write_json_in(dir_fd, name + SIDECAR_SUFFIX, sidecar, sync_folder=sync_folder)
         remove_error_record_in(dir_fd, name)
     return record_id
@@ -221,7 +221,7 @@ def drop_renamed_sidecar(job: UploadJob) -> str | None:
         return None
     old_path, record_id = job.renamed_from
     try:
-        with folder_of(job.root, old_path) as (dir_fd, name):
+        with parent_beneath(job.root, old_path) as (dir_fd, name):
             try:
                 os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
                 return None  # a file took the old name again: the sidecar may be its own

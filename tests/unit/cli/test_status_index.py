@@ -14,7 +14,8 @@ from tests.helpers import ACCOUNT_A
 from tests.unit.scan.test_helper import DIRECTORIES, PER_DIRECTORY, done_tree  # noqa: F401 (a fixture)
 from watcher.cli.status import folder_report
 from watcher.config.load import load_config
-from watcher.state.index import INDEX_NAME, HistoryIndex, IndexReader
+from watcher.state.index import INDEX_NAME, HistoryIndex
+from watcher.state.index_reader import IndexReader
 
 _opened: list[str] | None = None
 

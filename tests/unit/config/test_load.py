@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import clear_secrets
+from tests.helpers.imports import imports_of
+from watcher.config.effective import describe_effective
 from watcher.config.load import (
     DEFAULT_BASE_URL,
     Config,
     ConfigError,
     default_config_path,
-    describe_effective,
     load_config,
 )
 from watcher.config.token import ResolvedToken, resolve_token
-from watcher.redact import clear_secrets, redact
+from watcher.redact import redact
 
 TOKEN = "user:12345-abcdefghijklmnop"
 
@@ -624,9 +626,15 @@ def test_config_file_that_cannot_be_read(tmp_path: Path, path_of: Any, expected:
 
 @pytest.mark.parametrize(
     "base_url",
-    ["http://[::1/v1/minimax", "https://api.useapi.net:99999/v1", "https://api.useapi.net:x/v1", "http:///v1",
-     "https://api.use api.net/v1", "https://api.useapi.net/v1\n"],
-)  # fmt: skip
+    [
+        "http://[::1/v1/minimax",
+        "https://api.useapi.net:99999/v1",
+        "https://api.useapi.net:x/v1",
+        "http:///v1",
+        "https://api.use api.net/v1",
+        "https://api.useapi.net/v1\n",
+    ],
+)
 def test_base_url_the_client_could_not_use(tmp_path: Path, drop: Path, base_url: str) -> None:
     """Each of these made the client's constructor raise (or every upload fail) instead of exiting 78."""
     message = config_error(
@@ -682,11 +690,8 @@ def test_done_and_failed_dirs_resolve_against_the_folder_and_are_checked(tmp_pat
 def test_a_done_dir_on_another_filesystem_is_refused_at_config_time(tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()
-    other = next(
-        (Path(p) for p in ("/dev/shm", "/run", "/sys/fs/cgroup") if Path(p).is_dir()
-         and os.stat(p).st_dev != drop.stat().st_dev),
-        None,
-    )  # fmt: skip
+    mounts = (Path(p) for p in ("/dev/shm", "/run", "/sys/fs/cgroup") if Path(p).is_dir())
+    other = next((p for p in mounts if p.stat().st_dev != drop.stat().st_dev), None)
     if other is None:
         pytest.skip("no other filesystem mounted here to point a done_dir at")
     with pytest.raises(ConfigError, match="another filesystem"):
@@ -700,3 +705,20 @@ def test_a_done_dir_inside_another_watched_folder_is_refused(tmp_path: Path) -> 
     text = f"folders:\n  - path: {a}\n    done_dir: {b}/done\n  - path: {b}\n"
     with pytest.raises(ConfigError, match="would be uploaded again"):
         load_config(write_config(tmp_path, text))
+
+
+def test_the_config_modules_import_one_another_without_a_circle() -> None:
+    """`token` builds on `load` (the config names the token's sources), `effective` on both."""
+    graph = imports_of("watcher.config")
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join((*path, module))
+        if module in done:
+            return
+        for imported in graph.get(module, ()):
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from watcher.config.load import ConfigError, describe_effective, load_config
+from watcher.config.effective import describe_effective
+from watcher.config.load import ConfigError, load_config
 
 
 @pytest.fixture

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from tests.helpers.images import png_bytes
+from tests.helpers.imports import imports_of
 from watcher.disk import mover as mover_module
 from watcher.disk.mover import MOVING_KEY, Mover
-from watcher.state.moves import MoveJournal
+from watcher.state.journal import Journal
+from watcher.state.moves import move_journal
 
 
 def dropped(root: Path, relative: str, n: int = 1) -> tuple[Path, dict[str, Any]]:
@@ -23,8 +25,13 @@ def dropped(root: Path, relative: str, n: int = 1) -> tuple[Path, dict[str, Any]
     image.parent.mkdir(parents=True, exist_ok=True)
     image.write_bytes(png_bytes(n))
     st = image.stat()
-    record = {"fileID": "user:1-minimax:2-file:3", "file": image.name, "size": st.st_size,
-              "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}  # fmt: skip
+    record = {
+        "fileID": "user:1-minimax:2-file:3",
+        "file": image.name,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ino": st.st_ino,
+    }
     (root / (relative + ".json")).write_text(json.dumps(record))
     return image, record
 
@@ -46,7 +53,7 @@ def move(mover: Mover, image: Path, record: dict[str, Any], root: Path, done: Pa
 
 
 def live_moves(state: Path) -> list[Any]:
-    return list(MoveJournal(state).load())
+    return list(move_journal(state).read())
 
 
 def test_the_pair_moves_keeping_its_sub_path_and_the_record_names_the_file(
@@ -54,7 +61,7 @@ def test_the_pair_moves_keeping_its_sub_path_and_the_record_names_the_file(
 ) -> None:
     root, done = tree
     image, record = dropped(root, "sub/a.png")
-    target = move(Mover(state), image, record, root, done)
+    target = move(Mover(move_journal(state)), image, record, root, done)
     assert target == str(done / "sub" / "a.png")
     assert not image.exists() and not Path(str(image) + ".json").exists()
     moved = json.loads(Path(target + ".json").read_text())
@@ -69,7 +76,7 @@ def test_a_taken_name_is_never_overwritten(tree: tuple[Path, Path], state: Path)
     (done / "sub" / "a.png").write_bytes(b"someone else's")
     (done / "sub" / "a-1.png.json").write_text("{}")  # a record alone also takes the name
     image, record = dropped(root, "sub/a.png", 2)
-    target = move(Mover(state), image, record, root, done)
+    target = move(Mover(move_journal(state)), image, record, root, done)
     assert target == str(done / "sub" / "a-2.png")
     assert (done / "sub" / "a.png").read_bytes() == b"someone else's"
     assert (done / "sub" / "a-1.png.json").read_text() == "{}"
@@ -86,7 +93,7 @@ def test_a_name_taken_between_the_look_and_the_link_goes_to_the_next_name(
     # The race of two moves of one burst: the look says free, the name is taken by the time of the link.
     monkeypatch.setattr(mover_module, "_exists", lambda fd, name: name != "a.png" and looked(fd, name))
     image, record = dropped(root, "a.png", 3)
-    target = move(Mover(state), image, record, root, done)
+    target = move(Mover(move_journal(state)), image, record, root, done)
     assert target == str(done / "a-1.png")
     assert (done / "a.png").read_bytes() == b"another move's, linked a moment ago"
     assert json.loads((done / "a-1.png.json").read_text())["file"] == "a-1.png"
@@ -119,7 +126,7 @@ CRASH_POINTS = {
     "after the file left": lambda mp: mp.setattr(
         mover_module, "_unlink", crash_on_second(mover_module._unlink)
     ),
-    "before the move is marked done": lambda mp: mp.setattr(MoveJournal, "done", crash),
+    "before the move is marked done": lambda mp: mp.setattr(Journal, "remove", crash),
 }
 
 
@@ -132,9 +139,9 @@ def test_a_move_cut_at_any_point_is_finished_or_left_to_be_moved_again(
     with pytest.MonkeyPatch.context() as mp:
         CRASH_POINTS[point](mp)
         with pytest.raises(Crash):
-            move(Mover(state), image, record, root, done)
+            move(Mover(move_journal(state)), image, record, root, done)
 
-    restarted = Mover(state)
+    restarted = Mover(move_journal(state))
     restarted.recover()
     target = done / "deep" / "er" / "b.png"
     if point == "before the link":
@@ -160,11 +167,11 @@ def test_a_record_with_moving_to_is_not_acted_on_and_loses_the_key_when_moved(
     (root / "real.png.json").write_text(json.dumps({MOVING_KEY: str(done / "real.png"), "size": 1}))
     image, record = dropped(root, "x.png", 7)
     record[MOVING_KEY] = str(tmp_path / "etc" / "x.png")
-    Mover(state).recover()
+    Mover(move_journal(state)).recover()
     assert (done / "real.png.json").read_text() == '{"theirs": true}'
     assert image.exists() and not (tmp_path / "etc").exists()
 
-    target = move(Mover(state), image, record, root, done)  # as the start-up scan does
+    target = move(Mover(move_journal(state)), image, record, root, done)  # as the start-up scan does
     assert target == str(done / "x.png")
     assert MOVING_KEY not in json.loads((done / "x.png.json").read_text())
 
@@ -180,7 +187,7 @@ def test_a_symlink_at_or_below_the_done_folder_is_not_followed(
     (root / planted).symlink_to(outside)
     image, record = dropped(root, "sub/a.png", 5)
     with pytest.raises(OSError) as caught:
-        move(Mover(state), image, record, root, done)
+        move(Mover(move_journal(state)), image, record, root, done)
     assert caught.value.errno == errno.ELOOP
     assert "symlink" in mover_module.why_not_moved(caught.value)
     assert list(outside.iterdir()) == []
@@ -194,7 +201,9 @@ def test_an_absolute_done_folder_outside_is_made_and_its_own_name_is_not_followe
     root, _ = tree
     done = tmp_path / "elsewhere" / "done"
     image, record = dropped(root, "a.png", 8)
-    assert move(Mover(state), image, record, root, done) == str(done / "a.png")  # made, parents too
+    assert move(Mover(move_journal(state)), image, record, root, done) == str(
+        done / "a.png"
+    )  # made, parents too
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -202,7 +211,7 @@ def test_an_absolute_done_folder_outside_is_made_and_its_own_name_is_not_followe
     linked.symlink_to(outside)
     image, record = dropped(root, "b.png", 9)
     with pytest.raises(OSError):
-        move(Mover(state), image, record, root, linked)
+        move(Mover(move_journal(state)), image, record, root, linked)
     assert list(outside.iterdir()) == [] and image.exists()
 
 
@@ -211,7 +220,7 @@ def test_a_file_changed_since_its_record_stays(tree: tuple[Path, Path], state: P
     image, record = dropped(root, "a.png", 10)
     image.write_bytes(png_bytes(11))
     with pytest.raises(OSError) as caught:
-        move(Mover(state), image, record, root, done)
+        move(Mover(move_journal(state)), image, record, root, done)
     assert caught.value.errno == errno.ESTALE
     assert image.read_bytes() == png_bytes(11) and not (done / "a.png").exists()
 
@@ -231,10 +240,10 @@ def test_a_journalled_move_whose_new_name_now_holds_another_file_writes_nothing_
     with pytest.MonkeyPatch.context() as mp:
         CRASH_POINTS["after the link"](mp)
         with pytest.raises(Crash):
-            move(Mover(state), image, record, root, done)
+            move(Mover(move_journal(state)), image, record, root, done)
     (done / "c.png").unlink()  # while the agent is down: someone else's file takes the name, maybe
     (done / "c.png").write_bytes(b"another file")  # even the inode number, which ext4 reuses at once
-    Mover(state).recover()
+    Mover(move_journal(state)).recover()
     assert not (done / "c.png.json").exists()
     assert image.read_bytes() == png_bytes(13) and Path(str(image) + ".json").exists()
     assert live_moves(state) == []
@@ -251,6 +260,15 @@ def test_a_done_folder_below_another_watched_folder_is_reached_from_that_folder(
     done = other / "x" / "done"
     image, record = dropped(root, "a.png", 14)
     with pytest.raises(OSError) as caught:
-        Mover(state, lambda: [str(root), str(other)]).move(str(image), ".json", str(root), str(done), record)
+        Mover(move_journal(state), lambda: [str(root), str(other)]).move(
+            str(image), ".json", str(root), str(done), record
+        )
     assert caught.value.errno == errno.ELOOP
     assert list(outside.iterdir()) == [] and image.exists()
+
+
+def test_disk_imports_nothing_from_state() -> None:
+    """The mover takes its journal (`MoveJournal`) from whoever builds it: `state` builds on `disk`, not
+    the other way round."""
+    for module, imported in imports_of("watcher.disk").items():
+        assert not {name for name in imported if name.startswith("watcher.state")}, module

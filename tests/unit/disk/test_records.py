@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from watcher.core.signature import FileSignature
+from watcher.disk.files import parent_beneath
 from watcher.disk.records import (
     MAX_RECORD_BYTES,
     build_error_record,
@@ -17,7 +18,7 @@ from watcher.disk.records import (
     is_valid_sidecar,
     read_record,
     record_matches,
-    remove_error_record,
+    remove_error_record_in,
     write_error_record,
     write_json_atomically,
     write_sidecar_atomically,
@@ -110,9 +111,10 @@ def test_sidecar_and_error_record_helpers_write_beside_the_image(tmp_path: Path)
     assert set(error) >= {"error", "code", "attempts", "failedAt", "size", "mtime_ns"}
     assert error["failedAt"].endswith("Z")
     assert record_matches(error, SIG)
-    remove_error_record(image)
-    assert not os.path.exists(image + ".error.json")
-    remove_error_record(image)  # already gone: no error
+    with parent_beneath("", image) as (dir_fd, name):
+        remove_error_record_in(dir_fd, name)
+        assert not os.path.exists(image + ".error.json")
+        remove_error_record_in(dir_fd, name)  # already gone: no error
 
 
 def test_read_record_returns_the_dict(tmp_path: Path) -> None:
@@ -244,17 +246,19 @@ def test_a_symlinked_folder_hides_the_records_beyond_it(tmp_path: Path) -> None:
     assert read_record(image + ".json") is not None  # O_NOFOLLOW alone reads through the folder
     assert read_record(image + ".json", root=str(drop)) is None
 
-    remove_error_record(image, str(drop))  # the record is not inside the folder: nothing to remove
+    with pytest.raises(OSError) as refused, parent_beneath(str(drop), image) as (dir_fd, name):
+        remove_error_record_in(dir_fd, name)  # the record is not inside the folder: never reached
+    assert refused.value.errno == errno.ELOOP
 
     assert sorted(p.name for p in outside.iterdir()) == ["a.png.error.json", "a.png.json"]
 
 
-def test_remove_error_record_below_its_root(tmp_path: Path) -> None:
+def test_an_error_record_below_its_root_is_removed(tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     (drop / "sub").mkdir(parents=True)
     image = str(drop / "sub" / "a.png")
     write_error_record(image, {"error": "x"}, str(drop))
     assert read_record(image + ".error.json", root=str(drop)) == {"error": "x"}
-    remove_error_record(image, str(drop))
+    with parent_beneath(str(drop), image) as (dir_fd, name):
+        remove_error_record_in(dir_fd, name)
     assert os.listdir(drop / "sub") == []
-    remove_error_record(str(drop / "gone" / "a.png"), str(drop))  # a vanished folder: nothing to do

@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import TOKEN, wait_for
+from tests.helpers import TOKEN, clear_secrets, wait_for
 from tests.unit.hooks.test_runner import FAST_RETRY, Logged, journal_runs, recorded
 from watcher.config.load import HooksSettings
 from watcher.config.token import register_proxy_secrets
 from watcher.disk.records import write_sidecar_atomically
 from watcher.hooks.events import HookEvent
 from watcher.hooks.intent import RecordPlace
-from watcher.hooks.journal import HookJournal, JournalEntry
+from watcher.hooks.journal import HookJournal, PendingRun
 from watcher.hooks.runner import HookRunner, hook_environment
-from watcher.redact import REPLACEMENT, clear_secrets, redact, register_secret, withheld_in
+from watcher.redact import REPLACEMENT, redact, register_secret, withheld_in
 from watcher.state import journal as journal_file
 
 RECORD = """
@@ -86,8 +86,13 @@ def uploaded(
 ) -> tuple[Path, dict[str, Any]]:
     image = drop / name
     image.write_bytes(b"\x89PNG bytes")
-    sidecar = {"fileID": file_id, "sha256": "ab" * 32, "file": name, "uploadedAt": "2026-05-01T12:00:00Z",
-               "ino": image.stat().st_ino}  # fmt: skip
+    sidecar = {
+        "fileID": file_id,
+        "sha256": "ab" * 32,
+        "file": name,
+        "uploadedAt": "2026-05-01T12:00:00Z",
+        "ino": image.stat().st_ino,
+    }
     return image, sidecar
 
 
@@ -158,7 +163,7 @@ def test_appends_of_many_threads_share_one_fsync(tmp_path: Path, logged: Logged,
     def first_waits_for_every_append(fd: int) -> None:
         # The first fsync lasts until every thread has appended: they all wait for the next one.
         if not fsyncs:
-            file = journal._file
+            file = journal._journal.file
             assert file is not None
             wait_for(lambda: len(file._pending) == threads - 1, 10, "every other thread's append queued")
         fsyncs.append(fd)
@@ -166,8 +171,7 @@ def test_appends_of_many_threads_share_one_fsync(tmp_path: Path, logged: Logged,
 
     monkeypatch.setattr(journal_file.os, "fsync", first_waits_for_every_append)
     workers = [
-        threading.Thread(target=journal.add, args=(JournalEntry(f"run-{i}", {"n": i}),))
-        for i in range(threads)
+        threading.Thread(target=journal.add, args=(PendingRun(f"run-{i}", {"n": i}),)) for i in range(threads)
     ]
     for worker in workers:
         worker.start()

@@ -19,15 +19,16 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import TOKEN, wait_for
+from tests.helpers import TOKEN, clear_secrets, wait_for
 from watcher.config.load import HooksSettings
 from watcher.core.folders import Folder
 from watcher.core.retry import RetryPolicy
 from watcher.hooks import process as hook_process
-from watcher.hooks.journal import JOURNAL_FILE, JournalEntry, _replay
+from watcher.hooks.journal import RUNS
 from watcher.hooks.runner import HookEvent, HookRunner
-from watcher.redact import clear_secrets, register_secret
+from watcher.redact import register_secret
 from watcher.report.logs import add_filters
+from watcher.state.journal import Journal
 
 FAST_RETRY = RetryPolicy(base=0.05, cap=0.2, jitter=False)
 FOLDER = Folder(path="/srv/drop/alice", account="111111", recursive=False, polling=False)
@@ -197,14 +198,7 @@ def kill_all(*pids: int) -> None:
 def journal_runs(state: Path) -> int:
     """The runs the journal file holds, read without touching it (`load` would rewrite it, racing the
     runner that appends to it)."""
-    found: dict[str, JournalEntry] = {}
-    try:
-        with (state / JOURNAL_FILE).open("rb") as f:
-            for raw in f:
-                _replay(raw, found)
-    except FileNotFoundError:
-        return 0
-    return len(found)
+    return len(Journal(state, RUNS, logging.getLogger("test")).read())
 
 
 # ---- what a hook is given -------------------------------------------------------------------------
@@ -580,7 +574,7 @@ def test_a_torn_journal_line_is_skipped(
 ) -> None:
     first = make_runner(HooksSettings(on_upload=[sys.executable, "-c", "pass"]))
     first.submit(HookEvent.for_upload(IMAGE, FOLDER, SIDECAR))  # never started: pending
-    with (state / JOURNAL_FILE).open("ab") as f:
+    with (state / RUNS.file).open("ab") as f:
         f.write(b'{"add":"0123","event":{"event":"upl')
     runs = tmp_path / "runs"
     runs.mkdir()

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import clear_secrets
 from watcher.log_fields import fields
-from watcher.redact import REPLACEMENT, clear_secrets, register_secret
+from watcher.redact import REPLACEMENT, register_secret
 from watcher.report.logs import SYSLOG_IDENTIFIER, JournalHandler, add_filters
 
 REPO = Path(__file__).resolve().parents[3]

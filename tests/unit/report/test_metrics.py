@@ -308,7 +308,7 @@ def test_a_malformed_listen_is_refused_before_anything_is_bound(metrics: Metrics
         metrics.serve(listen)
     with pytest.raises(ConfigError, match=r"^metrics\.listen: "):
         metrics.set_listen(listen)
-    assert metrics.listening is None
+    assert metrics._listen is None
 
 
 def test_a_reload_moves_the_server_and_keeps_the_counts(metrics: Metrics) -> None:
@@ -318,7 +318,7 @@ def test_a_reload_moves_the_server_and_keeps_the_counts(metrics: Metrics) -> Non
 
     metrics.set_listen(first)  # unchanged: the same server goes on
     metrics.set_listen(second)
-    assert metrics.listening == second
+    assert metrics._listen == second
     assert refused(first)
     uploads = "minimax_watcher_uploads"
     assert value(scrape(second), uploads, f"{uploads}_total", account="123456", result="success") == 1
@@ -327,14 +327,14 @@ def test_a_reload_moves_the_server_and_keeps_the_counts(metrics: Metrics) -> Non
     port = second.rsplit(":", 1)[1]
     everywhere = f"0.0.0.0:{port}"
     metrics.set_listen(everywhere)
-    assert metrics.listening == everywhere
+    assert metrics._listen == everywhere
     assert (
         value(scrape(f"127.0.0.1:{port}"), uploads, f"{uploads}_total", account="123456", result="success")
         == 1
     )
 
     metrics.set_listen(None)
-    assert metrics.listening is None
+    assert metrics._listen is None
     assert refused(f"127.0.0.1:{port}")
 
 
@@ -344,7 +344,7 @@ def test_a_reload_to_an_address_it_cannot_serve_keeps_the_old_server(metrics: Me
         taken.listen()
         with pytest.raises(ConfigError, match="in use"):
             metrics.set_listen(f"127.0.0.1:{taken.getsockname()[1]}")
-    assert metrics.listening == served
+    assert metrics._listen == served
     assert scrape(served)["process_start_time_seconds"]
 
 

@@ -4,6 +4,7 @@ never loses a line appended meanwhile."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from tests.helpers import wait_for
 from watcher.state import journal as journal_file
-from watcher.state.journal import JournalFile, json_line
+from watcher.state.journal import COMPACT_AFTER, Journal, JournalFile, JournalKind, json_line
 
 
 def test_torn_oversized_and_foreign_lines_are_skipped_and_counted(tmp_path: Path) -> None:
@@ -98,3 +99,65 @@ def test_a_rewrite_keeps_a_line_appended_while_it_gathers_the_live_state(tmp_pat
     journal.rewrite(live)
     late[0].join(60)
     assert list(journal.read()) == [{"add": "kept"}, {"add": "late"}]
+
+
+# ---- one journal of live entries, as its users (unwritten sidecars, hook runs, moves) keep them ----
+
+NOTES = JournalKind(
+    file="notes.jsonl",
+    key="add",
+    end="done",
+    line=lambda key, entry: {"add": key, "n": entry},
+    entry=lambda line, earlier: int(line["n"]),
+    notes={"bump": lambda line, entry: entry + int(line["by"])},
+    unreadable="cannot read %s (%s): notes are lost",
+    unsaved="cannot save notes in %s (%s): kept in memory only",
+)
+
+
+def test_adds_notes_and_ends_come_back_and_foreign_lines_are_skipped(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, NOTES, logging.getLogger("test"))
+    journal.add("a", 1)
+    journal.add("b", 2)
+    journal.note("bump", "b", {"by": 10})
+    journal.note("bump", "gone", {"by": 10})  # not live: nothing journalled
+    journal.remove("a")
+    journal.add("c", 3, sync=False)
+    journal.update("c", lambda n: n * 2)
+    with (tmp_path / NOTES.file).open("ab") as f:
+        f.write(json_line({"add": 5, "n": 1}) + json_line({"done": ["c"]}) + json_line({"add": "x"}))
+    assert (tmp_path / NOTES.file).read_bytes().count(b"\n") == 9
+    again = Journal(tmp_path, NOTES, logging.getLogger("test"))
+    assert again.read() == {"b": 12, "c": 6}
+    assert again.adopt() == {"b": 12, "c": 6} and again.items() == [("b", 12), ("c", 6)]
+    assert again.adopt() == {}  # live already
+
+
+def test_the_file_is_rewritten_as_its_live_entries_once_it_holds_many_more_lines(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, NOTES, logging.getLogger("test"))
+    journal.add("kept", 1)
+    for _ in range(COMPACT_AFTER):
+        journal.add("churn", 0)
+        journal.remove("churn")
+    assert (tmp_path / NOTES.file).read_bytes().count(b"\n") < COMPACT_AFTER + 10
+    assert Journal(tmp_path, NOTES, logging.getLogger("test")).read() == {"kept": 1}
+    journal.compact()
+    assert (tmp_path / NOTES.file).read_bytes() == json_line({"add": "kept", "n": 1})
+
+
+def test_a_journal_that_cannot_be_written_keeps_its_entries_and_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    journal = Journal(blocker, NOTES, logging.getLogger("test"), writer="test-journal")
+    with caplog.at_level(logging.WARNING, "test"):
+        journal.add("a", 1)
+        journal.add("b", 2)
+        journal.close()
+        journal.add("c", 3)
+        journal.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"cannot save notes in {blocker} (File exists): kept in memory only"  # mkdir of the state folder
+    ]
+    assert journal.items() == [("a", 1), ("b", 2), ("c", 3)]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from watcher.state.seal import SidecarSeal
-from watcher.state.unwritten import SEAL_KEY_FILE, load_seal_key
+from watcher.state.seal import SEAL_KEY_FILE, SidecarSeal, load_seal_key
 
 SIDECAR = {
     "fileID": "user:1-minimax:2-file:3",

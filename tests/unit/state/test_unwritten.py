@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from watcher.core.signature import FileSignature
-from watcher.state.unwritten import COMPACT_AFTER, JOURNAL_FILE, LEGACY_FILE, UnwrittenSidecars
+from watcher.state.journal import COMPACT_AFTER
+from watcher.state.unwritten import SIDECARS, UnwrittenSidecars
+
+JOURNAL_FILE = SIDECARS.file
 
 SIG = FileSignature(10, 20, 30)
 _opened: list[UnwrittenSidecars] = []
@@ -40,11 +43,11 @@ def test_what_was_added_and_not_discarded_is_there_after_a_restart(tmp_path: Pat
     store.add("/d/a.png", {"fileID": "a"}, SIG)
     store.add("/d/b.png", {"fileID": "b"}, SIG)
     store.discard("/d/a.png")
-    store.flush()
+    store.close()
     again = reopened(tmp_path)
     assert [p for p, _ in again.items()] == ["/d/b.png"]
-    entry = again.get("/d/b.png")
-    assert entry is not None and entry.sidecar == {"fileID": "b"} and entry.signature == SIG
+    [(_, entry)] = again.items()
+    assert entry.sidecar == {"fileID": "b"} and entry.signature == SIG
 
 
 def test_each_change_appends_one_line_instead_of_rewriting_the_file(tmp_path: Path) -> None:
@@ -52,12 +55,12 @@ def test_each_change_appends_one_line_instead_of_rewriting_the_file(tmp_path: Pa
     journal = tmp_path / JOURNAL_FILE
     for i in range(200):
         store.add(f"/d/{i}.png", {"fileID": str(i)}, SIG)
-    store.flush()
+    store.close()
     lines = journal.read_bytes().splitlines()
     assert len(lines) == 200
     first = lines[0]
     store.add("/d/more.png", {"fileID": "m"}, SIG)
-    store.flush()
+    store.close()
     after = journal.read_bytes().splitlines()
     assert len(after) == 201 and after[0] == first  # appended; the old lines untouched
 
@@ -65,7 +68,7 @@ def test_each_change_appends_one_line_instead_of_rewriting_the_file(tmp_path: Pa
 def test_a_torn_last_line_from_a_crash_is_skipped(tmp_path: Path) -> None:
     store = opened(tmp_path)
     store.add("/d/a.png", {"fileID": "a"}, SIG)
-    store.flush()
+    store.close()
     with (tmp_path / JOURNAL_FILE).open("ab") as f:
         f.write(b'{"add": "/d/b.png", "size": 1, "mti')
     again = reopened(tmp_path)
@@ -78,32 +81,23 @@ def test_the_journal_is_compacted_to_its_live_entries(tmp_path: Path) -> None:
         store.add("/d/churn.png", {"fileID": str(i)}, SIG)
         store.discard("/d/churn.png")
     store.add("/d/kept.png", {"fileID": "k"}, SIG)
-    store.flush()
+    store.close()
     lines = (tmp_path / JOURNAL_FILE).read_bytes().splitlines()
     assert len(lines) < COMPACT_AFTER + 10
     assert [p for p, _ in reopened(tmp_path).items()] == ["/d/kept.png"]
 
 
-def test_the_whole_file_format_of_earlier_versions_is_taken_over(tmp_path: Path) -> None:
-    legacy = {"sidecars": {"/d/old.png": {"size": 10, "mtime_ns": 20, "ino": 30, "sidecar": {"fileID": "o"}}}}
-    (tmp_path / LEGACY_FILE).write_text(json.dumps(legacy))
-    store = reopened(tmp_path)
-    assert store.get("/d/old.png") is not None
-    assert not (tmp_path / LEGACY_FILE).exists()
-    assert reopened(tmp_path).get("/d/old.png") is not None  # now in the journal
-
-
 def test_without_a_state_folder_entries_live_in_memory_only(tmp_path: Path) -> None:
     store = opened(None)
     store.add("/d/a.png", {"fileID": "a"}, SIG)
-    store.flush()
-    assert store.get("/d/a.png") is not None and list(tmp_path.iterdir()) == []
+    store.close()
+    assert [p for p, _ in store.items()] == ["/d/a.png"] and list(tmp_path.iterdir()) == []
 
 
 def test_close_writes_what_waits_and_ends_the_writer_thread(tmp_path: Path) -> None:
     store = opened(tmp_path)
     store.add("/d/a.png", {"fileID": "a"}, SIG)
-    writer = store._writer
+    [writer] = [thread for thread in threading.enumerate() if thread.name == "state-journal"]
     store.close()
-    assert writer is not None and not writer.is_alive()
+    assert not writer.is_alive()
     assert [p for p, _ in reopened(tmp_path).items()] == ["/d/a.png"]

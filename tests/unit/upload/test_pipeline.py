@@ -12,7 +12,7 @@ from tests.helpers import ACCOUNT
 from tests.helpers.images import png_bytes, sha256, webp_bytes
 from tests.helpers.media import mp3_bytes, mp4_bytes, pdf_bytes, wav_bytes
 from watcher.core.dedupe import KnownUpload
-from watcher.core.media import MAX_UPLOAD_BYTES, NOT_AN_IMAGE
+from watcher.core.media import MAX_UPLOAD_BYTES
 from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.core.signature import FileSignature, signature_of
 from watcher.emulator import Emulator
@@ -27,6 +27,8 @@ from watcher.upload.pipeline import (
     upload_one,
 )
 from watcher.upload.workers import write_stored_sidecar
+
+NOT_AN_IMAGE = "not a PNG, JPEG or WebP image"  # what the agent says of a file that is not one
 
 
 def current_signature(path: Path) -> FileSignature:
@@ -66,7 +68,7 @@ def test_a_text_file_named_png_is_a_permanent_not_an_image_failure(
     outcome, signature, reused = upload_one(client, UploadJob(str(path), ACCOUNT, current_signature(path)))
     assert isinstance(outcome, UploadFailure)
     assert outcome.failure_class is FailureClass.PERMANENT
-    assert outcome.error == NOT_AN_IMAGE == "not a PNG, JPEG or WebP image"
+    assert outcome.error == NOT_AN_IMAGE
     assert outcome.code == "not_an_image"
     assert signature == current_signature(path)
     assert reused is False

@@ -1,0 +1,48 @@
+"""The effective config as `check-config` prints it: every default filled in, the token redacted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from watcher.config.load import Config
+from watcher.config.schema import HOOK_KEYS
+from watcher.config.token import ResolvedToken
+
+
+def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str, Any]:
+    """The effective config as plain data for `check-config`, token redacted."""
+    s = config.settings
+    return {
+        "config": str(config.source),
+        "api": {
+            "base_url": s.api.base_url,
+            "token": f"<redacted, from {token.source}>" if token else "<none found>",
+        },
+        "settle_seconds": s.settle_seconds,
+        "concurrency": s.concurrency,
+        "rescan_seconds": s.rescan_seconds,
+        "metrics": {"listen": s.metrics.listen} if s.metrics.listen else "off",
+        "hooks": (
+            {
+                **{hook: s.hooks.argv(hook) for hook in HOOK_KEYS if s.hooks.argv(hook)},
+                "timeout_seconds": s.hooks.timeout_seconds,
+            }
+            if s.hooks.configured
+            else "off"
+        ),
+        "folders": [
+            {
+                "path": f.path,
+                "account": f.account,
+                "recursive": f.recursive,
+                "polling": f.polling,
+                "media": sorted(f.media),
+                "include": list(f.include),
+                "exclude": list(f.exclude),
+                "settle_seconds": f.settle_seconds if f.settle_seconds is not None else s.settle_seconds,
+                "done_dir": f.done_dir,
+                "failed_dir": f.failed_dir,
+            }
+            for f in config.folders
+        ],
+    }
