@@ -105,5 +105,7 @@ def assumption(owner: ApiOwner) -> str | None:
     """What a reader without a token assumed, to say beside its counts; None when nothing was."""
     if owner.user is not None:
         return None
-    return (f"no API token found: sidecars were judged by the base URL ({owner.base_url}) only; a "
-            "fileID of another user at the same URL would count as done here")  # fmt: skip
+    return (
+        f"no API token found: sidecars were judged by the base URL ({owner.base_url}) only; a "
+        "fileID of another user at the same URL would count as done here"
+    )
