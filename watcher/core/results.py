@@ -19,7 +19,7 @@ from watcher.log_fields import say
 log = logging.getLogger("watcher")
 
 
-class Files(Protocol):
+class SchedulerView(Protocol):
     """What results read and change of the scheduler (`watcher.core.scheduler.Scheduler`)."""
 
     tracked: dict[str, Tracked]
@@ -45,7 +45,7 @@ class Files(Protocol):
     def settle_seconds(self, folder: Folder) -> float: ...
 
 
-def on_job_done(s: Files, done: JobDone, now: float) -> None:
+def on_job_done(s: SchedulerView, done: JobDone, now: float) -> None:
     path = done.job.path
     if done.job.stored_sidecar is not None:
         _on_sidecar_written(s, done, now)
@@ -57,7 +57,7 @@ def on_job_done(s: Files, done: JobDone, now: float) -> None:
         s.track_now(path, now)  # a touch during the upload: the record may describe the old times
 
 
-def _on_upload(s: Files, done: JobDone, now: float) -> None:
+def _on_upload(s: SchedulerView, done: JobDone, now: float) -> None:
     path = done.job.path
     s.in_flight -= 1
     entry = s.tracked.get(path)
@@ -96,7 +96,7 @@ def _on_upload(s: Files, done: JobDone, now: float) -> None:
 
 
 def _on_failure(
-    s: Files, path: str, entry: Tracked, done: JobDone, outcome: UploadFailure, now: float
+    s: SchedulerView, path: str, entry: Tracked, done: JobDone, outcome: UploadFailure, now: float
 ) -> None:
     key = entry.folder.account_key
     account = entry.folder.account
@@ -106,18 +106,8 @@ def _on_failure(
             entry.move(Phase.PAUSED)
             return
         delay = s.retry_policy.delay(entry.failures, outcome.retry_after)
-        retry = entry.failures + 1
-        say(
-            log.warning,
-            "%s: %s; retry %d in %.1f s",
-            path,
-            outcome.error,
-            retry,
-            delay,
-            file=path,
-            account=account,
-            event="retry",
-        )
+        retry, why = entry.failures + 1, "%s: %s; retry %d in %.1f s"
+        say(log.warning, why, path, outcome.error, retry, delay, file=path, account=account, event="retry")
         entry.move(Phase.RETRY_WAIT)
         s.schedule(path, entry, now + delay)
     elif outcome.failure_class is FailureClass.PERMANENT:
@@ -139,7 +129,7 @@ def _on_failure(
         entry.move(Phase.PAUSED)
 
 
-def _gives_up(s: Files, path: str, entry: Tracked, outcome: UploadFailure) -> bool:
+def _gives_up(s: SchedulerView, path: str, entry: Tracked, outcome: UploadFailure) -> bool:
     """`scan` only: it reports a file that cannot be uploaded now instead of waiting for an outage."""
     if outcome.failure_class is FailureClass.PERMANENT:
         return False
@@ -161,7 +151,7 @@ def _gives_up(s: Files, path: str, entry: Tracked, outcome: UploadFailure) -> bo
     return True
 
 
-def _on_success(s: Files, path: str, done: JobDone, outcome: UploadSuccess, now: float) -> None:
+def _on_success(s: SchedulerView, path: str, done: JobDone, outcome: UploadSuccess, now: float) -> None:
     assert done.signature is not None
     how = "reused the fileID of identical bytes" if done.reused else f"uploaded in {done.seconds:.2f} s"
     job = done.job
@@ -182,8 +172,8 @@ def _on_success(s: Files, path: str, done: JobDone, outcome: UploadSuccess, now:
             event="attention",
         )
         s.backlog.keep(path, done.sidecar, done.signature, now)
-        refused = f"{path}: its sidecar cannot be written ({done.record_error}); the folder {job.root} refuses writes"
-        s.notices.append((job.account_key, refused, job.root))
+        refused = f"{path}: its sidecar cannot be written ({done.record_error}); the folder {job.root}"
+        s.notices.append((job.account_key, f"{refused} refuses writes", job.root))
         if s.once:
             s.gave_up[path] = f"uploaded as {file_id}, but the sidecar cannot be written"
     else:
@@ -209,7 +199,7 @@ def _on_success(s: Files, path: str, done: JobDone, outcome: UploadSuccess, now:
     s.untrack(path)
 
 
-def _on_sidecar_written(s: Files, done: JobDone, now: float) -> None:
+def _on_sidecar_written(s: SchedulerView, done: JobDone, now: float) -> None:
     """A job that only wrote a sidecar an earlier upload could not (`watcher.core.backlog`)."""
     path = done.job.path
     if isinstance(done.outcome, FileChanged):
