@@ -26,7 +26,6 @@ from typing import Any, assert_never
 
 from watcher.config.load import Config, ConfigError
 from watcher.core.api_owner import ApiOwner
-from watcher.core.backlog import StoredSidecar
 from watcher.core.folders import Folder
 from watcher.core.inbox import Inbox
 from watcher.core.messages import (
@@ -54,6 +53,7 @@ from watcher.report.sd_notify import Notifier
 from watcher.scan.inventory import DiskProbe
 from watcher.scan.scanner import Scanner
 from watcher.state.index import HistoryIndex
+from watcher.state.index_writes import apply_index_writes
 from watcher.state.moves import move_journal
 from watcher.state.seal import SidecarSeal, load_seal_key
 from watcher.state.unwritten import UnwrittenSidecars
@@ -108,7 +108,7 @@ class Agent:
             concurrency=config.settings.concurrency,
             probe=DiskProbe(lambda path: self.scheduler.folder_for(path), lambda: self.owner),
             store=self.unwritten,
-            history=self.history,
+            index=self.history,
             retry_policy=retry_policy,
             timings=self.timings,
             once=once,
@@ -177,10 +177,11 @@ class Agent:
         self.scheduler.begin(self.folders.active())
         self.reporter.configure(self.folders.active())
         self.scheduler.restore_unwritten(
-            [(p, StoredSidecar(e.sidecar, e.signature)) for p, e in self.unwritten.items()],
+            self.unwritten.items(),
             now,
             configured=self.config.folders,
         )
+        self._apply_index_writes()
         self.hooks.start()
         # Asked for before the scanner starts, so that it sees them all at once and can share the ones
         # waiting their turn with its start-up helper.
@@ -247,6 +248,7 @@ class Agent:
                     self._handle(message)
             with holding_roots():  # the turn's looks open each watched folder once
                 jobs = self.scheduler.due(time.monotonic())
+            self._apply_index_writes()
             for job in jobs:
                 self.workers.submit(job)
             for account, notice, where in self.scheduler.take_notices():
@@ -301,6 +303,11 @@ class Agent:
                 self._reload()
             case _:
                 assert_never(message)
+        self._apply_index_writes()
+
+    def _apply_index_writes(self) -> None:
+        """The scheduler decides the index's changes, the loop makes them: before anything reads them."""
+        apply_index_writes(self.history, self.scheduler.take_index_writes())
 
     def _events_lost(self, lost: Folder, now: float) -> None:
         """More changes came at once in a folder than the inbox keeps: a walk of it finds them."""
@@ -324,6 +331,7 @@ class Agent:
             concurrency=self.config.settings.concurrency,
             now=now,
         )
+        self._apply_index_writes()
         self.folders.set_generation(self.scheduler.generation)
         self.reporter.configure(self.folders.active())
         self._report_due = True
@@ -364,6 +372,8 @@ class Agent:
                 self.notifier.status(line)
 
     def _announce_ready(self) -> None:
+        self._apply_index_writes()  # first: the ready line counts the done files
+        self.scheduler.tell_ready()
         if self.scheduler.ready:
             self.hooks.release_held()  # the start-up scans have finished the moves a stop cut short
         if self.scheduler.ready and not self._announced_ready:

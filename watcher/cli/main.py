@@ -31,7 +31,7 @@ from watcher.config.load import (
 )
 from watcher.config.token import ResolvedToken, register_proxy_secrets, resolve_token
 from watcher.core.api_owner import ApiOwner, assumption, owner_for_reading
-from watcher.core.folders import folder_of
+from watcher.core.folders import folder_containing
 from watcher.core.media import ALL_KINDS
 from watcher.core.messages import UploadJob
 from watcher.core.outcome import FailureClass, UploadFailure, UploadSuccess
@@ -270,7 +270,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     token = resolve_token(config)
     if token is None:
         raise ConfigError(f"no API token: set ${TOKEN_ENV} or api.token_file in the config")
-    folder = folder_of(path, config.folders) if config is not None else None
+    folder = folder_containing(path, config.folders) if config is not None else None
     account = args.account
     if account is None and folder is not None:
         account = folder.account

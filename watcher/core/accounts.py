@@ -1,15 +1,5 @@
-"""Account gates: when an account's uploads must wait, and which one upload probes whether they may go on.
-
-Two reasons hold an account back, both answered the same way (its files wait, holding nothing; one
-real upload at a time probes the API; a success releases them all):
-- the API *refused* the account (401, 402, 412, 596, a 400 about the account): the operator must act,
-  so it is logged at error level; probes come every 30 s, backing off to 15 minutes;
-- the API is *unavailable* for it: a run of temporary failures with no success between. Holding the
-  backlog keeps thousands of files from each retrying on its own clock against an API that is down;
-  probes follow the retry policy.
-
-A plain object fed with outcomes and the monotonic time, like `SettleTracker`: no threads, no I/O
-except log lines, so every rule here is unit-tested with an injected clock.
+"""Account gates: when an account's uploads must wait (the API refused it, or is unavailable for it),
+and which one upload probes whether they may go on. A plain object fed outcomes and the monotonic time.
 """
 
 from __future__ import annotations
@@ -19,7 +9,7 @@ from dataclasses import dataclass, field
 
 from watcher.core.outcome import UploadFailure, operator_hint
 from watcher.core.retry import RetryPolicy
-from watcher.log_fields import fields
+from watcher.log_fields import say
 
 log = logging.getLogger("watcher")
 
@@ -81,8 +71,8 @@ class AccountGates:
         if pause is None:
             return set()
         self.notices.append((key, f"account {_name(key)}: the API accepts uploads again; uploads resume"))
-        log.info("account %s: the API accepts uploads again; resuming %d files", _name(key), len(pause.files),
-                 extra=fields(account=key, event="attention"))  # fmt: skip
+        resuming = "account %s: the API accepts uploads again; resuming %d files"
+        say(log.info, resuming, _name(key), len(pause.files), account=key, event="attention")
         return pause.files
 
     def on_temporary(self, key: str, path: str, failure: UploadFailure, now: float) -> bool:
@@ -91,15 +81,18 @@ class AccountGates:
         pause = self.paused.get(key)
         if pause is None and streak >= self.hold_after:
             pause = self.paused[key] = AccountPause(failure.error, now, refused=False)
-            self.notices.append((key, f"account {_name(key)}: {streak} uploads in a row failed "
-                                      f"({failure.error}); its uploads are held"))  # fmt: skip
-            log.warning(
+            failed = f"account {_name(key)}: {streak} uploads in a row failed ({failure.error})"
+            self.notices.append((key, f"{failed}; its uploads are held"))
+            say(
+                log.warning,
                 "account %s: %d uploads in a row failed (%s); holding its files and probing with one "
                 "upload at a time until the API accepts uploads again",
                 _name(key),
                 streak,
                 failure.error,
-                extra=fields(account=key, file=path, event="attention"),
+                account=key,
+                file=path,
+                event="attention",
             )
         if pause is None:
             return False
@@ -110,8 +103,9 @@ class AccountGates:
         if pause.probing == path:
             pause.probing = None
             pause.probes += 1
-            log.warning("account %s: still failing (%s); next probe in %.1f s", _name(key), failure.error,
-                        pause.next_probe - now, extra=fields(account=key, file=path, event="retry"))  # fmt: skip
+            wait = pause.next_probe - now
+            failing = "account %s: still failing (%s); next probe in %.1f s"
+            say(log.warning, failing, _name(key), failure.error, wait, account=key, file=path, event="retry")
         pause.files.add(path)
         return True
 
@@ -130,23 +124,25 @@ class AccountGates:
             self.notices.append(
                 (key, f"account {_name(key)}: {failure.error}; its uploads are paused: {hint}")
             )
-            log.error(
+            say(
+                log.error,
                 "account %s: %s. Uploads for this account are paused: %s. They resume by themselves once "
                 "the API accepts them again (probed every few minutes) or on reload.",
                 _name(key),
                 failure.error,
                 hint,
-                extra=fields(account=key, file=path, event="attention"),
+                account=key,
+                file=path,
+                event="attention",
             )
         elif pause.probing == path:
             pause.probes += 1
             pause.probing = None
             pause.reason = failure.error
             pause.next_probe = now + REFUSED_PROBES.backoff(pause.probes + 1)
-            log.warning(
-                "account %s: still refused (%s); next probe in %.0f s", _name(key), failure.error,
-                pause.next_probe - now, extra=fields(account=key, file=path, event="retry"),
-            )  # fmt: skip
+            wait = pause.next_probe - now
+            refused = "account %s: still refused (%s); next probe in %.0f s"
+            say(log.warning, refused, _name(key), failure.error, wait, account=key, file=path, event="retry")
         if failure.retry_after:
             pause.next_probe = max(pause.next_probe, now + failure.retry_after)
         pause.files.add(path)
@@ -157,8 +153,8 @@ class AccountGates:
         for key, pause in self.paused.items():
             if pause.probing is None and pause.files and pause.next_probe <= now:
                 pause.probing = pause.files.pop()
-                log.info("account %s: probing with %s to see whether uploads can resume", _name(key),
-                         pause.probing)  # fmt: skip
+                probing = "account %s: probing with %s to see whether uploads can resume"
+                log.info(probing, _name(key), pause.probing)
                 probes.append((key, pause.probing))
         return probes
 

@@ -1,12 +1,5 @@
-"""Which API user and endpoint a fileID belongs to (SPEC §6).
-
-useapi.net names the user in the token (`user:<id>-…`) and in every fileID (`user:<id>-minimax:…`); a
-fileID is useless to another user (another token's, the emulator's) and to another base URL. So a
-sidecar counts as done, and lends its fileID, only for the owner it was made for: its fileID's user
-against the token's, and the base URL it records against the configured one. Sidecars written before
-the base URL was recorded are judged by their fileID's user, and by their ossPath: one on this
-machine's loopback was the emulator's, and is not done for an API elsewhere.
-"""
+"""Which API user and base URL a fileID belongs to (SPEC §6): a sidecar counts as done, and lends its
+fileID, only for the owner it was made for."""
 
 from __future__ import annotations
 
@@ -105,5 +98,7 @@ def assumption(owner: ApiOwner) -> str | None:
     """What a reader without a token assumed, to say beside its counts; None when nothing was."""
     if owner.user is not None:
         return None
-    return (f"no API token found: sidecars were judged by the base URL ({owner.base_url}) only; a "
-            "fileID of another user at the same URL would count as done here")  # fmt: skip
+    return (
+        f"no API token found: sidecars were judged by the base URL ({owner.base_url}) only; a "
+        "fileID of another user at the same URL would count as done here"
+    )

@@ -1,42 +1,24 @@
-"""Sidecars whose upload succeeded but whose folder refused the write (read-only, disk full).
-
-The fileID is never thrown away: the sidecar waits here (and, through the injected `SidecarStore`, in
-the state folder across restarts) and a worker tries to write it again every `sidecar_retry` seconds,
-as long as the file still holds the bytes it describes. Pure, like the scheduler that owns it.
-"""
+"""Unwritten sidecars: uploads whose folder refused their sidecar, written again every `sidecar_retry`
+seconds while the file holds the bytes they describe; kept across restarts by the `SidecarStore`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
+from watcher.core.folders import Folder, folder_containing
 from watcher.core.messages import UploadJob
+from watcher.core.ports import SidecarStore, UnwrittenSidecar
 
 if TYPE_CHECKING:
-    from watcher.core.folders import Folder
     from watcher.core.signature import FileSignature
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSidecar:
-    sidecar: dict[str, Any]
-    signature: FileSignature
-
-
-class SidecarStore(Protocol):
-    """Where waiting sidecars are kept across restarts (`watcher.state.unwritten.UnwrittenSidecars`)."""
-
-    def add(self, path: str, sidecar: dict[str, Any], signature: FileSignature) -> None: ...
-
-    def discard(self, path: str) -> None: ...
 
 
 class SidecarBacklog:
     def __init__(self, store: SidecarStore, retry_seconds: float) -> None:
         self._store = store
         self._retry_seconds = retry_seconds
-        self._entries: dict[str, StoredSidecar] = {}
+        self._entries: dict[str, UnwrittenSidecar] = {}
         self._writing: set[str] = set()  # handed to a worker, not back yet
         self.next_retry = float("inf")
 
@@ -49,20 +31,36 @@ class SidecarBacklog:
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._entries))
 
-    def get(self, path: str) -> StoredSidecar | None:
+    def get(self, path: str) -> UnwrittenSidecar | None:
         return self._entries.get(path)
 
     @property
     def writing(self) -> bool:
         return bool(self._writing)
 
-    def restore(self, path: str, stored: StoredSidecar, now: float) -> None:
-        """An entry an earlier run saved: try it at once."""
-        self._entries[path] = stored
-        self.next_retry = now
+    def restore(
+        self,
+        entries: Iterable[tuple[str, UnwrittenSidecar]],
+        now: float,
+        folder_for: Callable[[str], Folder | None],
+        configured: tuple[Folder, ...],
+    ) -> list[tuple[Folder, UnwrittenSidecar]]:
+        """Take the entries an earlier run saved, to try at once; those taken, with their folders. Those
+        of a `configured` folder that is not `folder_for`'s stay saved; those of no folder are dropped."""
+        taken = []
+        for path, stored in entries:
+            folder = folder_for(path)
+            if folder is None:
+                if folder_containing(path, configured) is None:
+                    self.forget_unsaved(path)
+                continue
+            self._entries[path] = stored
+            self.next_retry = now
+            taken.append((folder, stored))
+        return taken
 
     def keep(self, path: str, sidecar: dict[str, Any], signature: FileSignature, now: float) -> None:
-        self._entries[path] = StoredSidecar(sidecar, signature)
+        self._entries[path] = UnwrittenSidecar(sidecar, signature)
         self._store.add(path, sidecar, signature)
         self.next_retry = min(self.next_retry, now + self._retry_seconds)
 
@@ -75,7 +73,7 @@ class SidecarBacklog:
         self._entries.pop(path, None)
         self._store.discard(path)
 
-    def due(self, now: float, folder_for: Any, generation: int) -> list[UploadJob]:
+    def due(self, now: float, folder_for: Callable[[str], Folder | None], generation: int) -> list[UploadJob]:
         """Jobs that write the waiting sidecars, when their retry time has come."""
         if now < self.next_retry:
             return []
@@ -84,7 +82,7 @@ class SidecarBacklog:
         for path, stored in self._entries.items():
             if path in self._writing:
                 continue
-            folder: Folder | None = folder_for(path)
+            folder = folder_for(path)
             self._writing.add(path)
             account = folder.account if folder is not None else None
             root = folder.path if folder is not None else ""
@@ -103,7 +101,7 @@ class SidecarBacklog:
             )
         return jobs
 
-    def written(self, path: str) -> StoredSidecar | None:
+    def written(self, path: str) -> UnwrittenSidecar | None:
         """A worker wrote it: the entry it was (None if it was dropped meanwhile)."""
         self._writing.discard(path)
         stored = self._entries.get(path)

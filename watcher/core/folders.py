@@ -65,7 +65,7 @@ def in_hidden_folder(path: str, root: str) -> bool:
     return "/." in "/" + relative.rpartition("/")[0]
 
 
-def folder_of(path: str, folders: Iterable[Folder]) -> Folder | None:
+def folder_containing(path: str, folders: Iterable[Folder]) -> Folder | None:
     """The folder `path` belongs to: in the folder itself, or below it (not in a dot-folder) for a
     recursive one."""
     for folder in folders:
@@ -76,3 +76,20 @@ def folder_of(path: str, folders: Iterable[Folder]) -> Folder | None:
                 return folder
             return None
     return None
+
+
+@dataclass(frozen=True)
+class FolderChanges:
+    """What a reconfiguration means for the I/O shell: watches to stop, folders to watch and scan."""
+
+    removed: tuple[Folder, ...]
+    added: tuple[Folder, ...]
+
+    @classmethod
+    def between(cls, old: Iterable[Folder], new: Iterable[Folder]) -> FolderChanges:
+        """A folder whose settings changed is both removed and added."""
+        old_by_path = {f.path: f for f in old}
+        new_by_path = {f.path: f for f in new}
+        removed = tuple(f for p, f in old_by_path.items() if new_by_path.get(p) != f)
+        added = tuple(f for p, f in new_by_path.items() if old_by_path.get(p) != f)
+        return cls(removed, added)

@@ -1,9 +1,8 @@
 """What the scheduler knows about files it is not working on: done, failed, empty, and known uploads.
 
-Filled from the sidecars and error records a scan reads and from the results of uploads; consulted
-before a file is uploaded, so a rescan or an event on a done file costs one stat and no upload. Done
-files and known uploads live in the index of the state folder (`watcher.state.index`), which grows with
-history on disk, not in memory; failed and empty files (few, and re-read at every start) stay here.
+Done files and known uploads live in the index (read through `DoneIndex`; changed by the `IndexWrite`
+values the agent takes with `take_writes`); failed and empty files, few and re-read at each start,
+stay here.
 """
 
 from __future__ import annotations
@@ -16,11 +15,18 @@ from watcher.core.dedupe import KnownUpload
 from watcher.core.folders import Folder, is_inside
 from watcher.core.messages import FileState, FoundFile, ScanFinished
 from watcher.core.pathindex import PathIndex
-from watcher.core.ports import FileProbe
+from watcher.core.ports import (
+    AddKnownUpload,
+    DoneIndex,
+    FileProbe,
+    Forget,
+    ForgetUnder,
+    IndexWrite,
+    MarkDone,
+)
 
 if TYPE_CHECKING:
     from watcher.core.signature import FileSignature, RecordId
-    from watcher.state.index import HistoryIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,20 +37,25 @@ class FailedFile:
 
 
 class Ledger:
-    def __init__(self, history: HistoryIndex, trusts: Callable[[dict[str, Any]], bool] | None = None) -> None:
-        # Done files, and the uploads identical bytes may reuse (content dedupe): one index for both.
-        self.done = self.dedupe = history
+    def __init__(self, done: DoneIndex, trusts: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        self.done = done
         # Whether this agent wrote a sidecar (its seal verifies): only those lend fileIDs to other files.
         self._trusts = trusts or (lambda sidecar: False)
         self.failed: PathIndex[FailedFile] = PathIndex()
         self.empty: set[str] = set()  # empty candidates: not timed, an event or a rescan wakes them
+        self._writes: list[IndexWrite] = []
+
+    def take_writes(self) -> list[IndexWrite]:
+        """The index changes decided since the last call, in order, for the agent to apply."""
+        writes, self._writes = self._writes, []
+        return writes
 
     def record_found(self, folder: Folder, found: FoundFile) -> None:
         """A scan (or a settle check) found a sidecar or error record that describes the file."""
         if found.state is FileState.DONE:
             self.mark_done(found.path, found.signature, folder.account or "", found.record_id)
         elif found.state is FileState.PENDING:
-            self.done.pop(found.path)  # the index said done, the disk does not: the disk wins
+            self._writes.append(Forget(found.path))  # the index said done, the disk does not: the disk wins
         if found.state is not FileState.FAILED:
             if found.record is not None and self._trusts(found.record):
                 self.add_known_upload(folder, found.signature.size, found.record)
@@ -55,12 +66,12 @@ class Ledger:
     def add_known_upload(self, folder: Folder, size: int, sidecar: dict[str, Any]) -> None:
         """Identical bytes anywhere in the folder's account may reuse this fileID without an upload."""
         known = KnownUpload(str(sidecar.get("fileID", "")), str(sidecar.get("ossPath", "")))
-        self.dedupe.add(folder.account_key, size, str(sidecar.get("sha256", "")), known)
+        self._writes.append(AddKnownUpload(folder.account_key, size, str(sidecar.get("sha256", "")), known))
 
     def mark_done(self, path: str, signature: FileSignature, account: str, record_id: RecordId) -> None:
         """Done with these bytes, recorded in the sidecar `record_id` (the next start reads it again if
         it is no longer the same file)."""
-        self.done.put(path, signature, account, record_id)
+        self._writes.append(MarkDone(path, signature, account, record_id))
         self.failed.pop(path)
 
     def mark_failed(self, path: str, signature: FileSignature, error: str, code: object) -> None:
@@ -68,8 +79,9 @@ class Ledger:
 
     def settled(self, path: str, signature: FileSignature, probe: FileProbe) -> bool:
         """Done with these bytes, or failed for good with them (an unreadable file until readable)."""
-        done = self.done.get(path)
-        if done == signature and done.ctime_ns == signature.ctime_ns:  # `cp -p` moves only the ctime
+        done = self.done.lookup(path)
+        # `cp -p` keeps everything but the ctime.
+        if done is not None and done.signature == signature and done.signature.ctime_ns == signature.ctime_ns:
             return True
         failed = self.failed.get(path)
         if failed is None or failed.signature != signature:
@@ -77,13 +89,16 @@ class Ledger:
         return probe.failure_still_holds(path, failed.code)
 
     def forget(self, path: str) -> None:
-        self.done.pop(path)
+        self._writes.append(Forget(path))
         self.failed.pop(path)
         self.empty.discard(path)
 
     def record_removed(self, path: str) -> bool:
         """Its sidecar or error record was deleted: True when that concerned a file known here."""
-        return self.done.pop(path) or self.failed.pop(path) is not None
+        if self.done.may_know(path):
+            self._writes.append(Forget(path))
+            return True
+        return self.failed.pop(path) is not None
 
     def reconcile(self, scan: ScanFinished) -> None:
         """Forget what vanished without an event (inotify overflow, network filesystems).
@@ -95,14 +110,14 @@ class Ledger:
             self.failed.keep_only(directory, names)
         if scan.folder.recursive:
             present = scan.listings.keys() | scan.unlisted
-            for table in (self.done, self.failed):
-                table.forget_under(scan.root, except_dirs=present)
+            self._writes.append(ForgetUnder(scan.root, present))
+            self.failed.forget_under(scan.root, except_dirs=present)
         for path in list(self.empty):
             directory, _, name = path.rpartition("/")
             if directory in scan.listings and name not in scan.listings[directory]:
                 self.empty.discard(path)
 
     def forget_folder(self, root: str) -> None:
-        for table in (self.done, self.failed):
-            table.forget_under(root)
+        self._writes.append(ForgetUnder(root))
+        self.failed.forget_under(root)
         self.empty = {p for p in self.empty if not is_inside(p, root)}

@@ -106,9 +106,8 @@ ALL_KINDS = frozenset(SUFFIXES_BY_KIND)
 
 # ISO base media files that are pictures, not videos: an iPhone's HEIC, AVIF, a Canon CR3 raw.
 STILL_IMAGE_BRANDS = frozenset(
-    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"mif2", b"msf1",
-     b"avif", b"avis", b"crx "}
-)  # fmt: skip
+    {*b"heic heix heim heis hevc hevx hevm hevs mif1 mif2 msf1 avif avis".split(), b"crx "}
+)
 
 
 def identify(head: bytes) -> MediaFormat | None:

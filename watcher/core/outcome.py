@@ -1,10 +1,5 @@
-"""What an upload attempt came to, and the one table that says how each answer is treated.
-
-Three classes of failure, each with its own handling in the agent:
-- temporary: retried with backoff for as long as the outage lasts;
-- permanent for the file: an error record beside it, no retry until the file changes;
-- account-level: every upload for that account pauses until a probe succeeds or the config is reloaded.
-"""
+"""What an upload attempt came to, and the one table that says how each answer is treated: temporary,
+permanent for the file, or for the whole account."""
 
 from __future__ import annotations
 

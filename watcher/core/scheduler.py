@@ -1,34 +1,23 @@
 """The scheduler: every decision about every file, as a plain object with no I/O of its own.
 
-Like h11's state machine, everything that affects a file's fate lives here, and nothing here reads a
-clock, starts a thread or touches the filesystem. The agent feeds it messages with the monotonic time
-(`handle(message, now)`), asks it for the uploads that may start now (`due(now)`) and for when to ask
-again (`next_deadline()`). Questions about the disk (does the file still exist, what does its sidecar
-say) go through the injected `FileProbe`; the fileIDs whose sidecar a folder refused are persisted
-through the injected `SidecarStore`. So every rule below is unit-tested with a fake clock and a fake
-probe, and the I/O shell around it (agent.py, worker.py) stays thin.
-
-A file's phases:
-
-    SETTLING ──ready──▶ QUEUED ──dispatched──▶ UPLOADING ──success / permanent──▶ (untracked)
-       ▲   ▲                                      │
-       │   └──────── RETRY_WAIT ◀──temporary──────┤
-       │              PAUSED ◀──account held──────┘ (and QUEUED/SETTLING files of a held account)
-       └──── changed during upload, account resumed, write event
-
-A file waiting for its settle time, its retry or its account holds one small entry and one timer.
+The agent feeds it messages with the monotonic time (`handle`), asks it for the uploads that may
+start now (`due`) and for when to ask again (`next_deadline`), and applies the index writes it decided
+(`take_index_writes`). The disk is reached through the ports (`watcher.core.ports`); a file's phases
+are `watcher.core.phases`, upload results `watcher.core.results` (`docs/architecture.md`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, assert_never
+from dataclasses import dataclass
+from typing import Any, assert_never
 
+from watcher.core import results
 from watcher.core.accounts import AccountGates
-from watcher.core.backlog import SidecarBacklog, SidecarStore, StoredSidecar
+from watcher.core.backlog import SidecarBacklog
 from watcher.core.fair import FairQueue, FairTimers
-from watcher.core.folders import Folder, folder_of, is_inside
+from watcher.core.folders import Folder, FolderChanges, folder_containing, is_inside
 from watcher.core.ledger import Ledger
 from watcher.core.media import NAME_TOO_LONG, name_problem
 from watcher.core.messages import (
@@ -41,29 +30,33 @@ from watcher.core.messages import (
     ScanFinished,
     UploadJob,
 )
-from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess, operator_hint
-from watcher.core.ports import FileProbe
+from watcher.core.phases import Phase, Tracked
+from watcher.core.ports import DoneIndex, FileProbe, IndexWrite, SidecarStore, UnwrittenSidecar
 from watcher.core.renames import RecentlyGone
 from watcher.core.retry import RetryPolicy
 from watcher.core.settle import DEFAULT_CONFIRM_SECONDS, Ready, SettleTracker
 from watcher.core.timings import Timings
-from watcher.core.tracking import FolderChanges, Phase, Summary, Tracked
-from watcher.log_fields import fields
-
-if TYPE_CHECKING:
-    from watcher.state.index import HistoryIndex
+from watcher.log_fields import say
 
 log = logging.getLogger("watcher")
 
-# A loop turn looks at no more files than this. The same turn takes upload results and stop requests,
-# pings the watchdog and hands out uploads: 100,000 files found at once (a first start over an archive,
-# an rsync of a whole folder) would otherwise hold it for tens of seconds, the workers idle and the
-# watchdog silent. What is left stays due, so the next turn comes straight after. The looks go to the
-# folders with files due in turn, as do the free upload slots (`watcher.core.fair`).
+# A loop turn looks at no more files than this: 100,000 files found at once would otherwise hold it
+# for tens of seconds, with results untaken, workers idle and the watchdog silent. What is left stays
+# due for the next turn; the looks go to the folders in turn (`watcher.core.fair`).
 LOOKS_PER_TURN = 64
 # Timers of files no longer waiting (untracked, or rescheduled) are dropped once they outnumber the
 # tracked files by this many: a churn of files made and deleted leaves no timer behind for long.
 STALE_TIMERS = 4096
+
+
+@dataclass(frozen=True)
+class Summary:
+    folders: int
+    uploading: int
+    pending: int
+    failed: int
+    uploaded: int
+    paused: str  # "" when no account is held
 
 
 class Scheduler:
@@ -75,7 +68,7 @@ class Scheduler:
         concurrency: int,
         probe: FileProbe,
         store: SidecarStore,
-        history: HistoryIndex,
+        index: DoneIndex,
         retry_policy: RetryPolicy | None = None,
         timings: Timings | None = None,
         once: bool = False,
@@ -94,10 +87,10 @@ class Scheduler:
 
         self.tracker = SettleTracker(settle_seconds)
         self.accounts = AccountGates(self.retry_policy)
-        self.ledger = Ledger(history, trusts)
+        self.ledger = Ledger(index, trusts)
         self.gone = RecentlyGone()  # done files renamed away, for their old sidecars
         self.tracked: dict[str, Tracked] = {}
-        self.unwritten = SidecarBacklog(store, self.timings.sidecar_retry)
+        self.backlog = SidecarBacklog(store, self.timings.sidecar_retry)
         self.gave_up: dict[str, str] = {}  # `scan` only: files it stopped retrying, and why
         # (account, message, folder) for the on_attention hook, taken by the agent (`take_notices`).
         self.notices: list[tuple[str, str, str | None]] = []
@@ -108,6 +101,7 @@ class Scheduler:
         self._ready = FairQueue()
         self._initial_scans_left = len(self.folders)
         self.ready = self._initial_scans_left == 0
+        self._ready_untold = False
 
     def begin(self, folders: Iterable[Folder]) -> None:
         """The folders to work on at start (those this agent holds); READY waits for their first scans."""
@@ -118,14 +112,14 @@ class Scheduler:
     # ---- the questions the shell asks ------------------------------------------------------------
 
     def folder_for(self, path: str) -> Folder | None:
-        return folder_of(path, self.folders)
+        return folder_containing(path, self.folders)
 
     def next_deadline(self) -> float:
-        return min(self.unwritten.next_retry, self.accounts.next_deadline(), self._timers.next_deadline())
+        return min(self.backlog.next_retry, self.accounts.next_deadline(), self._timers.next_deadline())
 
     def idle(self) -> bool:
         """Nothing left to do (`scan` exits); sidecars waiting for a read-only folder do not count."""
-        return not self.tracked and self.in_flight == 0 and not self.unwritten.writing
+        return not self.tracked and self.in_flight == 0 and not self.backlog.writing
 
     def summary(self) -> Summary:
         return Summary(
@@ -136,6 +130,11 @@ class Scheduler:
             uploaded=self.uploaded_count,
             paused=self.accounts.describe() if self.accounts.paused else "",
         )
+
+    def take_index_writes(self) -> list[IndexWrite]:
+        """The index changes decided since the last call, in order: the agent applies them after each
+        call that may decide some (`handle`, `due`, `reconfigure`, `restore_unwritten`)."""
+        return self.ledger.take_writes()
 
     def take_notices(self) -> list[tuple[str, str, str | None]]:
         """What the operator should hear of (an account paused or resumed, a folder refusing writes),
@@ -169,7 +168,7 @@ class Scheduler:
             case ScanFinished():
                 self._on_scan_finished(message)
             case JobDone():
-                self._on_job_done(message, now)
+                results.on_job_done(self, message, now)
             case _:
                 assert_never(message)
 
@@ -189,10 +188,10 @@ class Scheduler:
             if known is not None:
                 self.gone.note(folder.path, path, known.signature, known.record_id, now)
             self.ledger.forget(path)
-            self.unwritten.discard(path)
+            self.backlog.discard(path)
             entry = self.tracked.get(path)
             if entry is not None and entry.phase is not Phase.UPLOADING:
-                self._untrack(path)
+                self.untrack(path)
             return
         # A removed sidecar is written again (dedupe avoids a second upload); a removed error record is
         # the operator asking for another try. Other removals of records concern nothing we track.
@@ -210,17 +209,17 @@ class Scheduler:
             wait = 0.0  # the look itself tells whether the bytes changed too
         else:
             self.tracker.note_write(path, now)
-            wait = self._settle_seconds(entry.folder)
+            wait = self.settle_seconds(entry.folder)
         if entry.phase is Phase.SETTLING and (entry.due <= now or entry.due > now + wait):
-            self._schedule(path, entry, now + wait)
+            self.schedule(path, entry, now + wait)
         elif entry.phase is Phase.UPLOADING and event.kind is EventKind.ATTRIB:
             entry.recheck = True
         elif entry.phase in (Phase.RETRY_WAIT, Phase.PAUSED) and event.kind is EventKind.WRITE:
             # The file changed: a new version gets a fresh start (its account may still be held).
             entry.failures = 0
             if entry.phase is Phase.RETRY_WAIT:
-                entry.phase = Phase.SETTLING
-                self._schedule(path, entry, now + wait)
+                entry.move(Phase.SETTLING)
+                self.schedule(path, entry, now + wait)
 
     def _on_scan_batch(self, batch: ScanBatch, now: float) -> None:
         for found in batch.files:
@@ -229,11 +228,11 @@ class Scheduler:
                 continue
             if batch.generation != self.generation and folder.account != batch.folder.account:
                 # Judged against another account's sidecars: look at it afresh.
-                self._track_now(found.path, now)
+                self.track_now(found.path, now)
             elif found.state is FileState.PENDING:
                 self.ledger.record_found(folder, found)  # a sidecar in doubt may lend its fileID
-                if found.path not in self.unwritten:
-                    self._track_now(found.path, now)
+                if found.path not in self.backlog:
+                    self.track_now(found.path, now)
             elif found.path not in self.tracked:
                 self.ledger.record_found(folder, found)
 
@@ -243,17 +242,18 @@ class Scheduler:
             self._initial_scans_left -= 1
             if self._initial_scans_left <= 0:
                 self.ready = True
-                log.info(
-                    "ready: %d folders, %d files already uploaded, %d pending, %d failed",
-                    len(self.folders),
-                    len(self.ledger.done),
-                    len(self.tracked),
-                    len(self.ledger.failed),
-                )
+                self._ready_untold = True
+
+    def tell_ready(self) -> None:
+        """Log the end of the start-up scans, once, after the agent applied their index writes."""
+        if self._ready_untold:
+            self._ready_untold = False
+            counts = len(self.folders), len(self.ledger.done), len(self.tracked), len(self.ledger.failed)
+            log.info("ready: %d folders, %d files already uploaded, %d pending, %d failed", *counts)
 
     # ---- settling --------------------------------------------------------------------------------
 
-    def _schedule(self, path: str, entry: Tracked, at: float) -> None:
+    def schedule(self, path: str, entry: Tracked, at: float) -> None:
         entry.due = at
         self._timers.push(entry.folder.path, at, path)
         if len(self._timers) > 2 * len(self.tracked) + STALE_TIMERS:
@@ -264,7 +264,7 @@ class Scheduler:
         entry = self.tracked.get(path)
         return entry is not None and entry.due == at and entry.phase in (Phase.SETTLING, Phase.RETRY_WAIT)
 
-    def _track_now(self, path: str, now: float) -> None:
+    def track_now(self, path: str, now: float) -> None:
         folder = self.folder_for(path)
         if folder is None:
             return
@@ -272,7 +272,7 @@ class Scheduler:
         entry = self.tracked.get(path)
         if entry is None:
             entry = self.tracked[path] = Tracked(folder)
-            self._schedule(path, entry, now)
+            self.schedule(path, entry, now)
         elif entry.folder != folder:
             # The folder's mapping changed under it (a reload): it starts over under the new one.
             self.accounts.release(entry.folder.account_key, path)
@@ -281,8 +281,8 @@ class Scheduler:
             if entry.phase is Phase.UPLOADING:
                 entry.stale = True
             else:
-                entry.phase = Phase.SETTLING
-                self._schedule(path, entry, now)
+                entry.move(Phase.SETTLING)
+                self.schedule(path, entry, now)
 
     def _fire_timers(self, now: float) -> None:
         looks = 0
@@ -291,7 +291,7 @@ class Scheduler:
             if entry is None or entry.due != at:
                 continue  # superseded by a later schedule
             if entry.phase in (Phase.SETTLING, Phase.RETRY_WAIT):
-                entry.phase = Phase.SETTLING
+                entry.move(Phase.SETTLING)
                 self._settle_check(path, entry, now)
                 looks += 1
                 if looks >= LOOKS_PER_TURN:
@@ -301,44 +301,42 @@ class Scheduler:
             if entry is None:
                 self.accounts.release(key, probe)
                 continue
-            entry.phase = Phase.QUEUED
+            entry.move(Phase.QUEUED)
             self._ready.appendleft(entry.folder.path, probe)
 
-    def _settle_seconds(self, folder: Folder) -> float:
+    def settle_seconds(self, folder: Folder) -> float:
         return folder.settle_seconds or self.tracker.settle_seconds
 
     def _settle_check(self, path: str, entry: Tracked, now: float) -> None:
         seen = self._probe.observe(path) if entry.folder.admits(path) else None
         if seen is None:
-            self._untrack(path)
+            self.untrack(path)
             return
         signature = seen.signature
         if self.ledger.settled(path, signature, self._probe):
-            self._untrack(path)
+            self.untrack(path)
             return
-        stored = self.unwritten.get(path)
+        stored = self.backlog.get(path)
         if stored is not None:
             if stored.signature == signature:
-                self._untrack(path)  # uploaded already; only its sidecar is waiting for the folder
+                self.untrack(path)  # uploaded already; only its sidecar is waiting for the folder
                 return
-            self.unwritten.discard(path)
+            self.backlog.discard(path)
         problem = name_problem(path.rpartition("/")[2])
         if problem is not None:
             # No record can exist beside it, so the log says it, once per version of the file.
-            log.error(
-                "%s: %s", path, problem, extra=fields(file=path, folder=entry.folder.path, event="failure")
-            )
+            say(log.error, "%s: %s", path, problem, file=path, folder=entry.folder.path, event="failure")
             self.ledger.mark_failed(path, signature, problem, NAME_TOO_LONG)
-            self._untrack(path)
+            self.untrack(path)
             return
         if signature.size == 0:
             # A writer that has not started: its first write (an event) or the next rescan wakes it.
             # Re-checking every settle time would cost a stat per empty file per second, forever.
-            self._untrack(path)
+            self.untrack(path)
             if self.once:
                 self.gave_up[path] = "the file is empty"
-                log.error("%s: the file is empty; not uploaded by this scan", path,
-                          extra=fields(file=path, folder=entry.folder.path, event="failure"))  # fmt: skip
+                why = "%s: the file is empty; not uploaded by this scan"
+                say(log.error, why, path, file=path, folder=entry.folder.path, event="failure")
             else:
                 self.ledger.empty.add(path)
             return
@@ -351,24 +349,24 @@ class Scheduler:
             now=now,
             wall_now=seen.wall_time,
             looks_complete=complete,
-            settle_seconds=self._settle_seconds(entry.folder),
+            settle_seconds=self.settle_seconds(entry.folder),
         )
         if not isinstance(decision, Ready):
-            self._schedule(path, entry, decision.at)
+            self.schedule(path, entry, decision.at)
             return
         # A sidecar or error record written by an earlier run (or by hand) may already cover it.
         found = self._probe.classify(path, signature, entry.folder.account)
         self.ledger.record_found(entry.folder, found)
         if found.state is not FileState.PENDING:
-            self._untrack(path)
+            self.untrack(path)
             return
         if self.accounts.hold(entry.folder.account_key, path):
-            entry.phase = Phase.PAUSED
+            entry.move(Phase.PAUSED)
             return
-        entry.phase = Phase.QUEUED
+        entry.move(Phase.QUEUED)
         self._ready.append(entry.folder.path, path)
 
-    def _untrack(self, path: str) -> None:
+    def untrack(self, path: str) -> None:
         entry = self.tracked.pop(path, None)
         self.tracker.forget(path)
         if entry is not None:
@@ -379,7 +377,7 @@ class Scheduler:
     def due(self, now: float) -> list[UploadJob]:
         """Fire what is due and return the jobs to start now, within the concurrency limit."""
         self._fire_timers(now)
-        jobs = self.unwritten.due(now, self.folder_for, self.generation)
+        jobs = self.backlog.due(now, self.folder_for, self.generation)
         while self._ready and self.in_flight < self.concurrency:
             path = self._ready.popleft()
             entry = self.tracked.get(path)
@@ -387,9 +385,9 @@ class Scheduler:
                 continue
             if not self.accounts.admits(entry.folder.account_key, path):
                 self.accounts.hold(entry.folder.account_key, path)
-                entry.phase = Phase.PAUSED
+                entry.move(Phase.PAUSED)
                 continue
-            entry.phase = Phase.UPLOADING
+            entry.move(Phase.UPLOADING)
             entry.recheck = False
             entry.attempts += 1
             self.in_flight += 1
@@ -411,176 +409,18 @@ class Scheduler:
             )
         return jobs
 
-    # ---- results ---------------------------------------------------------------------------------
-
-    def _on_job_done(self, done: JobDone, now: float) -> None:
-        path = done.job.path
-        entry = self.tracked.get(path)
-        recheck = entry is not None and entry.recheck and done.job.stored_sidecar is None
-        self._on_result(done, now)
-        if recheck and path not in self.tracked:
-            self._track_now(path, now)  # a touch during the upload: the record may describe the old times
-
-    def _on_result(self, done: JobDone, now: float) -> None:
-        path = done.job.path
-        if done.job.stored_sidecar is not None:
-            self._on_stored_sidecar_done(done, now)
-            return
-        self.in_flight -= 1
-        entry = self.tracked.get(path)
-        if entry is None:
-            return
-        if entry.stale or (
-            done.job.generation != self.generation and entry.folder.account != done.job.account
-        ):
-            # Uploaded for a mapping a reload replaced: whatever it wrote is judged again, afresh.
-            entry.stale = False
-            entry.attempts = 0
-            entry.phase = Phase.SETTLING
-            self._schedule(path, entry, now)
-            log.info("%s: its folder's settings changed during the upload; checking it again", path)
-            return
-        outcome = done.outcome
-        key = entry.folder.account_key
-        if isinstance(outcome, FileChanged):
-            log.info("%s: %s; waiting for it to settle again", path, outcome.reason)
-            self.accounts.release(key, path)
-            entry.phase = Phase.SETTLING
-            self.tracker.note_write(path, now)
-            self._schedule(path, entry, now + self._settle_seconds(entry.folder))
-            return
-        if isinstance(outcome, UploadSuccess):
-            self._on_success(path, done, outcome, now)
-            for resumed in self.accounts.on_success(key):
-                held = self.tracked.get(resumed)
-                if held is not None and held.phase is Phase.PAUSED:
-                    held.phase = Phase.SETTLING
-                    self._schedule(resumed, held, now)
-            return
-        if self.once and self._gives_up(path, entry, outcome):
-            return
-        if outcome.failure_class is FailureClass.TEMPORARY:
-            entry.failures += 1
-            if not outcome.local and self.accounts.on_temporary(key, path, outcome, now):
-                entry.phase = Phase.PAUSED
-                return
-            delay = self.retry_policy.delay(entry.failures, outcome.retry_after)
-            log.warning("%s: %s; retry %d in %.1f s", path, outcome.error, entry.failures + 1, delay,
-                        extra=fields(file=path, account=entry.folder.account, event="retry"))  # fmt: skip
-            entry.phase = Phase.RETRY_WAIT
-            self._schedule(path, entry, now + delay)
-        elif outcome.failure_class is FailureClass.PERMANENT:
-            failed = fields(
-                file=path, folder=entry.folder.path, account=entry.folder.account, event="failure"
-            )
-            if done.record_error:
-                log.error("%s: %s; and its error record cannot be written: %s", path, outcome.error,
-                          done.record_error, extra=failed)  # fmt: skip
-            else:
-                log.error("%s: %s; error record written, the file is retried when it changes", path,
-                          outcome.error, extra=failed)  # fmt: skip
-            if done.moved_to is not None:
-                log.info("%s: moved with its error record to %s", path, done.moved_to)
-                self.ledger.forget(path)
-            elif done.signature is not None:
-                self.ledger.mark_failed(path, done.signature, outcome.error, outcome.code)
-            self._untrack(path)
-        else:
-            self.accounts.on_refused(key, path, outcome, now)
-            entry.phase = Phase.PAUSED
-
-    def _gives_up(self, path: str, entry: Tracked, outcome: UploadFailure) -> bool:
-        """`scan` only: it reports a file that cannot be uploaded now instead of waiting for an outage."""
-        if outcome.failure_class is FailureClass.PERMANENT:
-            return False
-        if outcome.failure_class is FailureClass.TEMPORARY and not self.once_policy.gives_up(
-            entry.failures + 1
-        ):
-            return False
-        hint = operator_hint(outcome.code if isinstance(outcome.code, int) else None)
-        log.error("%s: %s; not uploaded by this scan%s", path, outcome.error, f" ({hint})" if hint else "",
-                  extra=fields(file=path, account=entry.folder.account, event="failure"))  # fmt: skip
-        self.gave_up[path] = outcome.error
-        self._untrack(path)
-        return True
-
-    def _on_success(self, path: str, done: JobDone, outcome: UploadSuccess, now: float) -> None:
-        assert done.signature is not None
-        how = "reused the fileID of identical bytes" if done.reused else f"uploaded in {done.seconds:.2f} s"
-        job = done.job
-        if done.record_error is not None and done.sidecar is not None:
-            log.error(
-                "%s: %s (%s), but its sidecar cannot be written: %s; the fileID is kept and the "
-                "sidecar written as soon as the folder allows",
-                path,
-                outcome.file_id,
-                how,
-                done.record_error,
-                extra=fields(
-                    file=path,
-                    folder=job.root,
-                    account=job.account,
-                    file_id=outcome.file_id,
-                    event="attention",
-                ),
-            )
-            self.unwritten.keep(path, done.sidecar, done.signature, now)
-            self.notices.append(
-                (job.account_key, f"{path}: its sidecar cannot be written ({done.record_error}); the folder "
-                 f"{job.root} refuses writes", job.root)
-            )  # fmt: skip
-            if self.once:
-                self.gave_up[path] = f"uploaded as {outcome.file_id}, but the sidecar cannot be written"
-        else:
-            log.info("%s: %s → %s", path, how, outcome.file_id, extra=fields(
-                file=path, folder=job.root, account=job.account, file_id=outcome.file_id, event="upload"))  # fmt: skip
-            self.uploaded_count += 1
-            if done.moved_to is not None:
-                log.info("%s: moved with its sidecar to %s", path, done.moved_to)
-                self.ledger.forget(path)
-            else:
-                self.ledger.mark_done(path, done.signature, job.account or "", done.record_id)
-        self.ledger.failed.pop(path)
-        self._untrack(path)
-
     # ---- sidecars waiting for their folder -------------------------------------------------------
 
     def restore_unwritten(
-        self, entries: Iterable[tuple[str, StoredSidecar]], now: float, configured: Iterable[Folder] = ()
+        self, entries: Iterable[tuple[str, UnwrittenSidecar]], now: float, configured: Iterable[Folder] = ()
     ) -> None:
         """Sidecars an earlier run could not write: they are written without uploading again.
 
         Those of a `configured` folder another agent holds now stay saved for a later run; those of no
         folder at all are dropped.
         """
-        elsewhere = tuple(configured)
-        for path, stored in entries:
-            folder = self.folder_for(path)
-            if folder is None:
-                if folder_of(path, elsewhere) is None:
-                    self.unwritten.forget_unsaved(path)
-                continue
-            self.unwritten.restore(path, stored, now)
+        for folder, stored in self.backlog.restore(entries, now, self.folder_for, tuple(configured)):
             self.ledger.add_known_upload(folder, stored.signature.size, stored.sidecar)
-
-    def _on_stored_sidecar_done(self, done: JobDone, now: float) -> None:
-        path = done.job.path
-        if isinstance(done.outcome, FileChanged):
-            # The file changed or vanished: it is uploaded again anyway, if it is still there.
-            if self.unwritten.obsolete(path) and done.signature is not None:
-                self._track_now(path, now)
-        elif done.record_error is not None:
-            self.unwritten.refused_again(path, now)
-        else:
-            stored = self.unwritten.written(path)
-            if stored is not None:
-                file_id = str(stored.sidecar.get("fileID", ""))
-                log.info("%s: sidecar written at last → %s", path, file_id, extra=fields(
-                    file=path, folder=done.job.root, account=done.job.account, file_id=file_id,
-                    event="upload"))  # fmt: skip
-                self.uploaded_count += 1
-                if done.moved_to is None:
-                    self.ledger.mark_done(path, stored.signature, done.job.account or "", done.record_id)
 
     # ---- reload ----------------------------------------------------------------------------------
 
@@ -589,27 +429,22 @@ class Scheduler:
     ) -> FolderChanges:
         """Apply a reloaded config. Messages made under the old one are re-resolved from now on."""
         new = tuple(folders)
-        old_by_path = {f.path: f for f in self.folders}
-        new_by_path = {f.path: f for f in new}
-        removed = tuple(f for p, f in old_by_path.items() if new_by_path.get(p) != f)
-        added = tuple(f for p, f in new_by_path.items() if old_by_path.get(p) != f)
+        changes = FolderChanges.between(self.folders, new)
         self.generation += 1
         self.folders = new
         self.concurrency = concurrency
         self.tracker.settle_seconds = settle_seconds
         self.tracker.confirm_seconds = min(DEFAULT_CONFIRM_SECONDS, settle_seconds)
-        for folder in removed:
+        for folder in changes.removed:
             self.ledger.forget_folder(folder.path)
-            for path in [p for p in self.unwritten if is_inside(p, folder.path)]:
+            for path in [p for p in self.backlog if is_inside(p, folder.path)]:
                 if self.folder_for(path) is None:
-                    self.unwritten.discard(path)
+                    self.backlog.discard(path)
         for path, entry in list(self.tracked.items()):
             now_in = self.folder_for(path)
             if now_in is None:
-                if entry.phase is Phase.UPLOADING:
-                    entry.stale = True  # its result is dropped when it arrives
-                self._untrack(path)
+                self.untrack(path)  # a result still to come finds no entry and is dropped
             elif now_in != entry.folder:
-                self._track_now(path, now)
+                self.track_now(path, now)
         self.accounts.probe_all_now(now)
-        return FolderChanges(removed, added)
+        return changes

@@ -1,9 +1,5 @@
-"""The settle rule: when has a file stopped changing long enough to upload it?
-
-`SettleTracker` is a plain object: callers feed it what they saw (a stat, a modify event, a
-close-after-write event) with the monotonic time, and it answers "ready" or "look again at T".
-It never touches the filesystem or a clock itself, so the rule is tested with an injected clock.
-"""
+"""The settle rule: when has a file stopped changing long enough to upload it? A plain object fed what
+was seen with the monotonic time; it answers "ready" or "look again at T"."""
 
 from __future__ import annotations
 

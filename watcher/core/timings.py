@@ -52,8 +52,8 @@ class Timings:
             except ValueError:
                 seconds = -1.0
             if name not in known or not seconds > 0:
-                log.warning("%s: ignoring %r (expected name=seconds, names: %s)", TIMINGS_ENV, item,
-                            ", ".join(sorted(known)))  # fmt: skip
+                names = ", ".join(sorted(known))
+                log.warning("%s: ignoring %r (expected name=seconds, names: %s)", TIMINGS_ENV, item, names)
                 continue
             changes[name] = seconds
         return dataclasses.replace(cls(), **changes)

@@ -298,6 +298,10 @@ class HistoryIndex:
     def __contains__(self, path: object) -> bool:
         return isinstance(path, str) and self.lookup(path) is not None
 
+    def may_know(self, path: str) -> bool:
+        """Whether `path` may be a done file: it is known, or its name cannot be stored (the caller looks)."""
+        return (not path.isascii() and not _storable(path)) or path in self
+
     def known_in(self, directory: str) -> dict[str, DoneRow]:
         """Every done file of one directory (one query: a rescan asks once per directory)."""
         return self._guarded(lambda: known_rows(self._db, directory), {})

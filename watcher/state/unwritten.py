@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from watcher.core.ports import UnwrittenSidecar
 from watcher.core.signature import FileSignature
 from watcher.state.journal import Journal, JournalKind
 
@@ -26,12 +26,6 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
         return Path(env["STATE_DIRECTORY"].split(":")[0])
     base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "minimax-watcher"
-
-
-@dataclass(frozen=True)
-class UnwrittenSidecar:
-    sidecar: dict[str, Any]
-    signature: FileSignature
 
 
 def _line(path: str, entry: UnwrittenSidecar) -> dict[str, Any]:

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from watcher.core.api_owner import user_of
-from watcher.core.dedupe import HEAD_BYTES, KnownUpload, KnownUploads
+from watcher.core.dedupe import HEAD_BYTES, KnownUpload
 from watcher.core.media import MAX_UPLOAD_BYTES, SIDECAR_SUFFIX, SNIFF_BYTES, refusal, sniff_content_type
 from watcher.core.messages import UploadJob
 from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, UploadOutcome, UploadSuccess
+from watcher.core.ports import KnownUploads
 from watcher.core.signature import FileSignature, RecordId, record_id_of, signature_of
 from watcher.disk.files import (
     NotRegularFileError,

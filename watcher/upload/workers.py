@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from watcher.core.dedupe import KnownUploads
 from watcher.core.folders import Folder
 from watcher.core.media import SIDECAR_SUFFIX
 from watcher.core.messages import JobDone, UploadJob
 from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
+from watcher.core.ports import KnownUploads
 from watcher.core.signature import NO_RECORD_ID, signature_of
 from watcher.disk.files import lstat_beneath
 from watcher.disk.folder_sync import FolderSyncs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.core.folders import Folder, folder_of
+from watcher.core.folders import Folder, folder_containing
 
 
 def folder(**kw: object) -> Folder:
@@ -56,7 +56,7 @@ def test_character_classes_in_globs() -> None:
     assert f.admits("/d/a.jpg") and not f.admits("/d/x.jpg")
 
 
-def test_folder_of_does_not_filter_by_name_but_admits_does() -> None:
+def test_folder_containing_does_not_filter_by_name_but_admits_does() -> None:
     f = folder(include=("*.png",))
-    assert folder_of("/d/a.jpg", [f]) == f
+    assert folder_containing("/d/a.jpg", [f]) == f
     assert not f.admits("/d/a.jpg")

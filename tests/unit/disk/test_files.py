@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.images import png_bytes
-from watcher.core.folders import Folder, folder_of
+from watcher.core.folders import Folder, folder_containing
 from watcher.core.messages import FileState
 from watcher.core.signature import signature_of
 from watcher.disk.files import (
@@ -243,7 +243,7 @@ def test_a_search_only_folder_still_lets_a_known_name_be_opened(tree: tuple[Path
 
 def probe_for(root: Path) -> DiskProbe:
     folder = Folder(str(root), ACCOUNT, recursive=True, polling=False)
-    return DiskProbe(lambda path: folder_of(path, [folder]))
+    return DiskProbe(lambda path: folder_containing(path, [folder]))
 
 
 def test_the_probe_sees_nothing_through_a_symlinked_subfolder(tree: tuple[Path, Path]) -> None:
