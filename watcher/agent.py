@@ -56,6 +56,7 @@ from watcher.scan.scanner import Scanner
 from watcher.state.index import HistoryIndex
 from watcher.state.seal import SidecarSeal
 from watcher.state.unwritten import UnwrittenSidecars, load_seal_key
+from watcher.upload.pipeline import Pipeline
 from watcher.upload.workers import Workers
 from watcher.watch.held_folders import WatchedFolders
 
@@ -98,7 +99,7 @@ class Agent:
         self.history = HistoryIndex(state_dir, self.owner.key)  # done files and known uploads, on disk
         # Moves to done_dir / failed_dir, journalled there; a done_dir below any watched folder is
         # reached from that folder without following a link.
-        self.mover = Mover(state_dir, lambda: [folder.path for folder in self.scheduler.folders])
+        self.mover = Mover(state_dir, lambda: self.pipeline.roots)
         self.scheduler = Scheduler(
             config.folders,
             settle_seconds=config.settings.settle_seconds,
@@ -120,15 +121,9 @@ class Agent:
         self.hooks = HookRunner(
             config.settings.hooks, state_dir, config.settings.concurrency, on_result=self.reporter.hook_run
         )
-        self.workers = Workers(
-            lambda: self.client,
-            self.history,
-            self.post,
-            seal,
-            self.hooks,
-            lambda path: self.scheduler.folder_for(path),
-            self.mover,
-        )
+        self.pipeline = Pipeline(dedupe=self.history, seal=seal, hooks=self.hooks, mover=self.mover)
+        self.pipeline.follow(self.scheduler.folders)  # and again whenever the scheduler's change
+        self.workers = Workers(self.pipeline, lambda: self.client, self.post)
         self._report_due = True
         self._next_report = 0.0
         self.scanner = Scanner(
@@ -172,6 +167,7 @@ class Agent:
         # The start-up scans watch the subfolders as they list them: one walk of each tree, not two.
         self.folders.apply(self.config.folders, self.scheduler.generation, now, subfolders_by_scan=True)
         self.scheduler.begin(self.folders.active())
+        self.pipeline.follow(self.scheduler.folders)
         self.reporter.configure(self.folders.active())
         self.scheduler.restore_unwritten(
             [(p, StoredSidecar(e.sidecar, e.signature)) for p, e in self.unwritten.items()],
@@ -182,8 +178,8 @@ class Agent:
         # Asked for before the scanner starts, so that it sees them all at once and can share the ones
         # waiting their turn with its start-up helper.
         for folder in self.folders.active():
-            self.scanner.scan(folder, initial=True, generation=self.scheduler.generation,
-                              watch=self.folders.watch_of(folder.path))  # fmt: skip
+            watch = self.folders.watch_of(folder.path)
+            self.scanner.scan(folder, initial=True, generation=self.scheduler.generation, watch=watch)
         self.scanner.start()
         self.workers.ensure(self.config.settings.concurrency)
         self._announce_ready()  # at once when every folder is held by another agent
@@ -280,7 +276,7 @@ class Agent:
                 self.folders.events_lost(message.path, now)
             case PathEvent():
                 if message.kind in (EventKind.WRITE, EventKind.DELETED):
-                    self.workers.changes.bump(message.path)
+                    self.pipeline.changes.bump(message.path)
                 self.scheduler.handle(message, now)
             case ScanBatch():
                 self.scanner.batch_taken()
@@ -306,8 +302,11 @@ class Agent:
             return
         if now - self._lost_told.get(lost.path, -3600.0) >= 60.0:  # a churn overflows every turn
             self._lost_told[lost.path] = now
-            log.warning("%s: more changes at once than the agent keeps track of; the folder is walked to "
-                        "find them (said once a minute)", lost.path)  # fmt: skip
+            log.warning(
+                "%s: more changes at once than the agent keeps track of; the folder is walked to find "
+                "them (said once a minute)",
+                lost.path,
+            )
         self.scanner.scan(folder, lost.path, generation=self.scheduler.generation)
 
     def _scan(self, folder: Folder) -> None:
@@ -321,6 +320,7 @@ class Agent:
             concurrency=self.config.settings.concurrency,
             now=now,
         )
+        self.pipeline.follow(self.scheduler.folders)
         self.folders.set_generation(self.scheduler.generation)
         self.reporter.configure(self.folders.active())
         self._report_due = True
@@ -414,8 +414,11 @@ class Agent:
             return
         if client.owner != self.owner:
             # The index and every "done" were judged for the old user and URL: a start judges anew.
-            log.error("reload refused, keeping the running config: the token's user or the base URL "
-                      "changed (%s); restart the agent to switch", client.owner.describe())  # fmt: skip
+            log.error(
+                "reload refused, keeping the running config: the token's user or the base URL changed "
+                "(%s); restart the agent to switch",
+                client.owner.describe(),
+            )
             client.close()
             self._send_ready()
             return
