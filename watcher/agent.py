@@ -1,30 +1,16 @@
-"""The agent: the thin I/O shell around the scheduler.
-
-Threads and who owns what:
-- the loop (the thread that calls `run`) owns the scheduler and everything else here; other threads
-  only post messages (`watcher.core.messages`) to its inbox;
-- one inotify reader for all folders (and a polling observer where asked) post `PathEvent`s;
-- the scanner thread walks folders (at start, every `rescan_seconds`, when a subfolder appears) and
-  posts `ScanBatch`es and `ScanFinished`;
-- `concurrency` worker threads each run one `UploadJob` at a time and post `JobDone`;
-- the index's commits and sidecars' folder fsyncs have a thread each (`history`, `folder_sync`).
-
-Every decision about a file is the scheduler's (`watcher.core.scheduler`); this module starts and stops
-threads, watches and rescans folders, reloads the config, and talks to systemd.
-"""
+"""The agent: the loop that wires the rooms together around the scheduler, on the thread that calls
+`run`; every other thread only posts messages to its inbox (docs/architecture.md, "The loop")."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, assert_never
 
 from watcher.config.load import Config, ConfigError
+from watcher.config.reload import reloaded
 from watcher.core.api_owner import ApiOwner
 from watcher.core.backlog import StoredSidecar
 from watcher.core.folders import Folder
@@ -46,11 +32,11 @@ from watcher.disk.files import holding_roots
 from watcher.disk.mover import Mover
 from watcher.hooks.events import HookEvent
 from watcher.hooks.runner import HookRunner
-from watcher.redact import redact
 from watcher.report.live_status import LiveStatusWriter
 from watcher.report.metrics import Metrics, MetricsSink, NullMetrics
 from watcher.report.reporter import Reporter
 from watcher.report.sd_notify import Notifier
+from watcher.report.status_line import status_line
 from watcher.scan.inventory import DiskProbe
 from watcher.scan.scanner import Scanner
 from watcher.state.index import HistoryIndex
@@ -122,7 +108,8 @@ class Agent:
             config.settings.hooks, state_dir, config.settings.concurrency, on_result=self.reporter.hook_run
         )
         self.pipeline = Pipeline(dedupe=self.history, seal=seal, hooks=self.hooks, mover=self.mover)
-        self.pipeline.follow(self.scheduler.folders)  # and again whenever the scheduler's change
+        # Worker threads see the scheduler's folders through this copy, published again on each change.
+        self.pipeline.follow(self.scheduler.folders)
         self.workers = Workers(self.pipeline, lambda: self.client, self.post)
         self._report_due = True
         self._next_report = 0.0
@@ -139,19 +126,10 @@ class Agent:
         self._next_status = 0.0
         self._last_status = ""
 
-    # ---- what cli.py reads after a `scan` --------------------------------------------------------
-
-    @property
-    def uploaded_count(self) -> int:
-        return self.scheduler.uploaded_count
-
-    @property
-    def failed(self) -> int:
-        return len(self.scheduler.ledger.failed)
-
-    @property
-    def gave_up(self) -> dict[str, str]:
-        return self.scheduler.gave_up
+    def scan_totals(self) -> tuple[int, int, int]:
+        """What `scan` reports at its end: files uploaded, failed, and given up after temporary errors."""
+        scheduler = self.scheduler
+        return scheduler.uploaded_count, len(scheduler.ledger.failed), len(scheduler.gave_up)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -188,9 +166,8 @@ class Agent:
             self._loop()
         finally:
             self._shutdown()
-        if self.once:
-            return 1 if (self.scheduler.ledger.failed or self.scheduler.gave_up) else 0
-        return 0
+        _, failed, gave_up = self.scan_totals()
+        return 1 if self.once and (failed or gave_up) else 0
 
     def post(self, message: Message) -> None:
         """Thread-safe (and signal-handler-safe): hand a message to the loop."""
@@ -377,24 +354,8 @@ class Agent:
         self.notifier.ready(line)
 
     def status_line(self) -> str:
-        s = self.scheduler.summary()
-        parts = [
-            f"{s.folders} folders watched",
-            f"{s.uploading} uploading",
-            f"{s.pending} pending",
-            f"{s.failed} failed",
-            f"{s.uploaded} uploaded since start",
-        ]
-        if s.paused:
-            parts.append("paused: " + s.paused)
-        if self.folders.standing_by():
-            parts.append(f"standing by for {len(self.folders.standing_by())} folders another agent holds")
-        if self.folders.blocked():
-            parts.append(
-                f"{len(self.folders.blocked())} folders not held: their lock name is not a lock file"
-            )
-        # A pause reason quotes an error; STATUS= leaves the process, so it is redacted like the log.
-        return redact("; ".join(parts))
+        standing_by, blocked = self.folders.standing_by(), self.folders.blocked()
+        return status_line(self.scheduler.summary(), len(standing_by), len(blocked))
 
     # ---- reload ----------------------------------------------------------------------------------
 
@@ -403,26 +364,14 @@ class Agent:
             return
         self.notifier.reloading()
         try:
-            new = self._config_loader()
-            # The token or base URL may have changed (a token file that cannot be read refuses the
-            # reload like a bad key would); jobs in flight finish on the old client.
-            client = self._client_factory(new)
-            self.reporter.metrics.set_listen(new.settings.metrics.listen)  # moves the server, or refuses
+            new, client = reloaded(
+                self._config_loader, self._client_factory, self.reporter.metrics.set_listen, self.owner
+            )
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             self._send_ready()
             return
-        if client.owner != self.owner:
-            # The index and every "done" were judged for the old user and URL: a start judges anew.
-            log.error(
-                "reload refused, keeping the running config: the token's user or the base URL changed "
-                "(%s); restart the agent to switch",
-                client.owner.describe(),
-            )
-            client.close()
-            self._send_ready()
-            return
-        self.client = client
+        self.client = client  # jobs in flight finish on the old one
         self.config = new
         self.hooks.reconfigure(new.settings.hooks)
         self.folders.rescan_seconds = new.settings.rescan_seconds
@@ -431,22 +380,3 @@ class Agent:
         self._activate(time.monotonic())
         log.info("config reloaded from %s: %d folders", new.source, len(new.folders))
         self._send_ready()
-
-
-@contextlib.contextmanager
-def signals_to(agent: Agent) -> Iterator[None]:
-    """SIGTERM/SIGINT stop the agent, SIGHUP reloads it; the previous handlers are back afterwards."""
-
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        agent.request_stop()
-
-    def on_reload(signum: int, frame: FrameType | None) -> None:
-        agent.request_reload()
-
-    wanted = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_reload}
-    previous = {signum: signal.signal(signum, handler) for signum, handler in wanted.items()}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

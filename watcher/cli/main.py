@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
 
 from watcher import __version__
-from watcher.agent import Agent, signals_to
+from watcher.agent import Agent
 from watcher.cli.progress import ProgressBar
 from watcher.config.load import (
     DEFAULT_BASE_URL,
@@ -224,6 +227,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             emulator.stop()
 
 
+@contextlib.contextmanager
+def signals_to(agent: Agent) -> Iterator[None]:
+    """SIGTERM/SIGINT stop the agent, SIGHUP reloads it; the previous handlers are back afterwards."""
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        agent.request_stop()
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        agent.request_reload()
+
+    wanted = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_reload}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     if args.dry_run:
         from watcher.cli.dry_run import plan, render
@@ -252,9 +274,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             emulator.stop()
     log.info(
         "scan finished: %d uploaded, %d failed, %d not uploaded after repeated temporary errors",
-        agent.uploaded_count,
-        agent.failed,
-        len(agent.gave_up),
+        *agent.scan_totals(),
     )
     return code
 
