@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -244,7 +244,7 @@ class Pipeline:
         moved_to = self._move_and_tell(job, sidecar, None, run)
         return JobDone(job, success, current, True, 0.0, sidecar, moved_to=moved_to, record_id=record_id)
 
-    def _sync_folder_for(self, job: UploadJob) -> Any:
+    def _sync_folder_for(self, job: UploadJob) -> Callable[[int], None] | None:
         """The batched folder fsync, unless the sidecar must be durable before what follows: a move
         to done_dir (its own records are ordered) or an on_upload hook (told of a durable sidecar)."""
         if job.done_dir is not None or (self._hooks is not None and self._hooks.will_run("on_upload")):
@@ -352,7 +352,7 @@ class Pipeline:
         folder = job.done_dir if done else job.failed_dir
         place = RecordPlace(job.root, job.path, record_suffix(done), folder, ino)
         try:
-            return hooks.prepare(hook_event(job, sidecar, error_record), place)
+            return hooks.prepare(_hook_event(job, sidecar, error_record), place)
         except Exception:
             log.exception("%s: the hook run could not be recorded", job.path)
             return None
@@ -402,7 +402,7 @@ def names_the_same_upload(job: UploadJob, sidecar: dict[str, Any]) -> bool:
     )
 
 
-def hook_event(
+def _hook_event(
     job: UploadJob, sidecar: dict[str, Any] | None, error_record: dict[str, Any] | None = None
 ) -> HookEvent:
     """The upload or failure event of a job whose record is about to be written, naming the file.

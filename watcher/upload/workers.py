@@ -69,6 +69,14 @@ class Workers:
         self._pipeline.stop(max(1.0, deadline - time.monotonic()))
         return self._busy > 0 and any(t.is_alive() for t in self._threads)
 
+    def _sending_begins(self, sending: _Sending) -> None:
+        with self._busy_lock:
+            self._sending[sending.path] = sending
+
+    def _sending_ends(self, path: str) -> None:
+        with self._busy_lock:
+            self._sending.pop(path, None)
+
     def _loop(self) -> None:
         while True:
             job = self._jobs.get()
@@ -111,13 +119,11 @@ class _Sending:
 
     def start(self, size: int) -> None:
         self.size = size
-        with self._workers._busy_lock:
-            self._workers._sending[self.path] = self
+        self._workers._sending_begins(self)
 
     def __call__(self, sent: int) -> None:
         self._workers.last_progress = time.monotonic()
         self.sent = sent  # one worker per path: no other writer
 
     def finish(self) -> None:
-        with self._workers._busy_lock:
-            self._workers._sending.pop(self.path, None)
+        self._workers._sending_ends(self.path)
