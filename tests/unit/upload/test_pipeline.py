@@ -13,13 +13,14 @@ import pytest
 
 from tests.helpers import ACCOUNT
 from tests.helpers.images import png_bytes
+from tests.unit.upload.files import current_signature, watched_tree
 from watcher.config.schema import HooksSettings
 from watcher.core.folders import Folder
 from watcher.core.media import NOT_AN_IMAGE
 from watcher.core.messages import JobDone, UploadJob
 from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
 from watcher.core.retry import RetryPolicy
-from watcher.core.signature import NO_RECORD_ID, FileSignature, signature_of
+from watcher.core.signature import NO_RECORD_ID
 from watcher.disk.mover import Mover
 from watcher.disk.records import read_record, write_error_record, write_sidecar_atomically
 from watcher.emulator import Emulator, Fault
@@ -29,20 +30,6 @@ from watcher.upload.client import UploadClient
 from watcher.upload.pipeline import Pipeline, error_record_for, sidecar_for
 
 NO_WAIT = RetryPolicy(base=0.0, cap=0.0, floor=0.0, jitter=False, give_up_after=3)
-
-
-def current_signature(path: Path) -> FileSignature:
-    return signature_of(os.stat(path, follow_symlinks=False))
-
-
-def watched_tree(tmp_path: Path) -> tuple[Path, Path]:
-    """A watched `drop` with `sub/a.png` (PNG bytes seed 1) and an `outside` folder."""
-    drop = tmp_path / "drop"
-    (drop / "sub").mkdir(parents=True)
-    (drop / "sub" / "a.png").write_bytes(png_bytes(1))
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    return drop, outside
 
 
 def job_in(drop: Path, name: str, folder: Folder, **fields: object) -> UploadJob:

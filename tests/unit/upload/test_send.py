@@ -12,11 +12,12 @@ import pytest
 from tests.helpers import ACCOUNT
 from tests.helpers.images import png_bytes, sha256, webp_bytes
 from tests.helpers.media import mp3_bytes, mp4_bytes, pdf_bytes, wav_bytes
+from tests.unit.upload.files import current_signature, watched_tree
 from watcher.core.dedupe import KnownUpload
 from watcher.core.media import MAX_UPLOAD_BYTES, NOT_AN_IMAGE
 from watcher.core.messages import UploadJob
 from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
-from watcher.core.signature import FileSignature, signature_of
+from watcher.core.signature import FileSignature
 from watcher.disk.records import write_error_record, write_sidecar_atomically
 from watcher.emulator import Emulator
 from watcher.state.index import HistoryIndex
@@ -39,10 +40,6 @@ class Sent:
 
     def finish(self) -> None:
         pass
-
-
-def current_signature(path: Path) -> FileSignature:
-    return signature_of(os.stat(path, follow_symlinks=False))
 
 
 def test_a_png_uploads_and_returns_its_signature(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
@@ -288,16 +285,6 @@ def test_a_fifo_named_png_does_not_block(emu: Emulator, client: UploadClient, tm
 
 
 # ---- below a watched folder: nothing outside it is read or written (SPEC §7) ----------------------
-
-
-def watched_tree(tmp_path: Path) -> tuple[Path, Path]:
-    """A watched `drop` with `sub/a.png` (PNG bytes seed 1) and an `outside` folder."""
-    drop = tmp_path / "drop"
-    (drop / "sub").mkdir(parents=True)
-    (drop / "sub" / "a.png").write_bytes(png_bytes(1))
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    return drop, outside
 
 
 def test_a_subfolder_swapped_for_a_symlink_is_never_read_through(
