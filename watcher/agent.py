@@ -1,30 +1,16 @@
-"""The agent: the thin I/O shell around the scheduler.
-
-Threads and who owns what:
-- the loop (the thread that calls `run`) owns the scheduler and everything else here; other threads
-  only post messages (`watcher.core.messages`) to its inbox;
-- one inotify reader for all folders (and a polling observer where asked) post `PathEvent`s;
-- the scanner thread walks folders (at start, every `rescan_seconds`, when a subfolder appears) and
-  posts `ScanBatch`es and `ScanFinished`;
-- `concurrency` worker threads each run one `UploadJob` at a time and post `JobDone`;
-- the index's commits and sidecars' folder fsyncs have a thread each (`history`, `folder_sync`).
-
-Every decision about a file is the scheduler's (`watcher.core.scheduler`); this module starts and stops
-threads, watches and rescans folders, reloads the config, and talks to systemd.
-"""
+"""The agent: the loop that wires the rooms together around the scheduler, on the thread that calls
+`run`; every other thread only posts messages to its inbox (docs/architecture.md, "The loop")."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, assert_never
 
 from watcher.config.load import Config, ConfigError
+from watcher.config.reload import reloaded
 from watcher.core.api_owner import ApiOwner
 from watcher.core.folders import Folder
 from watcher.core.inbox import Inbox
@@ -45,11 +31,11 @@ from watcher.disk.files import holding_roots
 from watcher.disk.mover import Mover
 from watcher.hooks.events import HookEvent
 from watcher.hooks.runner import HookRunner
-from watcher.redact import redact
 from watcher.report.live_status import LiveStatusWriter
 from watcher.report.metrics import Metrics, MetricsSink, NullMetrics
 from watcher.report.reporter import Reporter
 from watcher.report.sd_notify import Notifier
+from watcher.report.status_line import status_line
 from watcher.scan.inventory import DiskProbe
 from watcher.scan.scanner import Scanner
 from watcher.state.index import HistoryIndex
@@ -57,6 +43,7 @@ from watcher.state.index_writes import apply_index_writes
 from watcher.state.moves import move_journal
 from watcher.state.seal import SidecarSeal, load_seal_key
 from watcher.state.unwritten import UnwrittenSidecars
+from watcher.upload.pipeline import Pipeline
 from watcher.upload.workers import Workers
 from watcher.watch.held_folders import WatchedFolders
 
@@ -99,9 +86,7 @@ class Agent:
         self.history = HistoryIndex(state_dir, self.owner.key)  # done files and known uploads, on disk
         # Moves to done_dir / failed_dir, journalled there; a done_dir below any watched folder is
         # reached from that folder without following a link.
-        self.mover = Mover(
-            move_journal(state_dir), lambda: [folder.path for folder in self.scheduler.folders]
-        )
+        self.mover = Mover(move_journal(state_dir), lambda: self.pipeline.roots)
         self.scheduler = Scheduler(
             config.folders,
             settle_seconds=config.settings.settle_seconds,
@@ -123,15 +108,10 @@ class Agent:
         self.hooks = HookRunner(
             config.settings.hooks, state_dir, config.settings.concurrency, on_result=self.reporter.hook_run
         )
-        self.workers = Workers(
-            lambda: self.client,
-            self.history,
-            self.post,
-            seal,
-            self.hooks,
-            lambda path: self.scheduler.folder_for(path),
-            self.mover,
-        )
+        self.pipeline = Pipeline(dedupe=self.history, seal=seal, hooks=self.hooks, mover=self.mover)
+        # Worker threads see the scheduler's folders through this copy, published again on each change.
+        self.pipeline.follow(self.scheduler.folders)
+        self.workers = Workers(self.pipeline, lambda: self.client, self.post)
         self._report_due = True
         self._next_report = 0.0
         self.scanner = Scanner(
@@ -147,19 +127,10 @@ class Agent:
         self._next_status = 0.0
         self._last_status = ""
 
-    # ---- what cli.py reads after a `scan` --------------------------------------------------------
-
-    @property
-    def uploaded_count(self) -> int:
-        return self.scheduler.uploaded_count
-
-    @property
-    def failed(self) -> int:
-        return len(self.scheduler.ledger.failed)
-
-    @property
-    def gave_up(self) -> dict[str, str]:
-        return self.scheduler.gave_up
+    def scan_totals(self) -> tuple[int, int, int]:
+        """What `scan` reports at its end: files uploaded, failed, and given up after temporary errors."""
+        scheduler = self.scheduler
+        return scheduler.uploaded_count, len(scheduler.ledger.failed), len(scheduler.gave_up)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -175,6 +146,7 @@ class Agent:
         # The start-up scans watch the subfolders as they list them: one walk of each tree, not two.
         self.folders.apply(self.config.folders, self.scheduler.generation, now, subfolders_by_scan=True)
         self.scheduler.begin(self.folders.active())
+        self.pipeline.follow(self.scheduler.folders)
         self.reporter.configure(self.folders.active())
         self.scheduler.restore_unwritten(
             self.unwritten.items(),
@@ -186,8 +158,8 @@ class Agent:
         # Asked for before the scanner starts, so that it sees them all at once and can share the ones
         # waiting their turn with its start-up helper.
         for folder in self.folders.active():
-            self.scanner.scan(folder, initial=True, generation=self.scheduler.generation,
-                              watch=self.folders.watch_of(folder.path))  # fmt: skip
+            watch = self.folders.watch_of(folder.path)
+            self.scanner.scan(folder, initial=True, generation=self.scheduler.generation, watch=watch)
         self.scanner.start()
         self.workers.ensure(self.config.settings.concurrency)
         self._announce_ready()  # at once when every folder is held by another agent
@@ -196,9 +168,8 @@ class Agent:
             self._loop()
         finally:
             self._shutdown()
-        if self.once:
-            return 1 if (self.scheduler.ledger.failed or self.scheduler.gave_up) else 0
-        return 0
+        _, failed, gave_up = self.scan_totals()
+        return 1 if self.once and (failed or gave_up) else 0
 
     def post(self, message: Message) -> None:
         """Thread-safe (and signal-handler-safe): hand a message to the loop."""
@@ -285,7 +256,7 @@ class Agent:
                 self.folders.events_lost(message.path, now)
             case PathEvent():
                 if message.kind in (EventKind.WRITE, EventKind.DELETED):
-                    self.workers.changes.bump(message.path)
+                    self.pipeline.changes.bump(message.path)
                 self.scheduler.handle(message, now)
             case ScanBatch():
                 self.scanner.batch_taken()
@@ -316,8 +287,11 @@ class Agent:
             return
         if now - self._lost_told.get(lost.path, -3600.0) >= 60.0:  # a churn overflows every turn
             self._lost_told[lost.path] = now
-            log.warning("%s: more changes at once than the agent keeps track of; the folder is walked to "
-                        "find them (said once a minute)", lost.path)  # fmt: skip
+            log.warning(
+                "%s: more changes at once than the agent keeps track of; the folder is walked to find "
+                "them (said once a minute)",
+                lost.path,
+            )
         self.scanner.scan(folder, lost.path, generation=self.scheduler.generation)
 
     def _scan(self, folder: Folder) -> None:
@@ -332,6 +306,7 @@ class Agent:
             now=now,
         )
         self._apply_index_writes()
+        self.pipeline.follow(self.scheduler.folders)
         self.folders.set_generation(self.scheduler.generation)
         self.reporter.configure(self.folders.active())
         self._report_due = True
@@ -390,24 +365,8 @@ class Agent:
         self.notifier.ready(line)
 
     def status_line(self) -> str:
-        s = self.scheduler.summary()
-        parts = [
-            f"{s.folders} folders watched",
-            f"{s.uploading} uploading",
-            f"{s.pending} pending",
-            f"{s.failed} failed",
-            f"{s.uploaded} uploaded since start",
-        ]
-        if s.paused:
-            parts.append("paused: " + s.paused)
-        if self.folders.standing_by():
-            parts.append(f"standing by for {len(self.folders.standing_by())} folders another agent holds")
-        if self.folders.blocked():
-            parts.append(
-                f"{len(self.folders.blocked())} folders not held: their lock name is not a lock file"
-            )
-        # A pause reason quotes an error; STATUS= leaves the process, so it is redacted like the log.
-        return redact("; ".join(parts))
+        standing_by, blocked = self.folders.standing_by(), self.folders.blocked()
+        return status_line(self.scheduler.summary(), len(standing_by), len(blocked))
 
     # ---- reload ----------------------------------------------------------------------------------
 
@@ -416,23 +375,14 @@ class Agent:
             return
         self.notifier.reloading()
         try:
-            new = self._config_loader()
-            # The token or base URL may have changed (a token file that cannot be read refuses the
-            # reload like a bad key would); jobs in flight finish on the old client.
-            client = self._client_factory(new)
-            self.reporter.metrics.set_listen(new.settings.metrics.listen)  # moves the server, or refuses
+            new, client = reloaded(
+                self._config_loader, self._client_factory, self.reporter.metrics.set_listen, self.owner
+            )
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             self._send_ready()
             return
-        if client.owner != self.owner:
-            # The index and every "done" were judged for the old user and URL: a start judges anew.
-            log.error("reload refused, keeping the running config: the token's user or the base URL "
-                      "changed (%s); restart the agent to switch", client.owner.describe())  # fmt: skip
-            client.close()
-            self._send_ready()
-            return
-        self.client = client
+        self.client = client  # jobs in flight finish on the old one
         self.config = new
         self.hooks.reconfigure(new.settings.hooks)
         self.folders.rescan_seconds = new.settings.rescan_seconds
@@ -441,22 +391,3 @@ class Agent:
         self._activate(time.monotonic())
         log.info("config reloaded from %s: %d folders", new.source, len(new.folders))
         self._send_ready()
-
-
-@contextlib.contextmanager
-def signals_to(agent: Agent) -> Iterator[None]:
-    """SIGTERM/SIGINT stop the agent, SIGHUP reloads it; the previous handlers are back afterwards."""
-
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        agent.request_stop()
-
-    def on_reload(signum: int, frame: FrameType | None) -> None:
-        agent.request_reload()
-
-    wanted = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_reload}
-    previous = {signum: signal.signal(signum, handler) for signum, handler in wanted.items()}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

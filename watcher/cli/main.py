@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import itertools
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
 
 from watcher import __version__
-from watcher.agent import Agent, signals_to
+from watcher.agent import Agent
 from watcher.cli.progress import ProgressBar
 from watcher.config.effective import describe_effective
 from watcher.config.load import (
@@ -34,7 +35,7 @@ from watcher.core.api_owner import ApiOwner, assumption, owner_for_reading
 from watcher.core.folders import folder_containing
 from watcher.core.media import ALL_KINDS
 from watcher.core.messages import UploadJob
-from watcher.core.outcome import FailureClass, UploadFailure, UploadSuccess
+from watcher.core.outcome import FileChanged, UploadSuccess
 from watcher.core.retry import RetryPolicy
 from watcher.core.timings import Timings
 from watcher.disk import descriptors
@@ -44,7 +45,7 @@ from watcher.service import install as service_install
 from watcher.state.seal import SidecarSeal, load_seal_key
 from watcher.state.unwritten import default_state_dir
 from watcher.upload.client import UploadClient
-from watcher.upload.pipeline import record_failure, record_success, sidecar_for, upload_one
+from watcher.upload.pipeline import Pipeline
 
 log = logging.getLogger("watcher")
 
@@ -226,6 +227,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             emulator.stop()
 
 
+@contextlib.contextmanager
+def signals_to(agent: Agent) -> Iterator[None]:
+    """SIGTERM/SIGINT stop the agent, SIGHUP reloads it; the previous handlers are back afterwards."""
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        agent.request_stop()
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        agent.request_reload()
+
+    wanted = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_reload}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     if args.dry_run:
         from watcher.cli.dry_run import plan, render
@@ -254,9 +274,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             emulator.stop()
     log.info(
         "scan finished: %d uploaded, %d failed, %d not uploaded after repeated temporary errors",
-        agent.uploaded_count,
-        agent.failed,
-        len(agent.gave_up),
+        *agent.scan_totals(),
     )
     return code
 
@@ -278,47 +296,33 @@ def cmd_upload(args: argparse.Namespace) -> int:
     kinds = folder.media if folder is not None else ALL_KINDS
     base_url = config.base_url if config is not None else DEFAULT_BASE_URL
     client = UploadClient(base_url, token.value, pool_size=1)
-    progress = ProgressBar(os.path.basename(path), _size_or_zero(path)) if sys.stderr.isatty() else None
+    progress = ProgressBar(os.path.basename(path)) if sys.stderr.isatty() else None
+    # The seal key is read (made, the first time) only once there is a sidecar to seal.
+    pipeline = Pipeline(seal=_SealOnFirstUse(default_state_dir()))
+    job = UploadJob(path, account, None, kinds=kinds)
     try:
-        for attempt in itertools.count(1):
-            job = UploadJob(path, account, None, attempt, kinds=kinds)
-            outcome, signature, _ = upload_one(client, job, progress=progress)
-            if progress is not None:
-                progress.finish()
-            if isinstance(outcome, UploadSuccess) and signature is not None:
-                seal = SidecarSeal(load_seal_key(default_state_dir()))
-                sidecar = sidecar_for(job, outcome, signature, seal, client.owner.base_url)
-                try:
-                    record_success(job, sidecar)
-                except OSError as exc:
-                    log.error("%s: uploaded, but the sidecar cannot be written: %s", path, exc.strerror)
-                print(json.dumps(sidecar, indent=2, ensure_ascii=False))
-                return 0
-            if isinstance(outcome, UploadFailure):
-                if outcome.failure_class is not FailureClass.TEMPORARY or UPLOAD_RETRIES.gives_up(attempt):
-                    if outcome.failure_class is FailureClass.PERMANENT and signature is not None:
-                        try:
-                            record_failure(job, outcome, signature)
-                        except OSError:
-                            pass
-                    log.error("%s: %s", path, outcome.error)
-                    return 1
-                delay = UPLOAD_RETRIES.delay(attempt, outcome.retry_after)
-                log.warning("%s: %s; retrying in %.1f s", path, outcome.error, delay)
-                time.sleep(delay)
-            else:
-                log.error("%s: %s", path, getattr(outcome, "reason", "cannot be uploaded"))
-                return 1
-        raise AssertionError("unreachable: the retry policy gives up")
+        done = pipeline.run_until_final(job, client, UPLOAD_RETRIES, progress)
     finally:
         client.close()
-
-
-def _size_or_zero(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
+    outcome = done.outcome
+    if isinstance(outcome, UploadSuccess):
+        if done.record_error is not None:
+            log.error("%s: uploaded, but the sidecar cannot be written: %s", path, done.record_error)
+        print(json.dumps(done.sidecar, indent=2, ensure_ascii=False))
         return 0
+    log.error("%s: %s", path, outcome.reason if isinstance(outcome, FileChanged) else outcome.error)
+    return 1
+
+
+class _SealOnFirstUse:
+    def __init__(self, state_dir: Path) -> None:
+        self._state_dir = state_dir
+        self._seal: SidecarSeal | None = None
+
+    def seal(self, sidecar: dict[str, Any]) -> dict[str, Any]:
+        if self._seal is None:
+            self._seal = SidecarSeal(load_seal_key(self._state_dir))
+        return self._seal.seal(sidecar)
 
 
 def _reading_owner(config: Config) -> ApiOwner:

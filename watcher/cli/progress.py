@@ -11,11 +11,15 @@ class ProgressBar:
 
     WIDTH = 30
 
-    def __init__(self, name: str, total: int) -> None:
+    def __init__(self, name: str, total: int = 0) -> None:
         self.name = name
         self.total = max(1, total)
         self.started = time.monotonic()
         self.last_draw = 0.0
+
+    def start(self, size: int) -> None:
+        """The file is open: `size` bytes to send."""
+        self.total = max(1, size)
 
     def __call__(self, sent: int) -> None:
         now = time.monotonic()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcher.core.api_owner import BASE_URL_KEY
-from watcher.core.media import ERROR_RECORD_SUFFIX, error_record_path, sidecar_path
+from watcher.core.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, error_record_path
 from watcher.core.outcome import is_valid_file_id
 from watcher.core.signature import FileSignature, RecordId, record_id_of
 from watcher.disk.files import fsync_folder, open_beneath, parent_beneath
@@ -160,8 +160,12 @@ def write_sidecar_atomically(
     *,
     sync_folder: Callable[[int], None] | None = None,
 ) -> RecordId:
-    """Write the sidecar (see `write_json_atomically`); its `RecordId`."""
-    return write_json_atomically(sidecar_path(image_path), sidecar, root, sync_folder=sync_folder)
+    """Write the image's sidecar (see `write_json_atomically`) and remove its error record, stale now;
+    the sidecar's `RecordId`. The one writer of sidecars."""
+    with parent_beneath(root, image_path) as (dir_fd, name):
+        record_id = write_json_in(dir_fd, name + SIDECAR_SUFFIX, sidecar, sync_folder=sync_folder)
+        remove_error_record_in(dir_fd, name)
+    return record_id
 
 
 def write_error_record(image_path: str, record: dict[str, Any], root: str = "") -> None:

@@ -23,7 +23,7 @@ from watcher.core.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.core.messages import FileState, FoundFile, ScanBatch, ScanFinished
 from watcher.core.timings import Timings
 from watcher.disk.mover import Mover, why_not_moved
-from watcher.log_fields import fields
+from watcher.log_fields import say
 from watcher.scan.helper import IN_FLIGHT as HELPER_IN_FLIGHT
 from watcher.scan.helper import SharedHelper, WalkHelper
 from watcher.scan.inventory import (
@@ -171,10 +171,12 @@ class Scanner:
                 except Exception:
                     if request.watch is not None:
                         request.watch.watch_subfolders()
-                    log.exception(
+                    say(
+                        log.exception,
                         "scan of %s failed; it is retried at the next rescan",
                         request.root,
-                        extra=fields(folder=request.folder.path, account=request.folder.account),
+                        folder=request.folder.path,
+                        account=request.folder.account,
                     )
                     if request.initial:
                         self._post(ScanFinished(request.folder, request.root, {}, True, request.generation))
@@ -246,8 +248,8 @@ class Scanner:
         try:
             moved = self._mover.move(found.path, suffix, folder.path, dest, found.record)
         except OSError as exc:
-            log.error("%s: cannot move it to %s: %s; it stays beside its record", found.path, dest,
-                      why_not_moved(exc))  # fmt: skip
+            why = why_not_moved(exc)
+            log.error("%s: cannot move it to %s: %s; it stays beside its record", found.path, dest, why)
             return False
         if moved is not None:  # else a worker is moving it
             log.info("%s: moved to %s (a stop had come between its record and the move)", found.path, moved)
@@ -313,5 +315,7 @@ class Scanner:
             self._post_batch(request, batch)
         if not request.subfolder:  # directories that went are not remembered for ever
             self._memo.keep_only(request.root, listings.keys() | unlisted)
-        self._post(ScanFinished(folder, request.root, listings, request.initial, request.generation,
-                                frozenset(unlisted)))  # fmt: skip
+        finished = ScanFinished(
+            folder, request.root, listings, request.initial, request.generation, frozenset(unlisted)
+        )
+        self._post(finished)

@@ -1,191 +1,374 @@
-"""One file, start to finish: check it, sniff it, dedupe or upload it, and record the result beside it.
+"""The per-file path: send one file, record the result beside it, move it, and tell the hooks.
 
-Used by the agent's workers and by `minimax-watcher upload`. The agent decides *when*; this module
-decides nothing about scheduling and holds no state between files.
+One path for the agent's workers (`run`, `scan`) and for `minimax-watcher upload`. The scheduler decides
+*when*; this decides nothing about scheduling and keeps nothing of a file once its job is done.
 """
 
 from __future__ import annotations
 
-import errno
-import hashlib
+import logging
 import os
-import re
-from collections.abc import Callable
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any, Protocol
 
-from watcher.core.api_owner import user_of
-from watcher.core.dedupe import HEAD_BYTES, KnownUpload
-from watcher.core.media import MAX_UPLOAD_BYTES, SIDECAR_SUFFIX, SNIFF_BYTES, refusal, sniff_content_type
-from watcher.core.messages import UploadJob
+from watcher.core.folders import Folder, folder_containing
+from watcher.core.media import SIDECAR_SUFFIX
+from watcher.core.messages import JobDone, UploadJob
 from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, UploadOutcome, UploadSuccess
 from watcher.core.ports import KnownUploads
-from watcher.core.signature import FileSignature, RecordId, record_id_of, signature_of
-from watcher.disk.files import (
-    NotRegularFileError,
-    OutsideRootError,
-    lstat_beneath,
-    open_regular_file_and_stat,
-    parent_beneath,
-)
+from watcher.core.retry import RetryPolicy
+from watcher.core.signature import NO_RECORD_ID, FileSignature, RecordId, record_id_of, signature_of
+from watcher.disk.files import lstat_beneath, parent_beneath
+from watcher.disk.folder_sync import FolderSyncs
+from watcher.disk.mover import Mover, record_suffix, why_not_moved
 from watcher.disk.records import (
     build_error_record,
     build_sidecar,
-    remove_error_record_in,
+    read_record,
     write_error_record,
-    write_json_in,
+    write_sidecar_atomically,
 )
-from watcher.state.seal import SidecarSeal
-from watcher.upload.client import READ_CHUNK, ProgressCallback, UploadClient
+from watcher.hooks.events import HookEvent
+from watcher.hooks.intent import RecordPlace
+from watcher.hooks.runner import HookRunner, PreparedRun
+from watcher.log_fields import say
+from watcher.upload.client import UploadClient
+from watcher.upload.send import Progress, account_of, upload_one
 
-_ACCOUNT_IN_FILE_ID = re.compile(r"-minimax:([^-]+)-file:")
+log = logging.getLogger("watcher")
 
 
-def upload_one(
-    client: UploadClient,
-    job: UploadJob,
-    dedupe: KnownUploads | None = None,
-    progress: ProgressCallback | None = None,
-) -> tuple[UploadOutcome, FileSignature | None, bool]:
-    """Upload `job.path` unless its bytes are already known for the account.
+class Sealer(Protocol):
+    """Seals a sidecar (`watcher.state.seal.SidecarSeal`): only sealed sidecars lend their fileIDs."""
 
-    Returns the outcome, the signature it applies to, and whether the fileID was reused from the
-    dedupe index. A file that changes, shrinks, vanishes or is swapped while it is read yields
-    `FileChanged`, so no result is ever recorded for bytes other than the file's final ones. The file
-    is reached from `job.root` without following a symlink: a folder on the way that became one is
-    a swap like any other, never a way out of the watched folder.
+    def seal(self, sidecar: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class InFlightChanges:
+    """Write events seen for files while they upload, so that a result for stale bytes is never recorded.
+
+    The loop notes a job (`begin`) before a worker takes it and bumps on each write event; the stat
+    comparison in `upload_one` covers changes made too fast for their event to arrive in time.
     """
-    try:
-        fd, opened = open_regular_file_and_stat(job.path, job.root)
-    except (FileNotFoundError, NotADirectoryError):
-        return FileChanged("the file disappeared"), None, False
-    except NotRegularFileError:
-        return FileChanged("the name no longer points at a regular file"), None, False
-    except OutsideRootError:
-        return FileChanged("the path no longer lies inside its watched folder"), None, False
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return FileChanged("the name, or a folder on its path, is now a symlink"), None, False
-        if exc.errno not in (errno.EACCES, errno.EPERM):
-            # Out of descriptors, an I/O error, a stale NFS handle: the file may well be fine later.
-            reason = f"cannot open the file: {exc.strerror}"
-            return UploadFailure(FailureClass.TEMPORARY, reason, "io", local=True), None, False
-        reason = f"cannot open the file: {exc.strerror}; fix its permissions"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed: dict[str, bool] = {}
+
+    def begin(self, path: str) -> None:
+        with self._lock:
+            self._changed[path] = False
+
+    def bump(self, path: str) -> None:
+        with self._lock:
+            if path in self._changed:
+                self._changed[path] = True
+
+    def end(self, path: str) -> bool:
+        with self._lock:
+            return self._changed.pop(path, False)
+
+
+class Pipeline:
+    """One file, start to finish; shared by the threads that run jobs, it holds nothing of a file."""
+
+    def __init__(
+        self,
+        *,
+        dedupe: KnownUploads | None = None,
+        seal: Sealer | None = None,
+        hooks: HookRunner | None = None,
+        mover: Mover | None = None,
+    ) -> None:
+        self._dedupe = dedupe
+        self._seal = seal
+        self._hooks = hooks  # told of each durable record: `prepare` waits for an fsync
+        self._mover = mover or Mover(None)
+        # Folder fsyncs after sidecar renames, batched across files once started (group commit).
+        self._folder_syncs = FolderSyncs()
+        self.changes = InFlightChanges()
+        # The folders in force, a tuple the loop replaces whole (`follow`): worker threads read it, never
+        # the scheduler. None (`upload`): no watched folder whose settings a reload could change.
+        self._folders: tuple[Folder, ...] | None = None
+
+    # ---- what the loop and the workers call ------------------------------------------------------
+
+    def follow(self, folders: Iterable[Folder]) -> None:
+        """The folders in force from now on (at start, and after each reload or takeover)."""
+        self._folders = tuple(folders)
+
+    @property
+    def roots(self) -> list[str]:
+        """The paths of the folders in force (the mover's: a done_dir below one is reached from it)."""
+        return [folder.path for folder in self._folders or ()]
+
+    def expect(self, job: UploadJob) -> None:
+        """`job` is queued: a write event for its file from now on makes its result stale."""
+        if job.stored_sidecar is None:
+            self.changes.begin(job.path)
+
+    def start(self) -> None:
+        self._folder_syncs.start()
+
+    def stop(self, timeout: float) -> None:
+        self._folder_syncs.stop(timeout)
+
+    def run(self, job: UploadJob, client: UploadClient, progress: Progress | None = None) -> JobDone:
+        """Send the file (or write the sidecar it was refused earlier), record the result, move the
+        file with its record where its folder says, and tell the hooks."""
+        if job.stored_sidecar is not None:
+            return self._write_stored_sidecar(job)
+        started = time.monotonic()
         try:
-            seen: FileSignature | None = signature_of(lstat_beneath(job.root, job.path))
-        except OSError:
-            seen = None
-        return UploadFailure(FailureClass.PERMANENT, reason, "unreadable", local=True), seen, False
-    try:
-        signature = signature_of(opened)
-        if job.expected is not None and signature != job.expected:
-            return FileChanged("the file changed after it settled"), signature, False
-        if signature.size == 0:
-            return FileChanged("the file is empty"), signature, False
-        if signature.size > MAX_UPLOAD_BYTES:
-            reason = f"the file is {signature.size} bytes; the API accepts at most 5 GB"
-            return UploadFailure(FailureClass.PERMANENT, reason, "too_large", local=True), signature, False
-        # One read serves the sniff and the dedupe's head hash.
-        head_bytes = os.pread(fd, HEAD_BYTES if dedupe is not None else SNIFF_BYTES, 0)
-        first_bytes = head_bytes[:SNIFF_BYTES]
-        content_type = sniff_content_type(first_bytes, job.kinds)
-        if content_type is None:
-            refused = refusal(first_bytes, job.kinds, os.path.basename(job.path))
-            failure = UploadFailure(FailureClass.PERMANENT, refused.error, refused.code, local=True)
-            return failure, signature, False
+            outcome, signature, reused = upload_one(client, job, self._dedupe, progress)
+        finally:
+            written = self.changes.end(job.path)
+        if written and not isinstance(outcome, FileChanged):
+            outcome = FileChanged("the file was written to while it was uploaded")
+        seconds = time.monotonic() - started
+        if signature is None:
+            return JobDone(job, outcome, signature, reused, seconds)
+        return self._record(job, outcome, signature, reused, seconds, client.owner.base_url)
 
-        reused: KnownUpload | None = None
-        head = hashlib.sha256(head_bytes).hexdigest() if dedupe is not None else None
-        if dedupe is not None and head is not None and dedupe.may_hold(job.account_key, signature.size, head):
-            sha256 = _hash_file(fd, signature.size)
-            if sha256 is None:
-                return FileChanged("the file became shorter while it was read"), signature, False
-            reused = dedupe.find(job.account_key, signature.size, sha256)
-            if reused is not None:
-                outcome: UploadOutcome = UploadSuccess(
-                    reused.file_id, reused.oss_path, sha256, signature.size, content_type
-                )
-        if reused is None:
-            outcome = client.post_file(fd, signature.size, content_type, job.account, progress)
-            if isinstance(outcome, UploadSuccess):
-                outcome = _refuse_foreign(outcome, job, client)
+    def run_until_final(
+        self,
+        job: UploadJob,
+        client: UploadClient,
+        policy: RetryPolicy,
+        progress: Progress | None = None,
+    ) -> JobDone:
+        """`run`, again after each temporary failure as `policy` says, until the result is final or the
+        policy gives up (`minimax-watcher upload`: a person waits for it)."""
+        attempt = 1
+        while True:
+            done = self.run(replace(job, attempt=attempt), client, progress)
+            outcome = done.outcome
+            if (
+                not isinstance(outcome, UploadFailure)
+                or outcome.failure_class is not FailureClass.TEMPORARY
+                or policy.gives_up(attempt)
+            ):
+                return done
+            delay = policy.delay(attempt, outcome.retry_after)
+            log.warning("%s: %s; retrying in %.1f s", job.path, outcome.error, delay)
+            time.sleep(delay)
+            attempt += 1
+
+    # ---- the steps -------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        job: UploadJob,
+        outcome: UploadOutcome,
+        signature: FileSignature,
+        reused: bool,
+        seconds: float,
+        base_url: str | None,
+    ) -> JobDone:
+        sidecar = None
         if isinstance(outcome, UploadSuccess):
-            current = _unchanged_since(job, fd, signature, outcome.sha256)
-            if current is None:
-                return FileChanged("the file changed while it was uploaded"), signature, False
-            signature = current
-        if isinstance(outcome, UploadSuccess) and dedupe is not None and reused is None:
-            known = KnownUpload(outcome.file_id, outcome.oss_path)
-            dedupe.add(job.account_key, signature.size, outcome.sha256, known, head)
-        return outcome, signature, reused is not None
-    finally:
-        os.close(fd)
+            sidecar = sidecar_for(job, outcome, signature, self._seal, base_url)
+        record = None
+        if isinstance(outcome, UploadFailure) and outcome.failure_class is FailureClass.PERMANENT:
+            record = error_record_for(job, outcome, signature)
+        # The file's own sidecar verified by hash (its change time moved: a chmod, a link): rewritten
+        # with the new time, and nothing announced again (a hook run after `chmod -R` would be a storm).
+        refresh = reused and sidecar is not None and names_the_same_upload(job, sidecar)
+        # The hook run is on disk before the record is: a kill -9 between the two cannot lose it.
+        run = None if refresh else self._prepare_hook(job, signature.ino, sidecar, record)
+        record_id = NO_RECORD_ID
+        try:
+            if sidecar is not None:
+                record_id = write_sidecar_atomically(
+                    job.path, sidecar, job.root, sync_folder=self._sync_folder_for(job)
+                )
+                self._drop_renamed_sidecar(job)
+            elif record is not None:
+                write_error_record(job.path, record, job.root)
+        except OSError as exc:
+            self._cancel_hook(run)
+            why = exc.strerror or str(exc)
+            return JobDone(job, outcome, signature, reused, seconds, sidecar, record_error=why)
+        if not self._still_mapped(job):
+            # Made under settings a reload replaced: not moved or announced; the scheduler judges again.
+            self._cancel_hook(run)
+            return JobDone(job, outcome, signature, reused, seconds, sidecar)
+        moved_to = self._move_and_tell(job, sidecar, record, run)
+        if refresh:
+            say(
+                log.info,
+                "%s: its change time moved (a chmod, a link, a rename) but it holds the bytes its "
+                "sidecar names: the sidecar is refreshed, nothing uploaded",
+                job.path,
+                file=job.path,
+                folder=job.root,
+                account=job.account,
+            )
+        return JobDone(
+            job, outcome, signature, reused, seconds, sidecar, moved_to=moved_to, record_id=record_id
+        )
 
+    def _write_stored_sidecar(self, job: UploadJob) -> JobDone:
+        """Write a sidecar whose upload happened earlier, if the file still holds the bytes it describes.
 
-def _hash_file(fd: int, size: int) -> str | None:
-    digest = hashlib.sha256()
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, min(READ_CHUNK, size - offset), offset)
-        if not chunk:
+        The file is looked at from below `job.root` without following a symlink: a folder on the way
+        that became one makes the file count as gone.
+        """
+        assert job.stored_sidecar is not None and job.expected is not None
+        sidecar = job.stored_sidecar
+        try:
+            current = signature_of(lstat_beneath(job.root, job.path))
+        except OSError:
+            return JobDone(job, FileChanged("the file is gone"), None, True, 0.0)
+        if current != job.expected:
+            return JobDone(job, FileChanged("the file changed"), current, True, 0.0)
+        success = UploadSuccess(
+            str(sidecar.get("fileID", "")),
+            str(sidecar.get("ossPath", "")),
+            str(sidecar.get("sha256", "")),
+            current.size,
+            str(sidecar.get("contentType", "")),
+        )
+        run = self._prepare_hook(job, current.ino, sidecar)
+        try:
+            # Its folder is fsynced here, not batched: the journal of unwritten sidecars forgets it next.
+            record_id = write_sidecar_atomically(job.path, sidecar, job.root)
+        except OSError as exc:
+            self._cancel_hook(run)
+            why = exc.strerror or str(exc)
+            return JobDone(job, success, current, True, 0.0, sidecar, record_error=why)
+        moved_to = self._move_and_tell(job, sidecar, None, run)
+        return JobDone(job, success, current, True, 0.0, sidecar, moved_to=moved_to, record_id=record_id)
+
+    def _sync_folder_for(self, job: UploadJob) -> Callable[[int], None] | None:
+        """The batched folder fsync, unless the sidecar must be durable before what follows: a move
+        to done_dir (its own records are ordered) or an on_upload hook (told of a durable sidecar)."""
+        if job.done_dir is not None or (self._hooks is not None and self._hooks.will_run("on_upload")):
             return None
-        digest.update(chunk)
-        offset += len(chunk)
-    return digest.hexdigest()
+        return self._folder_syncs.request
 
+    def _still_mapped(self, job: UploadJob) -> bool:
+        folders = self._folders  # one read: the loop replaces the tuple whole
+        if folders is None:
+            return True
+        folder = folder_containing(job.path, folders)
+        return folder is not None and (folder.account, folder.done_dir, folder.failed_dir) == (
+            job.account,
+            job.done_dir,
+            job.failed_dir,
+        )
 
-def _refuse_foreign(outcome: UploadSuccess, job: UploadJob, client: UploadClient) -> UploadOutcome:
-    """A fileID embeds its account and its user: one of another account, or of another user than the
-    token's, is useless to videos/create here (and would never count as done: uploaded forever)."""
-    if job.account and _account_in(outcome.file_id) != job.account:
-        error = f"the API answered with a fileID of another account than {job.account}"
-        return UploadFailure(FailureClass.TEMPORARY, error, 200)
-    owner = getattr(client, "owner", None)
-    if owner is not None and owner.user is not None and user_of(outcome.file_id) != owner.user:
-        error = "the API answered with a fileID of another user than the token's"
-        return UploadFailure(FailureClass.TEMPORARY, error, 200)
-    return outcome
+    def _drop_renamed_sidecar(self, job: UploadJob) -> None:
+        """After the file's own sidecar is written: remove the sidecar left at the name it was renamed
+        from (`job.renamed_from`), if that name is still free and the sidecar is the one the index
+        recorded."""
+        if job.renamed_from is None:
+            return
+        old_path, record_id = job.renamed_from
+        try:
+            with parent_beneath(job.root, old_path) as (dir_fd, name):
+                try:
+                    os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    return  # a file took the old name again: the sidecar may be its own
+                except FileNotFoundError:
+                    pass
+                if _record_id_at(dir_fd, name + SIDECAR_SUFFIX) != record_id:
+                    return  # written or replaced since: not the one this file left behind
+                os.unlink(name + SIDECAR_SUFFIX, dir_fd=dir_fd)
+        except OSError:
+            return  # gone already, or its folder went: nothing to tidy
+        say(
+            log.info,
+            "%s: renamed from %s, whose sidecar is removed",
+            job.path,
+            old_path,
+            file=job.path,
+            folder=job.root,
+            account=job.account,
+        )
 
+    def _move_and_tell(
+        self,
+        job: UploadJob,
+        sidecar: dict[str, Any] | None,
+        error_record: dict[str, Any] | None,
+        run: PreparedRun | None,
+    ) -> str | None:
+        """The record is durable: move the file with it (done_dir / failed_dir), then start the hook
+        run prepared for it. Where the file is now, when it moved."""
+        record = sidecar if sidecar is not None else error_record
+        moved_to = None
+        if record is not None:
+            moved_to = self._move(job, record, done=sidecar is not None)
+        if self._hooks is not None and run is not None:
+            try:
+                self._hooks.commit(run, moved_to)
+            except Exception:
+                log.exception("%s: the hook run could not be started", run.event.subject)
+        return moved_to
 
-def _unchanged_since(job: UploadJob, fd: int, signature: FileSignature, sha256: str) -> FileSignature | None:
-    """The file's signature now, or None when the open file, or what the name leads to now inside the
-    folder, no longer holds the bytes of `signature` (hashed to `sha256`).
+    def _move(self, job: UploadJob, record: dict[str, Any], *, done: bool) -> str | None:
+        """Move a file whose record (`record`, as written here) is durable to its folder's done_dir /
+        failed_dir; its new path, or None when it stays (no such folder configured, or the move
+        failed: logged, the file keeps its record)."""
+        dest = job.done_dir if done else job.failed_dir
+        if dest is None or not job.root:
+            return None
+        try:
+            return self._mover.move(job.path, record_suffix(done), job.root, dest, record)
+        except OSError as exc:
+            say(
+                log.error,
+                "%s: cannot move it to %s: %s; it stays beside its %s",
+                job.path,
+                dest,
+                why_not_moved(exc),
+                "sidecar" if done else "error record",
+                file=job.path,
+                folder=job.root,
+                event="attention",
+            )
+            return None
 
-    A folder on the way swapped for a symlink counts as a change even when it leads to the same file:
-    the sidecar would be written through it. A change time that moved with size, mtime and inode kept
-    is a chmod or a link (the same bytes: the sidecar records the new time) or new bytes with size and
-    mtime put back (`cp -p`): a hash of the file tells which, and only then.
-    """
-    if signature_of(os.fstat(fd)) != signature:
-        return None
-    try:
-        current = signature_of(lstat_beneath(job.root, job.path))
-    except OSError:
-        return None
-    if current != signature:
-        return None
-    if current.ctime_ns != signature.ctime_ns and _hash_file(fd, signature.size) != sha256:
-        return None
-    return current
+    def _prepare_hook(
+        self,
+        job: UploadJob,
+        ino: int,
+        sidecar: dict[str, Any] | None,
+        error_record: dict[str, Any] | None = None,
+    ) -> PreparedRun | None:
+        """Journal the hook run of a record about to be written (`HookRunner.prepare`); None when no
+        hook runs for it. A failure to journal is logged, never turned into the upload's."""
+        hooks = self._hooks
+        if sidecar is None and error_record is None:
+            return None
+        if hooks is None or not hooks.will_run("on_upload" if sidecar is not None else "on_failure"):
+            return None  # not configured: no event to build for each file of a burst
+        done = sidecar is not None
+        folder = job.done_dir if done else job.failed_dir
+        place = RecordPlace(job.root, job.path, record_suffix(done), folder, ino)
+        try:
+            return hooks.prepare(_hook_event(job, sidecar, error_record), place)
+        except Exception:
+            log.exception("%s: the hook run could not be recorded", job.path)
+            return None
 
-
-def _account_in(file_id: str) -> str:
-    match = _ACCOUNT_IN_FILE_ID.search(file_id)
-    return match.group(1) if match else ""
-
-
-def account_of(job: UploadJob, file_id: str) -> str:
-    """The account a fileID belongs to: the folder's, else the one the fileID itself names."""
-    if job.account:
-        return job.account
-    match = _ACCOUNT_IN_FILE_ID.search(file_id)
-    return match.group(1) if match else ""
+    def _cancel_hook(self, run: PreparedRun | None) -> None:
+        if self._hooks is not None and run is not None:
+            try:
+                self._hooks.cancel(run)
+            except Exception:
+                log.exception("%s: the hook run could not be cancelled", run.event.subject)
 
 
 def sidecar_for(
     job: UploadJob,
     success: UploadSuccess,
     signature: FileSignature,
-    seal: SidecarSeal | None = None,
+    seal: Sealer | None = None,
     base_url: str | None = None,
 ) -> dict[str, Any]:
     """The sidecar for an upload, sealed when a seal is given (only sealed sidecars lend fileIDs);
@@ -203,42 +386,6 @@ def sidecar_for(
     return seal.seal(sidecar) if seal is not None else sidecar
 
 
-def record_success(
-    job: UploadJob, sidecar: dict[str, Any], sync_folder: Callable[[int], None] | None = None
-) -> RecordId:
-    """Write the sidecar (atomically) and drop any stale error record; the sidecar's `RecordId`.
-    Raises OSError if it cannot. `sync_folder`: see `write_json_atomically`."""
-    with parent_beneath(job.root, job.path) as (dir_fd, name):
-        record_id = write_json_in(dir_fd, name + SIDECAR_SUFFIX, sidecar, sync_folder=sync_folder)
-        remove_error_record_in(dir_fd, name)
-    return record_id
-
-
-def drop_renamed_sidecar(job: UploadJob) -> str | None:
-    """After the file's own sidecar is written: remove the sidecar left at the name it was renamed from
-    (`job.renamed_from`), if that name is still free and the sidecar is the one the index recorded.
-    Returns the old name."""
-    if job.renamed_from is None:
-        return None
-    old_path, record_id = job.renamed_from
-    try:
-        with parent_beneath(job.root, old_path) as (dir_fd, name):
-            try:
-                os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                return None  # a file took the old name again: the sidecar may be its own
-            except FileNotFoundError:
-                pass
-            if (
-                record_id_of(os.stat(name + SIDECAR_SUFFIX, dir_fd=dir_fd, follow_symlinks=False))
-                != record_id
-            ):
-                return None  # written or replaced since: not the one this file left behind
-            os.unlink(name + SIDECAR_SUFFIX, dir_fd=dir_fd)
-    except OSError:
-        return None  # gone already, or its folder went: nothing to tidy
-    return old_path
-
-
 def error_record_for(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> dict[str, Any]:
     """The error record of a permanent failure."""
     return build_error_record(
@@ -246,8 +393,27 @@ def error_record_for(job: UploadJob, failure: UploadFailure, signature: FileSign
     )
 
 
-def record_failure(job: UploadJob, failure: UploadFailure, signature: FileSignature) -> dict[str, Any]:
-    """Write the error record of a permanent failure, and return it. Raises OSError if it cannot."""
-    record = error_record_for(job, failure, signature)
-    write_error_record(job.path, record, job.root)
-    return record
+def names_the_same_upload(job: UploadJob, sidecar: dict[str, Any]) -> bool:
+    """Whether the sidecar beside the file (read before it is replaced) already names this upload."""
+    old = read_record(job.path + SIDECAR_SUFFIX, root=job.root)
+    return old is not None and all(
+        old.get(k) == sidecar.get(k) for k in ("fileID", "sha256", "size", "account")
+    )
+
+
+def _hook_event(
+    job: UploadJob, sidecar: dict[str, Any] | None, error_record: dict[str, Any] | None = None
+) -> HookEvent:
+    """The upload or failure event of a job whose record is about to be written, naming the file.
+
+    Built from the record written here, never read back from the folder: someone could have replaced
+    it meanwhile, and a hook is handed only what the agent itself wrote.
+    """
+    name = {"file": os.path.basename(job.path)}
+    if sidecar is not None:
+        return HookEvent.for_upload(job.path, job.root, {**sidecar, **name})
+    return HookEvent.for_failure(job.path, job.root, {**(error_record or {}), **name}, job.account)
+
+
+def _record_id_at(dir_fd: int, name: str) -> RecordId:
+    return record_id_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))

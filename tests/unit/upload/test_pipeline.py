@@ -1,345 +1,261 @@
-"""Unit tests for `watcher.upload.pipeline.upload_one` against the real emulator, with real files."""
+"""Unit tests for `watcher.upload.pipeline`: the one per-file path (send, record, move, tell hooks) that
+the workers and `minimax-watcher upload` share, against the real emulator, with real files."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import ACCOUNT
-from tests.helpers.images import png_bytes, sha256, webp_bytes
-from tests.helpers.media import mp3_bytes, mp4_bytes, pdf_bytes, wav_bytes
-from watcher.core.dedupe import KnownUpload
-from watcher.core.media import MAX_UPLOAD_BYTES
+from tests.helpers.images import png_bytes
+from tests.unit.upload.files import current_signature, watched_tree
+from watcher.config.schema import HooksSettings
+from watcher.core.folders import Folder
+from watcher.core.messages import JobDone, UploadJob
 from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, UploadSuccess
-from watcher.core.signature import FileSignature, signature_of
-from watcher.emulator import Emulator
-from watcher.state.index import HistoryIndex
+from watcher.core.retry import RetryPolicy
+from watcher.core.signature import NO_RECORD_ID
+from watcher.disk.mover import Mover
+from watcher.disk.records import read_record, write_error_record, write_sidecar_atomically
+from watcher.emulator import Emulator, Fault
+from watcher.hooks.runner import HookRunner
+from watcher.state.seal import SidecarSeal
 from watcher.upload.client import UploadClient
-from watcher.upload.pipeline import (
-    UploadJob,
-    account_of,
-    record_failure,
-    record_success,
-    sidecar_for,
-    upload_one,
-)
-from watcher.upload.workers import write_stored_sidecar
+from watcher.upload.pipeline import Pipeline, error_record_for, sidecar_for
+
+NO_WAIT = RetryPolicy(base=0.0, cap=0.0, floor=0.0, jitter=False, give_up_after=3)
 
 NOT_AN_IMAGE = "not a PNG, JPEG or WebP image"  # what the agent says of a file that is not one
 
 
-def current_signature(path: Path) -> FileSignature:
-    return signature_of(os.stat(path, follow_symlinks=False))
-
-
-def test_a_png_uploads_and_returns_its_signature(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
-    path = tmp_path / "cat.png"
-    data = png_bytes()
-    path.write_bytes(data)
-    expected = current_signature(path)
-    outcome, signature, reused = upload_one(client, UploadJob(str(path), ACCOUNT, expected))
-    assert isinstance(outcome, UploadSuccess)
-    assert signature == expected
-    assert reused is False
-    assert outcome.sha256 == sha256(data) == emu.uploads[0].sha256
-    assert emu.uploads[0].content_type == "image/png"
-    assert account_of(UploadJob(str(path), None, None), outcome.file_id) == ACCOUNT
-
-
-def test_a_webp_named_png_is_sent_by_its_bytes_as_jpeg(
-    emu: Emulator, client: UploadClient, tmp_path: Path
-) -> None:
-    path = tmp_path / "actually-webp.png"
-    path.write_bytes(webp_bytes())
-    outcome, _, _ = upload_one(client, UploadJob(str(path), ACCOUNT, None))
-    assert isinstance(outcome, UploadSuccess)
-    assert outcome.content_type == "image/jpeg"
-    assert emu.uploads[0].content_type == "image/jpeg"
-
-
-def test_a_text_file_named_png_is_a_permanent_not_an_image_failure(
-    emu: Emulator, client: UploadClient, tmp_path: Path
-) -> None:
-    path = tmp_path / "notes.png"
-    path.write_text("hello, I am not an image\n")
-    outcome, signature, reused = upload_one(client, UploadJob(str(path), ACCOUNT, current_signature(path)))
-    assert isinstance(outcome, UploadFailure)
-    assert outcome.failure_class is FailureClass.PERMANENT
-    assert outcome.error == NOT_AN_IMAGE
-    assert outcome.code == "not_an_image"
-    assert signature == current_signature(path)
-    assert reused is False
-    assert emu.requests == []
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "content_type"),
-    [
-        ("song.mp3", mp3_bytes(1), "audio/mpeg"),
-        ("bare.mp3", mp3_bytes(2, id3=False), "audio/mpeg"),
-        ("take.wav", wav_bytes(3), "audio/wav"),
-        ("clip.mp4", mp4_bytes(4), "video/mp4"),
-    ],
-)
-def test_audio_and_video_upload_with_their_type_when_the_folder_takes_them(
-    emu: Emulator, client: UploadClient, tmp_path: Path, name: str, data: bytes, content_type: str
-) -> None:
-    path = tmp_path / name
-    path.write_bytes(data)
-    job = UploadJob(str(path), ACCOUNT, current_signature(path), kinds=frozenset({"image", "audio", "video"}))
-    outcome, _, _ = upload_one(client, job)
-    assert isinstance(outcome, UploadSuccess)
-    assert outcome.content_type == content_type == emu.uploads[0].content_type
-    assert emu.uploads[0].sha256 == sha256(data)
-
-
-def test_the_bytes_decide_the_type_not_the_name(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
-    path = tmp_path / "really-a-wav.mp3"
-    path.write_bytes(wav_bytes(5))
-    outcome, _, _ = upload_one(client, UploadJob(str(path), ACCOUNT, None, kinds=frozenset({"audio"})))
-    assert isinstance(outcome, UploadSuccess)
-    assert emu.uploads[0].content_type == "audio/wav"
-
-
-def test_a_job_takes_images_only_unless_told_otherwise(
-    emu: Emulator, client: UploadClient, tmp_path: Path
-) -> None:
-    path = tmp_path / "clip.png"
-    path.write_bytes(mp4_bytes(6))
-    outcome, _, _ = upload_one(client, UploadJob(str(path), ACCOUNT, None))
-    assert isinstance(outcome, UploadFailure)
-    assert outcome.failure_class is FailureClass.PERMANENT
-    assert outcome.code == "not_an_image"
-    assert outcome.error == (
-        "not a PNG, JPEG or WebP image: it is an MP4 video, and video is not in this folder's media"
+def job_in(drop: Path, name: str, folder: Folder, **fields: object) -> UploadJob:
+    path = drop / name
+    return UploadJob(
+        str(path),
+        folder.account,
+        current_signature(path),
+        root=folder.path,
+        done_dir=folder.done_dir,
+        failed_dir=folder.failed_dir,
+        **fields,  # type: ignore[arg-type]
     )
-    assert emu.requests == []
 
 
-def test_bytes_of_a_kind_the_folder_does_not_take_are_refused_without_a_request(
-    emu: Emulator, client: UploadClient, tmp_path: Path
+@pytest.fixture
+def drop(tmp_path: Path) -> Path:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    return folder
+
+
+# ---- recording ---------------------------------------------------------------------------------------
+
+
+def test_a_success_writes_its_sealed_sidecar_and_drops_a_stale_error_record(
+    emu: Emulator, client: UploadClient, drop: Path
 ) -> None:
-    path = tmp_path / "clip.mp4"
-    path.write_bytes(mp3_bytes(7))
-    outcome, signature, _ = upload_one(
-        client, UploadJob(str(path), ACCOUNT, None, kinds=frozenset({"video"}))
-    )
-    assert isinstance(outcome, UploadFailure)
-    assert outcome.failure_class is FailureClass.PERMANENT
-    assert (outcome.code, outcome.error) == (
-        "unsupported_type",
-        "not an MP4 file: it is MP3 audio, and audio is not in this folder's media",
-    )
-    assert signature == current_signature(path)
+    (drop / "a.png").write_bytes(png_bytes(1))
+    (drop / "a.png.error.json").write_text('{"error": "old"}')
+    seal = SidecarSeal(b"k" * 32)
+    folder = Folder(str(drop), ACCOUNT, False, False)
+
+    done = Pipeline(seal=seal).run(job_in(drop, "a.png", folder), client)
+
+    assert isinstance(done.outcome, UploadSuccess)
+    written = json.loads((drop / "a.png.json").read_text())
+    assert written == done.sidecar
+    assert seal.verifies(written)
+    assert written["account"] == ACCOUNT and written["fileID"] == done.outcome.file_id
+    assert done.record_id != NO_RECORD_ID and done.moved_to is None and done.record_error is None
+    assert not (drop / "a.png.error.json").exists()
+
+
+def test_a_permanent_failure_writes_its_error_record(emu: Emulator, client: UploadClient, drop: Path) -> None:
+    (drop / "a.png").write_text("not an image at all")
+    folder = Folder(str(drop), ACCOUNT, False, False)
+
+    done = Pipeline().run(job_in(drop, "a.png", folder, attempt=3), client)
+
+    assert isinstance(done.outcome, UploadFailure) and done.outcome.error == NOT_AN_IMAGE
+    record = read_record(str(drop / "a.png.error.json"))
+    assert record is not None
+    assert (record["code"], record["attempts"]) == ("not_an_image", 3)
+    assert not (drop / "a.png.json").exists()
     assert emu.requests == []
 
 
-def test_a_pdf_named_mp3_is_an_unsupported_type_saying_what_it_is(
-    emu: Emulator, client: UploadClient, tmp_path: Path
+def test_a_write_event_during_the_upload_makes_the_result_stale(
+    emu: Emulator, client: UploadClient, drop: Path
 ) -> None:
-    path = tmp_path / "x.mp3"
-    path.write_bytes(pdf_bytes())
-    job = UploadJob(str(path), ACCOUNT, None, kinds=frozenset({"image", "audio"}))
-    outcome, signature, _ = upload_one(client, job)
-    assert isinstance(outcome, UploadFailure)
-    assert outcome.failure_class is FailureClass.PERMANENT
-    assert outcome.local is True
-    assert outcome.code == "unsupported_type"
-    assert outcome.error == "not a PNG, JPEG, WebP, MP3 or WAV file: it is a PDF document"
-    assert signature is not None
-    record_failure(job, outcome, signature)
-    record = json.loads((tmp_path / "x.mp3.error.json").read_text())
-    assert (record["code"], record["error"]) == (outcome.code, outcome.error)
-    assert emu.requests == []
+    (drop / "a.png").write_bytes(png_bytes(1))
+    folder = Folder(str(drop), ACCOUNT, False, False)
+    job = job_in(drop, "a.png", folder)
+    pipeline = Pipeline()
+    pipeline.expect(job)
+    pipeline.changes.bump(job.path)  # an observer's write event, while the job waits or runs
+
+    done = pipeline.run(job, client)
+
+    assert isinstance(done.outcome, FileChanged)
+    assert done.outcome.reason == "the file was written to while it was uploaded"
+    assert not (drop / "a.png.json").exists()
+    assert pipeline.changes.end(job.path) is False, "the job's entry is gone with it"
 
 
-def test_a_sparse_file_over_5_gb_is_too_large_without_any_request(
-    emu: Emulator, client: UploadClient, tmp_path: Path
+# ---- moving ------------------------------------------------------------------------------------------
+
+
+def test_a_success_moves_the_file_with_its_sidecar_to_done_dir(
+    emu: Emulator, client: UploadClient, drop: Path, tmp_path: Path
 ) -> None:
-    path = tmp_path / "huge.png"
-    with open(path, "wb") as f:
-        f.write(png_bytes())
-        f.truncate(5 * 1000**3 + 1)
-    assert path.stat().st_size == MAX_UPLOAD_BYTES + 1
-    outcome, signature, reused = upload_one(client, UploadJob(str(path), ACCOUNT, current_signature(path)))
-    assert isinstance(outcome, UploadFailure)
-    assert outcome.failure_class is FailureClass.PERMANENT
-    assert outcome.code == "too_large"
-    assert "5 GB" in outcome.error
-    assert signature is not None and signature.size == MAX_UPLOAD_BYTES + 1
-    assert reused is False
-    assert emu.requests == []
-
-
-def test_dedupe_hit_reuses_the_file_id_without_a_request(
-    emu: Emulator, client: UploadClient, tmp_path: Path
-) -> None:
-    path = tmp_path / "cat.png"
-    data = png_bytes()
-    path.write_bytes(data)
-    sha = sha256(data)
-    index = HistoryIndex(None)
-    known = KnownUpload("user:1-minimax:123456-file:42", "https://oss/42.png")
-    index.add(ACCOUNT, len(data), sha, known)
-    outcome, signature, reused = upload_one(
-        client, UploadJob(str(path), ACCOUNT, current_signature(path)), index
-    )
-    assert reused is True
-    assert isinstance(outcome, UploadSuccess)
-    assert outcome.file_id == known.file_id
-    assert outcome.oss_path == known.oss_path
-    assert outcome.sha256 == sha
-    assert outcome.size == len(data)
-    assert outcome.content_type == "image/png"
-    assert signature == current_signature(path)
-    assert emu.requests == []
-
-
-def test_dedupe_is_per_account(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
-    path = tmp_path / "cat.png"
-    data = png_bytes()
-    path.write_bytes(data)
-    index = HistoryIndex(None)
-    index.add("999", len(data), sha256(data), KnownUpload("other-account-id", ""))
-    outcome, _, reused = upload_one(client, UploadJob(str(path), ACCOUNT, None), index)
-    assert reused is False
-    assert isinstance(outcome, UploadSuccess)
-    assert outcome.file_id != "other-account-id"
-    assert len(emu.uploads) == 1
-
-
-def test_same_size_but_different_bytes_is_uploaded(
-    emu: Emulator, client: UploadClient, tmp_path: Path
-) -> None:
-    path = tmp_path / "cat.png"
-    data = png_bytes()
-    path.write_bytes(data)
-    index = HistoryIndex(None)
-    index.add(ACCOUNT, len(data), "0" * 64, KnownUpload("stale-id", ""))
-    outcome, _, reused = upload_one(client, UploadJob(str(path), ACCOUNT, None), index)
-    assert reused is False
-    assert isinstance(outcome, UploadSuccess)
-    assert outcome.file_id != "stale-id"
-    assert outcome.sha256 == sha256(data) == emu.uploads[0].sha256
-
-
-@pytest.mark.parametrize("delta", [FileSignature(1, 0, 0), FileSignature(0, 1, 0)])
-def test_expected_signature_mismatch_is_file_changed_without_a_request(
-    emu: Emulator, client: UploadClient, tmp_path: Path, delta: FileSignature
-) -> None:
-    path = tmp_path / "cat.png"
-    path.write_bytes(png_bytes())
-    now = current_signature(path)
-    settled = FileSignature(now.size + delta.size, now.mtime_ns + delta.mtime_ns, now.ino)
-    outcome, signature, reused = upload_one(client, UploadJob(str(path), ACCOUNT, settled))
-    assert isinstance(outcome, FileChanged)
-    assert signature == now
-    assert reused is False
-    assert emu.requests == []
-
-
-def test_an_empty_file_is_not_uploaded(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
-    path = tmp_path / "empty.png"
-    path.write_bytes(b"")
-    outcome, _, _ = upload_one(client, UploadJob(str(path), ACCOUNT, None))
-    assert isinstance(outcome, FileChanged)
-    assert emu.requests == []
-
-
-def test_a_vanished_file_is_file_changed(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
-    outcome, signature, _ = upload_one(client, UploadJob(str(tmp_path / "gone.png"), ACCOUNT, None))
-    assert isinstance(outcome, FileChanged)
-    assert signature is None
-    assert emu.requests == []
-
-
-def test_a_symlink_is_never_followed(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
-    real = tmp_path / "real.png"
-    real.write_bytes(png_bytes())
-    link = tmp_path / "link.png"
-    link.symlink_to(real)
-    outcome, signature, _ = upload_one(client, UploadJob(str(link), ACCOUNT, None))
-    assert isinstance(outcome, FileChanged)
-    assert signature is None
-    assert emu.requests == []
-
-
-@pytest.mark.timeout(5)
-def test_a_fifo_named_png_does_not_block(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
-    fifo = tmp_path / "x.png"
-    os.mkfifo(fifo)
-    outcome, signature, _ = upload_one(client, UploadJob(str(fifo), ACCOUNT, None))
-    assert isinstance(outcome, FileChanged)
-    assert signature is None
-    assert emu.requests == []
-
-
-# ---- below a watched folder: nothing outside it is read or written (SPEC §7) ----------------------
-
-
-def watched_tree(tmp_path: Path) -> tuple[Path, Path]:
-    """A watched `drop` with `sub/a.png` (PNG bytes seed 1) and an `outside` folder."""
-    drop = tmp_path / "drop"
-    (drop / "sub").mkdir(parents=True)
+    (drop / "sub").mkdir()
     (drop / "sub" / "a.png").write_bytes(png_bytes(1))
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    return drop, outside
+    done_dir = tmp_path / "done"
+    folder = Folder(str(drop), ACCOUNT, True, False, done_dir=str(done_dir))
+    pipeline = Pipeline(mover=Mover(None))
+    pipeline.follow([folder])
+
+    done = pipeline.run(job_in(drop, "sub/a.png", folder), client)
+
+    assert done.moved_to == str(done_dir / "sub" / "a.png")
+    assert sorted(os.listdir(done_dir / "sub")) == ["a.png", "a.png.json"]
+    assert os.listdir(drop / "sub") == []
+    assert json.loads((done_dir / "sub" / "a.png.json").read_text())["fileID"] == done.outcome.file_id  # type: ignore[union-attr]
 
 
-def test_a_subfolder_swapped_for_a_symlink_is_never_read_through(
-    emu: Emulator, client: UploadClient, tmp_path: Path
+def test_a_result_made_under_settings_a_reload_replaced_is_recorded_but_not_moved(
+    emu: Emulator, client: UploadClient, drop: Path, tmp_path: Path
 ) -> None:
-    drop, outside = watched_tree(tmp_path)
-    (outside / "a.png").write_bytes(png_bytes(2))
-    (drop / "sub").rename(tmp_path / "away")
-    (drop / "sub").symlink_to(outside, target_is_directory=True)
-    path = str(drop / "sub" / "a.png")
+    (drop / "a.png").write_bytes(png_bytes(1))
+    done_dir = tmp_path / "done"
+    before = Folder(str(drop), ACCOUNT, False, False, done_dir=str(done_dir))
+    pipeline = Pipeline(mover=Mover(None))
+    pipeline.follow([Folder(str(drop), ACCOUNT, False, False)])  # the reload dropped done_dir
 
-    outcome, signature, _ = upload_one(client, UploadJob(path, ACCOUNT, None, root=str(drop)))
+    done = pipeline.run(job_in(drop, "a.png", before), client)
 
-    assert isinstance(outcome, FileChanged)
-    assert "symlink" in outcome.reason
-    assert signature is None
+    assert isinstance(done.outcome, UploadSuccess)
+    assert (done.moved_to, done.record_id) == (None, NO_RECORD_ID)
+    assert sorted(os.listdir(drop)) == ["a.png", "a.png.json"]
+    assert not done_dir.exists()
+
+
+# ---- telling the hooks -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hooks(tmp_path: Path) -> Iterator[HookRunner]:
+    out = tmp_path / "told"
+    script = f'printf "%s %s\\n" "$MINIMAX_EVENT" "$MINIMAX_FILE" >> {out}'
+    settings = HooksSettings(on_upload=["/bin/sh", "-c", script], on_failure=["/bin/sh", "-c", script])
+    runner = HookRunner(settings, tmp_path / "state", 1)
+    runner.start()
+    yield runner
+    runner.stop(timeout=5)
+
+
+def told(tmp_path: Path, hooks: HookRunner) -> list[str]:
+    assert hooks.wait_until_idle(10)
+    deadline = time.monotonic() + 5
+    while not (tmp_path / "told").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return (tmp_path / "told").read_text().splitlines()
+
+
+def test_the_hook_is_told_where_the_file_is_once_moved(
+    emu: Emulator, client: UploadClient, drop: Path, tmp_path: Path, hooks: HookRunner
+) -> None:
+    (drop / "a.png").write_bytes(png_bytes(1))
+    (drop / "b.png").write_text("not an image")
+    folder = Folder(str(drop), ACCOUNT, False, False, failed_dir=str(tmp_path / "failed"))
+    pipeline = Pipeline(hooks=hooks, mover=Mover(None))
+    pipeline.follow([folder])
+
+    pipeline.run(job_in(drop, "a.png", folder), client)
+    pipeline.run(job_in(drop, "b.png", folder), client)
+
+    assert told(tmp_path, hooks) == [f"upload {drop}/a.png", f"failure {tmp_path}/failed/b.png"]
+
+
+def test_no_hook_runs_for_a_result_a_reload_made_stale(
+    emu: Emulator, client: UploadClient, drop: Path, tmp_path: Path, hooks: HookRunner
+) -> None:
+    (drop / "a.png").write_bytes(png_bytes(1))
+    (drop / "b.png").write_bytes(png_bytes(2))
+    pipeline = Pipeline(hooks=hooks)
+    pipeline.follow([Folder(str(drop), "999999", False, False)])  # the folder's account changed
+
+    pipeline.run(job_in(drop, "a.png", Folder(str(drop), ACCOUNT, False, False)), client)
+    pipeline.follow([Folder(str(drop), ACCOUNT, False, False)])
+    pipeline.run(job_in(drop, "b.png", Folder(str(drop), ACCOUNT, False, False)), client)
+
+    assert told(tmp_path, hooks) == [f"upload {drop}/b.png"]
+
+
+# ---- sidecars stored earlier ---------------------------------------------------------------------------
+
+
+def stored_job(drop: Path, folder: Folder, sidecar: dict[str, object]) -> UploadJob:
+    path = drop / "a.png"
+    return UploadJob(
+        str(path),
+        folder.account,
+        current_signature(path),
+        stored_sidecar=sidecar,
+        root=folder.path,
+        done_dir=folder.done_dir,
+    )
+
+
+def test_a_stored_sidecar_is_written_with_no_upload_by_the_same_writer(
+    emu: Emulator, client: UploadClient, drop: Path
+) -> None:
+    (drop / "a.png").write_bytes(png_bytes(1))
+    (drop / "a.png.error.json").write_text('{"error": "old"}')
+    stored = {"fileID": "user:1-minimax:1-file:5", "sha256": "s", "size": 1, "contentType": "image/png"}
+
+    done = Pipeline().run(stored_job(drop, Folder(str(drop), ACCOUNT, False, False), stored), client)
+
+    assert isinstance(done.outcome, UploadSuccess) and done.reused
+    assert done.outcome.file_id == "user:1-minimax:1-file:5"
+    assert json.loads((drop / "a.png.json").read_text()) == stored
+    assert not (drop / "a.png.error.json").exists()
+    assert done.record_id != NO_RECORD_ID
     assert emu.requests == []
 
 
-def test_a_path_outside_its_root_is_never_read(emu: Emulator, client: UploadClient, tmp_path: Path) -> None:
-    drop, outside = watched_tree(tmp_path)
-    (outside / "a.png").write_bytes(png_bytes(2))
-    for path in (str(outside / "a.png"), f"{drop}/../outside/a.png"):
-        outcome, signature, _ = upload_one(client, UploadJob(path, ACCOUNT, None, root=str(drop)))
-        assert isinstance(outcome, FileChanged), path
-        assert signature is None
-    assert emu.requests == []
+def test_a_stored_sidecar_of_a_file_that_changed_is_not_written(
+    emu: Emulator, client: UploadClient, drop: Path
+) -> None:
+    (drop / "a.png").write_bytes(png_bytes(1))
+    job = stored_job(drop, Folder(str(drop), ACCOUNT, False, False), {"fileID": "f"})
+    (drop / "a.png").write_bytes(png_bytes(2) * 2)
+
+    done = Pipeline().run(job, client)
+
+    assert isinstance(done.outcome, FileChanged)
+    assert not (drop / "a.png.json").exists()
 
 
-def test_a_subfolder_swapped_during_the_upload_is_a_change_and_gets_no_sidecar(
+def test_a_stored_sidecar_is_never_written_through_a_symlinked_folder(
     emu: Emulator, client: UploadClient, tmp_path: Path
 ) -> None:
-    # The same file, same inode and mtime, now reached through a symlink that leaves the folder: its
-    # sidecar would land outside, so the result must not be recorded.
     drop, _ = watched_tree(tmp_path)
     path = str(drop / "sub" / "a.png")
+    signature = current_signature(Path(path))
     away = tmp_path / "away"
-    job = UploadJob(path, ACCOUNT, current_signature(Path(path)), root=str(drop))
+    (drop / "sub").rename(away)
+    (drop / "sub").symlink_to(away, target_is_directory=True)  # the very same file, through a symlink
+    stored = {"fileID": "f", "sha256": "s", "size": signature.size, "mtime_ns": signature.mtime_ns}
 
-    def swap_once(sent: int) -> None:
-        if not away.exists():
-            (drop / "sub").rename(away)
-            (drop / "sub").symlink_to(away, target_is_directory=True)
+    done = Pipeline().run(UploadJob(path, ACCOUNT, signature, stored_sidecar=stored, root=str(drop)), client)
 
-    outcome, signature, _ = upload_one(client, job, progress=swap_once)
-
-    assert away.exists(), "the swap happened during the upload"
-    assert isinstance(outcome, FileChanged)
-    assert signature == current_signature(away / "a.png")
-    assert len(emu.uploads) == 1
-    with pytest.raises(OSError):
-        record_success(job, sidecar_for(job, UploadSuccess("f", "o", "s", 1, "image/png"), signature))
+    assert isinstance(done.outcome, FileChanged)
     assert sorted(p.name for p in away.iterdir()) == ["a.png"]
 
 
@@ -349,29 +265,59 @@ def test_records_are_written_below_the_root_and_never_through_a_symlinked_folder
     job = UploadJob(path, ACCOUNT, None, root=str(drop))
     signature = current_signature(Path(path))
     failure = UploadFailure(FailureClass.PERMANENT, NOT_AN_IMAGE, "not_an_image", local=True)
-    record_failure(job, failure, signature)
-    record_success(job, sidecar_for(job, UploadSuccess("f", "o", "s", 1, "image/png"), signature))
+    sidecar = sidecar_for(job, UploadSuccess("f", "o", "s", 1, "image/png"), signature)
+    write_error_record(path, error_record_for(job, failure, signature), job.root)
+    write_sidecar_atomically(path, sidecar, job.root)
     assert sorted(os.listdir(drop / "sub")) == ["a.png", "a.png.json"]
 
     (drop / "sub").rename(tmp_path / "away")
     (drop / "sub").symlink_to(outside, target_is_directory=True)
     with pytest.raises(OSError):
-        record_failure(job, failure, signature)
+        write_error_record(path, error_record_for(job, failure, signature), job.root)
     with pytest.raises(OSError):
-        record_success(job, sidecar_for(job, UploadSuccess("f", "o", "s", 1, "image/png"), signature))
+        write_sidecar_atomically(path, sidecar, job.root)
     assert list(outside.iterdir()) == []
 
 
-def test_a_stored_sidecar_is_never_written_through_a_symlinked_folder(tmp_path: Path) -> None:
-    drop, _ = watched_tree(tmp_path)
-    path = str(drop / "sub" / "a.png")
-    signature = current_signature(Path(path))
-    away = tmp_path / "away"
-    (drop / "sub").rename(away)
-    (drop / "sub").symlink_to(away, target_is_directory=True)  # the very same file, through a symlink
-    stored = {"fileID": "f", "sha256": "s", "size": signature.size, "mtime_ns": signature.mtime_ns}
+# ---- `minimax-watcher upload`: the same path, retried by a policy ---------------------------------------
 
-    done = write_stored_sidecar(UploadJob(path, ACCOUNT, signature, stored_sidecar=stored, root=str(drop)))
 
-    assert isinstance(done.outcome, FileChanged)
-    assert sorted(p.name for p in away.iterdir()) == ["a.png"]
+def test_run_until_final_retries_temporary_failures_and_then_records(
+    emu: Emulator, client: UploadClient, drop: Path
+) -> None:
+    (drop / "a.png").write_bytes(png_bytes(1))
+    emu.add_fault(Fault("status", status=503, times=2))
+
+    done = Pipeline().run_until_final(UploadJob(str(drop / "a.png"), ACCOUNT, None), client, NO_WAIT)
+
+    assert isinstance(done.outcome, UploadSuccess)
+    assert done.job.attempt == 3
+    assert len(emu.requests) == 3
+    assert (drop / "a.png.json").exists()
+
+
+def test_run_until_final_gives_up_as_its_policy_says(emu: Emulator, client: UploadClient, drop: Path) -> None:
+    (drop / "a.png").write_bytes(png_bytes(1))
+    emu.add_fault(Fault("status", status=503, times=-1))
+
+    done: JobDone = Pipeline().run_until_final(UploadJob(str(drop / "a.png"), ACCOUNT, None), client, NO_WAIT)
+
+    assert isinstance(done.outcome, UploadFailure)
+    assert done.outcome.failure_class is FailureClass.TEMPORARY
+    assert done.job.attempt == 3 and len(emu.requests) == 3
+    assert sorted(os.listdir(drop)) == ["a.png"], "a temporary failure leaves no record"
+
+
+def test_run_until_final_stops_at_a_permanent_failure_with_its_attempts_recorded(
+    emu: Emulator, client: UploadClient, drop: Path
+) -> None:
+    (drop / "a.png").write_bytes(png_bytes(1))
+    emu.add_fault(Fault("status", status=503))
+    emu.add_fault(Fault("status", status=400))
+
+    done = Pipeline().run_until_final(UploadJob(str(drop / "a.png"), ACCOUNT, None), client, NO_WAIT)
+
+    assert isinstance(done.outcome, UploadFailure)
+    assert done.outcome.failure_class is FailureClass.PERMANENT
+    record = read_record(str(drop / "a.png.error.json"))
+    assert record is not None and record["attempts"] == 2
