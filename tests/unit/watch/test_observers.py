@@ -6,7 +6,6 @@ Real inotify on real folders, in-process: what is checked is the translation and
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from tests.helpers import wait_for
 from watcher.core.folders import Folder
 from watcher.core.messages import EventKind, PathEvent
 from watcher.watch.inotify import IN, OutOfWatches, file_event_kind, worth_a_look
-from watcher.watch.limits import raise_limit_hint
 from watcher.watch.lock import LOCK_NAME
 from watcher.watch.observers import FolderWatch, Observers
 
@@ -230,20 +228,6 @@ def test_one_thread_for_any_number_of_folders(tmp_path: Path, observers: Observe
     # reader, which also runs the callbacks (no dispatcher thread, as watchdog 7.1.1's own loop has).
     started = [t for t in threading.enumerate() if t not in before]
     assert len(started) == 1, [t.name for t in started]
-
-
-def test_the_limit_hint_counts_the_watches_the_folder_needs(tmp_path: Path) -> None:
-    for sub in ("a", "a/b", "c", ".hidden", ".hidden/x"):
-        (tmp_path / sub).mkdir()
-    (tmp_path / "link").symlink_to(tmp_path / "a")
-    current = int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
-    folder = Folder(str(tmp_path), None, True, False)
-    hint = raise_limit_hint(OutOfWatches(str(tmp_path / "c"), held=2), folder)
-    # The folder and a, a/b, c: not the dot-folders, not the link; 2 of them were held when it ran out.
-    assert f"fs.inotify.max_user_watches (now {current}) to at least {current - 2 + 4}" in hint
-    instances = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
-    hint = raise_limit_hint(OSError(errno.EMFILE, "inotify instance limit reached"), folder)
-    assert f"fs.inotify.max_user_instances (now {instances}) to at least {instances + 1}" in hint
 
 
 def test_a_subfolder_removed_and_made_again_is_watched(tmp_path: Path, observers: Observers) -> None:
