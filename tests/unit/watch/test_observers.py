@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import wait_for
 from watcher.core.folders import Folder
 from watcher.core.messages import EventKind, PathEvent
-from watcher.watch.inotify import IN, OutOfWatches, file_event_kind, worth_a_look
+from watcher.watch.inotify import OutOfWatches
 from watcher.watch.lock import LOCK_NAME
 from watcher.watch.observers import FolderWatch, Observers
 
@@ -60,39 +60,6 @@ def watch(path: Path, observers: Observers, *, recursive: bool = True) -> tuple[
     folder_watch.start()
     assert folder_watch.mode == "inotify"
     return folder_watch, seen
-
-
-@pytest.mark.parametrize(
-    ("mask", "kind"),
-    [
-        (IN.IN_CREATE, EventKind.WRITE),
-        (IN.IN_MODIFY, EventKind.WRITE),
-        (IN.IN_CLOSE_WRITE, EventKind.FINISHED),
-        (IN.IN_MOVED_TO, EventKind.FINISHED),
-        (IN.IN_MOVED_FROM, EventKind.DELETED),
-        (IN.IN_DELETE, EventKind.DELETED),
-        (IN.IN_ATTRIB, EventKind.ATTRIB),
-        (IN.IN_DELETE_SELF, None),
-    ],
-)
-def test_what_a_file_event_means(mask: int, kind: EventKind | None) -> None:
-    assert file_event_kind(mask) is kind
-
-
-def test_dot_names_are_dropped_except_the_lock_file() -> None:
-    assert not worth_a_look(b".a.png.json.0123abcd.tmp")
-    assert not worth_a_look(b".cache")
-    assert worth_a_look(LOCK_NAME.encode())
-    assert worth_a_look(b"a.png")
-
-
-def test_a_record_matters_only_when_it_goes() -> None:
-    for made in (IN.IN_CREATE, IN.IN_MOVED_TO, IN.IN_CLOSE_WRITE, IN.IN_MODIFY, IN.IN_ATTRIB):
-        assert not worth_a_look(b"a.png.json", made)
-        assert not worth_a_look(b"a.png.error.json", made)
-    assert worth_a_look(b"a.png.json", IN.IN_DELETE)
-    assert worth_a_look(b"a.png.error.json", IN.IN_MOVED_FROM)
-    assert worth_a_look(b"renders.json", IN.IN_CREATE | IN.IN_ISDIR)  # a folder named so is walked
 
 
 def test_a_written_renamed_and_removed_image(tmp_path: Path, observers: Observers) -> None:
