@@ -58,17 +58,18 @@ def server() -> Iterator[Server]:
     s.close()
 
 
+def new_watch_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [t for t in set(threading.enumerate()) - before if t.name == "upload-deadlines"]
+
+
 @pytest.fixture
 def watch() -> Iterator[DeadlineWatch]:
+    before = set(threading.enumerate())
     w = DeadlineWatch()
     w.hold()
     yield w
     w.release()
-    assert not [t for t in threading.enumerate() if t.name == "upload-deadlines" and t is not _global()]
-
-
-def _global() -> threading.Thread | None:
-    return deadlines._thread
+    assert new_watch_threads(before) == [], "the last client's release() ends the thread"
 
 
 def connected(server: Server) -> WatchedConnection:
@@ -201,11 +202,12 @@ def test_a_pooled_connection_now_carrying_another_attempt_is_left_alone(
     connection.close()
 
 
-def test_the_thread_starts_with_the_first_attempt_and_ends_with_the_last_user(server: Server) -> None:
+def test_the_thread_starts_with_the_first_attempt_and_ends_with_the_last_user() -> None:
     watch = DeadlineWatch()
+    before = set(threading.enumerate())
 
     def running() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t.name == "upload-deadlines" and t is not _global()]
+        return new_watch_threads(before)
 
     watch.hold()
     assert running() == []
