@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from watcher import redact
+
 TOKEN = "user:4242-testtokenDONOTLEAK"
 ACCOUNT_A = "111111"
 ACCOUNT_B = "222222"
@@ -29,6 +31,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def clear_secrets() -> None:
+    """Forget every secret registered with `watcher.redact` (tests register many; the agent forgets none)."""
+    with redact._lock:
+        redact._secrets = redact._withheld = ()
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

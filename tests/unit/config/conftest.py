@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from watcher.redact import clear_secrets
+from tests.helpers import clear_secrets
 
 
 @pytest.fixture(autouse=True)
