@@ -280,21 +280,3 @@ def test_the_probe_looks_below_its_folder_as_before(tree: tuple[Path, Path]) -> 
     (root / "sub" / "a.png.json").write_text(json.dumps(record))
     assert probe.classify(path, seen.signature, ACCOUNT).state is FileState.DONE
     assert probe.observe(str(root.parent / "outside" / "a.png")) is None, "a path in no watched folder"
-
-
-def test_folder_fsyncs_asked_for_many_names_are_done_and_leave_no_descriptor_open(tmp_path: Path) -> None:
-    from watcher.disk.folder_sync import FolderSyncs
-    from watcher.disk.records import write_json_atomically
-
-    syncs = FolderSyncs()
-    syncs.start()
-    before = set(os.listdir("/proc/self/fd"))
-    for i in range(50):
-        write_json_atomically(str(tmp_path / f"{i}.png.json"), {"i": i}, sync_folder=syncs.request)
-    syncs.flush()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{i}.png.json" for i in range(50))
-    # Gathered: one fsync covers every name made in the folder meanwhile, not one fsync per name.
-    assert 1 <= syncs.fsyncs < 25
-    syncs.stop()
-    write_json_atomically(str(tmp_path / "late.png.json"), {}, sync_folder=syncs.request)  # synchronous now
-    assert set(os.listdir("/proc/self/fd")) <= before | {str(n) for n in range(3)}

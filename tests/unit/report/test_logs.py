@@ -216,14 +216,6 @@ def test_levels_become_syslog_priorities(
     assert journal.receive().text("PRIORITY") == priority
 
 
-def test_fields_leaves_out_empty_values_and_takes_paths() -> None:
-    assert fields(file=Path("/d/a.png"), account=None, file_id="", event="failure") == {
-        "minimax_fields": {"MINIMAX_FILE": "/d/a.png", "MINIMAX_EVENT": "failure"}
-    }
-    # The token's only account is configured as no account: the field is absent, not empty.
-    assert fields(account="") == {"minimax_fields": {}}
-
-
 # ---- values the line form cannot hold -------------------------------------------------------------------
 
 

@@ -6,7 +6,6 @@ Real inotify on real folders, in-process: what is checked is the translation and
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 from collections.abc import Iterator
@@ -17,8 +16,7 @@ import pytest
 from tests.helpers import wait_for
 from watcher.core.folders import Folder
 from watcher.core.messages import EventKind, PathEvent
-from watcher.watch.inotify import IN, OutOfWatches, file_event_kind, worth_a_look
-from watcher.watch.limits import raise_limit_hint
+from watcher.watch.inotify import OutOfWatches
 from watcher.watch.lock import LOCK_NAME
 from watcher.watch.observers import FolderWatch, Observers
 
@@ -62,39 +60,6 @@ def watch(path: Path, observers: Observers, *, recursive: bool = True) -> tuple[
     folder_watch.start()
     assert folder_watch.mode == "inotify"
     return folder_watch, seen
-
-
-@pytest.mark.parametrize(
-    ("mask", "kind"),
-    [
-        (IN.IN_CREATE, EventKind.WRITE),
-        (IN.IN_MODIFY, EventKind.WRITE),
-        (IN.IN_CLOSE_WRITE, EventKind.FINISHED),
-        (IN.IN_MOVED_TO, EventKind.FINISHED),
-        (IN.IN_MOVED_FROM, EventKind.DELETED),
-        (IN.IN_DELETE, EventKind.DELETED),
-        (IN.IN_ATTRIB, EventKind.ATTRIB),
-        (IN.IN_DELETE_SELF, None),
-    ],
-)
-def test_what_a_file_event_means(mask: int, kind: EventKind | None) -> None:
-    assert file_event_kind(mask) is kind
-
-
-def test_dot_names_are_dropped_except_the_lock_file() -> None:
-    assert not worth_a_look(b".a.png.json.0123abcd.tmp")
-    assert not worth_a_look(b".cache")
-    assert worth_a_look(LOCK_NAME.encode())
-    assert worth_a_look(b"a.png")
-
-
-def test_a_record_matters_only_when_it_goes() -> None:
-    for made in (IN.IN_CREATE, IN.IN_MOVED_TO, IN.IN_CLOSE_WRITE, IN.IN_MODIFY, IN.IN_ATTRIB):
-        assert not worth_a_look(b"a.png.json", made)
-        assert not worth_a_look(b"a.png.error.json", made)
-    assert worth_a_look(b"a.png.json", IN.IN_DELETE)
-    assert worth_a_look(b"a.png.error.json", IN.IN_MOVED_FROM)
-    assert worth_a_look(b"renders.json", IN.IN_CREATE | IN.IN_ISDIR)  # a folder named so is walked
 
 
 def test_a_written_renamed_and_removed_image(tmp_path: Path, observers: Observers) -> None:
@@ -230,20 +195,6 @@ def test_one_thread_for_any_number_of_folders(tmp_path: Path, observers: Observe
     # reader, which also runs the callbacks (no dispatcher thread, as watchdog 7.1.1's own loop has).
     started = [t for t in threading.enumerate() if t not in before]
     assert len(started) == 1, [t.name for t in started]
-
-
-def test_the_limit_hint_counts_the_watches_the_folder_needs(tmp_path: Path) -> None:
-    for sub in ("a", "a/b", "c", ".hidden", ".hidden/x"):
-        (tmp_path / sub).mkdir()
-    (tmp_path / "link").symlink_to(tmp_path / "a")
-    current = int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
-    folder = Folder(str(tmp_path), None, True, False)
-    hint = raise_limit_hint(OutOfWatches(str(tmp_path / "c"), held=2), folder)
-    # The folder and a, a/b, c: not the dot-folders, not the link; 2 of them were held when it ran out.
-    assert f"fs.inotify.max_user_watches (now {current}) to at least {current - 2 + 4}" in hint
-    instances = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
-    hint = raise_limit_hint(OSError(errno.EMFILE, "inotify instance limit reached"), folder)
-    assert f"fs.inotify.max_user_instances (now {instances}) to at least {instances + 1}" in hint
 
 
 def test_a_subfolder_removed_and_made_again_is_watched(tmp_path: Path, observers: Observers) -> None:

@@ -533,7 +533,7 @@ def test_serve_forever_logs_the_base_url_and_stops_on_sigterm() -> None:
         [sys.executable, "-c", code],
         stderr=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     ) as proc:
         assert proc.stderr is not None
         try:

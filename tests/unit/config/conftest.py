@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import clear_secrets
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_left() -> Iterator[None]:
+    """Resolving a token registers it for redaction, process-wide: each test starts and ends without."""
+    clear_secrets()
+    yield
+    clear_secrets()

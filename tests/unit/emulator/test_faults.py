@@ -1,0 +1,56 @@
+"""The emulator's faults as a test asks for them, in Python or as JSON: checked field by field, so that a
+typo in a test's fault is an error rather than a fault that silently never applies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from watcher.emulator import FAULT_KINDS, Fault
+
+
+def test_the_fault_kinds() -> None:
+    assert {"status", "reset", "slow", "no_file_id", "non_json"} == FAULT_KINDS
+
+
+def test_json_with_every_field_makes_the_fault_and_back() -> None:
+    data = {"kind": "status", "status": 429, "retry_after": 5, "delay": 1, "times": -1, "account": 111}
+    fault = Fault.from_dict(data)
+    assert fault == Fault("status", status=429, retry_after="5", delay=1.0, times=-1, account="111")
+    assert Fault.from_dict(fault.to_dict()) == fault
+
+
+def test_the_defaults_are_one_request_at_once_for_any_account() -> None:
+    fault = Fault.from_dict({"kind": "reset"})
+    assert (fault.times, fault.delay, fault.retry_after, fault.account) == (1, 0.0, None, None)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({}, "needs a 'kind'"),
+        ({"kind": "reset", "colour": "red", "size": 1}, "unknown fault field(s): colour, size"),
+        ({"kind": 3}, "unknown fault kind 3"),
+        ({"kind": "status", "status": "429"}, "'status' must be an integer"),
+        ({"kind": "status", "status": True}, "'status' must be an integer"),
+        ({"kind": "reset", "times": 1.5}, "'times' must be an integer"),
+        ({"kind": "slow", "delay": "1"}, "'delay' must be a number"),
+        ({"kind": "slow", "delay": False}, "'delay' must be a number"),
+        ({"kind": "reset", "account": ["1"]}, "'account' must be a string or null"),
+        ({"kind": "status", "status": 429, "retry_after": True}, "'retry_after' must be a string or null"),
+        ({"kind": "status", "status": 600}, "between 400 and 599"),
+        ({"kind": "reset", "times": -2}, "times must be a positive count or -1"),
+        ({"kind": "slow", "delay": -0.5}, "delay must not be negative"),
+    ],
+)
+def test_a_fault_that_is_not_one_is_refused_saying_why(data: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Fault.from_dict(data)
+    assert problem in str(info.value)
+
+
+def test_a_fault_for_an_account_applies_to_it_alone() -> None:
+    assert Fault("reset").applies_to("111")
+    assert Fault("reset", account="111").applies_to("111")
+    assert not Fault("reset", account="111").applies_to("222")
