@@ -36,3 +36,8 @@ def signature_of(st: os.stat_result) -> FileSignature:
 def is_regular_file_mode(mode: int) -> bool:
     """Regular files only: symlinks, directories, FIFOs, sockets and devices are never candidates."""
     return stat.S_ISREG(mode)
+
+
+# A directory stamp (mtime, ctime) read less than this long after it moved is not trusted: a change
+# within the same timestamp tick would not move it again.
+RACY_NS = 2_000_000_000

@@ -38,6 +38,7 @@ from watcher.core.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.core.signature import signature_of
 from watcher.disk.files import components_below, fsync_folder, made_folder, parent_beneath
 from watcher.disk.records import record_matches, write_json_in
+from watcher.log_fields import say
 
 log = logging.getLogger("watcher")
 
@@ -98,6 +99,29 @@ class Mover:
         finally:
             with self._lock:
                 self._moving.discard(image)
+
+    def move_with_record(
+        self, image: str, root: str, dest_dir: str, record: dict[str, Any], *, done: bool
+    ) -> str | bool:
+        """`move` for a file whose record (its sidecar when `done`, else its error record) is durable:
+        the file's new path; True when another thread is moving it; False when it cannot move (said in
+        the log: the file stays beside its record)."""
+        try:
+            moved = self.move(image, record_suffix(done), root, dest_dir, record)
+        except OSError as exc:
+            say(
+                log.error,
+                "%s: cannot move it to %s: %s; it stays beside its %s",
+                image,
+                dest_dir,
+                why_not_moved(exc),
+                "sidecar" if done else "error record",
+                file=image,
+                folder=root,
+                event="attention",
+            )
+            return False
+        return True if moved is None else moved
 
     def _move(self, image: str, suffix: str, root: str, dest_dir: str, record: dict[str, Any]) -> str:
         below = components_below(root, image)

@@ -24,6 +24,7 @@ from watcher.core.messages import FileState, FoundFile
 from watcher.core.ports import Observed
 from watcher.core.signature import (
     NO_RECORD_ID,
+    RACY_NS,
     FileSignature,
     RecordId,
     is_regular_file_mode,
@@ -222,9 +223,6 @@ Stamp = tuple[int, int, int]  # a directory's (inode, mtime_ns, ctime_ns)
 
 def _stamp(st: os.stat_result) -> Stamp:
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
-
-
-RACY_NS = 2_000_000_000
 
 
 class DirectoryMemo:

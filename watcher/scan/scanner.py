@@ -19,10 +19,9 @@ from typing import Any, Protocol
 
 from watcher.core.api_owner import ApiOwner
 from watcher.core.folders import Folder
-from watcher.core.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.core.messages import FileState, FoundFile, ScanBatch, ScanFinished
 from watcher.core.timings import Timings
-from watcher.disk.mover import Mover, why_not_moved
+from watcher.disk.mover import Mover
 from watcher.log_fields import say
 from watcher.scan.helper import IN_FLIGHT as HELPER_IN_FLIGHT
 from watcher.scan.helper import SharedHelper, WalkHelper
@@ -244,16 +243,10 @@ class Scanner:
         dest = folder.done_dir if done else folder.failed_dir
         if not request.initial or dest is None or found.state is FileState.PENDING:
             return False
-        suffix = SIDECAR_SUFFIX if done else ERROR_RECORD_SUFFIX
-        try:
-            moved = self._mover.move(found.path, suffix, folder.path, dest, found.record)
-        except OSError as exc:
-            why = why_not_moved(exc)
-            log.error("%s: cannot move it to %s: %s; it stays beside its record", found.path, dest, why)
-            return False
-        if moved is not None:  # else a worker is moving it
+        moved = self._mover.move_with_record(found.path, folder.path, dest, found.record, done=done)
+        if isinstance(moved, str):  # else a worker is moving it, or it cannot move (said)
             log.info("%s: moved to %s (a stop had come between its record and the move)", found.path, moved)
-        return True
+        return moved is not False
 
     def _post_batch(self, request: _Request, files: list[FoundFile]) -> None:
         self._slots.acquire()

@@ -23,7 +23,7 @@ from watcher.core.retry import RetryPolicy
 from watcher.core.signature import NO_RECORD_ID, FileSignature, RecordId, record_id_of, signature_of
 from watcher.disk.files import lstat_beneath, parent_beneath
 from watcher.disk.folder_sync import FolderSyncs
-from watcher.disk.mover import Mover, record_suffix, why_not_moved
+from watcher.disk.mover import Mover, record_suffix
 from watcher.disk.records import (
     build_error_record,
     build_sidecar,
@@ -317,21 +317,8 @@ class Pipeline:
         dest = job.done_dir if done else job.failed_dir
         if dest is None or not job.root:
             return None
-        try:
-            return self._mover.move(job.path, record_suffix(done), job.root, dest, record)
-        except OSError as exc:
-            say(
-                log.error,
-                "%s: cannot move it to %s: %s; it stays beside its %s",
-                job.path,
-                dest,
-                why_not_moved(exc),
-                "sidecar" if done else "error record",
-                file=job.path,
-                folder=job.root,
-                event="attention",
-            )
-            return None
+        moved = self._mover.move_with_record(job.path, job.root, dest, record, done=done)
+        return moved if isinstance(moved, str) else None
 
     def _prepare_hook(
         self,

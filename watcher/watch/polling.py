@@ -23,8 +23,8 @@ from typing import Protocol
 
 from watcher.core.folders import Folder
 from watcher.core.messages import EventKind
+from watcher.core.signature import RACY_NS
 from watcher.disk.files import open_directory
-from watcher.scan.inventory import RACY_NS
 
 log = logging.getLogger(__name__)
 
