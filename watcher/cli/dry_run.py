@@ -32,8 +32,9 @@ class PlannedUpload:
 def plan(config: Config, owner: ApiOwner | None = None) -> Iterator[PlannedUpload]:
     """`owner`: whose sidecars count as done (a sidecar of another API user or base URL does not)."""
     for folder in config.folders:
-        walk = walk_candidates(folder.path, folder.recursive, folder.account, admits=folder.admits,
-                               owner=owner)  # fmt: skip
+        walk = walk_candidates(
+            folder.path, folder.recursive, folder.account, admits=folder.admits, owner=owner
+        )
         for found in walk:
             if found.state is FileState.PENDING:
                 yield _planned(folder, found.path, found.signature.size)

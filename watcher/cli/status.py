@@ -40,9 +40,15 @@ def folder_report(
         def vouched(_directory: str, count: int, counts: dict[FileState, int] = counts) -> None:
             counts[FileState.DONE] += count
 
-        walk = walk_candidates(folder.path, folder.recursive, folder.account, admits=folder.admits,
-                               known_in=index.known_in if index is not None else None,
-                               on_vouched=vouched, owner=owner)  # fmt: skip
+        walk = walk_candidates(
+            folder.path,
+            folder.recursive,
+            folder.account,
+            admits=folder.admits,
+            known_in=index.known_in if index is not None else None,
+            on_vouched=vouched,
+            owner=owner,
+        )
         for found in walk:
             problem = name_problem(os.path.basename(found.path))
             state = FileState.FAILED if problem is not None else found.state

@@ -205,8 +205,12 @@ class Listener:
         self._resume_at = now + OUT_OF_DESCRIPTORS_PAUSE
         if now - self._told_out_of_descriptors >= 60:
             self._told_out_of_descriptors = now
-            log.warning("%s: cannot accept a connection: %s; trying again in %.0f s", self.name,
-                        exc.strerror, OUT_OF_DESCRIPTORS_PAUSE)  # fmt: skip
+            log.warning(
+                "%s: cannot accept a connection: %s; trying again in %.0f s",
+                self.name,
+                exc.strerror,
+                OUT_OF_DESCRIPTORS_PAUSE,
+            )
 
     def _serve(self, connection: _Connection, events: int) -> None:
         try:

@@ -97,8 +97,9 @@ class WalkHelper:
                 close_fds=True,
             )
         except OSError as exc:
-            log.info("cannot start the start-up helper (%s); the start-up scans run in one process",
-                     exc.strerror)  # fmt: skip
+            log.info(
+                "cannot start the start-up helper (%s); the start-up scans run in one process", exc.strerror
+            )
             return None
         helper = cls(process)
         with helper._lock:

@@ -19,7 +19,7 @@ from watcher.core.messages import PathEvent
 from watcher.core.timings import Timings
 from watcher.disk import descriptors
 from watcher.disk.descriptors import FOLDER_RESERVE, is_out_of_descriptors
-from watcher.log_fields import fields
+from watcher.log_fields import say
 from watcher.watch.limits import queued_events_limit
 from watcher.watch.lock import LOCK_NAME, FolderLock, FolderLocks, LockState
 from watcher.watch.observers import FolderWatch, Observers
@@ -191,9 +191,12 @@ class WatchedFolders:
             f for p, f in self._folders.items() if p in lost and not self._waiting(p) and f not in already
         ]
         if relist:
-            log.warning("events were lost (the kernel's inotify queue overflowed, fs.inotify.max_queued_events "
-                        "is %s): listing %d folders again; raise it if this recurs", queued_events_limit(),
-                        len(relist))  # fmt: skip
+            log.warning(
+                "events were lost (the kernel's inotify queue overflowed, fs.inotify.max_queued_events "
+                "is %s): listing %d folders again; raise it if this recurs",
+                queued_events_limit(),
+                len(relist),
+            )
         return relist
 
     def recheck_roots(self, now: float, generation: int) -> list[Folder]:
@@ -214,8 +217,13 @@ class WatchedFolders:
                 if lock is not None:
                     lock.release()  # lets the kernel report the old folder gone, and frees its name
                 if path not in self._lost:
-                    log.warning("%s: the watched folder was removed or moved away; waiting for it to come "
-                                "back", path, extra=fields(folder=path, event="attention"))  # fmt: skip
+                    say(
+                        log.warning,
+                        "%s: the watched folder was removed or moved away; waiting for it to come back",
+                        path,
+                        folder=path,
+                        event="attention",
+                    )
                 self._lost.add(path)
                 self._next_root_check = now + self._timings.root_recheck
                 continue
@@ -302,7 +310,8 @@ class WatchedFolders:
             soft = descriptors.limit()
             needed = (soft or 0) + waiting
             suggested = max(65536, 2 * needed)
-            log.error(
+            say(
+                log.error,
                 "%d of %d folders are not watched: the agent may open %s file descriptors, and the folders "
                 "it watches (one each) and its own work (%d kept) need them all; it goes on with the other "
                 "%d and tries again every %.0f s. Raise the limit to at least %d: LimitNOFILE=%d in the "
@@ -316,7 +325,7 @@ class WatchedFolders:
                 needed,
                 suggested,
                 suggested,
-                extra=fields(event="attention"),
+                event="attention",
             )
         elif waiting == 0 and self._told_short:
             log.info("every folder is watched now: file descriptors suffice")
@@ -342,17 +351,33 @@ class WatchedFolders:
             self._suspect.add(path)
             self._next_root_check = now
             return False
-        extra = fields(folder=path, account=folder.account, event="attention")
         if got.state is LockState.STANDBY:
             if self._standby.get(path) != got.detail:
-                log.warning("%s: another agent holds this folder (%s: %s); standing by to take it over",
-                            path, os.path.join(path, LOCK_NAME), got.detail, extra=extra)  # fmt: skip
+                say(
+                    log.warning,
+                    "%s: another agent holds this folder (%s: %s); standing by to take it over",
+                    path,
+                    os.path.join(path, LOCK_NAME),
+                    got.detail,
+                    folder=path,
+                    account=folder.account,
+                    event="attention",
+                )
             self._blocked.pop(path, None)
             self._standby[path] = got.detail
         elif got.state is LockState.BLOCKED:
             if self._blocked.get(path) != got.detail:
-                log.error("%s: cannot hold this folder: %s; nothing is uploaded from it until then (looked at "
-                          "again every %.0f s)", path, got.detail, self._timings.lock_retry, extra=extra)  # fmt: skip
+                say(
+                    log.error,
+                    "%s: cannot hold this folder: %s; nothing is uploaded from it until then "
+                    "(looked at again every %.0f s)",
+                    path,
+                    got.detail,
+                    self._timings.lock_retry,
+                    folder=path,
+                    account=folder.account,
+                    event="attention",
+                )
             self._standby.pop(path, None)
             self._blocked[path] = got.detail
         else:
@@ -388,8 +413,12 @@ class WatchedFolders:
         except OSError as exc:
             if is_out_of_descriptors(exc):
                 raise
-            log.error("%s: cannot watch this folder: %s; it is rescanned every %.0f s instead", folder.path,
-                      exc.strerror, self.rescan_seconds)  # fmt: skip
+            log.error(
+                "%s: cannot watch this folder: %s; it is rescanned every %.0f s instead",
+                folder.path,
+                exc.strerror,
+                self.rescan_seconds,
+            )
             return
         self._watches[folder.path] = watch
         log.info(

@@ -229,8 +229,8 @@ class FolderLock:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            return Acquired(LockState.BLOCKED, f"{self._path} ({why_not}) is not an agent's lock file and "
-                            f"cannot be replaced ({exc.strerror}): remove it")  # fmt: skip
+            what = f"{self._path} ({why_not}) is not an agent's lock file"
+            return Acquired(LockState.BLOCKED, f"{what} and cannot be replaced ({exc.strerror}): remove it")
         moved = os.stat(aside, dir_fd=dir_fd, follow_symlinks=False)
         if not _same(moved, judged):
             _put_back(dir_fd, aside, moved)  # another agent's file came in meanwhile: its, not ours to take
@@ -239,8 +239,13 @@ class FolderLock:
         now = time.monotonic()
         if now - self._told_at >= _RETELL_SECONDS:
             self._told_at = now
-            log.warning("%s: replaced %s, which was not an agent's lock file (%s) and was locked or could not "
-                        "be locked; such a file keeps no agent out", self.folder, LOCK_NAME, why_not)  # fmt: skip
+            log.warning(
+                "%s: replaced %s, which was not an agent's lock file (%s) and was locked or could not "
+                "be locked; such a file keeps no agent out",
+                self.folder,
+                LOCK_NAME,
+                why_not,
+            )
         return self._install(dir_fd, replace=False)
 
     def _learn_owner(self, dir_fd: int) -> None:
@@ -289,9 +294,18 @@ def _unlink_quietly(name: str, dir_fd: int) -> None:
         pass
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symlink"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
 def _kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):  # fmt: skip
+    for test, kind in _KINDS:
         if test(mode):
             return kind
     return "not a regular file"
