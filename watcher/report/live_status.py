@@ -1,9 +1,7 @@
 """The running agent's live state, for `minimax-watcher status` in another process.
 
-The agent holds an exclusive `flock` on `agent.lock` in its state folder for as long as it runs, and
-publishes `agent-status.json` there (atomically, at most every couple of seconds while something
-changes, never while idle). A reader trusts the file only while the lock is held: an agent that died,
-kill -9 included, drops the lock with its last descriptor, so its stale file is never shown as live.
+`agent-status.json` is trusted only while the agent's `flock` on `agent.lock` is held: an agent that died,
+kill -9 included, drops the lock, so its stale file is never shown as live.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """A folder's inventory: which candidates it holds, and what state each one is in.
 
-Shared by the agent's startup and periodic scans and by `minimax-watcher status`, so both judge a file
-by the same rule: done when its sidecar matches its size and mtime_ns, failed when its error record
-does, pending otherwise.
+Shared by the agent's scans and `minimax-watcher status`, so both judge a file by one rule: done when its
+sidecar matches its size and mtime_ns, failed when its error record does, pending otherwise.
 """
 
 from __future__ import annotations

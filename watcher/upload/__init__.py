@@ -1,1 +1,4 @@
-"""upload"""
+"""Sending files: `pipeline` (one file start to finish: send, record, move, tell the hooks; used by `run`,
+`scan` and `upload`), `workers.Workers` (the threads that run it), `client.UploadClient` (the streaming
+POST) and `deadlines` (every attempt bounded in time).
+"""

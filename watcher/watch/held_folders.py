@@ -1,11 +1,7 @@
-"""The configured folders as the agent holds them: locked or standing by, watched, lost and found again.
+"""The configured folders as the agent holds them: locked or stood by, watched, lost and found again.
 
-For each folder: its lock (one agent per folder, `watcher.watch.lock`), its observer (`FolderWatch`),
-and whether the folder itself went away. A folder another agent holds is stood by for: no watch, no
-scan, its lock retried every `lock_retry` seconds, so it is taken over within seconds of the holder
-stopping or dying. A folder whose lock name is taken by something that is not a lock file (a directory,
-a socket...) is not worked on either, as it cannot be held, and is looked at again as often. The agent asks `active()` for the folders the scheduler may work on, and gets back
-from `apply` and `tick` the folders to scan now (newly held, or back after being lost).
+The loop asks `active()` for the folders the scheduler may work on, and gets from `apply` and `tick` the
+folders to scan now. See docs/architecture.md, 'One folder, one agent'.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""Filesystem observers: what the kernel or a poll reports, turned into the few facts the agent cares about.
+"""Filesystem observers for all folders (`Observers`): inotify where the kernel delivers events, polling where
+asked or where inotify ran out; each folder is a `FolderWatch` on one of them.
 
-Two observers for all folders (`Observers`): one inotify instance where the kernel delivers events
-(`watcher.watch.inotify`), one polling thread (`watcher.watch.polling`) where `polling: true` (NFS, SMB, FUSE) or
-where inotify ran out of watches or instances; each folder is a watch on one of them (`FolderWatch`).
-Events arrive on those observers' threads, so they only filter names and hand a small `PathEvent` to the
-agent's inbox; every decision is taken on the agent's own thread.
+They run on their own threads, so they only filter names and post a small `PathEvent`; every decision is
+taken on the loop's thread.
 """
 
 from __future__ import annotations
