@@ -1,8 +1,16 @@
-"""The agent: the loop that feeds the scheduler and does what it decides.
+"""The agent: the thin I/O shell around the scheduler.
 
-It starts and stops the threads, watches and rescans folders, reloads the config and talks to systemd;
-every decision about a file is the scheduler's. The loop's thread owns the scheduler, and every other
-thread only posts messages to its inbox. See docs/architecture.md, 'The loop' and 'The threads'.
+Threads and who owns what:
+- the loop (the thread that calls `run`) owns the scheduler and everything else here; other threads
+  only post messages (`watcher.core.messages`) to its inbox;
+- one inotify reader for all folders (and a polling observer where asked) post `PathEvent`s;
+- the scanner thread walks folders (at start, every `rescan_seconds`, when a subfolder appears) and
+  posts `ScanBatch`es and `ScanFinished`;
+- `concurrency` worker threads each run one `UploadJob` at a time and post `JobDone`;
+- the index's commits and sidecars' folder fsyncs have a thread each (`history`, `folder_sync`).
+
+Every decision about a file is the scheduler's (`watcher.core.scheduler`); this module starts and stops
+threads, watches and rescans folders, reloads the config, and talks to systemd.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Sidecars whose upload succeeded but whose folder refused the write (read-only, disk full).
 
-The fileID is never thrown away: it waits here, and through the `SidecarStore` port in the state folder,
-until the folder takes the sidecar, while the file still holds the bytes it describes. Pure.
+The fileID is never thrown away: the sidecar waits here (and, through the injected `SidecarStore`, in
+the state folder across restarts) and a worker tries to write it again every `sidecar_retry` seconds,
+as long as the file still holds the bytes it describes. Pure, like the scheduler that owns it.
 """
 
 from __future__ import annotations

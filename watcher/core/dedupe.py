@@ -1,7 +1,9 @@
 """Content dedupe per account: identical bytes already uploaded for an account reuse their fileID.
 
-Cheap checks first (the size, then the hash of the first 64 KiB), the full hash last. See
-docs/architecture.md, 'Uploading'.
+Checked in two cheap steps before the one that costs a read of the whole file: the size must match an
+earlier upload's, then the hash of the first 64 KiB. Only then is the file hashed in full (it is
+otherwise hashed once, while it streams to the API). Uploads known only from sidecars written by an
+earlier run have no head hash: a file of their size is hashed in full.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """What the scheduler knows about files it is not working on: done, failed, empty, and known uploads.
 
-Done files and known uploads are the index's (on disk, so memory does not grow with history); failed and
-empty files stay here. See docs/architecture.md, 'Finding files and knowing them'.
+Filled from the sidecars and error records a scan reads and from the results of uploads; consulted
+before a file is uploaded, so a rescan or an event on a done file costs one stat and no upload. Done
+files and known uploads live in the index of the state folder (`watcher.state.index`), which grows with
+history on disk, not in memory; failed and empty files (few, and re-read at every start) stay here.
 """
 
 from __future__ import annotations

@@ -1,8 +1,22 @@
-"""The scheduler: every decision about every file, as a plain object with no I/O, no clock and no threads.
+"""The scheduler: every decision about every file, as a plain object with no I/O of its own.
 
-The loop feeds it messages with the monotonic time (`handle(message, now)`), asks it for the uploads that
-may start now (`due(now)`) and for when to ask again (`next_deadline()`); questions about the disk go
-through `watcher.core.ports`. See docs/architecture.md, 'The phases of a file' and 'The loop'.
+Like h11's state machine, everything that affects a file's fate lives here, and nothing here reads a
+clock, starts a thread or touches the filesystem. The agent feeds it messages with the monotonic time
+(`handle(message, now)`), asks it for the uploads that may start now (`due(now)`) and for when to ask
+again (`next_deadline()`). Questions about the disk (does the file still exist, what does its sidecar
+say) go through the injected `FileProbe`; the fileIDs whose sidecar a folder refused are persisted
+through the injected `SidecarStore`. So every rule below is unit-tested with a fake clock and a fake
+probe, and the I/O shell around it (agent.py, worker.py) stays thin.
+
+A file's phases:
+
+    SETTLING ──ready──▶ QUEUED ──dispatched──▶ UPLOADING ──success / permanent──▶ (untracked)
+       ▲   ▲                                      │
+       │   └──────── RETRY_WAIT ◀──temporary──────┤
+       │              PAUSED ◀──account held──────┘ (and QUEUED/SETTLING files of a held account)
+       └──── changed during upload, account resumed, write event
+
+A file waiting for its settle time, its retry or its account holds one small entry and one timer.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""One file, start to finish: check it, sniff it, dedupe or upload it, record the result, move it, tell hooks.
+"""One file, start to finish: check it, sniff it, dedupe or upload it, and record the result beside it.
 
-The one per-file path of `run` (the workers), `scan` and `upload`; it decides nothing about scheduling and
-holds no state between files. See docs/architecture.md, 'Uploading'.
+Used by the agent's workers and by `minimax-watcher upload`. The agent decides *when*; this module
+decides nothing about scheduling and holds no state between files.
 """
 
 from __future__ import annotations

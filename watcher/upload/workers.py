@@ -1,5 +1,9 @@
-"""Upload workers: threads that take one `UploadJob` at a time, run it through `watcher.upload.pipeline` and
-post back a `JobDone`. A worker never reads the scheduler's objects: what it needs is in the job.
+"""Upload workers: threads that take one `UploadJob` at a time and post back a `JobDone`.
+
+A worker does the file's I/O from start to end (open, sniff, dedupe or upload, write the sidecar or
+error record) so the scheduler's loop never waits on a disk or a socket. Write events that arrive for
+a file while it uploads are noted in `InFlightChanges`; a result for bytes that changed meanwhile is
+turned into `FileChanged`, never recorded.
 """
 
 from __future__ import annotations
