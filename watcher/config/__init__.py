@@ -1,4 +1,4 @@
 """The config: `schema` (every key, the single source of its documentation), `load` (`load_config`,
-`Config`, `ConfigError`), `sample` (the commented YAML rendered from the schema) and `token`
-(`resolve_token`).
+`Config`), `reload` (what a SIGHUP brings, or why the running config stays), `sample` (the commented YAML
+rendered from the schema) and `token` (`resolve_token`). Every problem is a `ConfigError`.
 """
