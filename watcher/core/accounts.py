@@ -1,7 +1,15 @@
-"""Account gates: when an account's uploads must wait (the API refused it, or is unavailable for it), and
-which one upload probes whether they may go on.
+"""Account gates: when an account's uploads must wait, and which one upload probes whether they may go on.
 
-A plain object fed with outcomes and the monotonic time. See docs/architecture.md, 'The phases of a file'.
+Two reasons hold an account back, both answered the same way (its files wait, holding nothing; one
+real upload at a time probes the API; a success releases them all):
+- the API *refused* the account (401, 402, 412, 596, a 400 about the account): the operator must act,
+  so it is logged at error level; probes come every 30 s, backing off to 15 minutes;
+- the API is *unavailable* for it: a run of temporary failures with no success between. Holding the
+  backlog keeps thousands of files from each retrying on its own clock against an API that is down;
+  probes follow the retry policy.
+
+A plain object fed with outcomes and the monotonic time, like `SettleTracker`: no threads, no I/O
+except log lines, so every rule here is unit-tested with an injected clock.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""Which API user and base URL a fileID belongs to (SPEC §6): a sidecar counts as done, and lends its fileID,
-only for the owner it was made for.
+"""Which API user and endpoint a fileID belongs to (SPEC §6).
 
-Sidecars written before the base URL was recorded are judged by their fileID's user and by their ossPath:
-one on this machine's loopback was the emulator's, and is not done for an API elsewhere.
+useapi.net names the user in the token (`user:<id>-…`) and in every fileID (`user:<id>-minimax:…`); a
+fileID is useless to another user (another token's, the emulator's) and to another base URL. So a
+sidecar counts as done, and lends its fileID, only for the owner it was made for: its fileID's user
+against the token's, and the base URL it records against the configured one. Sidecars written before
+the base URL was recorded are judged by their fileID's user, and by their ossPath: one on this
+machine's loopback was the emulator's, and is not done for an API elsewhere.
 """
 
 from __future__ import annotations

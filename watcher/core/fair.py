@@ -1,5 +1,10 @@
-"""Fair shares between folders: the scheduler's timers and upload queue, one queue per folder, served in
-turn, so a folder with 100,000 files due cannot push another folder's new image behind them all.
+"""Fair shares between folders for the scheduler: its timers and its upload queue, one queue per folder,
+served in turn.
+
+A folder with 100,000 files due at once (a first start over an archive, a dropper's flood of files that
+are not images) must not push another folder's new image behind all of them: a loop turn's looks and
+the free upload slots go to the folders with work, one each in turn, so a file in a quiet folder waits
+for at most a turn's share, whatever the others hold.
 """
 
 from __future__ import annotations

@@ -2,9 +2,12 @@
 
 `*` and `?` match within one name, `[...]` is one character of a class (`[!...]` or `[^...]` negated)
 within one name, `**/` any number of whole folders (none included), and `**` anywhere else any text,
-`/` included. The whole path must match. Droppers choose the paths, so the matcher never backtracks: it
-follows every way through the pattern at once (a set of states), at most (characters in the path + 1) x
-(states in the pattern) steps.
+`/` included. The whole path must match.
+
+A dropper chooses the paths (a tree hundreds of folders deep) and the operator the globs; a regex engine
+that backtracks takes time exponential in the number of `**` for such a pair. This matcher follows every
+way through the pattern at once (a set of states, advanced one character at a time), so a match costs at
+most (characters in the path + 1) x (states in the pattern) steps, whatever the two are.
 """
 
 from __future__ import annotations

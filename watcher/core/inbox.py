@@ -1,7 +1,17 @@
 """The loop's inbox: bounded, coalescing per path, and fair between folders.
 
-Past `PER_FOLDER` waiting events in a folder, or `TOTAL` in all, the folder's events are dropped and the
-loop is told once (`EventsLost`); a folder's removal is never dropped. See docs/architecture.md, 'The loop'.
+Observers post a `PathEvent` per kernel event; a dropper who creates and deletes files as fast as one
+process can makes more of them than the loop can take, and a plain queue would hold them all. Here each
+folder's events wait in a map keyed by (kind, path), so repeats of the same event for the same file
+are one entry (moved to the end: the map keeps the order of each kind's last occurrence, which is
+what the scheduler acts on). Past `PER_FOLDER` waiting events in a folder, or `TOTAL` in all, the
+folder's events are dropped and the loop is told once (`EventsLost`): it rescans that folder, as it
+does when the kernel's own queue overflows. A folder's removal (`ROOT_GONE`) is never dropped.
+
+The loop takes one folder's waiting events at a time, folders in turn, so a folder that floods cannot
+hold back another's events for longer than it takes to handle one bounded map. Every other message
+(scan results, upload results, control) is few by construction and goes through a plain queue, which
+is also what a signal handler may post to without a lock.
 """
 
 from __future__ import annotations

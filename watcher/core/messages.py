@@ -1,8 +1,10 @@
 """The closed set of messages the agent's loop handles, and the jobs it hands to workers.
 
-A message that names a folder carries the config generation it was made under: after a reload the
-scheduler re-resolves its path against the current folders, or drops it. See docs/architecture.md, 'The
-loop'.
+Observers, the scanner and the workers run on their own threads; they never touch the scheduler's
+state, they post one of these. Each message that names a folder is stamped with the config
+generation it was made under: after a reload, the scheduler re-resolves an older message's path
+against the current folders (or drops it), so a folder's old account or a removed folder never
+comes back through a message that was already queued.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""What an upload attempt came to, and the one table that says how each answer is treated: temporary
-(retried), permanent for the file (an error record) or account-level (the account pauses).
+"""What an upload attempt came to, and the one table that says how each answer is treated.
 
-See docs/architecture.md, 'The phases of a file'.
+Three classes of failure, each with its own handling in the agent:
+- temporary: retried with backoff for as long as the outage lasts;
+- permanent for the file: an error record beside it, no retry until the file changes;
+- account-level: every upload for that account pauses until a probe succeeds or the config is reloaded.
 """
 
 from __future__ import annotations

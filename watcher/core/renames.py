@@ -1,7 +1,9 @@
 """An image renamed inside its folder: the old name's sidecar goes once the new name has its own.
 
-Bounded in size and age: a rename is seen within seconds, never hours later. See docs/architecture.md,
-'Finding files and knowing them'.
+To the agent a rename is the old name DELETED and the new one FINISHED. The scheduler notes here each
+done file that disappears; the upload job of a file with the same inode, size and mtime in the same
+folder then names the old path, and the worker removes the old sidecar after writing the new one.
+Bounded in size and age: a rename is seen within seconds, never hours later.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The settle rule: when has a file stopped changing long enough to upload it?
 
-`SettleTracker` is fed what callers saw (a stat, a write, a close-after-write) with the monotonic time and
-answers "ready" or "look again at T". A close-after-write shortens the wait, never to zero.
+`SettleTracker` is a plain object: callers feed it what they saw (a stat, a modify event, a
+close-after-write event) with the monotonic time, and it answers "ready" or "look again at T".
+It never touches the filesystem or a clock itself, so the rule is tested with an injected clock.
 """
 
 from __future__ import annotations

@@ -1,7 +1,15 @@
-"""Hook runs not finished yet (`hook-runs.jsonl` in the state folder), kept across a restart or kill -9.
+"""Hook runs not finished yet, kept in the state folder so that they survive a restart or kill -9.
 
-An add, a failure or a done is fsynced before the call returns; a commit is not waited for (if it is
-lost, the next start finds the record where `at` says). See docs/architecture.md, 'The state folder'.
+An append-only journal (`hook-runs.jsonl`, one JSON line per change: `watcher.state.journal`): a run
+is added before `HookRunner.submit` returns (an upload's or failure's before its record is renamed into
+place, with the `at` of `watcher.hooks.intent`), its failed attempts are counted, and it is marked done
+once it succeeded or was given up. An add, a failure or a done is fsynced before the call returns
+(threads appending at once share one fsync); a commit (the run's final event, once its record is
+durable) is not waited for: if it is lost, the next start finds the record where `at` says. A torn last line (a crash mid-append) is skipped when the journal is read; the journal
+is rewritten with just its live runs at start and whenever it holds many more lines than live runs.
+
+What is lost when the journal cannot be written is at most a hook run (the uploads and sidecars do not
+depend on it): the runs are then kept in memory, and a warning says so once.
 """
 
 from __future__ import annotations

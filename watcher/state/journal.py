@@ -1,7 +1,12 @@
-"""An append-only journal of JSON lines in the state folder: what must survive a kill -9 or a power cut.
+"""An append-only file of JSON lines in the state folder: what must survive a kill -9 or a power cut.
 
-Threads appending at once share one fsync; a torn, oversized or foreign line is skipped when read. See
-docs/architecture.md, 'The state folder'.
+Used by the hook runs not finished yet (`watcher.hooks.journal`), the moves to done_dir / failed_dir
+(`watcher.state.moves`) and the sidecars waiting to be written (`watcher.state.unwritten`). One JSON object a
+line. `append` returns once its lines are written and fsynced; threads appending at once share one fsync
+(group commit: a burst of moves pays one journal commit for several files, not one each). A torn last line (a crash mid-append), an oversized line or one that is
+not a JSON object is skipped when read. `rewrite` replaces the whole file atomically (compaction). A
+write that fails fails every append it carried, and its lines are dropped: memory stays bounded while
+the state folder cannot be written, and each owner keeps its entries in memory and says so.
 """
 
 from __future__ import annotations

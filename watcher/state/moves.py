@@ -1,7 +1,13 @@
 """The moves to done_dir / failed_dir under way, journalled in the state folder (`moves.jsonl`).
 
-An intent is fsynced before its file is linked to a new name, and marked done without an fsync (finishing
-a move twice changes nothing). See docs/architecture.md, 'Recording and moving'.
+A move's intent is added, and fsynced, before its file is linked to a new name (and again for each
+further name tried); it is marked done once the move is complete, without an fsync: finishing a move
+twice changes nothing. At start, `load` gives what an earlier process left, and `compact` then empties
+the journal of it. Appends from several workers at once share one fsync (`watcher.state.journal`).
+
+When the state folder cannot be written, moves go on without the journal (a warning says so once): a
+stop in the middle of one may then leave a file's extra link in done_dir, or its record behind in the
+drop folder, though never a file without a record that describes it somewhere.
 """
 
 from __future__ import annotations

@@ -1,7 +1,15 @@
-"""Sidecars whose fileID the API returned while the image's folder refused the write, kept in the state
-folder (`unwritten-sidecars.jsonl`) so that a restart costs no second upload.
+"""What the agent must remember across restarts that cannot live beside the images.
 
-A background thread makes the appends and their fsyncs: the loop never waits for the disk.
+Today that is one thing: sidecars whose fileID the API returned while the image's folder refused the
+write (read-only, disk full). Keeping them here means a restart in between costs no second upload.
+Everything else (what is done, what failed) is read back from the sidecars and error records.
+
+They are kept in an append-only journal (`unwritten-sidecars.jsonl`, one JSON line per change:
+`watcher.state.journal`), so a
+change costs one short append whatever the number of waiting sidecars, and a background thread does
+the appends and their fsyncs, a batch at a time: the agent's loop never waits for the disk. A torn
+last line (a crash mid-append) is skipped when the journal is read; the journal is compacted when it
+holds many more lines than live entries.
 """
 
 from __future__ import annotations
