@@ -308,8 +308,15 @@ class HookRunner:
             self._journal.finish(run.entry.run_id)
             return
         delay = self._retry.delay(attempt)
-        self._log.warning("%s: %s (attempt %d of %d); trying again in %.0f s",
-                          tag, result.failure, attempt, self._max_attempts, delay, extra=extra)  # fmt: skip
+        self._log.warning(
+            "%s: %s (attempt %d of %d); trying again in %.0f s",
+            tag,
+            result.failure,
+            attempt,
+            self._max_attempts,
+            delay,
+            extra=extra,
+        )
         self._journal.failed(run.entry)
         self._schedule(run, delay)
 
@@ -325,9 +332,13 @@ class HookRunner:
         where = locate(place, document) if isinstance(document, dict) else None
         if where is None:
             record = "sidecar" if run.event.event == "upload" else "error record"
-            self._log.info("hook %s for %s: its %s was never written (the agent stopped before); "
-                           "no run for it", run.event.hook, run.event.subject, record,
-                           extra=_log_fields(run.event))  # fmt: skip
+            self._log.info(
+                "hook %s for %s: its %s was never written (the agent stopped before); no run for it",
+                run.event.hook,
+                run.event.subject,
+                record,
+                extra=_log_fields(run.event),
+            )
             self._journal.finish(run.entry.run_id)
             return False
         run.event = run.event.at_path(where)
