@@ -1,7 +1,6 @@
-"""What a log call may attach for the journal (`fields()`), apart from the handler that sends it.
+"""The journal fields a log line may carry (`fields()`, `say()`), apart from the handler that sends them.
 
-Pure, so that the scheduler and other I/O-free modules can attach fields without importing the
-journal protocol code in `watcher.report.logs`.
+Pure, so that core can attach fields without importing `watcher.report.logs`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""One redaction function for every text that leaves the process: log records, STATUS=, error strings.
+r"""One redaction for every text that leaves the process: log records, STATUS=, error strings.
 
-The token is registered where it is resolved (`watcher.config.load.resolve_token`), before it is checked, so
-even a token refused for its characters is never printed. Besides the value itself, the forms in which
-other code quotes a string are registered too: `repr()` (requests quotes a refused header value that
-way), JSON, and the `\\xNN` escapes the log filter writes for control characters; and, for a value that
-holds several lines or words, each piece on its own (a token file holding two tokens holds two secrets).
+Besides each registered value, the forms other code quotes it in are registered too (`repr()`, JSON, the
+log filter's `\xNN` escapes) and, for a value of several lines or words, each piece on its own.
 """
 
 from __future__ import annotations

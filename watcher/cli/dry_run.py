@@ -1,8 +1,7 @@
 """`minimax-watcher scan --dry-run`: what a scan would upload now, and what it would refuse, read-only.
 
-Nothing is uploaded, written, locked or removed, and no token is needed: it walks the folders as the
-agent does (the same candidates, the same done / failed / pending judgement) and reads the first bytes
-of each pending file to say the type it would be sent as.
+Nothing is uploaded, written, locked or removed, and no token is needed; files are judged as the agent
+judges them (`watcher.scan.inventory`), and the first bytes of each pending file name its type.
 """
 
 from __future__ import annotations
@@ -32,8 +31,9 @@ class PlannedUpload:
 def plan(config: Config, owner: ApiOwner | None = None) -> Iterator[PlannedUpload]:
     """`owner`: whose sidecars count as done (a sidecar of another API user or base URL does not)."""
     for folder in config.folders:
-        walk = walk_candidates(folder.path, folder.recursive, folder.account, admits=folder.admits,
-                               owner=owner)  # fmt: skip
+        walk = walk_candidates(
+            folder.path, folder.recursive, folder.account, admits=folder.admits, owner=owner
+        )
         for found in walk:
             if found.state is FileState.PENDING:
                 yield _planned(folder, found.path, found.signature.size)

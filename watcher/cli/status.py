@@ -1,11 +1,7 @@
-"""`minimax-watcher status`: what each folder holds, read from the files themselves.
+"""`minimax-watcher status`: what each folder holds, read from the files themselves (no agent needed).
 
-It needs no running agent: sidecars and error records beside the images are the state. Where it can
-read an agent's index without writing anything (`watcher.state.index.open_read_only`), the files that index
-vouches for are counted from a listing and two stats each, not by reading a million sidecars. File names
-and error texts come from users and from the API: the text view shows them with control characters
-escaped (an escape sequence in a name must not reach the terminal) and bounded in length, and neither
-view fails on a name that is not valid UTF-8.
+Names and error texts come from users and the API: the text view escapes control characters and bounds
+their length, and neither view fails on a name that is not UTF-8. See docs/architecture.md, 'Telling'.
 """
 
 from __future__ import annotations
@@ -40,9 +36,15 @@ def folder_report(
         def vouched(_directory: str, count: int, counts: dict[FileState, int] = counts) -> None:
             counts[FileState.DONE] += count
 
-        walk = walk_candidates(folder.path, folder.recursive, folder.account, admits=folder.admits,
-                               known_in=index.known_in if index is not None else None,
-                               on_vouched=vouched, owner=owner)  # fmt: skip
+        walk = walk_candidates(
+            folder.path,
+            folder.recursive,
+            folder.account,
+            admits=folder.admits,
+            known_in=index.known_in if index is not None else None,
+            on_vouched=vouched,
+            owner=owner,
+        )
         for found in walk:
             problem = name_problem(os.path.basename(found.path))
             state = FileState.FAILED if problem is not None else found.state

@@ -1,15 +1,7 @@
-"""The YAML config: loading it, resolving its folders and programs, and errors that name the key.
+"""Loading the YAML config: resolving its folders and programs, with errors that name the key.
 
-The schema is the single source of the config's documentation: every key carries its description and
-example, and `watcher.config.sample.render_sample` turns them, with each key's default and bounds, into
-the commented YAML that `check-config --sample` prints, the README's config reference shows and
-`config.yaml` ships; the schema itself is `watcher.config.schema`. The token is resolved in
-`watcher.config.token`.
-
-Every configuration problem raises `ConfigError`, whose message names the key and says what is wrong;
-the CLI turns it into exit status 78 (EX_CONFIG), which systemd's RestartPreventExitStatus= understands,
-and a running agent refuses the reload and keeps its config. No other exception leaves `load_config` or
-`watcher.config.token.resolve_token`, whatever the input.
+Every problem raises `ConfigError` (exit 78; a running agent refuses the reload and keeps its config), and
+no other exception leaves `load_config`, whatever the input. See docs/architecture.md, 'Config and service'.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""The commented sample config, rendered from the schema in `watcher.config.load` (borgmatic's way).
-
-Every key's description, default or example, and bounds come from the pydantic model, so
-`check-config --sample`, the README's config reference and the shipped `config.yaml` cannot drift from
-what the agent accepts.
+"""The commented sample config, rendered from the schema (`watcher.config.schema`), so that
+`check-config --sample`, the README's config reference and `config.yaml` cannot drift from what the agent
+accepts.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The config schema: every key with its type, bounds, default, description and example.
 
-The single source of the config's documentation (`watcher.config.sample` renders it); loading,
-resolving paths and checking the folders is `watcher.config.load`'s.
+The single source of the config's documentation (`watcher.config.sample` renders it); loading and
+resolving paths is `watcher.config.load`'s.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""The API token: where it is looked up, and what is refused before it is ever sent or printed; and the
-proxy credentials of the environment, registered for redaction like the token.
+"""The API token (where it is looked up, what is refused before it is sent or printed) and the proxy
+credentials of the environment, each registered with `watcher.redact` before anything else.
 
-Order: $USEAPI_TOKEN, `api.token` (only in a private config file), `api.token_file` (only a private
-file), the systemd credential `useapi-token`. Whatever the source, the token is registered with
-`watcher.redact` first, so no text that leaves the process can carry it, and any problem is a
-`ConfigError` that names the source, never the value.
+Any problem is a `ConfigError` that names the source, never the value. See docs/architecture.md, 'Config
+and service'.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Which files are candidates, what their first bytes say they are, and whether they look complete.
 
-Everything here is decided from names and bytes, never from events, so it can be tested without a
-filesystem and shared by the agent, the scanner and the status view.
+Decided from names and bytes only, so it is shared by the agent, the scanner and the status view.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""The agent's fixed waits, as one value: the service uses the defaults, tests pass shorter ones.
-
-Tests that run the real agent as a process shorten them through $MINIMAX_WATCHER_TIMINGS
-(`sidecar_retry=1,root_recheck=0.5`), so they need not wait 15 s for a retry; users have no reason to.
+"""The agent's fixed waits, as one value: the service uses the defaults; tests that run the agent as a
+process shorten them through $MINIMAX_WATCHER_TIMINGS (`sidecar_retry=1,root_recheck=0.5`).
 """
 
 from __future__ import annotations

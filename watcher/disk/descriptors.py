@@ -1,9 +1,7 @@
 """File descriptors: the process's limit raised as far as it may go at start, and how many are left.
 
-Each watched folder holds one (its lock file) for as long as it is watched, so ~1,000 folders exceed the
-1,024 a process gets by default. The hard limit is usually far higher (systemd gives services 524,288);
-a process may raise its soft limit up to it without any privilege. Under the shipped unit (whose system
-call filter refuses setrlimit) `LimitNOFILE=` sets both instead.
+Each watched folder holds one (its lock file), so ~1,000 folders exceed the default 1,024. Under the
+shipped unit, whose system call filter refuses setrlimit, `LimitNOFILE=` sets the limit instead.
 """
 
 from __future__ import annotations

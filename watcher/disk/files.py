@@ -1,13 +1,8 @@
-"""Opening files and folders safely: no symlink followed, nothing outside the watched folder reached.
+"""Opening files and folders below a watched folder: no symlink followed, nothing outside reached (SPEC §7).
 
-Every read of a dropped file goes through `open_regular_file`: no symlink is followed, a FIFO named
-`x.png` never blocks, and what was opened is checked to be a regular file.
-
-Nothing outside a watched folder is ever read or written through it (SPEC §7): given the folder as
-`root`, a path is reached by opening the root and then each component below it relative to its parent's
-descriptor, never following a symlink. `O_NOFOLLOW` on the whole path would protect only its last
-component; a subfolder swapped for a symlink to `/etc` would lead the agent out of the tree. A `root`
-of "" trusts the path as given (the `upload` command, the agent's own state folder).
+A path is reached from the folder's descriptor one component at a time (`O_NOFOLLOW` on a whole path
+protects only its last component). A `root` of "" trusts the path as given (the `upload` command, the
+state folder). See docs/architecture.md, 'What is trusted'.
 """
 
 from __future__ import annotations

@@ -1,20 +1,5 @@
-"""Group commit of folder fsyncs: the names sidecars were renamed to are made durable together.
-
-A sidecar's bytes are fsynced before its rename, so no reader, even after a power cut, sees a partial
-one; the fsync of the folder afterwards only makes the new *name* durable. On ext4 it costs a journal
-commit, or without a journal (the reference VM's disk) a synchronous write of the folder's blocks:
-2.5 ms there, more than the rest of the write. During a burst every sidecar lands in
-the same few folders: one background fsync per folder covers every rename made in it meanwhile, and
-the worker goes on at once instead of waiting for the disk.
-
-The thread gathers for `GATHER_SECONDS` before each fsync: without that, it kept pace with the
-workers, and a burst paid two journal commits per file (the sidecar's and its folder's) instead of one,
-plus a thread switch and a descriptor per file (measured: about 10 % of the burst's throughput).
-
-What a power cut can then cost is the name of a sidecar written a few tens of milliseconds before it:
-the file has no sidecar, and the next start uploads it again (uploads are at least once, README
-Guarantees). Records whose order matters (the moves to done_dir / failed_dir) keep their synchronous
-fsync.
+"""Group commit of folder fsyncs: the names sidecars were renamed to are made durable together, by one
+background thread. See docs/architecture.md, 'Recording and moving', for why and what a power cut costs.
 """
 
 from __future__ import annotations

@@ -1,24 +1,8 @@
 """`done_dir` and `failed_dir`: moving a file and its record out of the drop folder, crash-safe.
 
-The record (sidecar or error record) is durable beside the file before anything moves. Then `Mover.move`:
-
-0. journals the intent in the state folder (`moves.jsonl`, fsynced): the file, its inode, the name it
-   is to take and the record to write there, as the agent itself wrote or checked it;
-1. claims that name by linking the file to it: a link never replaces a name, so of two moves (or a
-   dropper) wanting one name, one gets it and the other journals the next name and tries that one;
-2. writes the record beside the new name, then unlinks the file and its record from the drop folder;
-3. marks the intent done.
-
-A kill -9 at any point leaves the file beside a record that describes it: in the drop folder (before 1),
-or at its new name, where `Mover.recover` finishes the move at the next start from the journal. A move
-whose file never reached its new name is left as it is: the start-up scan moves it again, choosing a
-name afresh. A record found in a folder never moves or writes anything, whatever it says (`movingTo`,
-which versions before the journal wrote into it, is dropped when the record moves).
-
-The destination is reached without following a symlink (`watcher.disk.files`): a done_dir inside the
-watched folder from the watched folder down, one component at a time; one outside it from its parent
-(the operator's path), its own name and everything below it opened with O_NOFOLLOW. Both folders are
-on one filesystem (the config refuses anything else), so every step is a link or an unlink.
+The intent is journalled, the new name claimed by a link, the record written there, the old names
+unlinked, the intent marked done; a record found in a folder never moves or writes anything, whatever it
+says. See docs/architecture.md, 'Recording and moving'.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """What the emulated endpoint answers to an upload, decided without sockets, threads or clocks.
 
-:func:`decide` looks at what the request's headers and query say (token, account, content type, body
-framing), at the emulator's accounts and at the pending faults, and returns either a :class:`Refusal`
-(the request is answered with an error without its body being used) or an :class:`Acceptance` (the body
-is to be read; which fault, if any, applies). Once the body has arrived, :meth:`Acceptance.answer` gives
-the status, body and headers to send, with the fileID ``user:<uid>-minimax:<account>-file:<n>``.
-The HTTP layer (:mod:`watcher.emulator.http`) does the reading, hashing, resetting and waiting.
+:func:`decide` returns a :class:`Refusal` (answered without using the body) or an :class:`Acceptance`,
+whose :meth:`Acceptance.answer` gives the status, body and headers once the body has arrived; the HTTP
+layer (:mod:`watcher.emulator.http`) does the reading, hashing, resetting and waiting.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Where a hook run's record was about to be written, and where the file is now, after a kill -9.
 
-An upload or failure hook run is journalled *before* its sidecar or error record is renamed into place
-(`HookRunner.prepare`), naming a `RecordPlace`; it is confirmed, with the file's final path, once the
-record is durable and the file moved (`HookRunner.commit`). A run still unconfirmed at the next start
-was cut short somewhere between those two: `locate` finds out whether the record was written and where
-the file went, so the hook runs if and only if its record exists (at least once, never for a record
-that is not there).
-
-The file is recognised by its inode (a move to done_dir / failed_dir links it, keeping the inode) and
-the record by what the agent wrote into it (fileID, sha256, times...), read without following a symlink
-below the folder: a record planted by someone else describes another upload, or another file.
+A run prepared but never committed runs if and only if its record exists: the file is recognised by its
+inode, the record by what the agent wrote into it (a planted record describes another upload). See
+docs/architecture.md, 'Hooks'.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
-"""One hook process: started without a shell in a process group of its own, given its stdin, its output
-read (the first bytes kept, the rest counted), and killed, the whole group, past its timeout.
+"""One hook process: no shell, its own process group, its stdin given, its output read (the first bytes
+kept), and the whole group killed past its timeout.
 
-Everything happens in the calling thread with one selector: the hook's stdin, stdout and stderr, a
-pidfd that becomes readable when the hook exits, and the runner's abort pipe. No pipe can fill up and
-stall the hook, and a hook that writes gigabytes costs no memory.
-
-The group is signalled only while its leader has not been reaped: a zombie leader keeps its process id,
-so the id cannot have been given to an unrelated process by then, and `killpg` cannot hit a stranger.
-A hook that exits on its own ends the run even if something it started in the background still holds
-its output open; that leftover is not killed (a hook may start a job on purpose).
+The group is signalled only while its leader is unreaped, so `killpg` cannot hit a stranger. See
+docs/architecture.md, 'Hooks'.
 """
 
 from __future__ import annotations

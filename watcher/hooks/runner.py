@@ -1,25 +1,8 @@
-"""Hooks (SPEC §6b): the operator's programs, run after the fact, off the upload path.
+"""Hooks (SPEC §6b): the operator's programs, run after the fact, off the upload path, at least once.
 
-`HookRunner` runs the configured hook for each event (`watcher.hooks.events.HookEvent`):
-
-- `submit` only records the run (in the state folder's journal, fsynced, before it returns) and wakes
-  a worker: a slow or hanging hook never delays the caller. An upload's or a failure's run is recorded
-  in two steps instead: `prepare` before its sidecar or error record is renamed into place (so a kill -9
-  right after the rename cannot lose it), `commit` once the record is durable and the file moved; a
-  run an earlier process prepared but did not commit runs only if its record is found
-  (`watcher.hooks.intent`), once the start-up scans are over (`release_held`);
-- at most `concurrency` hooks run at once, each one process, argv as configured, no shell, in a process
-  group of its own, which is killed whole past `hooks.timeout_seconds` (`watcher.hooks.process`);
-- a hook that exits non-zero or times out runs again after a backoff, up to 5 attempts in all, then is
-  given up with one error line; a run finished either way leaves the journal;
-- runs still pending when the agent stops or dies are run again at the next `start`, so delivery is at
-  least once: a hook may run twice for one event and must tolerate that.
-
-A hook's environment is the agent's, minus the token, systemd's per-service variables (a hook that
-wrote to $NOTIFY_SOCKET would speak for the agent) and the proxy variables (unless `hooks.pass_proxy`),
-plus the event's variables. Its output goes to the log through the normal logger (so redaction
-applies: the token and the proxy passwords never reach the log), each line tagged with the hook and its
-file, the first 4 KiB of each stream at most.
+`submit` only journals the run and wakes a runner thread; an upload's or failure's run is prepared before
+its record is renamed into place and committed once the file moved. A hook's environment never holds the
+token or systemd's per-service variables. See docs/architecture.md, 'Hooks'.
 """
 
 from __future__ import annotations
@@ -325,8 +308,15 @@ class HookRunner:
             self._journal.finish(run.entry.run_id)
             return
         delay = self._retry.delay(attempt)
-        self._log.warning("%s: %s (attempt %d of %d); trying again in %.0f s",
-                          tag, result.failure, attempt, self._max_attempts, delay, extra=extra)  # fmt: skip
+        self._log.warning(
+            "%s: %s (attempt %d of %d); trying again in %.0f s",
+            tag,
+            result.failure,
+            attempt,
+            self._max_attempts,
+            delay,
+            extra=extra,
+        )
         self._journal.failed(run.entry)
         self._schedule(run, delay)
 
@@ -342,9 +332,13 @@ class HookRunner:
         where = locate(place, document) if isinstance(document, dict) else None
         if where is None:
             record = "sidecar" if run.event.event == "upload" else "error record"
-            self._log.info("hook %s for %s: its %s was never written (the agent stopped before); "
-                           "no run for it", run.event.hook, run.event.subject, record,
-                           extra=_log_fields(run.event))  # fmt: skip
+            self._log.info(
+                "hook %s for %s: its %s was never written (the agent stopped before); no run for it",
+                run.event.hook,
+                run.event.subject,
+                record,
+                extra=_log_fields(run.event),
+            )
             self._journal.finish(run.entry.run_id)
             return False
         run.event = run.event.at_path(where)

@@ -1,18 +1,7 @@
-"""A small HTTP server for a local listener (the metrics; a status page later) that no local user can exhaust.
+"""A small HTTP server for a local listener (the metrics) that no local user can exhaust.
 
-Anyone on the host may connect to a listener (THREAT_MODEL.md, rule 3). prometheus-client's own server ran
-a thread per connection with no timeout: a thousand idle connections held a thousand descriptors, and the
-agent could open no folder, file or socket to upload with. Here:
-
-- one thread and non-blocking sockets: no thread per connection;
-- at most `max_connections` at once; one more is accepted, answered 503 and closed at once (leaving it in
-  the kernel's backlog would make a well-behaved client wait behind every idle one);
-- each connection has `request_seconds` for its whole request head, however slowly it trickles in
-  (slowloris), and `response_seconds` to take the answer; a head over `MAX_HEAD` bytes is refused;
-- no connection is kept while fewer than `reserve` descriptors are free: the agent's own work comes first;
-  when the process is out of descriptors, accepting pauses for a second instead of spinning.
-
-The app is a WSGI callable (prometheus-client's `make_wsgi_app`), called on the server's thread.
+One thread, capped connections, a deadline per request head and answer, and no connection kept while
+descriptors run short. See docs/architecture.md, 'Telling'.
 """
 
 from __future__ import annotations
@@ -205,8 +194,12 @@ class Listener:
         self._resume_at = now + OUT_OF_DESCRIPTORS_PAUSE
         if now - self._told_out_of_descriptors >= 60:
             self._told_out_of_descriptors = now
-            log.warning("%s: cannot accept a connection: %s; trying again in %.0f s", self.name,
-                        exc.strerror, OUT_OF_DESCRIPTORS_PAUSE)  # fmt: skip
+            log.warning(
+                "%s: cannot accept a connection: %s; trying again in %.0f s",
+                self.name,
+                exc.strerror,
+                OUT_OF_DESCRIPTORS_PAUSE,
+            )
 
     def _serve(self, connection: _Connection, events: int) -> None:
         try:

@@ -1,9 +1,7 @@
 """The running agent's live state, for `minimax-watcher status` in another process.
 
-The agent holds an exclusive `flock` on `agent.lock` in its state folder for as long as it runs, and
-publishes `agent-status.json` there (atomically, at most every couple of seconds while something
-changes, never while idle). A reader trusts the file only while the lock is held: an agent that died,
-kill -9 included, drops the lock with its last descriptor, so its stale file is never shown as live.
+`agent-status.json` is trusted only while the agent's `flock` on `agent.lock` is held: an agent that died,
+kill -9 included, drops the lock, so its stale file is never shown as live.
 """
 
 from __future__ import annotations
@@ -41,16 +39,22 @@ class LiveStatusWriter:
             self._dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
-            log.warning("cannot publish the live status in %s (%s); `status` shows what is on disk only",
-                        self._dir, exc.strerror)  # fmt: skip
+            log.warning(
+                "cannot publish the live status in %s (%s); `status` shows what is on disk only",
+                self._dir,
+                exc.strerror,
+            )
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                log.warning("another agent runs with the state folder %s; this one does not publish its live "
-                            "status there (give each agent its own state folder)", self._dir)  # fmt: skip
+                log.warning(
+                    "another agent runs with the state folder %s; this one does not publish its live "
+                    "status there (give each agent its own state folder)",
+                    self._dir,
+                )
             return False
         self._lock_fd = fd
         return True

@@ -1,18 +1,8 @@
-"""Logging: to journald with structured fields under systemd, to stderr with timestamps otherwise.
+"""Logging: to journald with structured `MINIMAX_*` fields under systemd, to stderr otherwise.
 
-Every record passes two filters on its way to the handler: control characters in its arguments are
-escaped (a file name must not split or forge a log line), then the whole rendered text, traceback
-included, and every structured field go through `watcher.redact.redact`, so a registered secret never
-reaches the log.
-
-Under journald (stderr is the journal's stream socket, as JOURNAL_STREAM says) each record is one journal
-entry sent over the native protocol, carrying the `MINIMAX_*` fields its call attached with `fields()`:
-
-    log.info("%s: uploaded", path, extra=fields(file=path, account=acct, file_id=fid, event="upload"))
-
-so that `journalctl -u minimax-watcher MINIMAX_ACCOUNT=123456` finds that account's lines. Elsewhere, and
-whenever the journal socket cannot take an entry, the line goes to stderr as before: `<N>`-prefixed
-under journald, timestamped otherwise, the fields left out.
+Control characters in a record's arguments are escaped, then its whole text, traceback and fields go
+through `watcher.redact`. Code attaches fields with `watcher.log_fields.say`. See docs/architecture.md,
+'Telling'.
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
-"""Prometheus metrics (SPEC §6b), with prometheus-client, served on `metrics.listen` when it is set.
+"""Prometheus metrics (SPEC §6b), in a registry of their own, served on `metrics.listen` when it is set.
 
-One `Metrics` holds its own `CollectorRegistry`: the agent's metrics, and the standard process, platform
-and garbage-collector collectors. Nothing goes in prometheus-client's global registry, so two `Metrics`
-(two agents in one test process) never share a sample.
-
-Counters count from the process's start. The agent keeps one `Metrics` for its whole life and only moves
-its server (`set_listen`) when a reload changes `metrics.listen`, so a reload never resets a counter;
-Prometheus' `rate()` and `increase()` already read the reset a restart makes.
-
-Account "" or None (the token's only account, when a folder names none) is shown as `default`.
-
-`NullMetrics` has the same methods and does nothing, for when `metrics.listen` is unset, so a caller
-never asks whether metrics are on.
+Counters count from the process's start: a reload moves the server, never resets a counter. Account ""
+or None shows as `default`. `NullMetrics` does nothing, so a caller never asks whether metrics are on.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""What the running agent tells the outside, apart from its log: Prometheus metrics and the live status.
-
-The agent calls `job_done` for every upload result and `refresh` when something may have changed (at
-most every `status_interval` seconds); `refresh` sets the gauges and publishes the live status file for
-`minimax-watcher status` only when its content changed, so an idle agent writes nothing.
+"""What the running agent tells the outside apart from its log: metrics and the live status, published only
+when their content changed, so an idle agent writes nothing.
 """
 
 from __future__ import annotations

@@ -1,26 +1,8 @@
 """The start-up helper: a child process that checks directories against the index on the second core.
 
-A start with a long history spends nearly all its time proving that done files are still done: two
-stats per file, compared with the index's row (`watcher.scan.vouching`). Those calls are cheap one by one,
-but a million of them are seconds of CPU, and threads cannot share that work: each stat hands the GIL
-over twice. So the start-up scans share it with one helper process: a recursive folder gives it every
-other directory, and a start with many folders gives it the folders waiting their turn, from the last
-one back, while the scanner walks the first ones (`watcher.scan.scanner`). The helper lists the directory,
-reads its rows from the index (read-only: SQLite's WAL lets it read beside the agent) and answers with
-the names the index vouches for and the known names no longer there. The agent then lists that
-directory itself and handles everything else in it as usual: only the two stats of the vouched files
-and the index query are done elsewhere.
-
-Nothing the helper says can make a file done that is not: it answers from the same rule on the same
-disk, and whatever it does not vouch for is looked at by the agent. If it cannot start, dies or answers
-nonsense, the agent checks those directories itself. It opens directories from the watched folder
-without following a symlink, as the agent does (`watcher.disk.files.open_directory`), runs isolated from
-the environment (no token, no PYTHONPATH), writes nothing, and lives as long as the start-up scans.
-
-Messages are marshal'd values, each prefixed with its length: the agent sends the index file, then one
-`(watched folder, account, directory)` per message; the helper answers each in order with
-`(vouched names, vanished names)`, or None when it could not look. A thread of the agent reads the
-answers as they come, so the helper never waits on a full pipe while the scanner is busy elsewhere.
+It applies the same rule (`watcher.scan.vouching`) to the same disk, read-only, with no token and no
+environment; what it does not vouch for, or everything if it fails, the agent checks itself. Messages
+are marshal'd values prefixed with their length. See docs/architecture.md, 'The threads'.
 """
 
 from __future__ import annotations
@@ -98,8 +80,9 @@ class WalkHelper:
                 close_fds=True,
             )
         except OSError as exc:
-            log.info("cannot start the start-up helper (%s); the start-up scans run in one process",
-                     exc.strerror)  # fmt: skip
+            log.info(
+                "cannot start the start-up helper (%s); the start-up scans run in one process", exc.strerror
+            )
             return None
         helper = cls(process)
         with helper._lock:

@@ -1,8 +1,7 @@
 """A folder's inventory: which candidates it holds, and what state each one is in.
 
-Shared by the agent's startup and periodic scans and by `minimax-watcher status`, so both judge a file
-by the same rule: done when its sidecar matches its size and mtime_ns, failed when its error record
-does, pending otherwise.
+Shared by the agent's scans and `minimax-watcher status`, so both judge a file by one rule: done when its
+sidecar matches its size and mtime_ns, failed when its error record does, pending otherwise.
 """
 
 from __future__ import annotations
@@ -170,8 +169,9 @@ def walk_candidates(
             return
         except OSError as exc:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link or a file: not ours
-                log.error("cannot list %s: %s; its files are skipped until it can be read", folder,
-                          exc.strerror)  # fmt: skip
+                log.error(
+                    "cannot list %s: %s; its files are skipped until it can be read", folder, exc.strerror
+                )
             return
         try:
             stamp = _stamp(os.fstat(dir_fd)) if memo is not None else None
@@ -184,9 +184,22 @@ def walk_candidates(
                         on_unchanged(folder)
                     return
             pushed = len(stack)
-            yield from _walk_directory(root, folder, dir_fd, recursive, account, stack, known_in,
-                                       remove_temporaries_before, listing, admits,
-                                       on_vanished, checked, on_vouched, owner)  # fmt: skip
+            yield from _walk_directory(
+                root,
+                folder,
+                dir_fd,
+                recursive,
+                account,
+                stack,
+                known_in=known_in,
+                remove_temporaries_before=remove_temporaries_before,
+                on_listing=listing,
+                admits=admits,
+                on_vanished=on_vanished,
+                checked=checked,
+                on_vouched=on_vouched,
+                owner=owner,
+            )
             if stamp is not None and memo is not None:
                 memo.remember(folder, stamp, stack[pushed:])
         finally:

@@ -1,9 +1,7 @@
 """The scanner thread: walks folders when asked and reports what it found to the agent, in batches.
 
-Asked at start (every folder, before READY), every `rescan_seconds` (inotify can overflow; network
-filesystems send nothing), when a subfolder appears, and when a lost folder comes back. Files the
-index knows to be done (`watcher.state.index`) are not reported at all, and their sidecars are not read:
-a start or a rescan of 100,000 uploaded images costs a listing and a stat each.
+Files the index vouches for are not reported and their sidecars not read. See docs/architecture.md,
+'Finding files and knowing them'.
 """
 
 from __future__ import annotations

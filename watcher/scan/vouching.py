@@ -1,14 +1,7 @@
-"""Which files of a directory the index vouches for: done, with nothing to read.
+"""Which files of a directory the index vouches for: done, with nothing to read (two stats per file).
 
-A start or a rescan reports every file of a directory except these. A row vouches for a file while
-the file still has the size, mtime_ns, inode and change time the row recorded (new bytes written into
-the same inode with size and mtime put back, `cp -p`, move the change time), the folder's account is the row's,
-and the sidecar beside it is the very one the row was made from: the same inode and ctime (a sidecar
-replaced or edited in place since, even while the agent was stopped, has another ctime, which no one
-can set back). That costs two stats per file and reads no sidecar.
-
-Kept apart from `watcher.scan.inventory` so that the start-up helper process (`watcher.scan.helper`), which
-checks directories on the second core, applies the very same rule with few imports.
+Kept apart from `watcher.scan.inventory` so that the start-up helper applies the very same rule with few
+imports. See docs/architecture.md, 'Finding files and knowing them'.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """`minimax-watcher service install` and `service uninstall`: the README's manual steps as one command.
 
-`plan_install` turns a config into the list of steps (`watcher.service.plan`) that leave a running,
-hardened service: the user and the drop group (sysusers), the config's folders (setgid, group-writable),
-the state folder, the token as a root-only credential file, the shipped unit plus a drop-in whose
-ExecStart= is this installed command and whose ReadWritePaths= are exactly the config's folders; then
-check-config run as the service will run it, daemon-reload, enable, and start (waiting for READY=1).
-What can be checked before anything changes is: a command or a folder the sandbox would hide, a config
-the agent would refuse, a token it could not use. `plan_uninstall` stops and removes the unit and the
+`plan_install` turns a config into the steps (`watcher.service.plan`) that leave a running, hardened
+service, checking what can be checked before anything changes; `plan_uninstall` removes the unit and its
 drop-in, and nothing else.
 """
 

@@ -1,11 +1,7 @@
 """The paths `service install` changes as root, reached without following a symlink (THREAT_MODEL rule 1).
 
-A user who can rename a folder on the way, or the drop folder itself, can put a link in its place at
-any moment: `alice -> /etc`, and root's next chown and `chmod 2775` would hand /etc to the drop group.
-So a path is walked from the machine's root one component at a time, each opened relative to its
-parent's descriptor without following a link (`files.open_subfolder`); a symlink anywhere is refused,
-and so is a folder on the way that lets a user other than root rename what is in it. The change is
-then made on a descriptor: fchown, fchmod, a file made with openat and renamed within its folder.
+A user who can rename a folder on the way could swap in `alice -> /etc`: a path is walked from `/` one
+component at a time, a folder where others may rename is refused, and changes are made on descriptors.
 """
 
 from __future__ import annotations

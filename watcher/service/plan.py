@@ -1,11 +1,7 @@
 """The plan of `service install`/`uninstall` as data: a list of steps, each knowing whether it is done.
 
-A step looks at the machine and says what it would change (`pending`), or None when what it stands for
-is already so; `apply` makes the change. `run_plan` walks the list in order, printing per step
-"unchanged", "would ..." under --dry-run, or the change it makes. A second run therefore changes
-nothing, and a dry run touches nothing. Steps read and write the machine through `Host`, whose root is
-`/` for real and a temporary folder in the unit tests (users and groups are then read from that
-folder's etc/passwd and etc/group).
+`run_plan` applies them in order, so a second run changes nothing and a dry run touches nothing. Steps
+reach the machine through `Host`, rooted at `/` (a temporary folder in the unit tests).
 """
 
 from __future__ import annotations

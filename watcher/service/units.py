@@ -1,8 +1,7 @@
 """What `service install` puts where, in systemd's own syntax, and what the unit's sandbox lets it see.
 
-The shipped files (the unit, sysusers.conf, tmpfiles.conf) are package data in `watcher/service/files/`,
-so an installed package finds them without a checkout; `systemd/` at the repository's root holds the
-same files for people who install by hand (a unit test keeps the two identical).
+The shipped files are package data in `watcher/service/files/`; `systemd/` holds the same files for
+installs by hand (a unit test keeps the two identical).
 """
 
 from __future__ import annotations

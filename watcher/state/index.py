@@ -1,24 +1,8 @@
 """The index in the state folder: which files are done, and which bytes each account already has.
 
-A cache of the sidecars, kept in SQLite so that memory depends on what is pending, not on history, and
-so that a start or a rescan compares a listing and a `stat` with a row instead of reading and parsing
-every sidecar again. The sidecars stay the truth:
-- a row lets a file be skipped only while the file has the size, mtime_ns, inode and change time the
-  row recorded,
-  the folder's account is the row's, and the sidecar beside it is the very one the row was made from
-  (the same inode and ctime: a sidecar replaced or edited since has another ctime, which no one can
-  set back); anything else reads the sidecar again;
-- a missing, unreadable or damaged index is started afresh and rebuilt from the sidecars as the scans
-  read them (it costs that one slower start, never an upload);
-- it holds the rows of one API user at one base URL (`watcher.core.api_owner`): opened for another (a new
-  token's user, the real API after the emulator), its rows count for nothing and are dropped.
-
-One connection, shared by the scheduler's thread (which writes), the scanner (a query per directory)
-and the workers (dedupe), behind a lock. Writes go into one open transaction that a background thread
-commits within `COMMIT_SECONDS`: a burst of uploads costs a few commits a second, not one per file,
-and a kill -9 loses at most that last moment of the cache (WAL mode keeps the file consistent). The
-window is short because it is also how long a `scan` beside the service waits to write (one writer
-at a time per SQLite file).
+A cache of the sidecars in SQLite, which stay the truth: a row vouches only for the very file and sidecar
+it was made from, and a missing or damaged index is rebuilt from the sidecars. See docs/architecture.md,
+'Finding files and knowing them'.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Which sidecars the agent wrote itself: an HMAC seal, keyed by a secret in the state folder.
 
-A sidecar only lends its fileID to other files (dedupe) when this agent wrote it: anyone who can write
-to one folder of an account could otherwise plant `decoy.png` plus a sidecar claiming a victim image's
-sha256, and the victim's image would get a fake fileID without ever being uploaded. The seal covers
-what dedupe trusts (fileID, ossPath, account, size, sha256, and the API's base URL where the sidecar
-names one); a sidecar without a valid seal (planted, edited, or written before seals existed) still
-marks its own file done, but never another.
+Only a sealed sidecar lends its fileID to another file: anyone who can write to a folder could otherwise
+plant one claiming a victim image's sha256. The seal covers what dedupe trusts (fileID, ossPath, account,
+size, sha256, base URL); an unsealed sidecar still marks its own file done.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """The useapi.net MiniMax files client: one streaming POST per file over a reused connection.
 
-The body is read from disk in large chunks and hashed in the same pass, so memory stays flat whatever
-the file's size and the sha256 in the sidecar is exactly the hash of the bytes that were sent.
-
-Every attempt is bounded in time, whatever the server does: it must keep taking the body, then answer
-whole (status line, headers and body) within a deadline that grows with the file's size. Socket
-timeouts alone cannot do this, since they apply to each read and a server trickling one byte every few
-seconds never trips them; a watcher thread shuts the attempt's socket down when its deadline passes.
+The body is read in large chunks and hashed in the same pass: memory stays flat and the sidecar's sha256
+is the hash of the bytes sent. Every attempt is bounded in time (`watcher.upload.deadlines`).
 """
 
 from __future__ import annotations

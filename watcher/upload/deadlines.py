@@ -1,9 +1,7 @@
-"""Every upload attempt bounded in time, whatever the server does.
+"""Every upload attempt bounded in time, whatever the server does (socket timeouts bound each read only).
 
-Socket timeouts apply to each read, so a server trickling one byte every few seconds never trips them.
-One thread for the whole process instead watches every attempt's deadline and shuts its socket down
-when it passes; urllib3's connection classes are extended (`WatchedConnection`) so that each connection
-knows which attempt it carries. Used by `watcher.upload.client`.
+One thread watches every attempt's deadline and shuts its socket down when it passes; `WatchedConnection`
+extends urllib3's connections so that each knows the attempt it carries.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""The configured folders as the agent holds them: locked or standing by, watched, lost and found again.
+"""The configured folders as the agent holds them: locked or stood by, watched, lost and found again.
 
-For each folder: its lock (one agent per folder, `watcher.watch.lock`), its observer (`FolderWatch`),
-and whether the folder itself went away. A folder another agent holds is stood by for: no watch, no
-scan, its lock retried every `lock_retry` seconds, so it is taken over within seconds of the holder
-stopping or dying. A folder whose lock name is taken by something that is not a lock file (a directory,
-a socket...) is not worked on either, as it cannot be held, and is looked at again as often. The agent asks `active()` for the folders the scheduler may work on, and gets back
-from `apply` and `tick` the folders to scan now (newly held, or back after being lost).
+The loop asks `active()` for the folders the scheduler may work on, and gets from `apply` and `tick` the
+folders to scan now. See docs/architecture.md, 'One folder, one agent'.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ from watcher.core.messages import PathEvent
 from watcher.core.timings import Timings
 from watcher.disk import descriptors
 from watcher.disk.descriptors import FOLDER_RESERVE, is_out_of_descriptors
-from watcher.log_fields import fields
+from watcher.log_fields import say
 from watcher.watch.limits import queued_events_limit
 from watcher.watch.lock import LOCK_NAME, FolderLock, FolderLocks, LockState
 from watcher.watch.observers import FolderWatch, Observers
@@ -191,9 +187,12 @@ class WatchedFolders:
             f for p, f in self._folders.items() if p in lost and not self._waiting(p) and f not in already
         ]
         if relist:
-            log.warning("events were lost (the kernel's inotify queue overflowed, fs.inotify.max_queued_events "
-                        "is %s): listing %d folders again; raise it if this recurs", queued_events_limit(),
-                        len(relist))  # fmt: skip
+            log.warning(
+                "events were lost (the kernel's inotify queue overflowed, fs.inotify.max_queued_events "
+                "is %s): listing %d folders again; raise it if this recurs",
+                queued_events_limit(),
+                len(relist),
+            )
         return relist
 
     def recheck_roots(self, now: float, generation: int) -> list[Folder]:
@@ -214,8 +213,13 @@ class WatchedFolders:
                 if lock is not None:
                     lock.release()  # lets the kernel report the old folder gone, and frees its name
                 if path not in self._lost:
-                    log.warning("%s: the watched folder was removed or moved away; waiting for it to come "
-                                "back", path, extra=fields(folder=path, event="attention"))  # fmt: skip
+                    say(
+                        log.warning,
+                        "%s: the watched folder was removed or moved away; waiting for it to come back",
+                        path,
+                        folder=path,
+                        event="attention",
+                    )
                 self._lost.add(path)
                 self._next_root_check = now + self._timings.root_recheck
                 continue
@@ -302,7 +306,8 @@ class WatchedFolders:
             soft = descriptors.limit()
             needed = (soft or 0) + waiting
             suggested = max(65536, 2 * needed)
-            log.error(
+            say(
+                log.error,
                 "%d of %d folders are not watched: the agent may open %s file descriptors, and the folders "
                 "it watches (one each) and its own work (%d kept) need them all; it goes on with the other "
                 "%d and tries again every %.0f s. Raise the limit to at least %d: LimitNOFILE=%d in the "
@@ -316,7 +321,7 @@ class WatchedFolders:
                 needed,
                 suggested,
                 suggested,
-                extra=fields(event="attention"),
+                event="attention",
             )
         elif waiting == 0 and self._told_short:
             log.info("every folder is watched now: file descriptors suffice")
@@ -342,17 +347,33 @@ class WatchedFolders:
             self._suspect.add(path)
             self._next_root_check = now
             return False
-        extra = fields(folder=path, account=folder.account, event="attention")
         if got.state is LockState.STANDBY:
             if self._standby.get(path) != got.detail:
-                log.warning("%s: another agent holds this folder (%s: %s); standing by to take it over",
-                            path, os.path.join(path, LOCK_NAME), got.detail, extra=extra)  # fmt: skip
+                say(
+                    log.warning,
+                    "%s: another agent holds this folder (%s: %s); standing by to take it over",
+                    path,
+                    os.path.join(path, LOCK_NAME),
+                    got.detail,
+                    folder=path,
+                    account=folder.account,
+                    event="attention",
+                )
             self._blocked.pop(path, None)
             self._standby[path] = got.detail
         elif got.state is LockState.BLOCKED:
             if self._blocked.get(path) != got.detail:
-                log.error("%s: cannot hold this folder: %s; nothing is uploaded from it until then (looked at "
-                          "again every %.0f s)", path, got.detail, self._timings.lock_retry, extra=extra)  # fmt: skip
+                say(
+                    log.error,
+                    "%s: cannot hold this folder: %s; nothing is uploaded from it until then "
+                    "(looked at again every %.0f s)",
+                    path,
+                    got.detail,
+                    self._timings.lock_retry,
+                    folder=path,
+                    account=folder.account,
+                    event="attention",
+                )
             self._standby.pop(path, None)
             self._blocked[path] = got.detail
         else:
@@ -388,8 +409,12 @@ class WatchedFolders:
         except OSError as exc:
             if is_out_of_descriptors(exc):
                 raise
-            log.error("%s: cannot watch this folder: %s; it is rescanned every %.0f s instead", folder.path,
-                      exc.strerror, self.rescan_seconds)  # fmt: skip
+            log.error(
+                "%s: cannot watch this folder: %s; it is rescanned every %.0f s instead",
+                folder.path,
+                exc.strerror,
+                self.rescan_seconds,
+            )
             return
         self._watches[folder.path] = watch
         log.info(

@@ -1,19 +1,9 @@
 """Every inotify-watched folder on one inotify instance read by one thread, its raw events turned straight
 into the facts the agent cares about.
 
-watchdog's `InotifyObserver` keeps an emitter thread (and an event queue) per watched folder, so 300
-folders cost 300 threads; here each folder is one `TreeWatch` on the shared `Inotify` (watchdog's
-`InotifyFD`: one instance, one reader thread, per-watch callbacks). A `TreeWatch` keeps its own watch per
-directory: the folder and, when recursive, every subfolder the agent looks into (never a dot-folder),
-added as subfolders appear and dropped as they go. Moves need no pairing: to the agent a move is the
-old name gone and the new one finished.
-
-When the kernel's event queue overflows (`fs.inotify.max_queued_events`), every folder's tree is watched
-again as it is now and the folder is told its events were lost (`events_lost`): the agent lists it afresh.
-
-Running out of watches (`fs.inotify.max_user_watches`) is not swallowed: `TreeWatch.start` raises it,
-and a subfolder that cannot be watched later is handed to `on_exhausted`, which moves the folder to
-polling (`watcher.watch.observers.FolderWatch`).
+A `TreeWatch` per folder watches each directory the agent looks into (never a dot-folder). Running out of
+watches is raised by `TreeWatch.start`, or handed to `on_exhausted` (the folder moves to polling). See
+docs/architecture.md, 'The threads'.
 """
 
 from __future__ import annotations

@@ -1,20 +1,8 @@
-"""One folder, one agent (SPEC §6c): a POSIX record lock on `.minimax-watcher.lock` inside the folder.
+"""One folder, one agent (SPEC §6c): a POSIX record lock (NFS carries it) on `.minimax-watcher.lock`.
 
-POSIX locks (`fcntl`/`lockf`, not `flock`) are the kind NFS carries to the server: with NFSv4, or NFSv3
-with a lock manager (lockd), two agents on two hosts that mount the same folder exclude each other too.
-The kernel (or the NFS server, once the holder's lease ends) drops the lock when its holder dies, kill -9
-included, so a stand-by agent takes the folder over by simply trying again.
-
-The name is in a folder droppers write, so whatever is found there is input (THREAT_MODEL rule 2):
-- an agent makes its lock file whole before it appears (written and locked under a temporary name, then
-  linked to the lock name), mode 0600 so no one else can open (and lock) it, with its identity inside
-  (`watcher.watch.lock_identity`);
-- whoever holds the lock on the file at the name holds the folder; it then puts a fresh file of its own
-  there (a rename over it), so a stand-by reads the holder's identity;
-- a locked file that is not an agent's (another owner, no identity) keeps nobody out: it is moved aside,
-  checked to be the file judged, deleted, and replaced by the agent's own;
-- a directory, socket, FIFO, symlink or device there is never opened as a lock: the folder is not held
-  (two agents could both upload from it) until someone removes it; each errno concerns that folder alone.
+Whatever is at that name is input (THREAT_MODEL rule 2): only an agent's own lock file, made whole before
+it appears, keeps others out; a planted locked file is replaced; a directory, socket, FIFO or symlink is
+never opened, and the folder is then not held. See docs/architecture.md, 'One folder, one agent'.
 """
 
 from __future__ import annotations
@@ -229,8 +217,8 @@ class FolderLock:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            return Acquired(LockState.BLOCKED, f"{self._path} ({why_not}) is not an agent's lock file and "
-                            f"cannot be replaced ({exc.strerror}): remove it")  # fmt: skip
+            what = f"{self._path} ({why_not}) is not an agent's lock file"
+            return Acquired(LockState.BLOCKED, f"{what} and cannot be replaced ({exc.strerror}): remove it")
         moved = os.stat(aside, dir_fd=dir_fd, follow_symlinks=False)
         if not _same(moved, judged):
             _put_back(dir_fd, aside, moved)  # another agent's file came in meanwhile: its, not ours to take
@@ -239,8 +227,13 @@ class FolderLock:
         now = time.monotonic()
         if now - self._told_at >= _RETELL_SECONDS:
             self._told_at = now
-            log.warning("%s: replaced %s, which was not an agent's lock file (%s) and was locked or could not "
-                        "be locked; such a file keeps no agent out", self.folder, LOCK_NAME, why_not)  # fmt: skip
+            log.warning(
+                "%s: replaced %s, which was not an agent's lock file (%s) and was locked or could not "
+                "be locked; such a file keeps no agent out",
+                self.folder,
+                LOCK_NAME,
+                why_not,
+            )
         return self._install(dir_fd, replace=False)
 
     def _learn_owner(self, dir_fd: int) -> None:
@@ -289,9 +282,18 @@ def _unlink_quietly(name: str, dir_fd: int) -> None:
         pass
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symlink"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
 def _kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):  # fmt: skip
+    for test, kind in _KINDS:
         if test(mode):
             return kind
     return "not a regular file"

@@ -1,10 +1,7 @@
 """What an agent writes in the lock files it makes, and how another agent tells them from planted files.
 
-A lock file is trusted (another agent holds the folder: stand by) only when its owner is a user an agent
-runs as (root, this agent's own user, or whoever this agent's own files come out owned by there: NFS
-maps root to another uid) and it holds an agent's identity: host, pid, uid, start time and a random
-nonce, as JSON. Anything else at the lock name was not made by an agent, and a lock held on it keeps
-nobody out (`watcher.watch.lock`).
+A lock file is trusted only when its owner is a user an agent runs as (root, this agent's user, or
+whoever NFS maps its files to) and it holds an agent's identity (host, pid, uid, start time, a nonce).
 """
 
 from __future__ import annotations

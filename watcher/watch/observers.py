@@ -1,10 +1,8 @@
-"""Filesystem observers: what the kernel or a poll reports, turned into the few facts the agent cares about.
+"""Filesystem observers for all folders (`Observers`): inotify where the kernel delivers events, polling where
+asked or where inotify ran out; each folder is a `FolderWatch` on one of them.
 
-Two observers for all folders (`Observers`): one inotify instance where the kernel delivers events
-(`watcher.watch.inotify`), one polling thread (`watcher.watch.polling`) where `polling: true` (NFS, SMB, FUSE) or
-where inotify ran out of watches or instances; each folder is a watch on one of them (`FolderWatch`).
-Events arrive on those observers' threads, so they only filter names and hand a small `PathEvent` to the
-agent's inbox; every decision is taken on the agent's own thread.
+They run on their own threads, so they only filter names and post a small `PathEvent`; every decision is
+taken on the loop's thread.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from collections.abc import Callable
 from watcher.core.folders import Folder, in_hidden_folder
 from watcher.core.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX
 from watcher.core.messages import EventKind, PathEvent
-from watcher.log_fields import fields
+from watcher.log_fields import say
 from watcher.watch.inotify import LIMIT_ERRORS, Inotify, TreeWatch
 from watcher.watch.limits import raise_limit_hint
 from watcher.watch.lock import LOCK_NAME
@@ -207,14 +205,17 @@ class FolderWatch:
         if exc.errno == errno.EMFILE and not self._observers.first_told_out_of_instances():
             return
         below = f" (at {exc.filename})" if exc.filename and exc.filename != self.folder.path else ""
-        log.error(
+        say(
+            log.error,
             "%s: %s%s; polling %s instead (changes seen once a second). %s",
             self.folder.path,
             exc.strerror,
             below,
             "the folders" if exc.errno == errno.EMFILE else "this folder",
             raise_limit_hint(exc, self.folder),
-            extra=fields(folder=self.folder.path, account=self.folder.account, event="attention"),
+            folder=self.folder.path,
+            account=self.folder.account,
+            event="attention",
         )
 
     def _out_of_watches(self, exc: OSError) -> None:
@@ -227,9 +228,15 @@ class FolderWatch:
             try:
                 self._fall_back(exc)
             except OSError as poll_exc:
-                log.error("%s: cannot poll this folder either: %s; only rescans find its files now",
-                          self.folder.path, poll_exc.strerror or poll_exc,
-                          extra=fields(folder=self.folder.path, account=self.folder.account, event="attention"))  # fmt: skip
+                say(
+                    log.error,
+                    "%s: cannot poll this folder either: %s; only rescans find its files now",
+                    self.folder.path,
+                    poll_exc.strerror or poll_exc,
+                    folder=self.folder.path,
+                    account=self.folder.account,
+                    event="attention",
+                )
         tree.stop()
 
     def is_current(self) -> bool:

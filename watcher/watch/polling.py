@@ -1,13 +1,7 @@
-"""Polling, for folders inotify cannot watch (`polling: true` for NFS, SMB, FUSE; inotify out of watches or
-instances): one thread for every polled folder, each poll costing what changed, not what the tree holds.
+"""Polling, for folders inotify cannot watch: one thread for every polled folder, each poll costing what
+changed (a stat per directory, a listing only where its stamp moved), not what the tree holds.
 
-watchdog's polling observer listed and stat'ed every entry of the tree every second: 20,000 subfolders a
-dropper made kept a core 39 % busy for good. Here a poll stats each directory it knows (one `lstat`) and
-lists again only those whose inode, mtime or ctime moved (an entry added, removed or renamed in it) or
-whose last listing was too recent to trust (a change within the same timestamp tick would not move the
-stamp). A file rewritten in place does not move its directory's stamp; every `full_every` seconds (the
-folder's `rescan_seconds`) a poll lists every directory again, and the settle looks of a file being
-written stat it anyway. Listings are taken from the watched folder without following a symlink.
+See docs/architecture.md, 'The threads'.
 """
 
 from __future__ import annotations
