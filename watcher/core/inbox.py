@@ -1,5 +1,6 @@
 """The loop's inbox: bounded, coalescing per path, and fair between folders; a folder whose events
-overflow it is told once (`EventsLost`) and rescanned instead."""
+overflow it is told once (`EventsLost`) and rescanned instead. A folder's removal and the kernel's own
+overflow are never dropped: only they say that a rescan must come after them."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ TOTAL = 65536
 
 
 class _Waiting:
-    __slots__ = ("events", "gone", "lost")
+    __slots__ = ("events", "gone", "kernel_lost", "lost")
 
     def __init__(self) -> None:
         self.events: dict[tuple[EventKind, str], PathEvent] = {}
         self.lost: EventsLost | None = None
         self.gone: PathEvent | None = None
+        self.kernel_lost: PathEvent | None = None
 
 
 class _Wake:
@@ -61,6 +63,10 @@ class Inbox:
             self._woken = True
             if message.kind is EventKind.ROOT_GONE:
                 waiting.gone = message
+            elif message.kind is EventKind.EVENTS_LOST:
+                # Not folded into `lost`: that rescan may already be under way, while the kernel's
+                # overflow needs a listing that starts after its watches were set up again.
+                waiting.kernel_lost = message
             elif waiting.lost is None:
                 events = waiting.events
                 at = (message.kind, message.path)
@@ -118,4 +124,6 @@ def _in_order(waiting: _Waiting) -> Iterator[Message]:
         yield waiting.gone
     if waiting.lost is not None:
         yield waiting.lost
+    if waiting.kernel_lost is not None:
+        yield waiting.kernel_lost
     yield from waiting.events.values()

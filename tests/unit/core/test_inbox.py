@@ -51,6 +51,18 @@ def test_a_churn_past_the_bound_is_dropped_and_the_folder_told_once_while_others
     assert drain(inbox) == [ev(EventKind.WRITE, "/drop/a/later.png")]
 
 
+def test_the_kernels_overflow_is_kept_when_the_folders_events_already_overflowed_the_inbox() -> None:
+    """A churn had the inbox drop A's events; then the kernel's queue overflowed too. Its EVENTS_LOST
+    must still reach the loop: the rescan `EventsLost` asks for may start before the watches are back,
+    and only the kernel's message asks for a listing after them (a file dropped then was never seen)."""
+    inbox = Inbox(per_folder=100, total=1000)
+    for n in range(1000):
+        inbox.put(ev(EventKind.WRITE, f"/drop/a/c{n}.png"))
+    inbox.put(ev(EventKind.EVENTS_LOST, "/drop/a"))
+    inbox.put(ev(EventKind.WRITE, "/drop/a/more.png"))
+    assert drain(inbox) == [EventsLost(A), ev(EventKind.EVENTS_LOST, "/drop/a")]
+
+
 def test_folders_take_turns_and_other_messages_come_first() -> None:
     inbox = Inbox()
     for n in range(5):
