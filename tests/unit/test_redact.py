@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import clear_secrets, wait_for
+from tests.helpers import wait_for
 from tests.helpers.images import png_bytes
 from tests.helpers.notify import NotifySocket
 from watcher.agent import Agent
@@ -31,13 +31,6 @@ from watcher.upload.client import UploadClient
 # Two tokens in one file: what a token file holding a newline typically is.
 TWO_LINES = "user:4242-firstSECRET\nuser:4243-secondSECRET"
 PIECES = ("user:4242-firstSECRET", "user:4243-secondSECRET", "firstSECRET", "secondSECRET")
-
-
-@pytest.fixture(autouse=True)
-def no_secrets_left() -> Iterator[None]:
-    clear_secrets()
-    yield
-    clear_secrets()
 
 
 def assert_clean(text: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import TOKEN, clear_secrets, wait_for
+from tests.helpers import TOKEN, wait_for
 from tests.unit.hooks.test_runner import FAST_RETRY, Logged, journal_runs, recorded
 from watcher.config.load import HooksSettings
 from watcher.config.token import register_proxy_secrets
@@ -34,13 +34,6 @@ RECORD = """
         json.dump({"env": dict(os.environ), "stdin": sys.stdin.read()}, f)
     os.replace(out + ".tmp", out)
 """
-
-
-@pytest.fixture(autouse=True)
-def no_secrets() -> Iterator[None]:
-    clear_secrets()
-    yield
-    clear_secrets()
 
 
 @pytest.fixture

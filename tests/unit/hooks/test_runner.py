@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import TOKEN, clear_secrets, wait_for
+from tests.helpers import TOKEN, wait_for
 from watcher.config.load import HooksSettings
 from watcher.core.folders import Folder
 from watcher.core.retry import RetryPolicy
@@ -133,13 +133,6 @@ def logged(request: pytest.FixtureRequest) -> Iterator[Logged]:
     logged = Logged(f"test.hooks.{request.node.name}")
     yield logged
     logged.logger.removeHandler(logged.handler)
-
-
-@pytest.fixture(autouse=True)
-def no_secrets() -> Iterator[None]:
-    clear_secrets()
-    yield
-    clear_secrets()
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import clear_secrets
 from watcher.log_fields import fields
 from watcher.redact import REPLACEMENT, register_secret
 from watcher.report.logs import SYSLOG_IDENTIFIER, JournalHandler, add_filters
@@ -110,13 +109,6 @@ class FakeJournal:
 
     def close(self) -> None:
         self.sock.close()
-
-
-@pytest.fixture(autouse=True)
-def no_secrets_left() -> Iterator[None]:
-    clear_secrets()
-    yield
-    clear_secrets()
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from tests.helpers import clear_secrets
 
 @pytest.fixture(autouse=True)
 def no_secrets_left() -> Iterator[None]:
-    """Resolving a token registers it for redaction, process-wide: each test starts and ends without."""
+    """Resolving a token (or a test) registers secrets for redaction, process-wide: each unit test starts
+    and ends without."""
     clear_secrets()
     yield
     clear_secrets()
