@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from watcher.core.globs import glob_matches
 from watcher.core.media import is_candidate_name
+from watcher.core.video import VideoSettings
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,17 @@ class Folder:
     settle_seconds: float | None = None  # None: the top-level settle_seconds
     done_dir: str | None = None  # absolute; where a file and its sidecar move once uploaded
     failed_dir: str | None = None  # absolute; where a file that can never upload moves with its record
+    generate: VideoSettings | None = None  # image to video (SPEC §8); its output_dir is never uploaded from
 
     @functools.cached_property
     def move_dirs(self) -> tuple[str, ...]:
         return tuple(d for d in (self.done_dir, self.failed_dir) if d is not None)
+
+    @functools.cached_property
+    def set_aside_dirs(self) -> tuple[str, ...]:
+        """The folders below which nothing is a candidate: done_dir, failed_dir, the videos' output_dir."""
+        output = (self.generate.output_dir,) if self.generate is not None else ()
+        return (*self.move_dirs, *output)
 
     @property
     def account_key(self) -> str:
@@ -43,8 +51,8 @@ class Folder:
         relative = path[len(self.path.rstrip("/")) + 1 :]
         if not is_candidate_name(relative.rpartition("/")[2], self.media):
             return False
-        if self.move_dirs and any(is_inside(path, moved) for moved in self.move_dirs):
-            return False  # a done_dir or failed_dir inside the folder is never uploaded from
+        if self.set_aside_dirs and any(is_inside(path, aside) for aside in self.set_aside_dirs):
+            return False  # a done_dir, failed_dir or output_dir inside the folder is never uploaded from
         if self.include != ("**",) and not any(glob_matches(g, relative) for g in self.include):
             return False
         return not any(glob_matches(g, relative) for g in self.exclude)
