@@ -18,6 +18,22 @@ from tests.helpers.other_user import OtherUser, other_user
 from watcher.emulator import Emulator
 from watcher.upload.client import UploadClient
 
+AGENT_LOG_TAIL = 200  # lines of each agent's log shown under a failed test
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that ran agents shows the tail of each one's log: CI keeps nothing else."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for n, agent in enumerate(item.stash.get(AGENTS, [])):
+            lines = agent.log().splitlines()[-AGENT_LOG_TAIL:]
+            report.sections.append((f"agent {n} log (last {len(lines)} lines)", "\n".join(lines)))
+
+
+AGENTS = pytest.StashKey[list[AgentProcess]]()
+
 
 @pytest.fixture(autouse=True)
 def leaves_no_thread_or_process() -> Iterator[None]:
@@ -44,8 +60,11 @@ def drop(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start_agent(tmp_path: Path, emulator: Emulator) -> Iterator[Callable[..., AgentProcess]]:
+def start_agent(
+    request: pytest.FixtureRequest, tmp_path: Path, emulator: Emulator
+) -> Iterator[Callable[..., AgentProcess]]:
     agents: list[AgentProcess] = []
+    request.node.stash[AGENTS] = agents
 
     def start(folders: list[dict[str, Any]], *, wait_ready: bool = True, **settings: Any) -> AgentProcess:
         agent = AgentProcess(tmp_path, emulator.base_url, folders, **settings)
