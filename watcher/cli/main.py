@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
     status = with_config(commands.add_parser("status", help="per folder: uploaded, pending, failed and why"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    retry = with_config(
+        commands.add_parser(
+            "retry",
+            help="take failed uploads and failed or unknown videos again, or ask for a video of a done image",
+        )
+    )
+    retry.add_argument("paths", nargs="*", metavar="PATH", help="images in the configured folders")
+    retry.add_argument(
+        "--failed", action="store_true", help="every error record and every failed or unknown video"
+    )
+    retry.add_argument("--folder", help="with --failed: this configured folder only")
+    retry.set_defaults(usage_error=retry.error)  # exit 2 with the usage, as argparse does
     check_config = with_config(
         commands.add_parser("check-config", help="validate the config and print the effective settings")
     )
@@ -136,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scan": cmd_scan,
         "upload": cmd_upload,
         "status": cmd_status,
+        "retry": cmd_retry,
         "check-config": cmd_check_config,
         "emulate": cmd_emulate,
         "service": cmd_service,
@@ -359,6 +372,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     sys.stdout.buffer.write(output)
     sys.stdout.buffer.flush()
     return 0
+
+
+def _print_line(line: str) -> None:
+    # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
+    sys.stdout.buffer.write((line + "\n").encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from watcher.cli.retry import RetryUsageError, run
+    from watcher.report.live_status import SERVICE_STATE_DIR
+
+    if bool(args.paths) == args.failed:
+        args.usage_error("name the files to retry, or --failed (not both)")
+    if args.folder is not None and not args.failed:
+        args.usage_error("--folder goes with --failed")
+    config = load_config(_config_path(args))
+    try:
+        return run(
+            [os.fsdecode(p) for p in args.paths],
+            failed=args.failed,
+            folder=args.folder,
+            folders=config.folders,
+            state_dirs=[default_state_dir(), SERVICE_STATE_DIR],
+            out=_print_line,
+        )
+    except RetryUsageError as exc:
+        log.error("%s", exc)
+        return 2
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
