@@ -361,6 +361,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if index is not None:
             index.close()
     add_agent(report, read_live_status(state_dirs))
+    if any(f.generate is not None for f in config.folders):
+        _add_videos(report, config, state_dirs)
     # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
     note = assumption(owner)
     if note is not None and args.json:
@@ -401,6 +403,19 @@ def cmd_retry(args: argparse.Namespace) -> int:
     except RetryUsageError as exc:
         log.error("%s", exc)
         return 2
+
+
+def _add_videos(report: dict[str, Any], config: Config, state_dirs: list[Path]) -> None:
+    from watcher.cli.status import add_videos, choose_state_dir, utc_day
+    from watcher.state.videos import summarize
+
+    state_dir, _agent = choose_state_dir(state_dirs)
+    try:
+        summary = summarize(state_dir, config.folders, utc_day())
+    except OSError as exc:
+        log.warning("cannot read the videos' journal in %s (%s): videos not shown", state_dir, exc.strerror)
+        return
+    add_videos(report, summary, config.folders)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

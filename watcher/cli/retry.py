@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher.cli.status import MAX_SHOWN, printable
+from watcher.cli.status import MAX_SHOWN, choose_state_dir, printable
 from watcher.core.folders import Folder, folder_containing, is_inside
 from watcher.core.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 from watcher.core.messages import FileState
 from watcher.core.video import VIDEO_RECORD_SUFFIX
 from watcher.disk.files import lstat_beneath
 from watcher.disk.records import is_valid_sidecar, read_record
-from watcher.report.live_status import read_live_status
 from watcher.scan.inventory import walk_candidates
 from watcher.state.retry_requests import RETRY_DIR, RetryRequest, ask
 
@@ -162,16 +161,6 @@ def _failed_video(image: str, root: str) -> Iterator[Verdict]:
     video = read_record(image + VIDEO_RECORD_SUFFIX, root=root)
     if video is not None and video.get("status") in RETRIED_VIDEO:
         yield _judge_video(image, video)
-
-
-def choose_state_dir(state_dirs: Sequence[Path]) -> tuple[Path, dict[str, Any] | None]:
-    """Where the request goes: the state folder of an agent running now, else the first that exists
-    (an agent ran there), else the first; and that running agent's live status, if any."""
-    for state_dir in state_dirs:
-        agent = read_live_status([state_dir])
-        if agent is not None:
-            return state_dir, agent
-    return next((d for d in state_dirs if d.is_dir()), state_dirs[0]), None
 
 
 def run(

@@ -15,7 +15,8 @@ import yaml
 
 from tests.helpers import ACCOUNT_A, TOKEN
 from tests.helpers.images import png_bytes
-from watcher.cli.retry import RetryUsageError, choose_state_dir, locate, run
+from watcher.cli.retry import RetryUsageError, locate, run
+from watcher.cli.status import choose_state_dir
 from watcher.config.load import Config, load_config
 from watcher.core.signature import signature_of
 from watcher.disk.records import build_error_record, build_sidecar
