@@ -261,14 +261,18 @@ def signals_to(agent: Agent) -> Iterator[None]:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     if args.dry_run:
-        from watcher.cli.dry_run import plan, render
+        from watcher.cli.dry_run import plan, render, render_videos
 
         config = load_config(_config_path(args))
         owner = _reading_owner(config)
         note = assumption(owner)
         if note is not None:
             log.warning("%s", note)  # stderr: stdout stays one line per file and the total
-        text = render(list(plan(config, owner)))
+        planned = list(plan(config, owner))
+        text = render(planned)
+        videos = render_videos(config, planned)
+        if videos is not None:
+            text += "\n" + videos
         sys.stdout.buffer.write((text + "\n").encode("utf-8", "surrogateescape"))
         sys.stdout.buffer.flush()
         return 0
