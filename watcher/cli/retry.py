@@ -181,8 +181,17 @@ def run(
         places = [(path, locate(path, folders)) for path in paths]
         outside = [path for path, place in places if place is None]
         if outside:
+            paths_of = {f.path for f in folders}
             raise RetryUsageError(
-                "; ".join(f"{printable(p, MAX_SHOWN)}: not inside a configured folder" for p in outside)
+                "; ".join(
+                    f"{printable(p, MAX_SHOWN)}: "
+                    + (
+                        "a configured folder: name its files, or use --failed --folder"
+                        if os.path.realpath(p) in paths_of
+                        else "not inside a configured folder"
+                    )
+                    for p in outside
+                )
                 + "; nothing asked"
             )
         verdicts = [judge(place) for _, place in places if place is not None]

@@ -137,6 +137,10 @@ def test_a_path_outside_every_folder_asks_nothing(tmp_path: Path, drop: Path) ->
     state = tmp_path / "state"
     with pytest.raises(RetryUsageError, match="/etc/passwd: not inside a configured folder; nothing asked"):
         retry(config, state, str(a), "/etc/passwd")
+    with pytest.raises(
+        RetryUsageError, match="a configured folder: name its files, or use --failed --folder"
+    ):
+        retry(config, state, str(drop))
     sub = image(drop, "sub/b.png")  # the folder is not recursive: not one of its files
     with pytest.raises(RetryUsageError, match="not inside a configured folder"):
         retry(config, state, str(sub))
