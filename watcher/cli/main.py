@@ -348,7 +348,7 @@ def _reading_owner(config: Config) -> ApiOwner:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from watcher.cli.status import add_agent, folder_report, render_json, render_text
+    from watcher.cli.status import add_agent, add_videos_from_state, folder_report, render_json, render_text
     from watcher.report.live_status import SERVICE_STATE_DIR, read_live_status
     from watcher.state.index import INDEX_NAME
     from watcher.state.index_reader import IndexReader
@@ -366,7 +366,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             index.close()
     add_agent(report, read_live_status(state_dirs))
     if any(f.generate is not None for f in config.folders):
-        _add_videos(report, config, state_dirs)
+        add_videos_from_state(report, config.folders, state_dirs)
     # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
     note = assumption(owner)
     if note is not None and args.json:
@@ -380,14 +380,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_line(line: str) -> None:
-    # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
-    sys.stdout.buffer.write((line + "\n").encode("utf-8", "surrogateescape"))
-    sys.stdout.buffer.flush()
-
-
 def cmd_retry(args: argparse.Namespace) -> int:
-    from watcher.cli.retry import RetryUsageError, run
+    from watcher.cli.retry import RetryUsageError, print_line, run
     from watcher.report.live_status import SERVICE_STATE_DIR
 
     if bool(args.paths) == args.failed:
@@ -402,24 +396,11 @@ def cmd_retry(args: argparse.Namespace) -> int:
             folder=args.folder,
             folders=config.folders,
             state_dirs=[default_state_dir(), SERVICE_STATE_DIR],
-            out=_print_line,
+            out=print_line,
         )
     except RetryUsageError as exc:
         log.error("%s", exc)
         return 2
-
-
-def _add_videos(report: dict[str, Any], config: Config, state_dirs: list[Path]) -> None:
-    from watcher.cli.status import add_videos, choose_state_dir, utc_day
-    from watcher.state.videos import summarize
-
-    state_dir, _agent = choose_state_dir(state_dirs)
-    try:
-        summary = summarize(state_dir, config.folders, utc_day())
-    except OSError as exc:
-        log.warning("cannot read the videos' journal in %s (%s): videos not shown", state_dir, exc.strerror)
-        return
-    add_videos(report, summary, config.folders)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

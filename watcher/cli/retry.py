@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,6 +220,12 @@ def run(
     else:
         out(f"{what}: no agent runs on {printable(str(state_dir))} now; the agent takes it at its next start")
     return 0
+
+
+def print_line(line: str) -> None:
+    # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
+    sys.stdout.buffer.write((line + "\n").encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
 
 
 def _chosen_folders(folder: str | None, folders: Sequence[Folder]) -> list[Folder]:

@@ -7,6 +7,7 @@ their length, and neither view fails on a name that is not UTF-8. See docs/archi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ from watcher.redact import BIDI_CONTROL
 from watcher.report.live_status import read_live_status
 from watcher.scan.inventory import walk_candidates
 from watcher.state.index_reader import IndexReader
+from watcher.state.videos import summarize
+
+log = logging.getLogger("watcher")
 
 MAX_ERROR = 1000  # characters of an error text shown (an error record may hold more)
 MAX_SHOWN = 300  # ... and on a terminal line
@@ -132,6 +136,19 @@ def add_videos(report: dict[str, Any], summary: VideoSummary, folders: Sequence[
         )
     if by_path:
         report["video_accounts"] = accounts
+
+
+def add_videos_from_state(
+    report: dict[str, Any], folders: Sequence[Folder], state_dirs: Sequence[Path]
+) -> None:
+    """`add_videos` with the summary of the journal in the state folder an agent uses (read-only)."""
+    state_dir, _agent = choose_state_dir(state_dirs)
+    try:
+        summary = summarize(state_dir, folders, utc_day())
+    except OSError as exc:
+        log.warning("cannot read the videos' journal in %s (%s): videos not shown", state_dir, exc.strerror)
+        return
+    add_videos(report, summary, folders)
 
 
 def _iso(wall: float) -> str:

@@ -17,13 +17,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from watcher.config.generate import GenerateSettings
 from watcher.config.schema import (
     DEFAULT_BASE_URL,
     HOOK_KEYS,
     ApiSettings,
     ConfigError,
     FolderSettings,
-    GenerateSettings,
     HooksSettings,
     Listen,
     MediaKind,
