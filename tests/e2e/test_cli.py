@@ -197,6 +197,27 @@ def test_retry_and_status_of_a_folder_that_makes_videos(
     assert f"videos, account {ACCOUNT_A}: 0 of 7 today (UTC), 0 of 2 in flight\n" in text
 
 
+def test_retry_tells_of_the_running_agent_that_takes_it(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    (drop / "bad.png").write_text("nope")
+    generate = {"model": "I2V-2.3", "poll_seconds": 1}
+    agent = AgentProcess(
+        tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A, "generate": generate}]
+    )
+    agent.start()
+    try:
+        wait_for(lambda: error_record_of(drop / "bad.png").exists(), 20, "the error record of bad.png")
+        assert agent.proc is not None
+        result = cli("retry", "drop/bad.png", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == (
+            f"asked the agent: the running agent (pid {agent.proc.pid}) takes it within seconds"
+        )
+    finally:
+        assert agent.stop() == 0, agent.log()
+
+
 def test_run_emulate_needs_no_token(tmp_path: Path, drop: Path) -> None:
     """The README's first command: the shipped config shape, no token, the built-in emulator."""
     agent = AgentProcess(tmp_path, "https://api.useapi.net/v1/minimax", [{"path": "drop"}])
