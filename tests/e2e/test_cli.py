@@ -46,7 +46,7 @@ def write_config(tmp_path: Path, base_url: str, folders: list[dict[str, object]]
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("run", "scan", "upload", "status", "check-config", "emulate"):
+    for command in ("run", "scan", "upload", "status", "retry", "check-config", "emulate"):
         assert command in result.stdout
 
 
@@ -150,6 +150,72 @@ def test_status_json_counts_uploaded_pending_and_failed(
     assert folder["failures"] == [{"file": "bad.png", "error": "not a PNG, JPEG or WebP image"}]
     text = cli("status", cwd=tmp_path).stdout
     assert "uploaded 1, pending 1, failed 1" in text
+
+
+def test_retry_and_status_of_a_folder_that_makes_videos(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    """Uploaded before `generate` was turned on: nothing asks for videos until `retry` does."""
+    write_config(tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A}])
+    (drop / "done.png").write_bytes(png_bytes(340))
+    (drop / "bad.png").write_text("nope")
+    cli("scan", cwd=tmp_path)
+    generate = {"model": "I2V-2.3", "max_per_day": 7}
+    write_config(tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A, "generate": generate}])
+
+    result = cli("retry", "drop/bad.png", "drop/done.png", "drop/new.png", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{drop / 'bad.png'}: error record (not a PNG, JPEG or WebP image): will be uploaded again",
+        f"{drop / 'done.png'}: done, no video: a video will be requested",
+        f"{drop / 'new.png'}: no such file: nothing to retry",
+        f"asked the agent: no agent runs on {tmp_path / 'state' / 'minimax-watcher'} now; the agent takes it "
+        "at its next start",
+    ]
+    [request] = (tmp_path / "state" / "minimax-watcher" / "retry").iterdir()
+    assert json.loads(request.read_text())["paths"] == [str(drop / "bad.png"), str(drop / "done.png")]
+    assert (drop / "bad.png.error.json").exists()  # the command reads the folder, never writes it
+    outside = cli("retry", "/etc/hostname", cwd=tmp_path)
+    assert outside.returncode == 2 and "/etc/hostname: not inside a configured folder" in outside.stderr
+
+    status = json.loads(cli("status", "--json", cwd=tmp_path).stdout)
+    [folder] = status["folders"]
+    assert folder["videos"] == {
+        "queued": 0, "generating": 0, "done": 0, "failed": 0, "unknown": 0, "in_progress": []
+    }  # fmt: skip
+    [account] = status["video_accounts"]
+    assert (account["account"], account["today"], account["cap"], account["in_flight"]) == (
+        ACCOUNT_A,
+        0,
+        7,
+        0,
+    )
+    assert account["max_jobs"] == 2 and account["paused_until"] is None
+    text = cli("status", cwd=tmp_path).stdout
+    assert "  videos: queued 0, generating 0, done 0, failed 0, unknown 0\n" in text
+    assert f"videos, account {ACCOUNT_A}: 0 of 7 today (UTC), 0 of 2 in flight\n" in text
+
+
+def test_retry_tells_of_the_running_agent_that_takes_it(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    (drop / "bad.png").write_text("nope")
+    generate = {"model": "I2V-2.3", "poll_seconds": 1}
+    agent = AgentProcess(
+        tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A, "generate": generate}]
+    )
+    agent.start()
+    try:
+        wait_for(lambda: error_record_of(drop / "bad.png").exists(), 20, "the error record of bad.png")
+        assert agent.proc is not None
+        result = cli("retry", "drop/bad.png", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == (
+            f"asked the agent: the running agent (pid {agent.proc.pid}) takes it within seconds"
+        )
+    finally:
+        assert agent.stop() == 0, agent.log()
 
 
 def test_run_emulate_needs_no_token(tmp_path: Path, drop: Path) -> None:

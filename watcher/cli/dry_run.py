@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from watcher.config.load import Config
 from watcher.core.api_owner import ApiOwner
-from watcher.core.folders import Folder
+from watcher.core.folders import Folder, is_inside
 from watcher.core.media import MAX_UPLOAD_BYTES, SNIFF_BYTES, name_problem, refusal, sniff_content_type
 from watcher.core.messages import FileState
 from watcher.disk.files import open_regular_file
 from watcher.scan.inventory import walk_candidates
+from watcher.video.prompt import is_end_frame
 
 
 @dataclass(frozen=True)
@@ -81,4 +82,36 @@ def render(planned: list[PlannedUpload]) -> str:
     lines.append(
         f"{len(going)} files would be uploaded ({total / 1e6:.1f} MB), {len(planned) - len(going)} not"
     )
+    return "\n".join(lines)
+
+
+def render_videos(config: Config, planned: list[PlannedUpload]) -> str | None:
+    """For each folder with `generate`: how many videos its uploads would ask for (images, not end
+    frames), and that a dry run spends nothing. None when no folder makes videos."""
+    from watcher.cli.status import printable
+
+    lines = []
+    for folder in config.folders:
+        video = folder.generate
+        if video is None:
+            continue
+        images = [
+            p
+            for p in planned
+            if p.content_type is not None
+            and p.content_type.startswith("image/")
+            and is_inside(p.path, folder.path)
+            and not is_end_frame(folder.path, p.path)
+        ]
+        account = folder.account or "default"
+        line = (
+            f"{len(images)} videos would be requested for {printable(folder.path)} "
+            f"(account {account}, model {printable(video.model)})"
+        )
+        if len(images) > video.max_per_day:
+            line += f"; at most {video.max_per_day} a day (max_per_day), the rest on the days after"
+        lines.append(line)
+    if not lines:
+        return None
+    lines.append("a dry run uploads nothing and asks for no video: no credits are spent")
     return "\n".join(lines)

@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
     status = with_config(commands.add_parser("status", help="per folder: uploaded, pending, failed and why"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    retry = with_config(
+        commands.add_parser(
+            "retry",
+            help="take failed uploads and failed or unknown videos again, or ask for a video of a done image",
+        )
+    )
+    retry.add_argument("paths", nargs="*", metavar="PATH", help="images in the configured folders")
+    retry.add_argument(
+        "--failed", action="store_true", help="every error record and every failed or unknown video"
+    )
+    retry.add_argument("--folder", help="with --failed: this configured folder only")
+    retry.set_defaults(usage_error=retry.error)  # exit 2 with the usage, as argparse does
     check_config = with_config(
         commands.add_parser("check-config", help="validate the config and print the effective settings")
     )
@@ -136,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scan": cmd_scan,
         "upload": cmd_upload,
         "status": cmd_status,
+        "retry": cmd_retry,
         "check-config": cmd_check_config,
         "emulate": cmd_emulate,
         "service": cmd_service,
@@ -248,14 +261,18 @@ def signals_to(agent: Agent) -> Iterator[None]:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     if args.dry_run:
-        from watcher.cli.dry_run import plan, render
+        from watcher.cli.dry_run import plan, render, render_videos
 
         config = load_config(_config_path(args))
         owner = _reading_owner(config)
         note = assumption(owner)
         if note is not None:
             log.warning("%s", note)  # stderr: stdout stays one line per file and the total
-        text = render(list(plan(config, owner)))
+        planned = list(plan(config, owner))
+        text = render(planned)
+        videos = render_videos(config, planned)
+        if videos is not None:
+            text += "\n" + videos
         sys.stdout.buffer.write((text + "\n").encode("utf-8", "surrogateescape"))
         sys.stdout.buffer.flush()
         return 0
@@ -331,7 +348,7 @@ def _reading_owner(config: Config) -> ApiOwner:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from watcher.cli.status import add_agent, folder_report, render_json, render_text
+    from watcher.cli.status import add_agent, add_videos_from_state, folder_report, render_json, render_text
     from watcher.report.live_status import SERVICE_STATE_DIR, read_live_status
     from watcher.state.index import INDEX_NAME
     from watcher.state.index_reader import IndexReader
@@ -348,6 +365,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if index is not None:
             index.close()
     add_agent(report, read_live_status(state_dirs))
+    if any(f.generate is not None for f in config.folders):
+        add_videos_from_state(report, config.folders, state_dirs)
     # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
     note = assumption(owner)
     if note is not None and args.json:
@@ -359,6 +378,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     sys.stdout.buffer.write(output)
     sys.stdout.buffer.flush()
     return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from watcher.cli.retry import RetryUsageError, print_line, run
+    from watcher.report.live_status import SERVICE_STATE_DIR
+
+    if bool(args.paths) == args.failed:
+        args.usage_error("name the files to retry, or --failed (not both)")
+    if args.folder is not None and not args.failed:
+        args.usage_error("--folder goes with --failed")
+    config = load_config(_config_path(args))
+    try:
+        return run(
+            [os.fsdecode(p) for p in args.paths],
+            failed=args.failed,
+            folder=args.folder,
+            folders=config.folders,
+            state_dirs=[default_state_dir(), SERVICE_STATE_DIR],
+            out=print_line,
+        )
+    except RetryUsageError as exc:
+        log.error("%s", exc)
+        return 2
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

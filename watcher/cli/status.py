@@ -7,19 +7,31 @@ their length, and neither view fails on a name that is not UTF-8. See docs/archi
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from watcher.config.load import Config
 from watcher.core.api_owner import ApiOwner
+from watcher.core.folders import Folder
+from watcher.core.generation import FolderVideos, VideoSummary
 from watcher.core.media import name_problem
 from watcher.core.messages import FileState
 from watcher.redact import BIDI_CONTROL
+from watcher.report.live_status import read_live_status
 from watcher.scan.inventory import walk_candidates
 from watcher.state.index_reader import IndexReader
+from watcher.state.videos import summarize
+
+log = logging.getLogger("watcher")
 
 MAX_ERROR = 1000  # characters of an error text shown (an error record may hold more)
 MAX_SHOWN = 300  # ... and on a terminal line
+MAX_IN_PROGRESS = 20  # videos shown with their percent, per folder
+VIDEO_STATES = ("queued", "generating", "done", "failed", "unknown")
 
 
 def folder_report(
@@ -79,6 +91,97 @@ def add_agent(report: dict[str, Any], agent: dict[str, Any] | None) -> None:
         report["other_agent"] = {"pid": agent.get("pid"), "folders": sorted(watched)}
 
 
+def choose_state_dir(state_dirs: Sequence[Path]) -> tuple[Path, dict[str, Any] | None]:
+    """The state folder of an agent running now (and its live status), else the first that exists
+    (an agent ran there), else the first."""
+    for state_dir in state_dirs:
+        agent = read_live_status([state_dir])
+        if agent is not None:
+            return state_dir, agent
+    return next((d for d in state_dirs if d.is_dir()), state_dirs[0]), None
+
+
+def utc_day(wall: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() if wall is None else wall))
+
+
+def add_videos(report: dict[str, Any], summary: VideoSummary, folders: Sequence[Folder]) -> None:
+    """Attach each `generate` folder's videos, and its accounts' day and slots (`summary`: the agent's
+    journal, `watcher.state.videos.summarize`); a folder without `generate` is left as it was."""
+    by_path = {f.path: f for f in folders if f.generate is not None}
+    for entry in report["folders"]:
+        if entry["path"] not in by_path:
+            continue
+        videos = summary.folders.get(entry["path"], FolderVideos())
+        entry["videos"] = {
+            **{state: getattr(videos, state) for state in VIDEO_STATES},
+            "in_progress": [{"file": file, "percent": percent} for file, percent in videos.in_progress],
+        }
+    accounts = []
+    for key in sorted({f.account_key for f in by_path.values()}):
+        account = summary.accounts.get(key)
+        if account is None:
+            continue
+        until = account.paused_until
+        accounts.append(
+            {
+                "account": key or None,
+                "today": account.today,
+                "cap": account.cap,
+                "in_flight": account.in_flight,
+                "max_jobs": account.max_jobs,
+                "paused_until": _iso(until) if until is not None else None,
+                "pause_reason": account.pause_reason if until is not None else None,
+            }
+        )
+    if by_path:
+        report["video_accounts"] = accounts
+
+
+def add_videos_from_state(
+    report: dict[str, Any], folders: Sequence[Folder], state_dirs: Sequence[Path]
+) -> None:
+    """`add_videos` with the summary of the journal in the state folder an agent uses (read-only)."""
+    state_dir, _agent = choose_state_dir(state_dirs)
+    try:
+        summary = summarize(state_dir, folders, utc_day())
+    except OSError as exc:
+        log.warning("cannot read the videos' journal in %s (%s): videos not shown", state_dir, exc.strerror)
+        return
+    add_videos(report, summary, folders)
+
+
+def _iso(wall: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+
+
+def _render_videos(videos: dict[str, Any]) -> list[str]:
+    lines = ["  videos: " + ", ".join(f"{state} {videos[state]}" for state in VIDEO_STATES)]
+    shown = videos["in_progress"][:MAX_IN_PROGRESS]
+    for video in shown:
+        lines.append(f"    generating {printable(str(video['file']))}: {int(video['percent'])}%")
+    if len(videos["in_progress"]) > len(shown):
+        lines.append(f"    ... and {len(videos['in_progress']) - len(shown)} more generating")
+    if videos["failed"] or videos["unknown"]:
+        lines.append("    to take the failed and unknown ones again: minimax-watcher retry --failed")
+    return lines
+
+
+def _render_video_account(account: dict[str, Any]) -> str:
+    who = account["account"] or "the token's only account"
+    line = (
+        f"videos, account {printable(str(who))}: {account['today']} of {account['cap']} today (UTC), "
+        f"{account['in_flight']} of {account['max_jobs']} in flight"
+    )
+    if account["today"] >= account["cap"]:
+        line += "; the day's cap is reached: no new videos until 00:00 UTC"
+    if account["paused_until"] is not None:
+        until = str(account["paused_until"]).replace("T", " ").removesuffix("Z")
+        reason = printable(str(account["pause_reason"] or "no reason given"), MAX_SHOWN)
+        line += f"; paused until {printable(until)} UTC: {reason}"
+    return line
+
+
 def render_text(report: dict[str, Any]) -> str:
     lines = []
     agent = report.get("agent")
@@ -92,6 +195,9 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append("  not watched: the running agent's config does not list this folder")
         for failure in folder["failures"]:
             lines.append(f"  failed: {printable(failure['file'])}: {printable(failure['error'], MAX_SHOWN)}")
+        if "videos" in folder:
+            lines += _render_videos(folder["videos"])
+    lines += [_render_video_account(account) for account in report.get("video_accounts", [])]
     if report.get("note"):
         lines.append(f"note: {printable(str(report['note']))}")
     other = report.get("other_agent")

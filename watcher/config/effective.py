@@ -7,6 +7,7 @@ from typing import Any
 from watcher.config.load import Config
 from watcher.config.schema import HOOK_KEYS
 from watcher.config.token import ResolvedToken
+from watcher.core.video import VideoSettings
 
 
 def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str, Any]:
@@ -42,7 +43,23 @@ def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str,
                 "settle_seconds": f.settle_seconds if f.settle_seconds is not None else s.settle_seconds,
                 "done_dir": f.done_dir,
                 "failed_dir": f.failed_dir,
+                "generate": _generate(f.generate),
             }
             for f in config.folders
         ],
+    }
+
+
+def _generate(video: VideoSettings | None) -> dict[str, Any] | str:
+    if video is None:
+        return "off"
+    return {
+        "model": video.model,
+        "prompt": video.prompt,
+        "params": video.params,
+        "output_dir": video.output_dir,
+        "max_jobs": video.max_jobs,
+        "max_per_day": video.max_per_day,
+        "poll_seconds": video.poll_seconds,
+        "require_prompt_file": video.require_prompt_file,
     }

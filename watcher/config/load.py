@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from watcher.config.generate import GenerateSettings
 from watcher.config.schema import (
     DEFAULT_BASE_URL,
     HOOK_KEYS,
@@ -32,6 +33,7 @@ from watcher.config.schema import (
     parse_listen,
 )
 from watcher.core.folders import Folder, is_inside
+from watcher.core.video import VideoSettings, canonical_json
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -40,6 +42,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "FolderSettings",
+    "GenerateSettings",
     "HooksSettings",
     "Listen",
     "MediaKind",
@@ -208,6 +211,26 @@ def _resolve_folder(base: Path, index: int, folder: FolderSettings) -> Folder:
         settle_seconds=folder.settle_seconds,
         done_dir=_resolve_move_dir(resolved, f"folders[{index}].done_dir", folder.done_dir),
         failed_dir=_resolve_move_dir(resolved, f"folders[{index}].failed_dir", folder.failed_dir),
+        generate=_resolve_generate(resolved, f"folders[{index}]", folder),
+    )
+
+
+def _resolve_generate(folder: Path, key: str, settings: FolderSettings) -> VideoSettings | None:
+    generate: GenerateSettings | None = settings.generate
+    if generate is None:
+        return None
+    if "image" not in settings.media:
+        raise ConfigError(f"{key}.generate: videos are made from images; add image to {key}.media")
+    output_dir = _resolve_dir(folder, f"{key}.generate.output_dir", generate.output_dir, same_fs=False)
+    return VideoSettings(
+        model=generate.model,
+        output_dir=output_dir,
+        prompt=generate.prompt,
+        params_json=canonical_json(generate.params),
+        max_jobs=generate.max_jobs,
+        max_per_day=generate.max_per_day,
+        poll_seconds=generate.poll_seconds,
+        require_prompt_file=generate.require_prompt_file,
     )
 
 
@@ -216,13 +239,20 @@ def _resolve_move_dir(folder: Path, key: str, value: str | None) -> str | None:
     folder or above it, and on the folder's filesystem (moves are renames; see `watcher.disk.mover`)."""
     if value is None:
         return None
+    return _resolve_dir(folder, key, value, same_fs=True)
+
+
+def _resolve_dir(folder: Path, key: str, value: str, *, same_fs: bool) -> str:
+    """A folder the agent makes and writes below the watched `folder` (or elsewhere, absolute): never
+    the folder itself or above it; on its filesystem when `same_fs` (the moves rename)."""
     if "\0" in value:
         raise ConfigError(f"{key}: the path contains a NUL character")
     path = Path(os.path.normpath(folder / os.path.expanduser(value)))
     if path == folder or is_inside(str(folder), str(path)):
+        example = "videos" if key.endswith("output_dir") else "done"
         raise ConfigError(
-            f"{key}: {shown_path(path)} is the watched folder or above it; name a folder for the moved "
-            "files, e.g. done"
+            f"{key}: {shown_path(path)} is the watched folder or above it; name a folder of its own, "
+            f"e.g. {example}"
         )
     existing = path
     try:
@@ -230,10 +260,10 @@ def _resolve_move_dir(folder: Path, key: str, value: str | None) -> str | None:
             existing = existing.parent
         if not existing.is_dir():
             raise ConfigError(f"{key}: {shown_path(existing)} is not a directory")
-        same_fs = existing.stat().st_dev == folder.stat().st_dev
+        other_fs = existing.stat().st_dev != folder.stat().st_dev
     except OSError as exc:
         raise ConfigError(f"{key}: cannot reach {shown_path(path)}: {os_reason(exc)}") from None
-    if not same_fs:
+    if same_fs and other_fs:
         raise ConfigError(
             f"{key}: {shown_path(path)} is on another filesystem than the folder {shown_path(folder)}; "
             "files are moved by renaming, which only works within one filesystem: choose a folder on the "
@@ -304,6 +334,24 @@ def _check_folder_overlap(folders: tuple[Folder, ...]) -> None:
                         f"folders[{i}].{key}: {moved} is inside folders[{j}].path {b.path}: files moved "
                         "there would be uploaded again from that folder"
                     )
+        if a.generate is not None:
+            _check_output_dir(folders, i, a.generate.output_dir)
+
+
+def _check_output_dir(folders: tuple[Folder, ...], i: int, output: str) -> None:
+    key = f"folders[{i}].generate.output_dir"
+    for j, b in enumerate(folders):
+        if j != i and (output == b.path or is_inside(output, b.path) or is_inside(b.path, output)):
+            raise ConfigError(
+                f"{key}: {shown_path(output)} overlaps folders[{j}].path {shown_path(b.path)}: the videos "
+                "would be uploaded from that folder; choose a folder of their own"
+            )
+    for name, moved in (("done_dir", folders[i].done_dir), ("failed_dir", folders[i].failed_dir)):
+        if moved is not None and (output == moved or is_inside(output, moved) or is_inside(moved, output)):
+            raise ConfigError(
+                f"{key}: {shown_path(output)} overlaps folders[{i}].{name} {shown_path(moved)}; keep the "
+                "videos and the moved files in folders of their own"
+            )
 
 
 def os_reason(exc: BaseException) -> str:

@@ -40,7 +40,10 @@ def _render_model(
     path: str,
     values: Mapping[str, Any],
     list_item: bool = False,
+    commented: bool = False,
 ) -> None:
+    # `commented`: the whole block is shown commented out (an optional section left unset).
+    mark = "# " if commented else ""
     for index, (name, field) in enumerate(model.model_fields.items()):
         key = path + name
         if index > 0:
@@ -55,17 +58,34 @@ def _render_model(
         lines.extend(_comment(field.description, comment_indent))
         nested = _model_or_none(field.annotation)
         if nested is not None:
-            lines.append(f"{key_prefix}{name}:")
-            _render_model(nested, lines, indent=indent + "  ", path=key + ".", values=values)
+            lines.append(f"{key_prefix}{mark}{name}:")
+            _render_model(
+                nested, lines, indent=indent + "  ", path=key + ".", values=values, commented=commented
+            )
+            continue
+        optional = _optional_model(field)
+        if optional is not None:
+            # Unset by default: shown commented out, unless `values` fills in one of its keys.
+            off = commented or not any(k.startswith(key + ".") for k in values)
+            lines.append(f"{key_prefix}{'# ' if off else ''}{name}:  # {_requirement(field, None)}")
+            _render_model(optional, lines, indent=indent + "  ", path=key + ".", values=values, commented=off)
             continue
         item = _list_item_model(field)
         if item is not None:
-            lines.append(f"{key_prefix}{name}:  # {_requirement(field, None)}")
-            _render_model(item, lines, indent=indent + "    ", path=key + ".", values=values, list_item=True)
+            lines.append(f"{key_prefix}{mark}{name}:  # {_requirement(field, None)}")
+            _render_model(
+                item,
+                lines,
+                indent=indent + "    ",
+                path=key + ".",
+                values=values,
+                list_item=True,
+                commented=commented,
+            )
             continue
-        value, commented = _sample_value(key, field, values)
+        value, unset = _sample_value(key, field, values)
         line = f"{name}: {_yaml_scalar(value)}  # {_requirement(field, value)}"
-        lines.append(f"{key_prefix}# {line}" if commented else f"{key_prefix}{line}")
+        lines.append(f"{key_prefix}# {line}" if unset or commented else f"{key_prefix}{line}")
 
 
 def _sample_value(key: str, field: FieldInfo, values: Mapping[str, Any]) -> tuple[Any, bool]:
@@ -124,6 +144,14 @@ def _model_or_none(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _optional_model(field: FieldInfo) -> type[BaseModel] | None:
+    """The section's model when the field is `Section | None` (a block that may be left out)."""
+    args = get_args(field.annotation)
+    if len(args) == 2 and type(None) in args:
+        return _model_or_none(next(a for a in args if a is not type(None)))
+    return None
+
+
 def _list_item_model(field: FieldInfo) -> type[BaseModel] | None:
     if get_origin(field.annotation) is list:
         (item,) = get_args(field.annotation)
@@ -131,8 +159,9 @@ def _list_item_model(field: FieldInfo) -> type[BaseModel] | None:
     return None
 
 
-def _yaml_scalar(value: Any) -> str:
-    """`value` as YAML reads it back: integral floats without `.0`, strings quoted only when needed."""
+def _yaml_scalar(value: Any, flow: bool = False) -> str:
+    """`value` as YAML reads it back: integral floats without `.0`, strings quoted only when needed
+    (inside a `[...]` or `{...}`, `flow`, also when they hold one of its marks)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -140,11 +169,18 @@ def _yaml_scalar(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_yaml_scalar(item) for item in value) + "]"
+        return "[" + ", ".join(_yaml_scalar(item, True) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return (
+            "{"
+            + ", ".join(f"{_yaml_scalar(k, True)}: {_yaml_scalar(v, True)}" for k, v in value.items())
+            + "}"
+        )
     if isinstance(value, str):
         try:
             plain = yaml.safe_load(value) == value and ": " not in value and " #" not in value
         except yaml.YAMLError:
             plain = False
+        plain = plain and not (flow and any(c in value for c in ",[]{}"))
         return value if plain and value == value.strip() and value else json.dumps(value)
     raise TypeError(f"the config sample cannot show {value!r}")

@@ -1,4 +1,5 @@
-"""The config schema: every key with its type, bounds, default, description and example.
+"""The config schema: every key with its type, bounds, default, description and example (a folder's
+`generate` block in `watcher.config.generate`).
 
 The single source of the config's documentation (`watcher.config.sample` renders it); loading and
 resolving paths is `watcher.config.load`'s.
@@ -12,6 +13,8 @@ import urllib.parse
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from watcher.config.generate import GenerateSettings
 
 DEFAULT_BASE_URL = "https://api.useapi.net/v1/minimax"
 
@@ -284,6 +287,14 @@ class FolderSettings(_Strict):
         None,
         description=("A file that can never be uploaded moves here with its error record, as done_dir does."),
         examples=["failed"],
+    )
+    generate: GenerateSettings | None = Field(
+        None,
+        description=(
+            'Turn each image uploaded here into a video (see the README\'s "From image to video"): '
+            "asked for from videos/create once its sidecar is written, polled, downloaded into "
+            "output_dir and recorded in <image>.video.json. Each video spends credits. Unset: no videos."
+        ),
     )
 
     @field_validator("include", "exclude")

@@ -253,6 +253,7 @@ def test_describe_effective_never_contains_the_token(tmp_path: Path, drop: Path)
             "settle_seconds": 2,
             "done_dir": None,
             "failed_dir": None,
+            "generate": "off",
         }
     ]
     assert described["settle_seconds"] == 2

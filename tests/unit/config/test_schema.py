@@ -13,15 +13,28 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from watcher.config.load import ApiSettings, FolderSettings, MetricsSettings, Settings, load_config
+from watcher.config.load import (
+    ApiSettings,
+    FolderSettings,
+    GenerateSettings,
+    MetricsSettings,
+    Settings,
+    load_config,
+)
 from watcher.config.sample import render_sample
 
 REPO = Path(__file__).resolve().parents[3]
 REGENERATE = (
     "render it again: `minimax-watcher check-config --sample` for the README's block; for config.yaml, "
-    "its leading comment lines followed by render_sample({'folders.path': 'drop/example'})"
+    "its leading comment lines followed by render_sample(CONFIG_YAML_VALUES) (in this test)"
 )
-CONFIG_YAML_VALUES = {"folders.path": "drop/example"}
+# The example folder, and a `generate` block that shows the whole loop in seconds under --emulate.
+CONFIG_YAML_VALUES = {
+    "folders.path": "drop/example",
+    "folders.generate.prompt": "slow dolly in, soft light",
+    "folders.generate.max_per_day": 10,
+    "folders.generate.poll_seconds": 1,
+}
 
 
 def readme_reference() -> str:
@@ -36,7 +49,7 @@ def readme_reference() -> str:
 # ---- the schema documents itself --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", [Settings, ApiSettings, MetricsSettings, FolderSettings])
+@pytest.mark.parametrize("model", [Settings, ApiSettings, MetricsSettings, FolderSettings, GenerateSettings])
 def test_every_key_has_a_description(model: type[BaseModel]) -> None:
     for name, field in model.model_fields.items():
         assert field.description, f"{model.__name__}.{name} has no description"
@@ -67,6 +80,24 @@ def test_the_sample_is_a_valid_config_with_the_defaults() -> None:
     assert settings.metrics == MetricsSettings()  # off: `metrics:` with its one key commented out
     # Optional keys without a default are shown commented out, so they stay unset.
     assert "token_file" not in data["api"] and "account" not in data["folders"][0]
+    # So is the optional `generate` block, whole: the sample makes no videos.
+    assert "    # generate:  # optional\n" in render_sample() and "generate" not in data["folders"][0]
+
+
+def test_an_optional_block_given_a_value_is_shown_whole_and_valid() -> None:
+    sample = render_sample({"folders.generate.poll_seconds": 1})
+    assert "    generate:  # optional\n" in sample
+    assert "      model: I2V-2.3  # required\n" in sample
+    assert "      poll_seconds: 1  # default 15; >= 1, <= 3600\n" in sample
+    assert "      # prompt: slow dolly in  # optional\n" in sample  # optional without default: unset
+    folder = Settings.model_validate(yaml.safe_load(sample)).folders[0]
+    assert folder.generate == GenerateSettings(model="I2V-2.3", poll_seconds=1)
+
+
+def test_a_mapping_value_is_rendered_as_yaml_reads_it_back() -> None:
+    values = {"folders.generate.params": {"options": "768p-6sec", "odd": "a, b {c}", "n": [1, "x]"]}}
+    data = yaml.safe_load(render_sample(values))
+    assert data["folders"][0]["generate"]["params"] == values["folders.generate.params"]
 
 
 def test_every_key_of_the_schema_is_in_the_sample() -> None:
@@ -76,6 +107,7 @@ def test_every_key_of_the_schema_is_in_the_sample() -> None:
         (ApiSettings, "  "),
         (MetricsSettings, "  "),
         (FolderSettings, "    "),
+        (GenerateSettings, "      "),
     ):
         for name in model.model_fields:
             key = re.compile(rf"^(  - |{indent}|{indent}# ){name}:", re.MULTILINE)
@@ -119,6 +151,11 @@ def test_shipped_config_yaml_loads(tmp_path: Path) -> None:
     copy.write_bytes((REPO / "config.yaml").read_bytes())
     config = load_config(copy)
     assert [f.path for f in config.folders] == [str(tmp_path / "drop" / "example")]
+    # The whole loop, image to MP4, in seconds under --emulate: a model, a prompt, a quick poll.
+    generate = config.folders[0].generate
+    assert generate is not None and generate.model and generate.prompt
+    assert generate.poll_seconds <= 2
+    assert generate.output_dir == str(tmp_path / "drop" / "example" / "videos")
 
 
 class _LongerDefault(Settings):
