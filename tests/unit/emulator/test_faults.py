@@ -8,10 +8,14 @@ from typing import Any
 import pytest
 
 from watcher.emulator import FAULT_KINDS, Fault
+from watcher.emulator.faults import KINDS_BY_TARGET
 
 
 def test_the_fault_kinds() -> None:
-    assert {"status", "reset", "slow", "no_file_id", "non_json"} == FAULT_KINDS
+    uploads = {"status", "reset", "slow", "no_file_id", "non_json"}
+    videos = {"cut", "answer", "final", "never_ends", "html", "huge", "huge_undeclared", "redirect"}
+    assert uploads | videos == FAULT_KINDS
+    assert uploads == KINDS_BY_TARGET["upload"]
 
 
 def test_json_with_every_field_makes_the_fault_and_back() -> None:
@@ -30,7 +34,7 @@ def test_the_defaults_are_one_request_at_once_for_any_account() -> None:
     ("data", "problem"),
     [
         ({}, "needs a 'kind'"),
-        ({"kind": "reset", "colour": "red", "size": 1}, "unknown fault field(s): colour, size"),
+        ({"kind": "reset", "colour": "red", "shape": 1}, "unknown fault field(s): colour, shape"),
         ({"kind": 3}, "unknown fault kind 3"),
         ({"kind": "status", "status": "429"}, "'status' must be an integer"),
         ({"kind": "status", "status": True}, "'status' must be an integer"),
