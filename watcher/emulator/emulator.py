@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
+from urllib.parse import unquote
 
 from watcher.core.api_owner import user_of
 from watcher.emulator.decision import Acceptance, Answer, Refusal, UploadRequest, decide, take_fault
@@ -449,7 +450,7 @@ class Emulator:
             plan = plan_download(fault, path)
         self.record(
             DownloadRecord(
-                path=path.replace(self._token, "<token>"),
+                path=unquote(path).replace(self._token, "<token>"),
                 video_id=None if video is None else video.video_id,
                 headers=scrub_headers(self._token, headers),
                 carried_token=carried,
