@@ -59,8 +59,15 @@ def scrub_headers(token: str, headers: Iterable[tuple[str, str]]) -> dict[str, s
     }
 
 
-def plan_download(fault: Fault | None, path: str) -> DownloadPlan:
-    """What a download of a completed video sends, given the fault that applies to it, if any."""
+def plan_download(
+    fault: Fault | None, path: str, *, found: bool = True, carried: bool = False
+) -> DownloadPlan:
+    """What a download sends: 403 when it `carried` the token, 404 when no completed video was `found`,
+    else the MP4 or what the fault that applies to it (if any) makes of it."""
+    if carried:
+        return DownloadPlan(Answer.error(403, "This is a CDN: it never takes the API token"))
+    if not found:
+        return DownloadPlan(Answer.error(404, "Not found"))
     mp4 = make_mp4()
     if fault is None:
         return DownloadPlan(data=mp4, total=len(mp4))

@@ -12,11 +12,10 @@ import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
-from urllib.parse import unquote
 
 from watcher.core.api_owner import user_of
 from watcher.emulator.decision import Acceptance, Answer, Refusal, UploadRequest, decide, take_fault
-from watcher.emulator.downloads import DownloadPlan, carries_token, plan_download, scrub_headers
+from watcher.emulator.downloads import DownloadPlan, carries_token, plan_download
 from watcher.emulator.faults import Fault
 from watcher.emulator.http import API_PREFIX, Server
 from watcher.emulator.records import (
@@ -434,30 +433,16 @@ class Emulator:
         """What to send for a download below ``/_emulator/downloads/``; a request that carries the token
         is refused (403) and recorded as a leak."""
         carried = carries_token(self._token, path, headers)
-        fault: Fault | None = None
         with self._lock:
             video = self._studio.downloadable(name)
-            if video is not None and not carried:
-                fault = self._take("download", video.account, video.video_id)
+            fault = (
+                None if video is None or carried else self._take("download", video.account, video.video_id)
+            )
         if carried:
-            plan = DownloadPlan(Answer.error(403, "This is a CDN: it never takes the API token"))
             logger.warning(
                 "emulator: a download carried the API token (an Authorization header or the token)"
             )
-        elif video is None:
-            plan = DownloadPlan(Answer.error(404, "Not found"))
-        else:
-            plan = plan_download(fault, path)
-        self.record(
-            DownloadRecord(
-                path=unquote(path).replace(self._token, "<token>"),
-                video_id=None if video is None else video.video_id,
-                headers=scrub_headers(self._token, headers),
-                carried_token=carried,
-                status=plan.status,
-                size=plan.size,
-                fault=None if fault is None else fault.kind,
-                received_at=time.time(),
-            )
-        )
+        plan = plan_download(fault, path, found=video is not None, carried=carried)
+        video_id = None if video is None else video.video_id
+        self.record(DownloadRecord.of(self._token, path, headers, video_id, plan, fault, carried))
         return plan

@@ -98,8 +98,9 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}, expected one of {sorted(FAULT_KINDS)}")
         kinds = KINDS_BY_TARGET[self.target]
         if self.kind not in kinds:
+            article = "an" if self.target == "upload" else "a"
             raise ValueError(
-                f"a {self.target} fault cannot be {self.kind!r}, expected one of {sorted(kinds)}"
+                f"{article} {self.target} fault cannot be {self.kind!r}, expected one of {sorted(kinds)}"
             )
         if self.kind == "status" and not 400 <= self.status <= 599:
             raise ValueError(f"a 'status' fault needs a status between 400 and 599, got {self.status}")

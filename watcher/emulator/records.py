@@ -7,7 +7,10 @@ import json
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
+from watcher.emulator.downloads import DownloadPlan, scrub_headers
+from watcher.emulator.faults import Fault
 from watcher.emulator.videos import Outcome
 
 __all__ = [
@@ -139,6 +142,28 @@ class DownloadRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **dataclasses.asdict(self), "headers": dict(self.headers)}
+
+    @classmethod
+    def of(
+        cls,
+        token: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        video_id: str | None,
+        plan: DownloadPlan,
+        fault: Fault | None,
+        carried: bool,
+    ) -> DownloadRecord:
+        return cls(
+            path=unquote(path).replace(token, "<token>"),
+            video_id=video_id,
+            headers=scrub_headers(token, headers),
+            carried_token=carried,
+            status=plan.status,
+            size=plan.size,
+            fault=None if fault is None else fault.kind,
+            received_at=time.time(),
+        )
 
 
 Record = RecordedRequest | CreateRecord | PollRecord | DownloadRecord

@@ -424,3 +424,12 @@ def test_wait_for_records(emu: Emulator, session: requests.Session) -> None:
 def test_the_default_is_a_quick_whole_loop(session: requests.Session) -> None:
     with Emulator(token=TOKEN) as emulator:
         assert emulator.settings == {"generation_seconds": 3.0, "max_jobs": 3}
+
+
+def test_a_403_fault_on_a_download_is_not_a_token_leak(
+    emu: Emulator, session: requests.Session, clock: Clock
+) -> None:
+    url = completed(session, emu, clock)["downloadURL"]
+    emu.add_fault(Fault("status", target="download", status=403))
+    assert requests.get(url, timeout=10).status_code == 403
+    assert emu.token_leaks == [] and emu.downloads[0].fault == "status"
