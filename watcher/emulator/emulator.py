@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 from watcher.core.api_owner import user_of
 from watcher.emulator.decision import Acceptance, Answer, Refusal, UploadRequest, decide, take_fault
@@ -30,6 +30,8 @@ from watcher.emulator.records import (
 from watcher.emulator.videos import Outcome, Studio
 
 __all__ = ["Emulator"]
+
+R = TypeVar("R", RecordedRequest, CreateRecord, PollRecord, DownloadRecord)
 
 logger = logging.getLogger("watcher.emulator")
 
@@ -57,6 +59,7 @@ class Emulator:
         generation_seconds: float = 3.0,
         max_jobs: int = 3,
         clock: Callable[[], float] = time.monotonic,
+        cdn_host: str | None = None,
     ) -> None:
         # Tests start and stop many emulators and want stop() quick; a long-running one (the CLI)
         # polls rarely, so an idle `run --emulate` costs no CPU.
@@ -76,6 +79,7 @@ class Emulator:
         # The benchmarks turn hashing off: a second sha256 of every byte would compete for the CPU with
         # the process being measured, and cap loopback throughput at the speed of sha256.
         self._hash_bodies = hash_bodies
+        self._cdn_host = cdn_host
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._faults: list[Fault] = []
@@ -168,6 +172,12 @@ class Emulator:
         return f"http://{host}:{self.port}"
 
     @property
+    def cdn_origin(self) -> str:
+        """Where videoURL and downloadURL point: this server, by ``cdn_host`` when one was given (another
+        host name for the same server, as the real URLs point at a CDN, not at the API)."""
+        return self.origin if self._cdn_host is None else f"http://{self._cdn_host}:{self.port}"
+
+    @property
     def base_url(self) -> str:
         """What the client uses as ``api.base_url``, e.g. ``http://127.0.0.1:PORT/v1/minimax``."""
         return self.origin + API_PREFIX
@@ -233,11 +243,14 @@ class Emulator:
 
     # -- records ----------------------------------------------------------------------------------------
 
+    def _records_of(self, cls: type[R]) -> list[R]:
+        with self._lock:
+            return [r for r in self._requests if isinstance(r, cls)]
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request that reached the upload handler, oldest first (a copy)."""
-        with self._lock:
-            return [r for r in self._requests if isinstance(r, RecordedRequest)]
+        return self._records_of(RecordedRequest)
 
     @property
     def uploads(self) -> list[RecordedRequest]:
@@ -254,18 +267,15 @@ class Emulator:
     @property
     def creates(self) -> list[CreateRecord]:
         """Every ``POST videos/create``, whatever its answer (or none)."""
-        with self._lock:
-            return [r for r in self._requests if isinstance(r, CreateRecord)]
+        return self._records_of(CreateRecord)
 
     @property
     def polls(self) -> list[PollRecord]:
-        with self._lock:
-            return [r for r in self._requests if isinstance(r, PollRecord)]
+        return self._records_of(PollRecord)
 
     @property
     def downloads(self) -> list[DownloadRecord]:
-        with self._lock:
-            return [r for r in self._requests if isinstance(r, DownloadRecord)]
+        return self._records_of(DownloadRecord)
 
     @property
     def token_leaks(self) -> list[DownloadRecord]:
@@ -293,10 +303,7 @@ class Emulator:
             return count
 
     def wait_for_uploads(self, n: int, timeout: float) -> list[RecordedRequest]:
-        """Block until at least ``n`` successful uploads are recorded; return them all.
-
-        Raises TimeoutError after ``timeout`` seconds.
-        """
+        """Block until at least ``n`` successful uploads are recorded; return them all (or TimeoutError)."""
         with self._changed:
             if not self._changed.wait_for(lambda: self._count_uploads() >= n, timeout):
                 raise TimeoutError(
@@ -306,10 +313,7 @@ class Emulator:
             return [r for r in self._requests if isinstance(r, RecordedRequest) and r.is_upload]
 
     def wait_for_requests(self, n: int, timeout: float) -> list[RecordedRequest]:
-        """Block until at least ``n`` requests (of any outcome) are recorded; return them all.
-
-        Raises TimeoutError after ``timeout`` seconds.
-        """
+        """Block until at least ``n`` upload requests (of any outcome) are recorded; return them all."""
         with self._changed:
             if not self._changed.wait_for(lambda: len(self._of_kind("upload")) >= n, timeout):
                 raise TimeoutError(
@@ -424,7 +428,7 @@ class Emulator:
         else:
             with self._lock:
                 outcome = self._studio.poll(
-                    video_id, lambda account, vid: self._take("poll", account, vid), self.origin
+                    video_id, lambda account, vid: self._take("poll", account, vid), self.cdn_origin
                 )
         self.record(PollRecord.of(video_id, outcome))
         return outcome

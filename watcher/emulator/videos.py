@@ -209,8 +209,9 @@ class Studio:
             return _refusal(400, problem, account)
         now = self._clock()
         running = sum(1 for v in self._videos.values() if v.account == account and v.running(now))
-        if running >= self.max_jobs:
-            message = f"Account {account} is busy: {running} of maxJobs {self.max_jobs} videos are running"
+        limit = data.get("maxJobs", self.max_jobs)  # the body's own maxJobs wins, as useapi's does
+        if running >= limit:
+            message = f"Account {account} is busy: {running} of maxJobs {limit} videos are running"
             return _refusal(429, message, account)
         fault = take(account)
         if fault is not None and fault.kind == "status":
@@ -251,6 +252,9 @@ class Studio:
         model = data.get("model")
         if not isinstance(model, str) or not model:
             return "model is required"
+        jobs = data.get("maxJobs")
+        if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 10):
+            return "maxJobs must be an integer from 1 to 10"
         prompt = data.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
             return "prompt must be a string"

@@ -433,3 +433,14 @@ def test_a_403_fault_on_a_download_is_not_a_token_leak(
     emu.add_fault(Fault("status", target="download", status=403))
     assert requests.get(url, timeout=10).status_code == 403
     assert emu.token_leaks == [] and emu.downloads[0].fault == "status"
+
+
+def test_the_video_urls_may_name_another_host_for_the_same_server(
+    session: requests.Session, clock: Clock
+) -> None:
+    with Emulator(
+        token=TOKEN, accounts=(A,), generation_seconds=0, clock=clock, cdn_host="localhost"
+    ) as emulator:
+        url = poll(session, emulator, made(session, emulator)).json()["downloadURL"]
+        assert url.startswith(f"http://localhost:{emulator.port}/_emulator/downloads/")
+        assert emulator.base_url.startswith("http://127.0.0.1:")

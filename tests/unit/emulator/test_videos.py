@@ -256,3 +256,14 @@ def test_settings_apply_to_videos_created_afterwards(studio: Studio, clock: Cloc
     for bad in ({"generation_seconds": -1}, {"max_jobs": 0}):
         with pytest.raises(ValueError):
             studio.configure(**bad)
+
+
+def test_the_bodys_own_max_jobs_sets_the_accounts_limit(studio: Studio) -> None:
+    create(studio, maxJobs=3)
+    create(studio, maxJobs=3)
+    create(studio, maxJobs=3)
+    status, data = answer(studio.create(body(maxJobs=3), no_fault))
+    assert status == 429 and "3 of maxJobs 3" in data["error"]
+    for wrong in (0, 11, "3", True):
+        status, data = answer(studio.create(body(maxJobs=wrong), no_fault))
+        assert status == 400 and "maxJobs must be an integer from 1 to 10" in data["error"]
