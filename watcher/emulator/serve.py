@@ -37,7 +37,15 @@ def serve_forever(*, token: str, accounts: Sequence[str], port: int, host: str =
                 if len(emulator.accounts) == 1
                 else " (the account parameter is required)",
             )
-            logger.info("control endpoints: %s/_emulator/{requests,uploads,faults}", emulator.origin)
+            settings = emulator.settings
+            logger.info(
+                "videos: completed %s s after videos/create, at most %d at once per account",
+                settings["generation_seconds"],
+                settings["max_jobs"],
+            )
+            logger.info(
+                "control endpoints: %s/_emulator/{requests,uploads,faults,videos,settings}", emulator.origin
+            )
             with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
             logger.info("emulator stopping")

@@ -4,6 +4,7 @@ and the control endpoints."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -444,3 +445,36 @@ def test_the_video_urls_may_name_another_host_for_the_same_server(
         url = poll(session, emulator, made(session, emulator)).json()["downloadURL"]
         assert url.startswith(f"http://localhost:{emulator.port}/_emulator/downloads/")
         assert emulator.base_url.startswith("http://127.0.0.1:")
+
+
+def raw_request(emu: Emulator, request: bytes) -> bytes:
+    """Send bytes as they are on a fresh connection; what the server answered before closing."""
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as conn:
+        conn.sendall(request)
+        conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_hostile_video_ids_and_download_names_are_404_and_the_server_goes_on(
+    emu: Emulator, session: requests.Session, clock: Clock
+) -> None:
+    for video_id in ("..%2F..%2Fetc%2Fpasswd", "%00", "x" * 10_000, "user:1-minimax:111-video:1%0d%0aX:1"):
+        resp = session.get(f"{emu.base_url}/videos/{video_id}", headers=AUTH, timeout=10)
+        assert resp.status_code == 404, video_id
+    for name in ("..%2F..%2Fetc%2Fpasswd", "1.mp4%00.txt", "-1.mp4", "9" * 40 + ".mp4", "%2e%2e/1.mp4"):
+        assert requests.get(f"{emu.origin}/_emulator/downloads/{name}", timeout=10).status_code == 404, name
+    assert completed(session, emu, clock)["status"] == 2
+
+
+def test_hostile_create_framing_is_refused_without_harm(emu: Emulator) -> None:
+    head = f"POST /v1/minimax/videos/create HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+    chunked = raw_request(emu, (head + "Transfer-Encoding: chunked\r\n\r\n5\r\n{}{}{\r\n0\r\n\r\n").encode())
+    assert chunked.startswith(b"HTTP/1.1 400") and b"Content-Length header is required" in chunked
+    short = raw_request(emu, (head + "Content-Length: 100\r\n\r\n{}").encode())
+    assert short.startswith(b"HTTP/1.1 400") and b"cut short" in short
+    twice = raw_request(emu, (head + "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}").encode())
+    assert twice.startswith(b"HTTP/1.1 400") and b"framing" in twice
+    assert [c.status for c in emu.creates] == [400, 400, 400] and emu.videos == []
