@@ -293,6 +293,3 @@ class Studio:
             return None
         view = video.view(self._clock())
         return video if view.final and view.status == 2 else None
-
-    def view(self, video: Video) -> VideoView:
-        return video.view(self._clock())
