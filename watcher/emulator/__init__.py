@@ -1,38 +1,57 @@
-"""A real HTTP emulator of the useapi.net MiniMax files endpoint (SPEC §1), standard library only.
+"""A real HTTP emulator of the useapi.net MiniMax API (SPEC §1, §8), standard library only.
 
-It listens on a loopback port and answers ``POST /v1/minimax/files/?account=...`` the way the real API
-does: bearer-token auth, raw bodies of the accepted media types (``image/png``, ``image/jpeg``,
-``audio/mpeg``, ``audio/wav``, ``video/mp4``), the single/several accounts rule, and a
-``{"ossPath", "fileID"}`` answer. Bodies are streamed through sha256 in 1 MiB chunks and never held in
-memory, so multi-gigabyte uploads are fine.
+It listens on a loopback port and answers, with bearer-token auth as the real API does:
 
-Tests can make it misbehave with :class:`Fault` (error statuses with or without ``Retry-After``, connection
-resets, slow answers, a 200 without ``fileID``, a 200 that is not JSON), either in-process through
-:meth:`Emulator.add_fault` or over HTTP through the control endpoints (no auth needed)::
+    POST /v1/minimax/files/?account=...   raw bodies of image/png, image/jpeg, audio/mpeg, audio/wav or
+                                          video/mp4 (streamed through sha256, never held in memory);
+                                          answers {"ossPath", "fileID"}
+    POST /v1/minimax/videos/create        JSON {"account", "fileID", "model", "prompt"?, ...}: the fileID
+                                          must be one it issued for that account; at most max_jobs videos
+                                          per account at once (429 beyond); answers {"videoId", ...}
+    GET  /v1/minimax/videos/{videoId}     status 11 (queued), 12 (processing, percent rising), then 2
+                                          (completed) after generation_seconds, with videoURL/downloadURL
+    GET  /_emulator/downloads/{n}.mp4     a small valid MP4 it makes itself (:mod:`.mp4`); any request
+                                          carrying an Authorization header or the token gets 403 and is
+                                          recorded (Emulator.token_leaks)
 
-    GET    /_emulator/requests   every request that reached the upload handler (list of dicts)
+Tests make it misbehave with :class:`Fault` (``target`` upload, create, poll or download; error statuses
+with or without ``Retry-After``, resets, cut answers, slow answers, odd answers, moderated or endless
+videos, HTML, huge or redirecting downloads), in-process through :meth:`Emulator.add_fault` or over
+HTTP through the control endpoints (no auth needed)::
+
+    GET    /_emulator/requests   every request (uploads, creates, polls, downloads), each with a "kind";
+                                 ?kind=create (repeatable) keeps those kinds only
     DELETE /_emulator/requests   forget them
-    GET    /_emulator/uploads    only the successful ones (200 with a fileID)
+    GET    /_emulator/uploads    only the successful uploads (200 with a fileID)
     GET    /_emulator/faults     pending faults
     POST   /_emulator/faults     add a fault (JSON object with Fault's fields) or a list of them
     DELETE /_emulator/faults     clear pending faults
+    GET    /_emulator/videos     every video made, as it is now
+    GET    /_emulator/settings   {"generation_seconds", "max_jobs"}
+    POST   /_emulator/settings   change them (for videos created from then on)
 
-The parts: :mod:`.faults` (Fault and its parsing), :mod:`.decision` (what to answer, as a pure function),
-:mod:`.bodies` and :mod:`.http` (reading bodies, the server and its handler), :mod:`.records`
-(RecordedRequest) and :mod:`.emulator` (the Emulator object: state, locks, life).
+The parts: :mod:`.faults` (Fault), :mod:`.decision` (an upload's answer, as a pure function),
+:mod:`.videos` (the videos over a clock), :mod:`.downloads` and :mod:`.mp4` (what a download sends),
+:mod:`.bodies`, :mod:`.wire`, :mod:`.http` and :mod:`.video_http` (the server and its handler),
+:mod:`.records` (what each request left), :mod:`.emulator` (the Emulator object: state, locks, life)
+and :mod:`.serve` (the emulator alone in the foreground).
 """
 
-from watcher.emulator.emulator import Emulator, serve_forever
+from watcher.emulator.emulator import Emulator
 from watcher.emulator.faults import FAULT_KINDS, Fault, FaultKind
 from watcher.emulator.http import API_PREFIX
-from watcher.emulator.records import RecordedRequest
+from watcher.emulator.records import CreateRecord, DownloadRecord, PollRecord, RecordedRequest
+from watcher.emulator.serve import serve_forever
 
 __all__ = [
     "API_PREFIX",
     "FAULT_KINDS",
+    "CreateRecord",
+    "DownloadRecord",
     "Emulator",
     "Fault",
     "FaultKind",
+    "PollRecord",
     "RecordedRequest",
     "serve_forever",
 ]

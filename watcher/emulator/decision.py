@@ -23,6 +23,7 @@ __all__ = [
     "Refusal",
     "UploadRequest",
     "decide",
+    "error_message",
     "file_id",
     "oss_path",
     "reason_phrase",
@@ -50,10 +51,12 @@ _STATUS_TEXT: Final[Mapping[int, tuple[str, str]]] = MappingProxyType(
         400: ("Bad Request", "Bad request"),
         401: ("Unauthorized", "Unauthorized"),
         402: ("Payment Required", "Subscription expired, please renew your useapi.net subscription"),
+        403: ("Forbidden", "Forbidden"),
         404: ("Not Found", "Not found"),
         405: ("Method Not Allowed", "Method not allowed"),
         412: ("Precondition Failed", "Insufficient credits on the MiniMax account"),
         413: ("Content Too Large", "Request body too large"),
+        422: ("Unprocessable Content", "The prompt or the image was refused by content moderation"),
         429: ("Too Many Requests", "Too many requests, the account is busy, retry later"),
         500: ("Internal Server Error", "Internal server error"),
         502: ("Bad Gateway", "Bad gateway: MiniMax did not answer"),
@@ -68,6 +71,11 @@ def reason_phrase(status: int) -> str | None:
     """The reason phrase the real API uses for ``status``; None leaves it to the HTTP library."""
     text = _STATUS_TEXT.get(status)
     return None if text is None else text[0]
+
+
+def error_message(status: int) -> str:
+    """The message of the API's error body for ``status``."""
+    return _STATUS_TEXT.get(status, ("", f"Error {status}"))[1]
 
 
 def file_id(uid: str, account: str, number: int) -> str:
@@ -173,8 +181,7 @@ class Acceptance:
         if fault is not None and fault.retry_after is not None:
             headers = (("Retry-After", fault.retry_after),)
         if fault is not None and fault.kind == "status":
-            message = _STATUS_TEXT.get(fault.status, ("", f"Error {fault.status}"))[1]
-            return Answer.error(fault.status, message, headers)
+            return Answer.error(fault.status, error_message(fault.status), headers)
         if fault is not None and fault.kind == "non_json":
             return Answer(200, b"<html>oops</html>", "text/html", headers)
         if number is None:
@@ -194,14 +201,17 @@ class Decision:
     faults: tuple[Fault, ...]
 
 
-def take_fault(faults: Sequence[Fault], account: str) -> tuple[Fault | None, tuple[Fault, ...]]:
-    """The first fault that applies to ``account`` (a copy), and the faults left pending after it.
+def take_fault(
+    faults: Sequence[Fault], account: str, *, target: str = "upload", video_id: str | None = None
+) -> tuple[Fault | None, tuple[Fault, ...]]:
+    """The first fault that applies to a ``target`` request for ``account`` (and the video ``video_id``),
+    as a copy, and the faults left pending after it.
 
     A fault with a positive ``times`` is counted down and dropped at zero; ``times=-1`` stays. ``faults``
     is not modified.
     """
     for index, fault in enumerate(faults):
-        if not fault.applies_to(account):
+        if not fault.matches(target, account, video_id):
             continue
         taken = dataclasses.replace(fault)
         if fault.times == -1:

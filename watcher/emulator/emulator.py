@@ -1,29 +1,37 @@
-"""The :class:`Emulator` object: its state (accounts, pending faults, recorded requests), locks and life.
-
-The HTTP side (:mod:`watcher.emulator.http`) reaches it only through the methods of its ``Backend``
-interface: :meth:`Emulator.decide`, :meth:`Emulator.hold`, :meth:`Emulator.next_file_number`,
-:meth:`Emulator.record` and the public properties.
+"""The :class:`Emulator` object: its state (accounts, videos, pending faults, recorded requests), locks
+and life. The HTTP side (:mod:`watcher.emulator.http`) reaches it only through its ``Backend`` interface.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import logging
-import signal
 import threading
-from collections.abc import Sequence
-from types import FrameType, TracebackType
-from typing import Any, Final, Self
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
 
 from watcher.core.api_owner import user_of
-from watcher.emulator.decision import Acceptance, Refusal, UploadRequest, decide
+from watcher.emulator.decision import Acceptance, Answer, Refusal, UploadRequest, decide, take_fault
+from watcher.emulator.downloads import DownloadPlan, carries_token, plan_download
 from watcher.emulator.faults import Fault
 from watcher.emulator.http import API_PREFIX, Server
-from watcher.emulator.records import RecordedRequest
+from watcher.emulator.records import (
+    CreateRecord,
+    DownloadRecord,
+    PollRecord,
+    Record,
+    RecordedRequest,
+    describe,
+    json_or_text,
+)
+from watcher.emulator.videos import Outcome, Studio
 
-__all__ = ["Emulator", "serve_forever"]
+__all__ = ["Emulator"]
+
+R = TypeVar("R", RecordedRequest, CreateRecord, PollRecord, DownloadRecord)
 
 logger = logging.getLogger("watcher.emulator")
 
@@ -31,9 +39,11 @@ FILE_ID_BASE: Final = 380_000_000_000_000
 
 
 class Emulator:
-    """The MiniMax files endpoint on a loopback port, served from a daemon thread.
+    """The MiniMax files and videos endpoints on a loopback port, served from a daemon thread.
 
-    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. A video takes
+    ``generation_seconds`` (its first fifth queued, then processing) on the ``clock``; each account runs
+    at most ``max_jobs`` videos at once (a create beyond that is answered 429).
     """
 
     def __init__(
@@ -46,6 +56,10 @@ class Emulator:
         uid: str | None = None,  # default: the token's own user id (`user:<id>-…`), else "1"
         poll_interval: float = 0.02,
         hash_bodies: bool = True,
+        generation_seconds: float = 3.0,
+        max_jobs: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+        cdn_host: str | None = None,
     ) -> None:
         # Tests start and stop many emulators and want stop() quick; a long-running one (the CLI)
         # polls rarely, so an idle `run --emulate` costs no CPU.
@@ -65,10 +79,18 @@ class Emulator:
         # The benchmarks turn hashing off: a second sha256 of every byte would compete for the CPU with
         # the process being measured, and cap loopback throughput at the speed of sha256.
         self._hash_bodies = hash_bodies
+        self._cdn_host = cdn_host
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._faults: list[Fault] = []
-        self._requests: list[RecordedRequest] = []
+        self._requests: list[Record] = []
+        self._studio = Studio(
+            uid=self._uid,
+            accounts=unique,
+            generation_seconds=generation_seconds,
+            max_jobs=max_jobs,
+            clock=clock,
+        )
         self._file_numbers = itertools.count(FILE_ID_BASE + 1)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -150,6 +172,12 @@ class Emulator:
         return f"http://{host}:{self.port}"
 
     @property
+    def cdn_origin(self) -> str:
+        """Where videoURL and downloadURL point: this server, by ``cdn_host`` when one was given (another
+        host name for the same server, as the real URLs point at a CDN, not at the API)."""
+        return self.origin if self._cdn_host is None else f"http://{self._cdn_host}:{self.port}"
+
+    @property
     def base_url(self) -> str:
         """What the client uses as ``api.base_url``, e.g. ``http://127.0.0.1:PORT/v1/minimax``."""
         return self.origin + API_PREFIX
@@ -215,17 +243,57 @@ class Emulator:
 
     # -- records ----------------------------------------------------------------------------------------
 
+    def _records_of(self, cls: type[R]) -> list[R]:
+        with self._lock:
+            return [r for r in self._requests if isinstance(r, cls)]
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request that reached the upload handler, oldest first (a copy)."""
-        with self._lock:
-            return list(self._requests)
+        return self._records_of(RecordedRequest)
 
     @property
     def uploads(self) -> list[RecordedRequest]:
         """Only the successful uploads: 200 answers that carried a fileID."""
         with self._lock:
-            return [r for r in self._requests if r.is_upload]
+            return [r for r in self._requests if isinstance(r, RecordedRequest) and r.is_upload]
+
+    @property
+    def all_requests(self) -> list[Record]:
+        """Every request of every kind (uploads, creates, polls, downloads), oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def creates(self) -> list[CreateRecord]:
+        """Every ``POST videos/create``, whatever its answer (or none)."""
+        return self._records_of(CreateRecord)
+
+    @property
+    def polls(self) -> list[PollRecord]:
+        return self._records_of(PollRecord)
+
+    @property
+    def downloads(self) -> list[DownloadRecord]:
+        return self._records_of(DownloadRecord)
+
+    @property
+    def token_leaks(self) -> list[DownloadRecord]:
+        """Downloads that carried an ``Authorization`` header or the token: each one is a violation."""
+        return [r for r in self.downloads if r.carried_token]
+
+    def wait_for_records(self, kind: str, n: int, timeout: float) -> list[Record]:
+        """Block until at least ``n`` requests of ``kind`` (``upload``, ``create``, ``poll``,
+        ``download``) are recorded; return them all. Raises TimeoutError after ``timeout`` seconds."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._of_kind(kind)) >= n, timeout):
+                raise TimeoutError(
+                    f"expected at least {n} {kind} request(s) within {timeout}s, got {len(self._of_kind(kind))}"
+                )
+            return self._of_kind(kind)
+
+    def _of_kind(self, kind: str) -> list[Record]:  # caller holds the lock
+        return [r for r in self._requests if r.kind == kind]
 
     def clear_requests(self) -> int:
         """Forget the recorded requests; returns how many there were."""
@@ -235,30 +303,24 @@ class Emulator:
             return count
 
     def wait_for_uploads(self, n: int, timeout: float) -> list[RecordedRequest]:
-        """Block until at least ``n`` successful uploads are recorded; return them all.
-
-        Raises TimeoutError after ``timeout`` seconds.
-        """
+        """Block until at least ``n`` successful uploads are recorded; return them all (or TimeoutError)."""
         with self._changed:
             if not self._changed.wait_for(lambda: self._count_uploads() >= n, timeout):
                 raise TimeoutError(
                     f"expected at least {n} successful upload(s) within {timeout}s, got "
                     f"{self._count_uploads()}; requests so far: {self._summary()}"
                 )
-            return [r for r in self._requests if r.is_upload]
+            return [r for r in self._requests if isinstance(r, RecordedRequest) and r.is_upload]
 
     def wait_for_requests(self, n: int, timeout: float) -> list[RecordedRequest]:
-        """Block until at least ``n`` requests (of any outcome) are recorded; return them all.
-
-        Raises TimeoutError after ``timeout`` seconds.
-        """
+        """Block until at least ``n`` upload requests (of any outcome) are recorded; return them all."""
         with self._changed:
-            if not self._changed.wait_for(lambda: len(self._requests) >= n, timeout):
+            if not self._changed.wait_for(lambda: len(self._of_kind("upload")) >= n, timeout):
                 raise TimeoutError(
-                    f"expected at least {n} request(s) within {timeout}s, got {len(self._requests)}: "
+                    f"expected at least {n} request(s) within {timeout}s, got {len(self._of_kind('upload'))}: "
                     f"{self._summary()}"
                 )
-            return list(self._requests)
+            return [r for r in self._requests if isinstance(r, RecordedRequest)]
 
     # -- the interface of the HTTP side (called from server threads) ---------------------------------------
 
@@ -273,11 +335,16 @@ class Emulator:
         with self._lock:
             return next(self._file_numbers)
 
-    def record(self, request: RecordedRequest) -> None:
+    def record(self, request: Record) -> None:
         """Remember a request and wake whoever waits for it."""
         with self._changed:
             self._requests.append(request)
+            if isinstance(request, RecordedRequest) and request.is_upload and request.account:
+                self._studio.issue(request.account, str(request.file_id))
             self._changed.notify_all()
+        if not isinstance(request, RecordedRequest):
+            logger.info("%s", describe(request))
+            return
         logger.info(
             "upload account=%s type=%s size=%d -> %s%s",
             request.account,
@@ -288,43 +355,98 @@ class Emulator:
         )
 
     def _count_uploads(self) -> int:  # caller holds the lock
-        return sum(1 for r in self._requests if r.is_upload)
+        return sum(1 for r in self._requests if isinstance(r, RecordedRequest) and r.is_upload)
 
     def _summary(self) -> str:  # caller holds the lock
-        if not self._requests:
+        uploads = [r for r in self._requests if isinstance(r, RecordedRequest)]
+        if not uploads:
             return "none"
         shown = [
             f"{r.status or 'no answer'}{f' ({r.fault})' if r.fault else ''} account={r.account}"
-            for r in self._requests[-10:]
+            for r in uploads[-10:]
         ]
-        more = len(self._requests) - len(shown)
+        more = len(uploads) - len(shown)
         return ("... " if more else "") + ", ".join(shown)
 
+    # -- videos -----------------------------------------------------------------------------------------
 
-def serve_forever(*, token: str, accounts: Sequence[str], port: int, host: str = "127.0.0.1") -> None:
-    """Run the emulator in the foreground until SIGINT (KeyboardInterrupt) or SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # no-op if logging is configured
-    stop = threading.Event()
+    @property
+    def videos(self) -> list[dict[str, Any]]:
+        """Every video made, as it is now (videoId, account, fileID, model, status, percent)."""
+        with self._lock:
+            return self._studio.videos()
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    @property
+    def settings(self) -> dict[str, Any]:
+        with self._lock:
+            studio = self._studio
+            return {"generation_seconds": studio.generation_seconds, "max_jobs": studio.max_jobs}
 
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous: Any = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
-    try:
-        with Emulator(token=token, accounts=accounts, host=host, port=port, poll_interval=0.5) as emulator:
-            logger.info("MiniMax API emulator listening on %s", emulator.base_url)
-            logger.info(
-                "accounts: %s%s",
-                ", ".join(emulator.accounts),
-                " (the account parameter may be omitted)"
-                if len(emulator.accounts) == 1
-                else " (the account parameter is required)",
+    def configure(self, *, generation_seconds: float | None = None, max_jobs: int | None = None) -> None:
+        """Change the generation time (of videos created from now on) or ``max_jobs`` (raises ValueError)."""
+        with self._lock:
+            self._studio.configure(generation_seconds=generation_seconds, max_jobs=max_jobs)
+
+    def issue_file(self, account: str) -> str:
+        """A fresh fileID of ``account``, as if a file had been uploaded (for tests of videos alone)."""
+        if account not in self._accounts:
+            raise ValueError(f"account {account!r} is not one of the emulator's")
+        new_id = f"user:{self._uid}-minimax:{account}-file:{self.next_file_number()}"
+        with self._lock:
+            self._studio.issue(account, new_id)
+        return new_id
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``; False when the emulator is stopping."""
+        return not self._stopping.wait(seconds)
+
+    def _take(self, target: str, account: str, video_id: str | None = None) -> Fault | None:
+        # caller holds the lock
+        fault, pending = take_fault(self._faults, account, target=target, video_id=video_id)
+        self._faults = list(pending)
+        return fault
+
+    def video_create(self, authorization: str | None, raw: bytes | None, problem: Answer | None) -> Outcome:
+        """Answer ``POST videos/create`` (the video is made here, before any answer goes out) and record it."""
+        body: Any = None if raw is None else json_or_text(raw)
+        if authorization != f"Bearer {self._token}":
+            outcome = Outcome(Answer.error(401, "Unauthorized"))
+        elif problem is not None:
+            outcome = Outcome(problem)
+        elif isinstance(body, str):
+            outcome = Outcome(Answer.error(400, "The body must be JSON"))
+        else:
+            with self._lock:
+                outcome = self._studio.create(body, lambda account: self._take("create", account))
+        self.record(CreateRecord.of(outcome, body))
+        return outcome
+
+    def video_poll(self, authorization: str | None, video_id: str) -> Outcome:
+        """Answer ``GET videos/{video_id}`` and record it."""
+        if authorization != f"Bearer {self._token}":
+            outcome = Outcome(Answer.error(401, "Unauthorized"))
+        else:
+            with self._lock:
+                outcome = self._studio.poll(
+                    video_id, lambda account, vid: self._take("poll", account, vid), self.cdn_origin
+                )
+        self.record(PollRecord.of(video_id, outcome))
+        return outcome
+
+    def download(self, name: str, path: str, headers: list[tuple[str, str]]) -> DownloadPlan:
+        """What to send for a download below ``/_emulator/downloads/``; a request that carries the token
+        is refused (403) and recorded as a leak."""
+        carried = carries_token(self._token, path, headers)
+        with self._lock:
+            video = self._studio.downloadable(name)
+            fault = (
+                None if video is None or carried else self._take("download", video.account, video.video_id)
             )
-            logger.info("control endpoints: %s/_emulator/{requests,uploads,faults}", emulator.origin)
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
-            logger.info("emulator stopping")
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        if carried:
+            logger.warning(
+                "emulator: a download carried the API token (an Authorization header or the token)"
+            )
+        plan = plan_download(fault, path, found=video is not None, carried=carried)
+        video_id = None if video is None else video.video_id
+        self.record(DownloadRecord.of(self._token, path, headers, video_id, plan, fault, carried))
+        return plan

@@ -1,7 +1,7 @@
-"""The emulator's HTTP side: server, request framing, streamed and hashed bodies, resets, control endpoints.
+"""The emulator's HTTP side: server, routes, streamed and hashed upload bodies, control endpoints.
 
-What to answer is not decided here (see :mod:`watcher.emulator.decision`); this module reads and writes
-bytes and talks to the emulator only through the :class:`Backend` interface.
+What to answer is not decided here (see :mod:`watcher.emulator.decision` and :mod:`.videos`); this
+module and :mod:`.video_http` read and write bytes and reach the emulator only through :class:`Backend`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import logging
 import socket
 import socketserver
-import struct
 import sys
 import threading
 import time
@@ -21,10 +20,12 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
-from watcher.emulator.bodies import BadFraming, content_length, discard_body, is_chunked, read_body
-from watcher.emulator.decision import Acceptance, Answer, Refusal, UploadRequest, reason_phrase
+from watcher.emulator.bodies import BadFraming, content_length, is_chunked, read_body
+from watcher.emulator.decision import Acceptance, Answer, Refusal, UploadRequest
 from watcher.emulator.faults import Fault
-from watcher.emulator.records import RecordedRequest
+from watcher.emulator.records import Record, RecordedRequest
+from watcher.emulator.video_http import VideoBackend, VideoRoutes
+from watcher.emulator.videos import DOWNLOAD_PREFIX
 
 __all__ = ["API_PREFIX", "CONTROL_PREFIX", "Backend", "Server"]
 
@@ -32,11 +33,13 @@ logger = logging.getLogger("watcher.emulator")
 
 API_PREFIX: Final = "/v1/minimax"
 UPLOAD_PATHS: Final = frozenset({f"{API_PREFIX}/files/", f"{API_PREFIX}/files"})
+CREATE_PATH: Final = f"{API_PREFIX}/videos/create"
+VIDEOS_PREFIX: Final = f"{API_PREFIX}/videos/"
 CONTROL_PREFIX: Final = "/_emulator/"
 MAX_CONTROL_BODY: Final = 1 << 20
 
 
-class Backend(Protocol):
+class Backend(VideoBackend, Protocol):
     """What the HTTP side needs from the emulator (:class:`watcher.emulator.Emulator` provides it)."""
 
     @property
@@ -59,10 +62,10 @@ class Backend(Protocol):
 
     def next_file_number(self) -> int: ...
 
-    def record(self, request: RecordedRequest) -> None: ...
+    def record(self, request: Record) -> None: ...
 
     @property
-    def requests(self) -> list[RecordedRequest]: ...
+    def all_requests(self) -> list[Record]: ...
 
     @property
     def uploads(self) -> list[RecordedRequest]: ...
@@ -75,6 +78,14 @@ class Backend(Protocol):
     def clear_faults(self) -> int: ...
 
     def clear_requests(self) -> int: ...
+
+    @property
+    def videos(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def settings(self) -> dict[str, Any]: ...
+
+    def configure(self, *, generation_seconds: float | None = None, max_jobs: int | None = None) -> None: ...
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -123,8 +134,7 @@ class Server(http.server.ThreadingHTTPServer):
             logger.exception("emulator: unexpected error while handling a request from %s", client_address)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(VideoRoutes):
     server_version = "useapi-minimax-emulator/1.0"
     # Headers and body go out in two writes: without TCP_NODELAY, Nagle plus delayed ACKs would add
     # ~40 ms to every answer on a kept-alive connection.
@@ -175,31 +185,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._upload(url.query)
             else:
                 self._discard_and_send(Answer.error(405, f"Use POST to upload to {API_PREFIX}/files/"))
+        elif url.path == CREATE_PATH:
+            if method == "POST":
+                self._video_create()
+            else:
+                self._discard_and_send(Answer.error(405, f"Use POST to create a video at {CREATE_PATH}"))
+        elif url.path.startswith(VIDEOS_PREFIX) and "/" not in url.path[len(VIDEOS_PREFIX) :]:
+            if method == "GET":
+                self._video_poll(url.path[len(VIDEOS_PREFIX) :])
+            else:
+                self._discard_and_send(Answer.error(405, "Use GET to read a video"))
+        elif url.path.startswith(DOWNLOAD_PREFIX):
+            if method == "GET":
+                self._download(url.path[len(DOWNLOAD_PREFIX) :])
+            else:
+                self._discard_and_send(Answer.error(405, "Use GET to download a video"))
         elif url.path.startswith(CONTROL_PREFIX):
-            self._control(method, url.path[len(CONTROL_PREFIX) :].strip("/"))
+            self._control(method, url.path[len(CONTROL_PREFIX) :].strip("/"), url.query)
         else:
             self._discard_and_send(Answer.error(404, f"Not found: {url.path}"))
-
-    def _send(self, answer: Answer, *, close: bool = False) -> None:
-        self.send_response(answer.status, reason_phrase(answer.status))
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        for name, value in answer.headers:
-            self.send_header(name, value)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(answer.body)
-
-    def _discard_and_send(self, answer: Answer) -> None:
-        drained = self._discard_body()
-        self._send(answer, close=drained is None)
-
-    # -- request bodies ---------------------------------------------------------------------------------
-
-    def _discard_body(self) -> int | None:
-        return discard_body(self.rfile, self.headers)
 
     # -- the upload endpoint ----------------------------------------------------------------------------
 
@@ -274,28 +278,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         record(account, answer.status, received, digest, file_id=answer.file_id, fault=fault_kind)
         self._send(answer)
 
-    def _reset_connection(self) -> None:
-        """Close the connection with a TCP RST and no answer."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        # The socket only really closes once the buffered reader's reference is gone.
-        self.rfile.close()
-        self.connection.close()
-
     # -- control endpoints ------------------------------------------------------------------------------
 
-    def _control(self, method: str, name: str) -> None:
+    def _control(self, method: str, name: str, query: str) -> None:
         backend = self._backend
-        if name == "faults" and method == "POST":
-            self._add_faults()
+        if name in ("faults", "settings") and method == "POST":
+            self._control_post(name)
             return
+        kinds = set(parse_qs(query).get("kind", []))
         routes: dict[tuple[str, str], Callable[[], Any]] = {
-            ("requests", "GET"): lambda: [r.to_dict() for r in backend.requests],
+            ("requests", "GET"): lambda: [
+                r.to_dict() for r in backend.all_requests if not kinds or r.kind in kinds
+            ],
             ("requests", "DELETE"): lambda: {"cleared": backend.clear_requests()},
             ("uploads", "GET"): lambda: [r.to_dict() for r in backend.uploads],
             ("faults", "GET"): lambda: [f.to_dict() for f in backend.faults],
             ("faults", "DELETE"): lambda: {"cleared": backend.clear_faults()},
+            ("settings", "GET"): lambda: backend.settings,
+            ("videos", "GET"): lambda: backend.videos,
         }
         route = routes.get((name, method))
         if route is None:
@@ -308,7 +308,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         drained = self._discard_body()
         self._send(Answer.json(200, route()), close=drained is None)
 
-    def _add_faults(self) -> None:
+    def _control_post(self, name: str) -> None:
+        """``POST /_emulator/faults`` (a fault or a list of them) or ``/_emulator/settings``."""
         try:
             length = None if is_chunked(self.headers) else content_length(self.headers)
         except BadFraming:
@@ -317,21 +318,41 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._discard_and_send(Answer.error(400, "Content-Length header is required"))
             return
         if length > MAX_CONTROL_BODY:
-            self._discard_and_send(Answer.error(413, "Fault list too large"))
+            self._discard_and_send(Answer.error(413, "Body too large"))
             return
         raw = self.rfile.read(length)
         if len(raw) != length:
             self.close_connection = True
             return
+        backend = self._backend
         try:
             data = json.loads(raw)
+            if name == "settings":
+                backend.configure(**_settings(data))
+                self._send(Answer.json(200, backend.settings))
+                return
             items = data if isinstance(data, list) else [data]
             if not all(isinstance(item, dict) for item in items):
                 raise ValueError("expected a JSON object or a list of objects")
             faults = [Fault.from_dict(item) for item in items]
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
-            self._send(Answer.error(400, f"Invalid fault: {exc}"))
+            self._send(Answer.error(400, f"Invalid {name.rstrip('s')}: {exc}"))
             return
         for fault in faults:
-            self._backend.add_fault(fault)
-        self._send(Answer.json(200, {"added": len(faults), "pending": len(self._backend.faults)}))
+            backend.add_fault(fault)
+        self._send(Answer.json(200, {"added": len(faults), "pending": len(backend.faults)}))
+
+
+def _settings(data: Any) -> dict[str, Any]:
+    """The keyword arguments of ``configure`` from a settings body (raises ValueError)."""
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    unknown = sorted(set(data) - {"generation_seconds", "max_jobs"})
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(unknown)}; known: generation_seconds, max_jobs")
+    seconds, jobs = data.get("generation_seconds"), data.get("max_jobs")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)):
+        raise ValueError(f"generation_seconds must be a number, got {seconds!r}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int)):
+        raise ValueError(f"max_jobs must be an integer, got {jobs!r}")
+    return {"generation_seconds": seconds, "max_jobs": jobs}

@@ -414,6 +414,7 @@ def test_http_control_endpoints(two_accounts: Emulator, session: requests.Sessio
         (200, None),
     ]
     assert set(requests_seen[0]) == {
+        "kind",
         "account",
         "content_type",
         "size",
