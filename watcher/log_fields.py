@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import Literal
 
 # What a log call may attach, by the journal field it becomes. The events are those of the hooks
-# (SPEC §6b: upload, failure, attention) plus `retry`, so MINIMAX_EVENT means the same in both places.
-Event = Literal["upload", "failure", "retry", "attention"]
+# (SPEC §6b: upload, failure, attention, video) plus `retry`, so MINIMAX_EVENT means the same in both places.
+Event = Literal["upload", "failure", "retry", "attention", "video"]
 FIELDS_ATTRIBUTE = "minimax_fields"
 FILE, FOLDER, ACCOUNT, FILE_ID, EVENT = (
     "MINIMAX_FILE",

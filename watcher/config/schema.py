@@ -140,7 +140,7 @@ class MetricsSettings(_Strict):
         return value
 
 
-HOOK_KEYS = ("on_upload", "on_failure", "on_attention")
+HOOK_KEYS = ("on_upload", "on_failure", "on_attention", "on_video")
 
 
 class HooksSettings(_Strict):
@@ -167,6 +167,16 @@ class HooksSettings(_Strict):
             "as on_upload."
         ),
         examples=[["/usr/local/bin/page-someone"]],
+    )
+    on_video: list[str] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Run after a generated video is on disk (a folder's generate block): MINIMAX_VIDEO is its "
+            "path, MINIMAX_VIDEO_ID its videoId, the video record comes on stdin; an argv list, as "
+            "on_upload."
+        ),
+        examples=[["/usr/local/bin/publish-video"]],
     )
     timeout_seconds: float = Field(
         60.0,
@@ -214,7 +224,7 @@ class HooksSettings(_Strict):
         return argv
 
     def argv(self, hook: str) -> list[str] | None:
-        """The command configured for `hook` (`on_upload`, `on_failure`, `on_attention`), or None."""
+        """The command configured for `hook` (one of `HOOK_KEYS`), or None."""
         value: list[str] | None = getattr(self, hook)
         return value
 

@@ -15,8 +15,13 @@ from watcher.core.folders import Folder
 from watcher.core.media import error_record_path, sidecar_path
 from watcher.disk.records import utc_now_iso
 
-EventKind = Literal["upload", "failure", "attention"]
-HOOK_OF_EVENT: dict[str, str] = {"upload": "on_upload", "failure": "on_failure", "attention": "on_attention"}
+EventKind = Literal["upload", "failure", "attention", "video"]
+HOOK_OF_EVENT: dict[str, str] = {
+    "upload": "on_upload",
+    "failure": "on_failure",
+    "attention": "on_attention",
+    "video": "on_video",
+}
 
 # The variables of SPEC §6b. Inherited ones are dropped, so that a hook never sees a stale value that
 # does not apply to its event.
@@ -34,6 +39,8 @@ EVENT_VARIABLES = (
     "MINIMAX_ERROR",
     "MINIMAX_CODE",
     "MINIMAX_MESSAGE",
+    "MINIMAX_VIDEO",
+    "MINIMAX_VIDEO_ID",
 )
 MAX_ENV_VALUE = 8192  # a message or path longer than this is cut: the hook gets the whole on stdin
 
@@ -102,9 +109,23 @@ class HookEvent:
         subject = f"account {account}" if account else (folder_path or "the agent")
         return cls("attention", env, _json(document), subject)
 
+    @classmethod
+    def for_video(cls, image: str, folder: Folder | str, video: str, record: Mapping[str, Any]) -> HookEvent:
+        """A generated video now on disk at `video`, made from `image`; its video record on stdin."""
+        env = _variables(
+            MINIMAX_EVENT="video",
+            MINIMAX_FILE=image,
+            MINIMAX_VIDEO=video,
+            MINIMAX_VIDEO_ID=record.get("videoId"),
+            MINIMAX_FILE_ID=record.get("fileID"),
+            MINIMAX_ACCOUNT=record.get("account") or _account_of(folder),
+            MINIMAX_FOLDER=_path_of(folder),
+        )
+        return cls("video", env, _json(record), video)
+
     def at_path(self, path: str) -> HookEvent:
         """This upload or failure event with its file (and record) now at `path`: after a move."""
-        if self.event == "attention":
+        if self.event in ("attention", "video"):
             return self
         env = dict(self.env, MINIMAX_FILE=path)
         if self.event == "upload":

@@ -22,13 +22,17 @@ from watcher.report.listener import Listener
 
 UploadResult = Literal["success", "reused", "temporary", "permanent", "account"]
 UPLOAD_RESULTS: tuple[UploadResult, ...] = get_args(UploadResult)
-HookName = Literal["on_upload", "on_failure", "on_attention"]
+HookName = Literal["on_upload", "on_failure", "on_attention", "on_video"]
 HOOKS: tuple[HookName, ...] = get_args(HookName)
 FileState = Literal["pending", "failed"]
+VideoResult = Literal["completed", "failed", "moderated", "unknown"]
+VIDEO_RESULTS: tuple[VideoResult, ...] = get_args(VideoResult)
 DEFAULT_ACCOUNT = "default"
 
 # From a small image on loopback (0.05 s) to a 5 GB video on a slow link (30 min).
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800)
+# From the emulator's few seconds to a busy account's hours in the queue.
+VIDEO_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
 
 
 def account_label(account: str | None) -> str:
@@ -50,6 +54,10 @@ class MetricsSink(Protocol):
     def set_paused(self, account: str | None, paused: bool) -> None: ...
     def track_hook(self, hook: HookName) -> None: ...
     def hook_run(self, hook: HookName, ok: bool) -> None: ...
+    def video_finished(
+        self, account: str | None, result: VideoResult, seconds: float | None = None
+    ) -> None: ...
+    def set_videos_in_flight(self, account: str | None, count: int) -> None: ...
     def set_listen(self, listen: str | None) -> None: ...
     def close(self) -> None: ...
 
@@ -131,9 +139,28 @@ class Metrics:
         )
         self._hook_runs = Counter(
             "minimax_watcher_hook_runs",
-            "Hook runs by hook (on_upload, on_failure, on_attention) and result (ok, or failed: a non-zero "
+            "Hook runs by hook (on_upload, on_failure, on_attention, on_video) and result (ok, or failed: a non-zero "
             "exit or a timeout; each retry counts).",
             ["hook", "result"],
+            registry=self.registry,
+        )
+        self._videos = Counter(
+            "minimax_watcher_videos",
+            "Videos ended, by account and result: completed (the MP4 is on disk), failed, moderated, "
+            "unknown (a create whose answer was lost: not resent but by `minimax-watcher retry`).",
+            ["account", "result"],
+            registry=self.registry,
+        )
+        self._videos_in_flight = Gauge(
+            "minimax_watcher_videos_in_flight",
+            "Videos submitted to videos/create and not yet final (at most the account's max_jobs).",
+            ["account"],
+            registry=self.registry,
+        )
+        self._video_seconds = Histogram(
+            "minimax_watcher_video_seconds",
+            "Time from a video's submission to its MP4 on disk.",
+            buckets=VIDEO_BUCKETS,
             registry=self.registry,
         )
         # Accounts whose series exist, and their counters (the same objects labels() would return).
@@ -192,6 +219,17 @@ class Metrics:
                 self._byte_counts[label].inc(size)
             if seconds is not None:
                 self._duration.observe(max(0.0, seconds))
+
+    def video_finished(self, account: str | None, result: VideoResult, seconds: float | None = None) -> None:
+        """One video ended with `result`; `seconds` (submission to MP4 on disk) for a completed one."""
+        if result not in VIDEO_RESULTS:
+            raise ValueError(f"unknown video result {result!r}; one of {', '.join(VIDEO_RESULTS)}")
+        self._videos.labels(account_label(account), result).inc()
+        if result == "completed" and seconds is not None:
+            self._video_seconds.observe(max(0.0, seconds))
+
+    def set_videos_in_flight(self, account: str | None, count: int) -> None:
+        self._videos_in_flight.labels(account_label(account)).set(count)
 
     def set_files(self, folder: str, pending: int, failed: int) -> None:
         """The folder's current counts of files pending and failed."""
@@ -345,6 +383,12 @@ class NullMetrics:
         pass
 
     def hook_run(self, hook: HookName, ok: bool) -> None:
+        pass
+
+    def video_finished(self, account: str | None, result: VideoResult, seconds: float | None = None) -> None:
+        pass
+
+    def set_videos_in_flight(self, account: str | None, count: int) -> None:
         pass
 
     def set_listen(self, listen: str | None) -> None:
