@@ -17,6 +17,7 @@ from watcher.core.video import VideoSettings, VideoState
 from watcher.disk.files import lstat_beneath
 from watcher.disk.records import is_valid_sidecar, read_record, record_matches
 from watcher.log_fields import say
+from watcher.redact import escape_control
 from watcher.video.records import build_video_record, write_video_record
 
 log = logging.getLogger("watcher")
@@ -35,7 +36,7 @@ def end_frame(root: str, path: str) -> EndFrame:
     error = read_record(error_record_path(path), root=root)
     if error is not None:
         why = error.get("error")
-        said = f": {why[:300]}" if isinstance(why, str) else ""
+        said = f": {escape_control(why[:300])}" if isinstance(why, str) else ""  # forgeable: shown, escaped
         return EndFrame(error=f"the end frame {path} could not be uploaded{said}")
     record = current_sidecar(root, path)
     return EndFrame(file_id=str(record["fileID"])) if record is not None else EndFrame()

@@ -17,6 +17,7 @@ import pytest
 
 from tests.helpers import wait_for
 from watcher.core.folders import Folder
+from watcher.core.generation import Entry
 from watcher.core.video import VideoSettings, VideoState
 from watcher.state.videos import video_journal, video_key
 from watcher.video.client import VideoClient
@@ -352,3 +353,66 @@ def test_retry_offers_a_done_image_from_its_sidecar(setup: Setup) -> None:
     other = setup.root / "other.png"
     other.write_bytes(b"x")
     assert "no valid sidecar" in g.retry([str(other)], failed=False, folder=None)[0]
+
+
+def sidecar_of(path: Path, file_id: str) -> None:
+    st = path.stat()
+    record = {
+        "fileID": file_id,
+        "sha256": "cd" * 32,
+        "account": "111",
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ino": st.st_ino,
+    }
+    path.with_name(path.name + ".json").write_text(json.dumps(record))
+
+
+def test_an_end_frame_waits_for_its_sidecar_and_is_sent(setup: Setup) -> None:
+    g = setup.start()
+    offer = setup.image("x.png")
+    end = setup.root / "x.end.png"
+    end.write_bytes(b"end")
+    g.offer(offer)
+    time.sleep(0.3)  # the end frame has no sidecar yet: nothing may be sent meanwhile
+    assert setup.api.bodies == []
+    sidecar_of(end, "user:1-minimax:111-file:77")
+    wait_for(lambda: setup.results() == ["completed"], 10, "the video")
+    assert setup.api.bodies[0]["end_frame_fileID"] == "user:1-minimax:111-file:77"
+
+
+def test_an_end_frame_that_failed_its_upload_fails_the_video(setup: Setup) -> None:
+    g = setup.start()
+    offer = setup.image("y.png")
+    (setup.root / "y.end.png").write_bytes(b"end")
+    (setup.root / "y.end.png.error.json").write_text(json.dumps({"error": "too big\x1b[2J"}))
+    g.offer(offer)
+    wait_for(lambda: setup.results() == ["failed"], 10, "the video's end")
+    error = setup.events.final[0][2]["error"]
+    assert "end frame" in error and "\x1b" not in error
+    assert setup.api.bodies == []
+
+
+def test_a_deleted_video_record_never_causes_a_new_create(setup: Setup) -> None:
+    g = setup.start()
+    offer = setup.image("z.png")
+    g.offer(offer)
+    wait_for(lambda: setup.results() == ["completed"], 10, "the video")
+    Path(offer.image + ".video.json").unlink()  # a dropper can
+    setup.stop(g)
+    g = setup.start()
+    g.offer(offer)
+    wait_for(g.idle, 5, "the generator to be idle")
+    assert len(setup.api.bodies) == 1
+
+
+def test_a_stop_while_a_create_is_answered_journals_its_answer(setup: Setup) -> None:
+    setup.api.script = ["hang"]
+    g = setup.start()
+    offer = setup.image("w.png")
+    g.offer(offer)
+    wait_for(lambda: setup.api.bodies, 5, "the create to be sent")
+    threading.Timer(0.3, setup.api.release.set).start()  # answered (empty) while the stop waits for it
+    setup.stop(g)
+    [entry] = [kept for kept in video_journal(setup.state).read().values() if isinstance(kept, Entry)]
+    assert entry.state is VideoState.UNKNOWN  # its (lost) answer came during the stop: not left SUBMITTING
