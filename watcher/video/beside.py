@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,21 @@ def destination(folder: Folder, settings: VideoSettings, image: str) -> tuple[st
     below, name = os.path.split(image[len(folder.path.rstrip("/")) + 1 :])
     dest = os.path.join(settings.output_dir, below, os.path.splitext(name)[0] + ".mp4")
     return (folder.path if is_inside(settings.output_dir, folder.path) else settings.output_dir), dest
+
+
+def done_image(folders: Iterable[Folder], path: str) -> tuple[Folder, str, str, str, str] | str:
+    """What `retry` offers for a done image with no video: (folder, image, fileID, account, sha256) from
+    its sidecar, current and of the folder's own account (a sidecar is forgeable); else why not."""
+    folder = next((f for f in folders if f.generate is not None and is_inside(path, f.path)), None)
+    if folder is None:
+        return f"{path}: not in a folder with a generate block; nothing to do"
+    record = current_sidecar(folder.path, path)
+    if record is None:
+        return f"{path}: has no valid sidecar for its current bytes (not uploaded yet?); nothing to do"
+    account = record.get("account")
+    if not isinstance(account, str) or (folder.account is not None and account != folder.account):
+        return f"{path}: its sidecar names another account than its folder's; nothing to do"
+    return folder, path, str(record["fileID"]), account, str(record["sha256"])
 
 
 def _iso(wall: float | None) -> str | None:

@@ -23,7 +23,7 @@ from watcher.log_fields import Event, say
 from watcher.redact import escape_control, redact
 from watcher.state import retry_requests
 from watcher.state.videos import DayCount, Pause, adopt, count_key, pause_key, video_journal, video_key
-from watcher.video.beside import current_sidecar, destination, end_frame, write_record
+from watcher.video.beside import destination, done_image, end_frame, write_record
 from watcher.video.client import VideoClient
 from watcher.video.download import Downloaded, DownloadError, download_video
 from watcher.video.prompt import end_frame_of, read_prompt
@@ -79,9 +79,8 @@ class Generator:
         self._planner = Planner(folders, monotonic=time.monotonic, wall=clock)
         self._journal = video_journal(state_dir)
         self._folders = {f.path: f for f in folders}
-        self._known = dict(
-            self._folders
-        )  # every folder seen: an entry outlives a reload that drops its folder
+        # Every folder seen: an entry outlives a reload that drops its folder.
+        self._known = dict(self._folders)
         self._lock = threading.RLock()  # the planner and the journal: the generator thread, retry, snapshot
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._offers = 0  # offered, not yet taken in (for `idle`)
@@ -108,8 +107,9 @@ class Generator:
             self._thread.join(timeout)
         if self._pool is not None:
             # Requests under way end within their own timeouts; their answers are journalled below, so a
-            # create answered during the stop is not taken for a lost one at the next start.
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            # create answered during the stop is not taken for a lost one at the next start. Those not
+            # started yet do not start (`_in_pool`).
+            self._pool.shutdown(wait=True)
         with self._lock:
             self._drain()
             self._sync()
@@ -140,10 +140,11 @@ class Generator:
                         self._retry_entry(entry, said)
             for path in paths:
                 mine = [e for e in entries if e.image == path]
-                for entry in mine:
-                    self._retry_entry(entry, said)
                 if not mine:
                     said.append(self._offer_done_image(path))
+                elif not any([self._retry_entry(entry, said) for entry in mine]):
+                    states = ", ".join(sorted({e.state.value for e in mine}))
+                    said.append(f"{path}: its video is {states}; nothing to do")
             self._sync()
         return said
 
@@ -250,6 +251,8 @@ class Generator:
 
     def _in_pool(self, action: Callable[[Entry], Callable[[], None]], entry: Entry) -> None:
         def run() -> None:
+            if self._stopping.is_set() and entry.state is not VideoState.SUBMITTING:
+                return  # journalled as it is: polled or fetched at the next start
             self._inbox.put(action(entry))
 
         assert self._pool is not None
@@ -258,6 +261,8 @@ class Generator:
     # -- before a create ---------------------------------------------------------------------------
 
     def _prepare(self, entry: Entry) -> None:
+        if self._stopping.is_set():
+            return self._planner.wait(entry, 0.0)
         folder = self._folders.get(entry.folder)
         settings = folder.generate if folder is not None else None
         if folder is None or settings is None:
@@ -294,12 +299,7 @@ class Generator:
         )
         spent = self._planner.spent_by(request)
         if spent is not None:
-            _tell(
-                log.info,
-                entry,
-                "%s: this video was already asked for (same file, prompt and settings); not asking again",
-                entry.image,
-            )
+            _tell(log.info, entry, "%s: this video was asked for already; not asking again", entry.image)
             self._planner.drop(entry)
             self._journal.remove(video_key(entry.id))
             return
@@ -312,6 +312,9 @@ class Generator:
     # -- in the pool: each returns what the generator thread does with its answer ------------------
 
     def _create(self, entry: Entry, body: dict[str, Any]) -> Callable[[], None]:
+        if self._stopping.is_set():  # not sent: queued again, not counted (not left SUBMITTING)
+            answer = ApiAnswer(None, error="the agent stopped before sending it", sent=False)
+            return lambda: self._on_created(entry, answer)
         try:
             answer = self._client.create(body)
         except Exception as exc:  # a bug below must not lose the entry: it may have been sent
@@ -361,14 +364,7 @@ class Generator:
             say(log.warning, "%s", paused, account=entry.account, event="attention")
             self._events.attention(entry.account, paused)
         elif entry.state is VideoState.QUEUED:
-            _tell(
-                log.info,
-                entry,
-                "%s: videos/create is busy (%s); asking again later",
-                entry.image,
-                decision.reason,
-                event="retry",
-            )
+            _tell(log.info, entry, "%s: %s; asking again later", entry.image, decision.reason, event="retry")
         elif entry.state is VideoState.GENERATING:
             assert entry.video_id is not None
             self._write_record(entry)
@@ -436,27 +432,19 @@ class Generator:
 
     # -- retry -----------------------------------------------------------------------------------------
 
-    def _retry_entry(self, entry: Entry, said: list[str]) -> None:
+    def _retry_entry(self, entry: Entry, said: list[str]) -> bool:
         was = entry.state.value
-        if self._planner.retry(entry):
-            self._journal.add(video_key(entry.id), entry)
-            said.append(f"{entry.image}: its {was} video is asked for again")
+        if not self._planner.retry(entry):
+            return False
+        self._journal.add(video_key(entry.id), entry)
+        said.append(f"{entry.image}: its {was} video is asked for again")
+        return True
 
     def _offer_done_image(self, path: str) -> str:
-        folder = next(
-            (f for f in self._folders.values() if f.generate is not None and is_inside(path, f.path)), None
-        )
-        if folder is None:
-            return f"{path}: not in a folder with a generate block; nothing to do"
-        record = current_sidecar(folder.path, path)
-        if record is None:
-            return f"{path}: has no valid sidecar for its current bytes (not uploaded yet?); nothing to do"
-        account = record.get("account")
-        self.offer(
-            VideoOffer(
-                folder, path, record["fileID"], account if isinstance(account, str) else "", record["sha256"]
-            )
-        )
+        found = done_image(self._folders.values(), path)
+        if isinstance(found, str):
+            return found
+        self.offer(VideoOffer(*found))
         return f"{path}: a video is asked for"
 
 

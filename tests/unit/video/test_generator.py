@@ -416,3 +416,35 @@ def test_a_stop_while_a_create_is_answered_journals_its_answer(setup: Setup) -> 
     setup.stop(g)
     [entry] = [kept for kept in video_journal(setup.state).read().values() if isinstance(kept, Entry)]
     assert entry.state is VideoState.UNKNOWN  # its (lost) answer came during the stop: not left SUBMITTING
+
+
+def test_retry_of_a_video_that_is_done_does_nothing_and_says_so(setup: Setup) -> None:
+    g = setup.start()
+    offer = setup.image("d.png")
+    g.offer(offer)
+    wait_for(lambda: setup.results() == ["completed"], 10, "the video")
+    assert g.retry([offer.image], failed=False, folder=None) == [
+        f"{offer.image}: its video is done; nothing to do"
+    ]
+    assert g.retry([], failed=True, folder=None) == []
+    wait_for(g.idle, 5, "the generator to be idle")
+    assert len(setup.api.bodies) == 1
+
+
+def test_retry_refuses_a_sidecar_naming_another_account(setup: Setup) -> None:
+    g = setup.start()
+    path = setup.root / "forged.png"
+    path.write_bytes(b"x")
+    st = path.stat()
+    forged = {
+        "fileID": "user:1-minimax:999-file:5",
+        "sha256": "ab" * 32,
+        "account": "999",
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ino": st.st_ino,
+    }
+    (setup.root / "forged.png.json").write_text(json.dumps(forged))
+    assert "another account" in g.retry([str(path)], failed=False, folder=None)[0]
+    wait_for(g.idle, 5, "the generator to be idle")
+    assert setup.api.bodies == []
