@@ -155,11 +155,11 @@ class Adopted:
     lost: list[Entry]  # found SUBMITTING: now UNKNOWN (journalled), to be reported once
 
 
-def adopt(journal: Journal[Kept], planner: Planner) -> Adopted:
+def adopt(journal: Journal[Kept], planner: Planner, wall: float) -> Adopted:
     """What an earlier process left, made live in `journal` and `planner`: a create found without its
     answer becomes UNKNOWN (journalled before anything is sent); other days' counts and ended pauses go."""
     found = journal.adopt()
-    today, wall = planner.day(), time.time()
+    today = planner.day()
     entries, lost = [], []
     for key, kept in found.items():
         if isinstance(kept, DayCount):

@@ -201,7 +201,7 @@ class Generator:
                 log.warning("cannot save the videos' journal in %s (%s)", self._state_dir, exc.strerror)
 
     def _adopt(self) -> None:
-        adopted = adopt(self._journal, self._planner)
+        adopted = adopt(self._journal, self._planner, self._clock())
         for entry in adopted.entries:
             self._known.setdefault(entry.folder, self._folders.get(entry.folder) or _gone(entry.folder))
         for entry in adopted.lost:

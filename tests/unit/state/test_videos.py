@@ -47,7 +47,7 @@ def test_entries_counts_and_pauses_survive_a_restart(tmp_path: Path) -> None:
     journal.add(count_key("111", today), DayCount("111", today, 7))
     journal.add(pause_key("111"), Pause("111", time.time() + 3600, "no credits"))
     p = planner()
-    adopted = adopt(video_journal(tmp_path), p)
+    adopted = adopt(video_journal(tmp_path), p, time.time())
     assert adopted.lost == []
     by_id = {e.id: e for e in adopted.entries}
     assert by_id["id1"].video_id == generating.video_id and by_id["id1"].percent == 40
@@ -61,11 +61,11 @@ def test_entries_counts_and_pauses_survive_a_restart(tmp_path: Path) -> None:
 def test_a_create_without_its_answer_becomes_unknown_durably_and_once(tmp_path: Path) -> None:
     journal = video_journal(tmp_path)
     journal.add(video_key("id2"), entry(2, VideoState.SUBMITTING))
-    adopted = adopt(video_journal(tmp_path), planner())
+    adopted = adopt(video_journal(tmp_path), planner(), time.time())
     [lost] = adopted.lost
     assert (lost.state, lost.result, lost.error) == (VideoState.UNKNOWN, "unknown", LOST_ANSWER)
     # Written before anything else is sent: the next start finds it UNKNOWN, not SUBMITTING again.
-    again = adopt(video_journal(tmp_path), p := planner())
+    again = adopt(video_journal(tmp_path), p := planner(), time.time())
     assert again.lost == [] and [e.state for e in again.entries] == [VideoState.UNKNOWN]
     assert p.spent_by(lost.request) is not None  # type: ignore[arg-type]
 
@@ -75,7 +75,7 @@ def test_other_days_counts_and_ended_pauses_are_dropped(tmp_path: Path) -> None:
     journal.add(count_key("111", "2000-01-01"), DayCount("111", "2000-01-01", 50))
     journal.add(pause_key("111"), Pause("111", time.time() - 1, "on hold"))
     p = planner()
-    adopt(video_journal(tmp_path), p)
+    adopt(video_journal(tmp_path), p, time.time())
     assert p.counts == {} and p.summary().accounts["111"].paused_until is None
     assert video_journal(tmp_path).read() == {}
 
