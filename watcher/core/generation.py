@@ -246,7 +246,9 @@ class Planner:
             if entry.request is not None:
                 self._spent.pop(entry.request.key, None)
             entry.request = entry.submitted_at = None
-            if decision.pause is not None:
+            if decision.pause is not None and (acc.paused_until or 0.0) > self._wall():
+                self._later(entry, 0.0)  # another create's answer paused it already: said once
+            elif decision.pause is not None:
                 acc.paused_until = self._wall() + PAUSE_SECONDS
                 until = time.strftime("%H:%M UTC", time.gmtime(acc.paused_until))
                 acc.pause_reason = paused = (

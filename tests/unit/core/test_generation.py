@@ -146,13 +146,14 @@ def test_a_pause_holds_the_account_says_until_when_and_lifts() -> None:
     assert p.counts[("111", p.day())] == 1  # the other one, still sent
     view = p.summary().accounts["111"]
     assert view.paused_until == NOON + 3 * 3600 and view.pause_reason == said
-    created(p, sent[1], 200)
+    assert created(p, sent[1], 596) is None  # in flight at the same time: the pause is said once
+    assert p.summary().accounts["111"].paused_until == NOON + 3 * 3600
     clock.advance(3600)
     assert send_all(p) == []  # the account is paused: nothing sent for it
     wake = p.next_wake()
     assert wake is not None and wake <= clock.mono + 2 * 3600
     clock.advance(2 * 3600)
-    assert [e.account for e in send_all(p)] == ["111"]  # its one free slot
+    assert [e.account for e in send_all(p)] == ["111", "111"]
 
 
 def test_an_unknown_is_never_sent_again_but_by_retry() -> None:
