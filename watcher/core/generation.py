@@ -103,6 +103,8 @@ class Planner:
         self.entries: dict[str, Entry] = {}
         self._settings: dict[str, VideoSettings] = {}
         self._folder_accounts: dict[str, str] = {}
+        # The folders each account's entries came from (a folder without `account` offers the sidecar's).
+        self._offered_from: dict[str, set[str]] = {}
         self._lanes: dict[tuple[str, str], deque[Entry]] = {}  # (folder, account): ready, oldest first
         self._turn: deque[tuple[str, str]] = deque()  # lanes with entries, in turn
         self._timers: list[tuple[float, int, int, Entry]] = []
@@ -124,8 +126,9 @@ class Planner:
 
     def limits(self, account: str) -> tuple[int, int]:
         """(max_jobs, max_per_day): the smallest of the account's folders (defaults when it has none)."""
-        mine = [s for p, s in self._settings.items() if self._folder_accounts[p] == account]
-        mine = mine or list(self._settings.values()) or [DEFAULTS]
+        offered = self._offered_from.get(account, set())
+        mine = [s for p, s in self._settings.items() if self._folder_accounts[p] == account or p in offered]
+        mine = mine or [DEFAULTS]
         return min(s.max_jobs for s in mine), min(s.max_per_day for s in mine)
 
     def restore_count(self, account: str, day: str, count: int) -> None:
@@ -140,6 +143,7 @@ class Planner:
         if entry.id in self.entries:
             return False
         self.entries[entry.id] = entry
+        self._offered_from.setdefault(entry.account, set()).add(entry.folder)
         if entry.request is not None and entry.state is not Q:
             self._spent[entry.request.key] = entry
         if entry.state in (S, G):

@@ -84,6 +84,12 @@ def test_slots_are_never_exceeded_per_account() -> None:
 def test_the_smallest_max_jobs_and_cap_of_an_accounts_folders_apply() -> None:
     p = planner([folder("/a", max_jobs=4, max_per_day=9), folder("/b", max_jobs=1, max_per_day=30)], Clock())
     assert p.limits("111") == (1, 9)
+    # A folder without `account` offers the account its sidecars name: that folder's limits apply to it.
+    c = Folder("/c", None, recursive=True, polling=False, generate=VideoSettings("I2V", "/c/v", max_jobs=3))
+    p = planner([folder("/a", max_jobs=5), c], Clock())
+    assert p.limits("999") == (2, 50)  # no folder of its own: the defaults
+    p.add(entry(c, 0, account="999"))
+    assert p.limits("999") == (3, 50)
 
 
 def test_the_days_cap_holds_across_a_restart_and_resets_at_utc_midnight() -> None:
