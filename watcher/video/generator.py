@@ -1,0 +1,467 @@
+"""The generator: one thread running the planner's actions (create, poll, download) through a small
+pool, journalling each step in `videos.journal` before it matters (SPEC §8, VIDEO.md "The flow")."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from watcher.core.folders import Folder, is_inside
+from watcher.core.generation import Entry, Planner, VideoSummary
+from watcher.core.video import ApiAnswer, VideoRequest, VideoState
+from watcher.core.video_answers import judge_create, judge_poll
+from watcher.log_fields import Event, say
+from watcher.redact import escape_control, redact
+from watcher.state import retry_requests
+from watcher.state.videos import DayCount, Pause, adopt, count_key, pause_key, video_journal, video_key
+from watcher.video.beside import destination, done_image, end_frame, write_record
+from watcher.video.client import VideoClient
+from watcher.video.download import Downloaded, DownloadError, download_video
+from watcher.video.prompt import end_frame_of, read_prompt
+
+log = logging.getLogger("watcher")
+MAX_WORKERS = 8
+RETRY_CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class VideoOffer:
+    folder: Folder
+    image: str  # absolute
+    file_id: str
+    account: str
+    sha256: str
+
+
+class VideoEvents(Protocol):
+    def video_submitted(self, folder: Folder, image: str, video_id: str) -> None: ...
+
+    def video_final(
+        self,
+        folder: Folder,
+        image: str,
+        record: dict[str, Any],
+        result: str,
+        video_path: str | None,
+        seconds: float | None,
+    ) -> None: ...
+
+    def attention(self, account: str, message: str) -> None: ...
+
+
+def entry_id(folder: str, image: str, sha256: str) -> str:
+    """One entry per offered image version."""
+    return hashlib.sha256(f"{folder}\0{image}\0{sha256}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+class Generator:
+    def __init__(
+        self,
+        *,
+        state_dir: Path | None,
+        client: VideoClient,
+        events: VideoEvents,
+        folders: Sequence[Folder],
+        settle_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._state_dir, self._client, self._events = state_dir, client, events
+        self._settle, self._clock = settle_seconds, clock
+        self._planner = Planner(folders, monotonic=time.monotonic, wall=clock)
+        self._journal = video_journal(state_dir)
+        self._folders = {f.path: f for f in folders}
+        # Every folder seen: an entry outlives a reload that drops its folder.
+        self._known = dict(self._folders)
+        self._lock = threading.RLock()  # the planner and the journal: the generator thread, retry, snapshot
+        self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._offers = 0  # offered, not yet taken in (for `idle`)
+        self._offers_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._unsynced = False
+
+    # -- the agent's side --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        jobs = sum(
+            {f.account_key: f.generate.max_jobs for f in self._folders.values() if f.generate}.values()
+        )
+        self._pool = ThreadPoolExecutor(max(2, min(MAX_WORKERS, jobs + 1)), thread_name_prefix="video")
+        self._thread = threading.Thread(target=self._run, name="video-generator", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._inbox.put(lambda: None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._pool is not None:
+            # Requests under way end within their own timeouts; their answers are journalled below, so a
+            # create answered during the stop is not taken for a lost one at the next start. Those not
+            # started yet do not start (`_in_pool`).
+            self._pool.shutdown(wait=True)
+        with self._lock:
+            self._drain()
+            self._sync()
+            self._journal.close()
+        self._client.close()
+
+    def offer(self, offer: VideoOffer) -> None:
+        """Thread-safe and cheap: the upload worker never waits for the generator."""
+        with self._offers_lock:
+            self._offers += 1
+        self._inbox.put(lambda: self._accept(offer))
+
+    def set_folders(self, folders: Sequence[Folder]) -> None:
+        with self._lock:
+            self._folders = {f.path: f for f in folders}
+            self._known.update(self._folders)
+            self._planner.set_folders(folders)
+
+    def retry(self, paths: Sequence[str], *, failed: bool, folder: str | None) -> list[str]:
+        """Queue again the failed or unknown videos named (or all of them with `failed`, in `folder` if
+        given), and offer the done images named that have no video; what was done, one line each."""
+        said: list[str] = []
+        with self._lock:
+            entries = list(self._planner.entries.values())
+            if failed:
+                for entry in entries:
+                    if folder is None or entry.folder == folder.rstrip("/") or is_inside(entry.image, folder):
+                        self._retry_entry(entry, said)
+            for path in paths:
+                mine = [e for e in entries if e.image == path]
+                if not mine:
+                    said.append(self._offer_done_image(path))
+                elif not any([self._retry_entry(entry, said) for entry in mine]):
+                    states = ", ".join(sorted({e.state.value for e in mine}))
+                    said.append(f"{path}: its video is {states}; nothing to do")
+            self._sync()
+        return said
+
+    def idle(self) -> bool:
+        with self._offers_lock:
+            if self._offers:
+                return False
+        with self._lock:
+            return self._planner.idle()
+
+    def snapshot(self) -> VideoSummary:
+        with self._lock:
+            return self._planner.summary()
+
+    # -- the generator thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with self._lock:
+            self._adopt()
+        next_retry = 0.0
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if now >= next_retry:
+                next_retry = now + RETRY_CHECK_SECONDS
+                self._take_retry_requests()
+            with self._lock:
+                self._drain()
+                self._dispatch()
+                self._sync()
+                wake = self._planner.next_wake()
+            timeout = max(0.0, min(next_retry, wake if wake is not None else next_retry) - time.monotonic())
+            try:
+                work = self._inbox.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            with self._lock:
+                _run_one(work)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                work = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            _run_one(work)
+
+    def _sync(self) -> None:
+        """One fsync for the queued entries journalled without one (10,000 offers: not 10,000 fsyncs)."""
+        if self._unsynced and self._journal.file is not None:
+            self._unsynced = False
+            try:
+                self._journal.file.append([], sync=True)
+            except OSError as exc:
+                log.warning("cannot save the videos' journal in %s (%s)", self._state_dir, exc.strerror)
+
+    def _adopt(self) -> None:
+        adopted = adopt(self._journal, self._planner, self._clock())
+        for entry in adopted.entries:
+            self._known.setdefault(entry.folder, self._folders.get(entry.folder) or _gone(entry.folder))
+        for entry in adopted.lost:
+            _tell(log.warning, entry, "%s: %s", entry.image, entry.error, event="attention")
+            self._events.attention(entry.account, f"{entry.image}: {entry.error}")
+            self._finish(entry)
+
+    def _take_retry_requests(self) -> None:
+        if self._state_dir is None:
+            return
+        try:
+            requests = retry_requests.take(self._state_dir)
+        except OSError as exc:
+            log.warning("cannot read the retry requests in %s (%s)", self._state_dir, exc.strerror)
+            return
+        for request in requests:
+            for line in self.retry(request.paths, failed=request.failed, folder=request.folder):
+                log.info("retry: %s", line)
+
+    def _accept(self, offer: VideoOffer) -> None:
+        with self._offers_lock:
+            self._offers -= 1
+        folder = offer.folder
+        if folder.generate is None:
+            return
+        entry = Entry(
+            entry_id(folder.path, offer.image, offer.sha256),
+            folder=folder.path,
+            image=offer.image,
+            file_id=offer.file_id,
+            account=offer.account,
+            sha256=offer.sha256,
+        )
+        self._known[folder.path] = self._folders.get(folder.path, folder)
+        if self._planner.add(entry):
+            self._journal.add(video_key(entry.id), entry, sync=False)
+            self._unsynced = True
+
+    def _dispatch(self) -> None:
+        for entry in self._planner.next_submits():
+            self._prepare(entry)
+        for entry in self._planner.due_work():
+            if entry.state is VideoState.GENERATING:
+                self._in_pool(self._poll, entry)
+            else:
+                self._in_pool(self._download, entry)
+
+    def _in_pool(self, action: Callable[[Entry], Callable[[], None]], entry: Entry) -> None:
+        def run() -> None:
+            if self._stopping.is_set() and entry.state is not VideoState.SUBMITTING:
+                return  # journalled as it is: polled or fetched at the next start
+            self._inbox.put(action(entry))
+
+        assert self._pool is not None
+        self._pool.submit(run)
+
+    # -- before a create ---------------------------------------------------------------------------
+
+    def _prepare(self, entry: Entry) -> None:
+        if self._stopping.is_set():
+            return self._planner.wait(entry, 0.0)
+        folder = self._folders.get(entry.folder)
+        settings = folder.generate if folder is not None else None
+        if folder is None or settings is None:
+            self._planner.drop(entry)  # its folder no longer generates: nothing was spent
+            self._journal.remove(video_key(entry.id))
+            return
+        settle = folder.settle_seconds if folder.settle_seconds is not None else self._settle
+        prompt_file = read_prompt(folder.path, entry.image, settle_seconds=settle, now=self._clock())
+        if prompt_file.error is not None:
+            return self._fail(entry, f"the prompt file cannot be used: {prompt_file.error}")
+        if prompt_file.waiting or (prompt_file.text is None and settings.require_prompt_file):
+            return self._planner.wait(entry, max(settle, 1.0) if prompt_file.waiting else 5.0)
+        prompt = prompt_file.text if prompt_file.text is not None else (settings.prompt or "")
+        end_frame_id: str | None = None
+        end_path = end_frame_of(folder.path, entry.image)
+        if end_path is not None:
+            found = end_frame(folder.path, end_path)
+            if found.error is not None:
+                return self._fail(entry, found.error)
+            if found.file_id is None:
+                return self._planner.wait(entry, max(settle, 1.0))  # uploaded soon: no sidecar yet
+            end_frame_id = found.file_id
+        image = entry.image[len(folder.path.rstrip("/")) + 1 :]
+        request = VideoRequest(
+            folder=folder.path,
+            image=image,
+            account=entry.account,
+            file_id=entry.file_id,
+            sha256=entry.sha256,
+            model=settings.model,
+            prompt=prompt,
+            params_json=settings.params_json,
+            end_frame_file_id=end_frame_id,
+        )
+        spent = self._planner.spent_by(request)
+        if spent is not None:
+            _tell(log.info, entry, "%s: this video was asked for already; not asking again", entry.image)
+            self._planner.drop(entry)
+            self._journal.remove(video_key(entry.id))
+            return
+        day, count = self._planner.sending(entry, request)
+        self._journal.add(count_key(entry.account, day), DayCount(entry.account, day, count), sync=False)
+        self._journal.add(video_key(entry.id), entry, sync=True)  # durable before the create is sent
+        body = request.body()
+        self._in_pool(lambda e: self._create(e, body), entry)
+
+    # -- in the pool: each returns what the generator thread does with its answer ------------------
+
+    def _create(self, entry: Entry, body: dict[str, Any]) -> Callable[[], None]:
+        if self._stopping.is_set():  # not sent: queued again, not counted (not left SUBMITTING)
+            answer = ApiAnswer(None, error="the agent stopped before sending it", sent=False)
+            return lambda: self._on_created(entry, answer)
+        try:
+            answer = self._client.create(body)
+        except Exception as exc:  # a bug below must not lose the entry: it may have been sent
+            answer = ApiAnswer(None, error=redact(f"{type(exc).__name__}: {exc}"), sent=True)
+        return lambda: self._on_created(entry, answer)
+
+    def _poll(self, entry: Entry) -> Callable[[], None]:
+        assert entry.video_id is not None
+        try:
+            answer = self._client.poll(entry.video_id)
+        except Exception as exc:
+            answer = ApiAnswer(None, error=redact(f"{type(exc).__name__}: {exc}"))
+        return lambda: self._on_polled(entry, answer)
+
+    def _download(self, entry: Entry) -> Callable[[], None]:
+        folder = self._known[entry.folder]
+        settings = folder.generate or self._planner.settings(entry.folder)
+        try:
+            if settings is None:
+                raise DownloadError("the folder no longer has a generate block", retryable=False)
+            root, dest = destination(folder, settings, entry.image)
+            assert entry.url is not None
+            done = download_video(entry.url, root=root, dest=dest)
+        except DownloadError as exc:
+            reason, retryable = str(exc), exc.retryable
+            return lambda: self._on_download_failed(entry, reason, retryable)
+        except Exception as exc:  # a disk error: fetched again later
+            reason = redact(f"{type(exc).__name__}: {exc}")
+            return lambda: self._on_download_failed(entry, reason, True)
+        return lambda: self._on_downloaded(entry, done)
+
+    # -- answers, on the generator thread ------------------------------------------------------------
+
+    def _on_created(self, entry: Entry, answer: ApiAnswer) -> None:
+        decision = judge_create(answer)
+        submitted_day = entry.submitted_at
+        paused = self._planner.created(entry, decision)
+        if not decision.counted and submitted_day is not None:
+            day = time.strftime("%Y-%m-%d", time.gmtime(submitted_day))
+            count = self._planner.counts.get((entry.account, day), 0)
+            self._journal.add(count_key(entry.account, day), DayCount(entry.account, day, count), sync=False)
+        self._journal.add(video_key(entry.id), entry)
+        if paused is not None:
+            view = self._planner.account_view(entry.account, self._planner.day(), self._clock())
+            until = view.paused_until or self._clock()
+            self._journal.add(pause_key(entry.account), Pause(entry.account, until, paused))
+            say(log.warning, "%s", paused, account=entry.account, event="attention")
+            self._events.attention(entry.account, paused)
+        elif entry.state is VideoState.QUEUED:
+            _tell(log.info, entry, "%s: %s; asking again later", entry.image, decision.reason, event="retry")
+        elif entry.state is VideoState.GENERATING:
+            assert entry.video_id is not None
+            self._write_record(entry)
+            self._events.video_submitted(self._known[entry.folder], entry.image, entry.video_id)
+        else:
+            if entry.state is VideoState.UNKNOWN:
+                message = f"{entry.image}: {entry.error}"
+                _tell(log.warning, entry, "%s", message, event="attention")
+                self._events.attention(entry.account, message)
+            else:
+                _tell(log.warning, entry, "%s: %s", entry.image, entry.error, event="failure")
+            self._finish(entry)
+
+    def _on_polled(self, entry: Entry, answer: ApiAnswer) -> None:
+        decision = judge_poll(answer)
+        self._planner.polled(entry, decision)
+        final = entry.state is not VideoState.GENERATING
+        self._journal.add(video_key(entry.id), entry, sync=final)  # a percent is not worth an fsync
+        if entry.state is VideoState.FAILED:
+            _tell(
+                log.warning, entry, "%s: %s", entry.image, escape_control(entry.error or ""), event="failure"
+            )
+            self._finish(entry)
+
+    def _on_downloaded(self, entry: Entry, done: Downloaded) -> None:
+        folder = self._known[entry.folder]
+        self._planner.downloaded(entry, os.path.relpath(done.path, folder.path), done.size, done.sha256)
+        self._journal.add(video_key(entry.id), entry)
+        _tell(log.info, entry, "%s: video saved as %s", entry.image, done.path)
+        self._finish(entry, done.path)
+
+    def _on_download_failed(self, entry: Entry, reason: str, retryable: bool) -> None:
+        ended = self._planner.download_failed(entry, reason, retryable=retryable)
+        self._journal.add(video_key(entry.id), entry, sync=ended)
+        if ended:
+            _tell(log.warning, entry, "%s: %s", entry.image, entry.error, event="failure")
+            self._finish(entry)
+        else:
+            _tell(
+                log.info,
+                entry,
+                "%s: the video's download failed (%s); trying again later",
+                entry.image,
+                reason,
+                event="retry",
+            )
+
+    def _fail(self, entry: Entry, reason: str) -> None:
+        self._planner.fail(entry, reason)
+        self._journal.add(video_key(entry.id), entry)
+        _tell(log.warning, entry, "%s: %s", entry.image, reason, event="failure")
+        self._finish(entry)
+
+    def _finish(self, entry: Entry, video_path: str | None = None) -> None:
+        record = self._write_record(entry)
+        seconds = None
+        if entry.submitted_at is not None and entry.finished_at is not None and video_path is not None:
+            seconds = max(0.0, entry.finished_at - entry.submitted_at)
+        result = entry.result or "failed"
+        self._events.video_final(self._known[entry.folder], entry.image, record, result, video_path, seconds)
+
+    def _write_record(self, entry: Entry) -> dict[str, Any]:
+        folder = self._known[entry.folder]
+        return write_record(folder, folder.generate or self._planner.settings(entry.folder), entry)
+
+    # -- retry -----------------------------------------------------------------------------------------
+
+    def _retry_entry(self, entry: Entry, said: list[str]) -> bool:
+        was = entry.state.value
+        if not self._planner.retry(entry):
+            return False
+        self._journal.add(video_key(entry.id), entry)
+        said.append(f"{entry.image}: its {was} video is asked for again")
+        return True
+
+    def _offer_done_image(self, path: str) -> str:
+        found = done_image(self._folders.values(), path)
+        if isinstance(found, str):
+            return found
+        self.offer(VideoOffer(*found))
+        return f"{path}: a video is asked for"
+
+
+def _run_one(work: Callable[[], None]) -> None:
+    """A bug in one step (or in the agent's events) is logged; the generator goes on with the others."""
+    try:
+        work()
+    except Exception:
+        log.exception("the video generator met a bug; it goes on with the other videos")
+
+
+def _tell(
+    emit: Callable[..., None], entry: Entry, msg: str, *args: object, event: Event | None = None
+) -> None:
+    say(emit, msg, *args, file=entry.image, account=entry.account, event=event)
+
+
+def _gone(path: str) -> Folder:
+    """A folder the configuration no longer has, for the entries still under way in it."""
+    return Folder(path, None, recursive=True, polling=False)
