@@ -3,7 +3,9 @@ test's own `Behaviour`; stopped (its threads joined) by the context manager."""
 
 from __future__ import annotations
 
+import gc
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -69,6 +71,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
+        self.stream_body(chunk, total=total, pause=pause)
+
+    def stream_body(self, chunk: bytes, *, total: int | None = None, pause: float = 0.0) -> None:
         sent = 0
         try:
             while (total is None or sent < total) and not self.server.stop.is_set():
@@ -113,3 +118,16 @@ def serving(behaviour: Behaviour) -> Iterator[Server]:
         server.shutdown()
         thread.join()
         server.server_close()
+
+
+def open_sockets_to(port: int) -> list[socket.socket]:
+    """The sockets of this process still open to `port` on loopback."""
+    found = []
+    for thing in gc.get_objects():
+        if isinstance(thing, socket.socket) and thing.fileno() != -1:
+            try:
+                if thing.getpeername()[1] == port:
+                    found.append(thing)
+            except OSError:
+                pass
+    return found

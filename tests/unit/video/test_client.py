@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.unit.video.servers import Behaviour, Handler, Server, serving
+from tests.unit.video.servers import Behaviour, Handler, Server, open_sockets_to, serving
 from watcher.redact import register_secret
 from watcher.video.client import MAX_ANSWER_BYTES, VideoClient
 
@@ -266,3 +266,12 @@ def test_a_body_that_is_not_json_serializable_is_not_sent() -> None:
     with serving(answer_with(200, {})) as server, client_of(server) as client:
         answer = client.create({"prompt": object()})
     assert answer.status is None and answer.sent is False and server.seen == []
+
+
+def test_a_create_leaves_no_connection_open() -> None:
+    with serving(answer_with(200, {"videoId": VIDEO_ID})) as server, client_of(server) as client:
+        client.create(BODY)
+        assert open_sockets_to(server.server_address[1]) == []
+        client.poll(VIDEO_ID)
+        client.close()
+        assert open_sockets_to(server.server_address[1]) == []
