@@ -155,7 +155,7 @@ class VideoClient:
         response.release_conn()
         try:
             payload: Any = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: arrays nested a hundred thousand deep
             return _answer(response, status, None, f"HTTP {status} with a body that is not JSON")
         if not isinstance(payload, dict):
             return _answer(response, status, None, f"HTTP {status} with a body that is not a JSON object")

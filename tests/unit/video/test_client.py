@@ -100,6 +100,7 @@ def test_retry_after_as_an_http_date() -> None:
         (b"\xff\xfe\x00garbage", "not JSON"),
         ([1, 2, 3], "not a JSON object"),
         (b'"videoId"', "not a JSON object"),
+        (b'{"videoId": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "not JSON"),
     ],
 )
 def test_a_body_that_is_not_a_json_object_gives_no_data(body: bytes | list[object], said: str) -> None:
