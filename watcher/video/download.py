@@ -1,9 +1,6 @@
-"""Fetching a finished video into `output_dir` (SPEC §8; THREAT_MODEL rules 1 and 4).
-
-The URL is the API's answer, on any host: no credential ever goes with it, redirects are few and http(s)
-only, the size and the time are bounded. The bytes go to a temporary dot-file in a folder reached without
-following a symlink, are checked to be an MP4, fsynced, then linked to the first free name.
-"""
+"""Fetching a finished video into `output_dir` (SPEC §8; THREAT_MODEL rules 1 and 4): no credential sent,
+few http(s) redirects, bounded size and time; a temporary dot-file in a folder reached without following
+a symlink, checked to be an MP4, fsynced, then linked to the first free name."""
 
 from __future__ import annotations
 
