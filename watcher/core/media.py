@@ -290,7 +290,7 @@ def looks_complete(read_at: ReadAt, size: int) -> bool:
     if found is WEBP or found is WAV:
         return int.from_bytes(head[4:8], "little") + 8 == size
     if found is MP4:
-        return _mp4_boxes_fill(read_at, size)
+        return mp4_boxes_fill(read_at, size)
     return False
 
 
@@ -298,14 +298,17 @@ def _ends_with(read_at: ReadAt, size: int, suffix: bytes) -> bool:
     return size >= len(suffix) and read_at(size - len(suffix), len(suffix)) == suffix
 
 
-def _mp4_boxes_fill(read_at: ReadAt, size: int) -> bool:
-    """Whether the top-level boxes from offset 0 end exactly at `size`, one of them `moov`.
+def mp4_boxes_fill(
+    read_at: ReadAt, size: int, *, max_boxes: int = MAX_TOP_LEVEL_BOXES, to_end: bool = False
+) -> bool:
+    """Whether the top-level boxes from offset 0 end exactly at `size`, one of them `moov`, within
+    `max_boxes` boxes.
 
-    A box of size 0 ("up to the end of the file") does not count: writers put it in an `mdat` they have
-    not finished, and fix it once they know the length.
+    A box of size 0 ("up to the end of the file") counts only with `to_end` (a finished download):
+    writers put it in an `mdat` they have not finished, and fix it once they know the length.
     """
     offset, has_index = 0, False
-    for _ in range(MAX_TOP_LEVEL_BOXES):
+    for _ in range(max_boxes):
         if offset == size:
             return has_index
         header = read_at(offset, 16)
@@ -317,6 +320,8 @@ def _mp4_boxes_fill(read_at: ReadAt, size: int) -> bool:
             if len(header) < 16:
                 return False
             box_size, header_size = int.from_bytes(header[8:16], "big"), 16
+        elif box_size == 0 and to_end:
+            box_size = size - offset  # the last box: it runs to the end of the file
         if box_size < header_size or not all(0x20 <= byte <= 0x7E for byte in box_type):
             return False
         has_index = has_index or box_type == b"moov"
