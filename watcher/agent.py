@@ -45,6 +45,8 @@ from watcher.state.seal import SidecarSeal, load_seal_key
 from watcher.state.unwritten import UnwrittenSidecars
 from watcher.upload.pipeline import Pipeline
 from watcher.upload.workers import Workers
+from watcher.video.client import VideoClient
+from watcher.video.outcomes import Videos
 from watcher.watch.held_folders import WatchedFolders
 
 log = logging.getLogger("watcher")
@@ -71,6 +73,7 @@ class Agent:
         once_policy: RetryPolicy | None = None,
         state_dir: Path | None = None,
         timings: Timings | None = None,
+        video_client: VideoClient | None = None,
     ) -> None:
         self.config = config
         self._client_factory = client_factory
@@ -108,7 +111,11 @@ class Agent:
         self.hooks = HookRunner(
             config.settings.hooks, state_dir, config.settings.concurrency, on_result=self.reporter.hook_run
         )
-        self.pipeline = Pipeline(dedupe=self.history, seal=seal, hooks=self.hooks, mover=self.mover)
+        # Image to video (SPEC §8), on the generator's own threads: uploads never wait for it.
+        self.videos = Videos(video_client, config, state_dir, self.reporter.metrics, self.hooks, self.mover)
+        self.pipeline = Pipeline(
+            dedupe=self.history, seal=seal, hooks=self.hooks, mover=self.mover, videos=self.videos
+        )
         # Worker threads see the scheduler's folders through this copy, published again on each change.
         self.pipeline.follow(self.scheduler.folders)
         self.workers = Workers(self.pipeline, lambda: self.client, self.post)
@@ -155,6 +162,7 @@ class Agent:
         )
         self._apply_index_writes()
         self.hooks.start()
+        self.videos.start()
         # Asked for before the scanner starts, so that it sees them all at once and can share the ones
         # waiting their turn with its start-up helper.
         for folder in self.folders.active():
@@ -193,6 +201,7 @@ class Agent:
             log.info("stopping with uploads in flight; they are redone at the next start")
         self.unwritten.close()
         self.history.close()
+        self.videos.stop(max(0.5, deadline - time.monotonic()))
         if self.once:
             # `scan` is over when its hooks are too: they run for as long as a hook may (plus a little).
             self.hooks.wait_until_idle(self.config.settings.hooks.timeout_seconds + 5)
@@ -225,7 +234,7 @@ class Agent:
             for account, notice, where in self.scheduler.take_notices():
                 self.hooks.submit(HookEvent.for_attention(notice, account or None, where))
             self._housekeeping(time.monotonic())
-            if self.once and self.scheduler.ready and self.scheduler.idle():
+            if self.once and self.scheduler.ready and self.scheduler.idle() and self.videos.idle():
                 break
 
     def _next_deadline(self) -> float:
@@ -339,6 +348,7 @@ class Agent:
             self._report_due = False
             self._next_report = now + self.timings.status_interval
             self.reporter.refresh(self.scheduler, self.workers.sending(), self.folders.locks(), now)
+            self.videos.refresh()
         if self._announced_ready and now >= self._next_status:
             # Sent when it changes, at most every status_interval: an idle agent does not wake for it.
             line = self.status_line()
@@ -385,6 +395,7 @@ class Agent:
         self.client = client  # jobs in flight finish on the old one
         self.config = new
         self.hooks.reconfigure(new.settings.hooks)
+        self.videos.set_folders(new.folders)
         self.folders.rescan_seconds = new.settings.rescan_seconds
         self.folders.apply(new.folders, self.scheduler.generation, time.monotonic())
         self.workers.ensure(new.settings.concurrency)

@@ -46,6 +46,7 @@ from watcher.state.seal import SidecarSeal, load_seal_key
 from watcher.state.unwritten import default_state_dir
 from watcher.upload.client import UploadClient
 from watcher.upload.pipeline import Pipeline
+from watcher.video.client import VideoClient
 
 log = logging.getLogger("watcher")
 
@@ -228,6 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config_loader=reload_config,
         state_dir=default_state_dir(),
         timings=Timings.from_env(),
+        video_client=VideoClient(config.base_url, token.value),
     )
 
     log.info("minimax-watcher %s starting with %s (token from %s)", __version__, source, token.source)
@@ -283,6 +285,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         once=True,
         state_dir=default_state_dir(),
         timings=Timings.from_env(),
+        video_client=VideoClient(config.base_url, token.value),
     )
     try:
         code = agent.run()

@@ -107,6 +107,30 @@ class Mover:
             return False
         return True if moved is None else moved
 
+    def move_along(self, root: str, image: str, moved_to: str, dest_dir: str, names: Iterable[str]) -> None:
+        """Move files that belong to `image` (named in its folder: its video record, prompt file, end
+        frame) beside it at `moved_to`, under the names its move gave it. Regular files only, reached
+        without following a link, never over an existing name; one left behind is said, not fatal."""
+        old, new = os.path.basename(image), os.path.basename(moved_to)
+        old_stem, new_stem = os.path.splitext(old)[0], os.path.splitext(new)[0]
+        base = _dest_base(dest_dir, (root, *self._roots()))
+        try:
+            with parent_beneath(root, image) as (src_fd, _), parent_beneath(base, moved_to) as (dest_fd, _):
+                for name in names:
+                    prefix = old if name.startswith(old) else old_stem
+                    target = (new if prefix == old else new_stem) + name[len(prefix) :]
+                    _move_one(src_fd, name, dest_fd, target, image)
+                fsync_folder(".", dest_fd)
+                fsync_folder(".", src_fd)
+        except OSError as exc:
+            say(
+                log.warning,
+                "%s: its companions stay where they are: %s",
+                image,
+                why_not_moved(exc),
+                file=image,
+            )
+
     def _move(self, image: str, suffix: str, root: str, dest_dir: str, record: dict[str, Any]) -> str:
         below = components_below(root, image)
         folder = "/".join([dest_dir.rstrip("/"), *below[:-1]])
@@ -196,6 +220,21 @@ def _finish(intent: dict[str, Any], roots: Iterable[str]) -> None:
         if exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
             raise
     log.info("%s: finished moving it to %s (a stop had cut the move short)", image, target)
+
+
+def _move_one(src_fd: int, name: str, dest_fd: int, target: str, image: str) -> None:
+    try:
+        st = os.stat(name, dir_fd=src_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        return  # a dropper's link or FIFO under a companion's name: not the agent's to move
+    try:
+        os.link(name, target, src_dir_fd=src_fd, dst_dir_fd=dest_fd, follow_symlinks=False)
+    except FileExistsError:
+        say(log.warning, "%s: %s stays: its name is taken where the file moved", image, name, file=image)
+        return
+    _unlink(src_fd, name)
 
 
 def _dest_base(dest_dir: str, roots: Iterable[str]) -> str:

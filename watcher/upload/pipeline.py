@@ -15,12 +15,13 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from watcher.core.folders import Folder, folder_containing
-from watcher.core.media import SIDECAR_SUFFIX
+from watcher.core.media import SIDECAR_SUFFIX, kind_of_name
 from watcher.core.messages import JobDone, UploadJob
 from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, UploadOutcome, UploadSuccess
 from watcher.core.ports import KnownUploads
 from watcher.core.retry import RetryPolicy
 from watcher.core.signature import NO_RECORD_ID, FileSignature, RecordId, record_id_of, signature_of
+from watcher.core.video import VideoOffer
 from watcher.disk.files import lstat_beneath, parent_beneath
 from watcher.disk.folder_sync import FolderSyncs
 from watcher.disk.mover import Mover, record_suffix
@@ -45,6 +46,12 @@ class Sealer(Protocol):
     """Seals a sidecar (`watcher.state.seal.SidecarSeal`): only sealed sidecars lend their fileIDs."""
 
     def seal(self, sidecar: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class VideoSink(Protocol):
+    """Takes the images to turn into videos (`watcher.video.generator.Generator`): cheap, never blocks."""
+
+    def offer(self, offer: VideoOffer) -> None: ...
 
 
 class InFlightChanges:
@@ -82,8 +89,10 @@ class Pipeline:
         seal: Sealer | None = None,
         hooks: HookRunner | None = None,
         mover: Mover | None = None,
+        videos: VideoSink | None = None,
     ) -> None:
         self._dedupe = dedupe
+        self._videos = videos
         self._seal = seal
         self._hooks = hooks  # told of each durable record: `prepare` waits for an fsync
         self._mover = mover or Mover(None)
@@ -197,6 +206,8 @@ class Pipeline:
             self._cancel_hook(run)
             return JobDone(job, outcome, signature, reused, seconds, sidecar)
         moved_to = self._move_and_tell(job, sidecar, record, run)
+        if sidecar is not None and not refresh:
+            self._offer_video(job, sidecar)
         if refresh:
             say(
                 log.info,
@@ -241,6 +252,7 @@ class Pipeline:
             why = exc.strerror or str(exc)
             return JobDone(job, success, current, True, 0.0, sidecar, record_error=why)
         moved_to = self._move_and_tell(job, sidecar, None, run)
+        self._offer_video(job, sidecar)
         return JobDone(job, success, current, True, 0.0, sidecar, moved_to=moved_to, record_id=record_id)
 
     def _sync_folder_for(self, job: UploadJob) -> Callable[[int], None] | None:
@@ -317,8 +329,33 @@ class Pipeline:
         dest = job.done_dir if done else job.failed_dir
         if dest is None or not job.root:
             return None
+        if done and self._generating(job) is not None:
+            return None  # it moves once its video has ended (`watcher.video.outcomes`)
         moved = self._mover.move_with_record(job.path, job.root, dest, record, done=done)
         return moved if isinstance(moved, str) else None
+
+    def _generating(self, job: UploadJob) -> Folder | None:
+        """The job's folder when it turns images into videos (SPEC §8) and a generator listens."""
+        if self._videos is None or self._folders is None:
+            return None
+        folder = folder_containing(job.path, self._folders)
+        return folder if folder is not None and folder.generate is not None else None
+
+    def _offer_video(self, job: UploadJob, sidecar: dict[str, Any]) -> None:
+        """A sidecar was just written in a folder with `generate`: its image may become a video (only
+        images; the generator tells end frames apart)."""
+        folder = self._generating(job)
+        if folder is None or self._videos is None or kind_of_name(os.path.basename(job.path)) != "image":
+            return
+        self._videos.offer(
+            VideoOffer(
+                folder,
+                job.path,
+                str(sidecar.get("fileID", "")),
+                str(sidecar.get("account") or job.account or ""),
+                str(sidecar.get("sha256", "")),
+            )
+        )
 
     def _prepare_hook(
         self,

@@ -11,13 +11,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from watcher.core.folders import Folder, is_inside
 from watcher.core.generation import Entry, Planner, VideoSummary
-from watcher.core.video import ApiAnswer, VideoRequest, VideoState
+from watcher.core.video import ApiAnswer, VideoOffer, VideoRequest, VideoState
 from watcher.core.video_answers import judge_create, judge_poll
 from watcher.log_fields import Event, say
 from watcher.redact import escape_control, redact
@@ -31,15 +30,6 @@ from watcher.video.prompt import end_frame_of, read_prompt
 log = logging.getLogger("watcher")
 MAX_WORKERS = 8
 RETRY_CHECK_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class VideoOffer:
-    folder: Folder
-    image: str  # absolute
-    file_id: str
-    account: str
-    sha256: str
 
 
 class VideoEvents(Protocol):

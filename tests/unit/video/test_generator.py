@@ -18,10 +18,10 @@ import pytest
 from tests.helpers import wait_for
 from watcher.core.folders import Folder
 from watcher.core.generation import Entry
-from watcher.core.video import VideoSettings, VideoState
+from watcher.core.video import VideoOffer, VideoSettings, VideoState
 from watcher.state.videos import video_journal, video_key
 from watcher.video.client import VideoClient
-from watcher.video.generator import Generator, VideoOffer, entry_id
+from watcher.video.generator import Generator, entry_id
 
 TOKEN = "user:12345-abcdefghijklmnop"
 BOX = struct.Struct(">I4s")
