@@ -222,11 +222,12 @@ class Journal(Generic[E]):
             self._live.update(new)
         return new
 
-    def add(self, key: str, entry: E, *, sync: bool = True) -> None:
-        """Add or replace `key`'s entry."""
+    def add(self, key: str, entry: E, *, sync: bool = True, strict: bool = False) -> None:
+        """Add or replace `key`'s entry. `strict`: raise OSError when it could not be made durable (the
+        entry stays live), for a caller that must not act without it (a create that spends money)."""
         with self._lock:
             self._live[key] = entry
-        self._send(self.kind.line(key, entry), sync)
+        self._send(self.kind.line(key, entry), sync, strict)
 
     def update(self, key: str, change: Callable[[E], E], *, sync: bool = True) -> E | None:
         """Replace the live entry `key` with `change(entry)`; that, or None when `key` is not live."""
@@ -269,15 +270,15 @@ class Journal(Generic[E]):
         if self._writer is not None:
             self._writer.close(timeout)
 
-    def _send(self, data: dict[str, Any], sync: bool) -> None:
+    def _send(self, data: dict[str, Any], sync: bool, strict: bool = False) -> None:
         if self.file is None:
             return
-        if self._writer is not None:
+        if self._writer is not None and not strict:
             self._writer.put(json_line(data))
         else:
-            self._write([json_line(data)], sync)
+            self._write([json_line(data)], sync, strict)
 
-    def _write(self, lines: list[bytes], sync: bool = True) -> None:
+    def _write(self, lines: list[bytes], sync: bool = True, strict: bool = False) -> None:
         assert self.file is not None
         try:
             with self._lock:
@@ -288,6 +289,8 @@ class Journal(Generic[E]):
                 self.file.append(lines, sync=sync)
         except OSError as exc:
             self._cannot_save(exc)
+            if strict:
+                raise
 
     def _live_lines(self) -> list[bytes]:
         with self._lock:

@@ -295,7 +295,13 @@ class Generator:
             return
         day, count = self._planner.sending(entry, request)
         self._journal.add(count_key(entry.account, day), DayCount(entry.account, day, count), sync=False)
-        self._journal.add(video_key(entry.id), entry, sync=True)  # durable before the create is sent
+        try:
+            self._journal.add(video_key(entry.id), entry, sync=True, strict=True)  # durable before the create
+        except OSError as exc:
+            # Never a create without its record: one a kill -9 could leave unknown to the next start.
+            why = f"cannot journal it in {self._state_dir} ({exc.strerror}); not sent, tried again later"
+            _tell(log.warning, entry, "%s: videos/create held back: %s", entry.image, why, event="retry")
+            return self._on_created(entry, ApiAnswer(None, error=why, sent=False))
         body = request.body()
         self._in_pool(lambda e: self._create(e, body), entry)
 

@@ -463,3 +463,20 @@ def test_the_days_cap_holds_across_a_restart(setup: Setup) -> None:
     view = wait_for(lambda: g.snapshot().accounts.get("111"), 5, "the account's view")
     assert (view.today, view.cap) == (1, 1)
     assert g.snapshot().folders[str(setup.root)].queued == 2
+
+
+def test_no_create_is_sent_when_its_intent_cannot_be_journalled(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """THREAT_MODEL rule 5: journalled before the request. A state folder that refuses the journal (here
+    its file is a folder) must hold the create back, not send it unrecorded."""
+    g = setup.start()
+    journal = setup.state / "videos.journal"
+    journal.unlink(missing_ok=True)
+    journal.mkdir(parents=True)
+    g.offer(setup.image("a.png"))
+    wait_for(lambda: "cannot journal it" in caplog.text, 10, "the generator to say it cannot journal")
+    assert setup.api.bodies == []
+    journal.rmdir()
+    wait_for(lambda: setup.results() == ["completed"], 30, "the video once the journal can be written")
+    assert len(setup.api.bodies) == 1
