@@ -9,10 +9,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from watcher.core.folders import Folder
+from typing import Any
 
 VIDEO_RECORD_SUFFIX = ".video.json"  # `<image>.video.json`, beside the image
 PROMPT_SUFFIX = ".txt"  # `<stem>.txt`, beside the image
@@ -84,18 +81,6 @@ class VideoRequest:
         if self.end_frame_file_id:
             body["end_frame_fileID"] = self.end_frame_file_id
         return body
-
-
-@dataclass(frozen=True)
-class VideoOffer:
-    """An image whose sidecar was just written in a folder with `generate`: the pipeline hands it to
-    the generator (`watcher.video.generator`), which decides whether and when it becomes a video."""
-
-    folder: Folder
-    image: str  # absolute
-    file_id: str
-    account: str
-    sha256: str
 
 
 class VideoState(enum.Enum):

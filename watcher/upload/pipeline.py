@@ -21,7 +21,7 @@ from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, Uploa
 from watcher.core.ports import KnownUploads
 from watcher.core.retry import RetryPolicy
 from watcher.core.signature import NO_RECORD_ID, FileSignature, RecordId, record_id_of, signature_of
-from watcher.core.video import VideoOffer
+from watcher.core.video_offer import VideoOffer
 from watcher.disk.files import lstat_beneath, parent_beneath
 from watcher.disk.folder_sync import FolderSyncs
 from watcher.disk.mover import Mover, record_suffix

@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 from watcher.core.folders import Folder, is_inside
 from watcher.core.generation import Entry, Planner, VideoSummary
-from watcher.core.video import ApiAnswer, VideoOffer, VideoRequest, VideoState
+from watcher.core.video import ApiAnswer, VideoRequest, VideoState
 from watcher.core.video_answers import judge_create, judge_poll
+from watcher.core.video_offer import VideoOffer
 from watcher.log_fields import Event, say
 from watcher.redact import escape_control, redact
 from watcher.state import retry_requests
