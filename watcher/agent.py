@@ -234,7 +234,7 @@ class Agent:
             for account, notice, where in self.scheduler.take_notices():
                 self.hooks.submit(HookEvent.for_attention(notice, account or None, where))
             self._housekeeping(time.monotonic())
-            if self.once and self.scheduler.ready and self.scheduler.idle() and self.videos.idle():
+            if self.once and self.scheduler.ready and self.scheduler.idle() and self.videos.settled():
                 break
 
     def _next_deadline(self) -> float:

@@ -296,6 +296,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         "scan finished: %d uploaded, %d failed, %d not uploaded after repeated temporary errors",
         *agent.scan_totals(),
     )
+    if queued := agent.videos.queued():
+        log.info(
+            "%d videos wait for their account's day cap, a pause or a prompt file; the next run or scan "
+            "asks for them",
+            queued,
+        )
     return code
 
 

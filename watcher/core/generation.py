@@ -6,7 +6,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from watcher.core.folders import Folder
@@ -329,6 +329,17 @@ class Planner:
 
     def idle(self) -> bool:
         return not any(e.state in (Q, S, G, D) for e in self.entries.values())
+
+    def settled(self, held: Collection[str] = ()) -> bool:
+        """Nothing in flight and nothing queued that could be sent now, so `scan` may end: what is left
+        waits for a pause to end, the next UTC day, or a required prompt file (`held`: entry ids)."""
+        wall, day = self._wall(), self.day()
+        for entry in self.entries.values():
+            if entry.state in (S, G, D) or entry.busy:
+                return False
+            if entry.state is Q and entry.id not in held and self._can_send(entry.account, wall, day):
+                return False
+        return True
 
     def summary(self, today: str | None = None) -> VideoSummary:
         return summarize_entries(self.entries.values(), self, today or self.day(), self._wall())

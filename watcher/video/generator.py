@@ -80,6 +80,7 @@ class Generator:
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._unsynced = False
+        self._needs_prompt: set[str] = set()  # entries waiting for a required prompt file
 
     # -- the agent's side --------------------------------------------------------------------------
 
@@ -145,6 +146,15 @@ class Generator:
                 return False
         with self._lock:
             return self._planner.idle()
+
+    def settled(self) -> bool:
+        """Idle but for videos that cannot be sent now (a pause, the day's cap, a required prompt file
+        absent): `scan` ends then, and leaves them journalled for the next run."""
+        with self._offers_lock:
+            if self._offers:
+                return False
+        with self._lock:
+            return self._planner.settled(self._needs_prompt)
 
     def snapshot(self) -> VideoSummary:
         with self._lock:
@@ -264,8 +274,12 @@ class Generator:
         prompt_file = read_prompt(folder.path, entry.image, settle_seconds=settle, now=self._clock())
         if prompt_file.error is not None:
             return self._fail(entry, f"the prompt file cannot be used: {prompt_file.error}")
-        if prompt_file.waiting or (prompt_file.text is None and settings.require_prompt_file):
-            return self._planner.wait(entry, max(settle, 1.0) if prompt_file.waiting else 5.0)
+        if prompt_file.text is None and settings.require_prompt_file and not prompt_file.waiting:
+            self._needs_prompt.add(entry.id)  # `scan` does not wait for a file no one may ever write
+            return self._planner.wait(entry, 5.0)
+        self._needs_prompt.discard(entry.id)
+        if prompt_file.waiting:
+            return self._planner.wait(entry, max(settle, 1.0))
         prompt = prompt_file.text if prompt_file.text is not None else (settings.prompt or "")
         end_frame_id: str | None = None
         end_path = end_frame_of(folder.path, entry.image)

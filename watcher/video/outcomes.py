@@ -119,8 +119,14 @@ class Videos:
         if self.generator is not None:
             self.generator.set_folders(folders)
 
-    def idle(self) -> bool:
-        return self.generator is None or self.generator.idle()
+    def settled(self) -> bool:
+        return self.generator is None or self.generator.settled()
+
+    def queued(self) -> int:
+        """Videos still queued (after `scan`: held by a cap, a pause or a required prompt file)."""
+        if self.generator is None:
+            return 0
+        return sum(folder.queued for folder in self.generator.snapshot().folders.values())
 
     def refresh(self) -> None:
         if self.generator is not None:

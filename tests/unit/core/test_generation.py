@@ -350,3 +350,24 @@ def test_adopted_entries_resume_polling_and_hold_their_slot() -> None:
     p.add(entry(a, 1))
     assert p.next_submits() == []
     assert p.due_work() == [e]
+
+
+def test_settled_means_nothing_in_flight_and_nothing_sendable_now() -> None:
+    """`scan` ends when settled: not while a video is in flight or one could be sent, but with videos
+    left behind the day's cap, a pause, or a required prompt file (held)."""
+    clock = Clock()
+    a = folder("/a", "111", max_jobs=1, max_per_day=1)
+    p = planner([a], clock)
+    first, second, third = entry(a, 1), entry(a, 2), entry(a, 3)
+    for e in (first, second, third):
+        p.add(e)
+    assert not p.settled()  # sendable
+    [taken] = send_all(p)
+    assert not p.settled()  # in flight
+    created(p, taken, 200)
+    assert not p.settled()  # generating
+    p.polled(taken, judge_poll(ApiAnswer(200, {"status": 3, "statusFinal": True})))
+    assert p.settled()  # the rest wait for tomorrow's cap
+    clock.advance(24 * 3600)
+    assert not p.settled()
+    assert p.settled(held={second.id, third.id})  # both wait for a prompt file no one may write
