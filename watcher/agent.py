@@ -119,19 +119,15 @@ class Agent:
         # Worker threads see the scheduler's folders through this copy, published again on each change.
         self.pipeline.follow(self.scheduler.folders)
         self.workers = Workers(self.pipeline, lambda: self.client, self.post)
-        self._report_due = True
-        self._next_report = 0.0
+        self._report_due, self._next_report = True, 0.0
         self.scanner = Scanner(
             self.post, self.history, self.notifier.still_starting, self.timings, self.owner, self.mover
         )
         self.folders = WatchedFolders(
             self.post, self.timings, observe=not once, rescan_seconds=config.settings.rescan_seconds
         )
-        self._stopping = False
-        self._announced_ready = False
-        self._next_rescan = 0.0
-        self._next_watchdog = 0.0
-        self._next_status = 0.0
+        self._stopping = self._announced_ready = False
+        self._next_rescan = self._next_watchdog = self._next_status = 0.0
         self._last_status = ""
 
     def scan_totals(self) -> tuple[int, int, int]:
@@ -291,8 +287,7 @@ class Agent:
 
     def _events_lost(self, lost: Folder, now: float) -> None:
         """More changes came at once in a folder than the inbox keeps: a walk of it finds them."""
-        folder = self.scheduler.folder_for(lost.path)
-        if folder is None:
+        if (folder := self.scheduler.folder_for(lost.path)) is None:
             return
         if now - self._lost_told.get(lost.path, -3600.0) >= 60.0:  # a churn overflows every turn
             self._lost_told[lost.path] = now
