@@ -118,10 +118,7 @@ def add_videos(report: dict[str, Any], summary: VideoSummary, folders: Sequence[
             "in_progress": [{"file": file, "percent": percent} for file, percent in videos.in_progress],
         }
     accounts = []
-    for key in sorted({f.account_key for f in by_path.values()}):
-        account = summary.accounts.get(key)
-        if account is None:
-            continue
+    for key, account in sorted(summary.accounts.items()):
         until = account.paused_until
         accounts.append(
             {

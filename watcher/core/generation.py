@@ -358,7 +358,12 @@ class Planner:
         )
 
     def accounts(self) -> set[str]:
-        return {*self._accounts, *self._folder_accounts.values(), *(a for a, _ in self.counts)}
+        """The accounts with videos, and those of the generate folders; a folder without `account` (the
+        token's only one) is shown by the account its sidecars name once it has offered any."""
+        offered = {path for paths in self._offered_from.values() for path in paths}
+        configured = {a for p, a in self._folder_accounts.items() if a or p not in offered}
+        used = {a for a, acc in self._accounts.items() if acc.in_flight or acc.paused_until is not None}
+        return {*used, *configured, *(a for a, _ in self.counts), *(e.account for e in self.entries.values())}
 
     # -- inside ----------------------------------------------------------------------------------------
 

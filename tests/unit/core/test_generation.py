@@ -371,3 +371,16 @@ def test_settled_means_nothing_in_flight_and_nothing_sendable_now() -> None:
     clock.advance(24 * 3600)
     assert not p.settled()
     assert p.settled(held={second.id, third.id})  # both wait for a prompt file no one may write
+
+
+def test_a_folder_without_account_is_shown_by_the_account_its_sidecars_name() -> None:
+    """The token's only account: the folder says none, its sidecars say which; status shows that one
+    (with the day's count), not an empty account at 0."""
+    clock = Clock()
+    a = Folder("/a", None, recursive=True, polling=False, generate=VideoSettings("I2V", "/a/videos"))
+    p = planner([a], clock)
+    assert p.accounts() == {""}
+    p.add(entry(a, 1, account="123456"))
+    send_all(p)
+    assert p.accounts() == {"123456"}
+    assert p.summary().accounts["123456"].today == 1
