@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -51,6 +52,19 @@ class DownloadError(Exception):
         self.retryable = retryable
 
 
+_live: set[Attempt] = set()  # downloads under way, for `cancel_downloads`
+_live_lock = threading.Lock()
+
+
+def cancel_downloads(message: str = "the agent is stopping") -> None:
+    """End every download under way now (their sockets shut by the deadline watch): a stop must not wait
+    for a slow CDN. Each raises a retryable DownloadError; the video is fetched again later."""
+    with _live_lock:
+        live = list(_live)
+    for attempt in live:
+        deadlines.move(attempt, time.monotonic(), message)
+
+
 def download_video(
     url: str, *, root: str, dest: str, max_bytes: int = 4 << 30, timeout: float = 900.0
 ) -> Downloaded:
@@ -81,10 +95,18 @@ def download_video(
         # The connections learn the attempt from the thread: the watch shuts their socket at the deadline.
         this_thread.attempt = attempt
         stack.callback(deadlines.end, attempt)
+        with _live_lock:
+            _live.add(attempt)
+        stack.callback(_forget, attempt)
         stack.callback(setattr, this_thread, "attempt", None)
         response = stack.enter_context(_get(session, url, attempt))
         size, digest, final = _store(response, dir_fd, folder, name, max_bytes, attempt)
     return Downloaded(path=f"{folder}/{final}", size=size, sha256=digest)
+
+
+def _forget(attempt: Attempt) -> None:
+    with _live_lock:
+        _live.discard(attempt)
 
 
 class _WatchedAdapter(requests.adapters.HTTPAdapter):

@@ -25,7 +25,7 @@ from watcher.state import retry_requests
 from watcher.state.videos import DayCount, Pause, adopt, count_key, pause_key, video_journal, video_key
 from watcher.video.beside import destination, done_image, end_frame, write_record
 from watcher.video.client import VideoClient
-from watcher.video.download import Downloaded, DownloadError, download_video
+from watcher.video.download import Downloaded, DownloadError, cancel_downloads, download_video
 from watcher.video.prompt import end_frame_of, read_prompt
 
 log = logging.getLogger("watcher")
@@ -94,6 +94,7 @@ class Generator:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
+        cancel_downloads()  # journalled as downloading: fetched again at the next start
         self._inbox.put(lambda: None)
         if self._thread is not None:
             self._thread.join(timeout)

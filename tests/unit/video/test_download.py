@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import struct
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -13,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import wait_for
 from tests.helpers.media import ftyp_box, moov_box, mp4_bytes
 from tests.unit.video.servers import Behaviour, Handler, Server, open_sockets_to, serving
-from watcher.video.download import MAX_REDIRECTS, Downloaded, DownloadError, download_video
+from watcher.video.download import MAX_REDIRECTS, Downloaded, DownloadError, cancel_downloads, download_video
 
 MP4 = mp4_bytes(length=200_000)
 # An MP4's beginning whose last box runs to the end: a stream of any length behind it looks like video.
@@ -347,3 +349,32 @@ def test_no_connection_stays_open_after_a_failure(drop: Path) -> None:
             fetch(f"{server.origin}/v.mp4", drop)
         assert open_sockets_to(server.server_address[1]) == []
     assert caught.value.reason
+
+
+def test_a_stop_cancels_a_download_under_way(drop: Path) -> None:
+    """`cancel_downloads` (the generator's stop) ends a download blocked on a silent CDN at once, as a
+    retryable failure with no temporary left: a stop never waits out the 900 s download deadline."""
+    started = threading.Event()
+
+    def silent(handler: Handler, server: Server) -> None:
+        started.set()
+        server.stop.wait(30)
+
+    errors: list[DownloadError] = []
+
+    def fetch_in_thread() -> None:
+        try:
+            fetch(f"{server.origin}/v.mp4", drop, timeout=600.0)
+        except DownloadError as exc:
+            errors.append(exc)
+
+    with serving(silent) as server:
+        thread = threading.Thread(target=fetch_in_thread)
+        thread.start()
+        wait_for(started.is_set, 10, "the request to reach the server")
+        cancel_downloads()
+        wait_for(lambda: errors, 10, "the download to end")
+        server.stop.set()
+        thread.join(10)
+    assert errors[0].retryable and "stopping" in errors[0].reason
+    assert dot_files(drop) == []
