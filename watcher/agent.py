@@ -104,7 +104,6 @@ class Agent:
             trusts=seal.verifies,
         )
         self._inbox = Inbox()  # bounded, coalescing, folders in turn (`watcher.core.inbox`)
-        self._lost_told: dict[str, float] = {}  # folder → when its lost events were last logged
         # `scan` is a short pass: no metrics server, no live status of its own.
         metrics: MetricsSink = NullMetrics() if once else Metrics()
         self.reporter = Reporter(metrics, LiveStatusWriter(None if once else state_dir))
@@ -121,7 +120,13 @@ class Agent:
         self.workers = Workers(self.pipeline, lambda: self.client, self.post)
         self._report_due, self._next_report = True, 0.0
         self.scanner = Scanner(
-            self.post, self.history, self.notifier.still_starting, self.timings, self.owner, self.mover
+            self.post,
+            self.history,
+            self.notifier.still_starting,
+            self.timings,
+            self.owner,
+            self.mover,
+            awaits_video=self.videos.awaits_video,
         )
         self.folders = WatchedFolders(
             self.post, self.timings, observe=not once, rescan_seconds=config.settings.rescan_seconds
@@ -254,7 +259,8 @@ class Agent:
                 if folder is not None:
                     self.scanner.scan(folder, message.path, generation=self.scheduler.generation)
             case EventsLost():
-                self._events_lost(message.folder, now)
+                if (folder := self.scheduler.folder_for(message.folder.path)) is not None:
+                    self.scanner.events_lost(folder, self.scheduler.generation, now)
             case PathEvent(kind=EventKind.ROOT_GONE):
                 self.folders.root_gone(message.folder, now)
             case PathEvent(kind=EventKind.EVENTS_LOST):
@@ -284,19 +290,6 @@ class Agent:
     def _apply_index_writes(self) -> None:
         """The scheduler decides the index's changes, the loop makes them: before anything reads them."""
         apply_index_writes(self.history, self.scheduler.take_index_writes())
-
-    def _events_lost(self, lost: Folder, now: float) -> None:
-        """More changes came at once in a folder than the inbox keeps: a walk of it finds them."""
-        if (folder := self.scheduler.folder_for(lost.path)) is None:
-            return
-        if now - self._lost_told.get(lost.path, -3600.0) >= 60.0:  # a churn overflows every turn
-            self._lost_told[lost.path] = now
-            log.warning(
-                "%s: more changes at once than the agent keeps track of; the folder is walked to find "
-                "them (said once a minute)",
-                lost.path,
-            )
-        self.scanner.scan(folder, lost.path, generation=self.scheduler.generation)
 
     def _scan(self, folder: Folder) -> None:
         self.scanner.scan(folder, generation=self.scheduler.generation)

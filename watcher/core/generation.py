@@ -101,6 +101,7 @@ class Planner:
     ) -> None:
         self._monotonic, self._wall = monotonic, wall
         self.entries: dict[str, Entry] = {}
+        self._by_image: dict[str, list[Entry]] = {}  # each image's versions (`awaits`)
         self._settings: dict[str, VideoSettings] = {}
         self._folder_accounts: dict[str, str] = {}
         # The folders each account's entries came from (a folder without `account` offers the sidecar's).
@@ -143,6 +144,7 @@ class Planner:
         if entry.id in self.entries:
             return False
         self.entries[entry.id] = entry
+        self._by_image.setdefault(entry.image, []).append(entry)
         self._offered_from.setdefault(entry.account, set()).add(entry.folder)
         if entry.request is not None and entry.state is not Q:
             self._spent[entry.request.key] = entry
@@ -158,6 +160,11 @@ class Planner:
         """Forget a queued entry (its folder no longer generates, or its key was spent by another)."""
         self._release(entry)
         self.entries.pop(entry.id, None)
+        same = self._by_image.get(entry.image, [])
+        if entry in same:
+            same.remove(entry)
+        if not same:
+            self._by_image.pop(entry.image, None)
         entry.timer += 1
 
     # -- what to do next -----------------------------------------------------------------------------
@@ -329,6 +336,10 @@ class Planner:
 
     def idle(self) -> bool:
         return not any(e.state in (Q, S, G, D) for e in self.entries.values())
+
+    def awaits(self, image: str) -> bool:
+        """Whether an entry of `image` is not final yet."""
+        return any(e.state in (Q, S, G, D) for e in self._by_image.get(image, ()))
 
     def settled(self, held: Collection[str] = ()) -> bool:
         """Nothing in flight and nothing queued that could be sent now, so `scan` may end: what is left

@@ -77,8 +77,11 @@ class Scanner:
         timings: Timings | None = None,
         owner: ApiOwner | None = None,
         mover: Mover | None = None,
+        awaits_video: Callable[[str], bool] = lambda path: False,
     ) -> None:
         self._post = post
+        self._awaits_video = awaits_video  # a done image whose done_dir move waits for its video
+        self._lost_told: dict[str, float] = {}  # folder → when its lost events were last said (loop thread)
         self._history = history
         self._owner = owner  # whose sidecars count as done (`watcher.core.api_owner`)
         self._mover = mover or Mover(None)
@@ -145,6 +148,17 @@ class Scanner:
                 if request.subfolder:
                     self._subfolders_queued[folder.path] = self._subfolders_queued.get(folder.path, 0) + 1
         self._requests.put(request)
+
+    def events_lost(self, folder: Folder, generation: int, now: float) -> None:
+        """More changes came at once in `folder` than the agent's inbox keeps: a walk of it finds them."""
+        if now - self._lost_told.get(folder.path, -3600.0) >= 60.0:  # a churn overflows every turn
+            self._lost_told[folder.path] = now
+            log.warning(
+                "%s: more changes at once than the agent keeps track of; the folder is walked to find "
+                "them (said once a minute)",
+                folder.path,
+            )
+        self.scan(folder, folder.path, generation=generation)
 
     def _taken(self, request: _Request) -> None:
         """Its walk starts: a change from now on needs a walk of its own."""
@@ -241,6 +255,8 @@ class Scanner:
         dest = folder.done_dir if done else folder.failed_dir
         if not request.initial or dest is None or found.state is FileState.PENDING:
             return False
+        if done and self._awaits_video(found.path):
+            return False  # it moves once its video has ended (SPEC §8)
         moved = self._mover.move_with_record(found.path, folder.path, dest, found.record, done=done)
         if isinstance(moved, str):  # else a worker is moving it, or it cannot move (said)
             log.info("%s: moved to %s (a stop had come between its record and the move)", found.path, moved)

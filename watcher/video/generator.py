@@ -85,6 +85,9 @@ class Generator:
     # -- the agent's side --------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Adopt what the journal holds first, here: the start-up scan asks `awaits_video` right after."""
+        with self._lock:
+            self._adopt()
         jobs = sum(
             {f.account_key: f.generate.max_jobs for f in self._folders.values() if f.generate}.values()
         )
@@ -148,6 +151,11 @@ class Generator:
         with self._lock:
             return self._planner.idle()
 
+    def awaits_video(self, image: str) -> bool:
+        """Whether `image` has a video not yet ended (its done_dir move waits for it)."""
+        with self._lock:
+            return self._planner.awaits(image)
+
     def settled(self) -> bool:
         """Idle but for videos that cannot be sent now (a pause, the day's cap, a required prompt file
         absent): `scan` ends then, and leaves them journalled for the next run."""
@@ -164,8 +172,6 @@ class Generator:
     # -- the generator thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
-        with self._lock:
-            self._adopt()
         next_retry = 0.0
         while not self._stopping.is_set():
             now = time.monotonic()

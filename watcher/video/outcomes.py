@@ -119,6 +119,9 @@ class Videos:
         if self.generator is not None:
             self.generator.set_folders(folders)
 
+    def awaits_video(self, image: str) -> bool:
+        return self.generator is not None and self.generator.awaits_video(image)
+
     def settled(self) -> bool:
         return self.generator is None or self.generator.settled()
 

@@ -384,3 +384,17 @@ def test_a_folder_without_account_is_shown_by_the_account_its_sidecars_name() ->
     send_all(p)
     assert p.accounts() == {"123456"}
     assert p.summary().accounts["123456"].today == 1
+
+
+def test_an_image_awaits_its_video_until_the_video_is_final() -> None:
+    """The start-up scan leaves a done image in place (no done_dir move) while this says so."""
+    clock = Clock()
+    a = folder("/a")
+    p = planner([a], clock)
+    e = entry(a, 1)
+    assert not p.awaits(e.image)
+    p.add(e)
+    assert p.awaits(e.image)
+    [taken] = send_all(p)
+    created(p, taken, 422)
+    assert taken.state is VideoState.FAILED and not p.awaits(e.image)
