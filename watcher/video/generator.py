@@ -3,6 +3,7 @@ pool, journalling each step in `videos.journal` before it matters (SPEC §8, VID
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -30,6 +31,7 @@ from watcher.video.prompt import end_frame_of, read_prompt
 
 log = logging.getLogger("watcher")
 MAX_WORKERS = 8
+LOCK_NAME = "videos.lock"
 RETRY_CHECK_SECONDS = 1.0
 
 
@@ -81,11 +83,16 @@ class Generator:
         self._pool: ThreadPoolExecutor | None = None
         self._unsynced = False
         self._needs_prompt: set[str] = set()  # entries waiting for a required prompt file
+        self._lock_fd: int | None = None  # the flock on `videos.lock`: this process works the journal
+        self._aside = False  # another process holds it: offers are handed to it (`_hand_over`)
 
     # -- the agent's side --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Adopt what the journal holds first, here: the start-up scan asks `awaits_video` right after."""
+        """Adopt what the journal holds first, here: the start-up scan asks `awaits_video` right after.
+        Only one process works a state folder's videos (its `videos.lock`); another stands aside."""
+        if not self._take_lock():
+            return
         with self._lock:
             self._adopt()
         jobs = sum(
@@ -96,6 +103,9 @@ class Generator:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None:
+            self._client.close()
+            return  # never started, or stood aside: nothing of this process to end
         self._stopping.set()
         cancel_downloads()  # journalled as downloading: fetched again at the next start
         self._inbox.put(lambda: None)
@@ -111,9 +121,14 @@ class Generator:
             self._sync()
             self._journal.close()
         self._client.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     def offer(self, offer: VideoOffer) -> None:
         """Thread-safe and cheap: the upload worker never waits for the generator."""
+        if self._aside:
+            return self._hand_over(offer)
         with self._offers_lock:
             self._offers += 1
         self._inbox.put(lambda: self._accept(offer))
@@ -168,6 +183,46 @@ class Generator:
     def snapshot(self) -> VideoSummary:
         with self._lock:
             return self._planner.summary()
+
+    # -- one process per state folder -------------------------------------------------------------
+
+    def _take_lock(self) -> bool:
+        if self._state_dir is None:
+            return True
+        try:
+            self._state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(
+                self._state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+            )
+        except OSError as exc:
+            log.warning(
+                "cannot open the videos' lock in %s (%s); no videos are made", self._state_dir, exc.strerror
+            )
+            self._aside = True
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            log.warning(
+                "another agent makes the videos of the state folder %s (a `run` beside this `scan`?): the "
+                "images this one uploads are handed to it as retry requests",
+                self._state_dir,
+            )
+            self._aside = True
+            return False
+        self._lock_fd = fd
+        return True
+
+    def _hand_over(self, offer: VideoOffer) -> None:
+        """Standing aside: the agent holding the journal takes the image as a request for its video."""
+        assert self._state_dir is not None
+        try:
+            retry_requests.ask(self._state_dir, retry_requests.RetryRequest((offer.image,), False, None))
+        except OSError as exc:
+            _tell(
+                log.warning, _offered(offer), "%s: no video asked for: %s", offer.image, exc.strerror or exc
+            )
 
     # -- the generator thread ----------------------------------------------------------------------
 
@@ -478,6 +533,10 @@ def _tell(
     emit: Callable[..., None], entry: Entry, msg: str, *args: object, event: Event | None = None
 ) -> None:
     say(emit, msg, *args, file=entry.image, account=entry.account, event=event)
+
+
+def _offered(offer: VideoOffer) -> Entry:
+    return Entry("", offer.folder.path, offer.image, offer.file_id, offer.account, offer.sha256)
 
 
 def _gone(path: str) -> Folder:

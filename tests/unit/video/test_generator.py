@@ -481,3 +481,21 @@ def test_no_create_is_sent_when_its_intent_cannot_be_journalled(
     journal.rmdir()
     wait_for(lambda: setup.results() == ["completed"], 30, "the video once the journal can be written")
     assert len(setup.api.bodies) == 1
+
+
+def test_a_second_process_on_the_state_folder_stands_aside_and_hands_its_images_over(
+    setup: Setup,
+) -> None:
+    """A `scan` beside the running agent (one state folder): only one works the journal (else the
+    second would take the first's create in flight for a lost one). The second hands its images over
+    as retry requests; the first makes their videos, once each."""
+    first = setup.start()
+    second = setup.start()
+    assert second.settled() and not second.awaits_video("anything")
+    offer = setup.image("from-scan.png")
+    sidecar_of(Path(offer.image), offer.file_id)  # as the scan's upload wrote it
+    second.offer(offer)
+    wait_for(lambda: setup.results() == ["completed"], 30, "the first agent to make the video")
+    assert len(setup.api.bodies) == 1
+    setup.stop(second)
+    wait_for(first.idle, 10, "the first agent to be idle")
