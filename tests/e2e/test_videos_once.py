@@ -147,3 +147,25 @@ def test_retry_asks_for_a_video_of_an_image_done_before_generate_was_on(
     assert "nothing to retry" in again.stdout.splitlines()[0]
     settled_by(drop, "later.png", 25021)
     assert len(emulator.creates) == 2
+
+
+def test_a_video_generating_at_kill_9_is_polled_after_the_restart_not_asked_for_again(
+    start_agent, drop: Path, emulator: Emulator
+) -> None:
+    emulator.configure(generation_seconds=6)
+    agent = start_agent([{"path": str(drop), "account": ACCOUNT_A, "generate": generate()}])
+    image = drop / "slow.png"
+    image.write_bytes(png_bytes(25030))
+    asked = wait_video(image, status="generating")
+    assert agent.proc is not None
+    agent.proc.kill()
+    agent.proc.wait()
+    agent.proc = None
+
+    agent.start()
+    record = wait_video(image, status="done")
+
+    assert record["videoId"] == asked["videoId"] and is_mp4(drop / "videos" / "slow.mp4")
+    [create] = emulator.creates
+    assert create.video_id == asked["videoId"]
+    assert {p.video_id for p in emulator.polls} == {asked["videoId"]}
