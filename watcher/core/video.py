@@ -7,14 +7,26 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from watcher.core.media import IMAGE_SUFFIXES
 
 VIDEO_RECORD_SUFFIX = ".video.json"  # `<image>.video.json`, beside the image
 PROMPT_SUFFIX = ".txt"  # `<stem>.txt`, beside the image
 END_FRAME_INFIX = ".end"  # `<stem>.end.<ext>`: the end frame of `<stem>.<ext>`
 MAX_PROMPT_CHARS = 2000
+
+
+def is_end_frame(name: str) -> bool:
+    """`<stem>.end.<image ext>`: an end frame, uploaded for its image's create and never a video of its
+    own, whether or not its image is there yet (a name rule, so the order they arrive in cannot matter)."""
+    base, ext = os.path.splitext(name)
+    return (
+        ext.lower() in IMAGE_SUFFIXES and base.endswith(END_FRAME_INFIX) and len(base) > len(END_FRAME_INFIX)
+    )
 
 
 @dataclass(frozen=True)

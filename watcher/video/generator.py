@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from watcher.core.folders import Folder, is_inside
 from watcher.core.generation import Entry, Planner, VideoSummary
-from watcher.core.video import ApiAnswer, VideoRequest, VideoState
+from watcher.core.video import ApiAnswer, VideoRequest, VideoState, is_end_frame
 from watcher.core.video_answers import judge_create, judge_poll
 from watcher.core.video_offer import VideoOffer
 from watcher.log_fields import Event, say
@@ -330,6 +330,12 @@ class Generator:
         settings = folder.generate if folder is not None else None
         if folder is None or settings is None:
             self._planner.drop(entry)  # its folder no longer generates: nothing was spent
+            self._journal.remove(video_key(entry.id))
+            return
+        if is_end_frame(os.path.basename(entry.image)):
+            # `x.end.png`: uploaded for its image's create, never a video of its own.
+            _tell(log.debug, entry, "%s: an end frame; no video of its own", entry.image)
+            self._planner.drop(entry)
             self._journal.remove(video_key(entry.id))
             return
         settle = folder.settle_seconds if folder.settle_seconds is not None else self._settle

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,13 @@ class AgentVideoEvents:
         self._metrics = metrics
         self._hooks = hooks
         self._mover = mover
+        # The generator's snapshot, once there is one: the in-flight gauge follows each video's start
+        # and end at once (the agent's loop refreshes it only when uploads stir it).
+        self.summary: Callable[[], VideoSummary] | None = None
 
     def video_submitted(self, folder: Folder, image: str, video_id: str) -> None:
         say(log.info, "%s: video asked for (%s)", image, video_id, file=image, folder=folder.path)
+        self._refresh_in_flight()
 
     def video_final(
         self,
@@ -55,6 +59,7 @@ class AgentVideoEvents:
             self._hooks.submit(HookEvent.for_video(image, folder, video_path, record))
         if folder.done_dir is not None:
             self._move_done(folder, image)
+        self._refresh_in_flight()
 
     def attention(self, account: str, message: str) -> None:
         self._hooks.submit(HookEvent.for_attention(message, account or None))
@@ -63,6 +68,10 @@ class AgentVideoEvents:
         """The videos in flight per account, for `minimax_watcher_videos_in_flight`."""
         for account, view in summary.accounts.items():
             self._metrics.set_videos_in_flight(account or None, view.in_flight)
+
+    def _refresh_in_flight(self) -> None:
+        if self.summary is not None:
+            self.refresh(self.summary())  # on the generator's thread: its lock is re-entrant
 
     def _move_done(self, folder: Folder, image: str) -> None:
         """The image waited beside its video record (SPEC §8): now it moves with its sidecar, and its
@@ -102,6 +111,8 @@ class Videos:
             if client is not None
             else None
         )
+        if self.generator is not None:
+            self.events.summary = self.generator.snapshot
 
     def start(self) -> None:
         if self.generator is not None:

@@ -8,7 +8,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from watcher.core.media import IMAGE_SUFFIXES, kind_of_name
+from watcher.core.media import IMAGE_SUFFIXES
 from watcher.core.video import END_FRAME_INFIX, MAX_PROMPT_CHARS, PROMPT_SUFFIX
 from watcher.disk.files import OutsideRootError, lstat_beneath, open_beneath
 
@@ -89,18 +89,6 @@ def end_frame_of(root: str, image: str) -> str | None:
     folder, name = os.path.split(image)
     stem = os.path.join(folder, os.path.splitext(name)[0] + END_FRAME_INFIX)
     return _first_regular(root, stem)
-
-
-def is_end_frame(root: str, image: str) -> bool:
-    """Whether `image` is an end frame: named `<x>.end.<ext>` with an image `<x>.<ext2>` beside it."""
-    folder, name = os.path.split(image)
-    base, ext = os.path.splitext(name)
-    if kind_of_name(name) != "image" or not base.endswith(END_FRAME_INFIX):
-        return False
-    stem = base[: -len(END_FRAME_INFIX)]
-    if not stem or not ext:
-        return False
-    return _first_regular(root, os.path.join(folder, stem)) is not None
 
 
 def _first_regular(root: str, stem: str) -> str | None:

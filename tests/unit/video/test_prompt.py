@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from watcher.core.video import MAX_PROMPT_CHARS
-from watcher.video.prompt import MAX_PROMPT_BYTES, PromptFile, end_frame_of, is_end_frame, read_prompt
+from watcher.video.prompt import MAX_PROMPT_BYTES, PromptFile, end_frame_of, read_prompt
 
 SETTLE = 2.0
 
@@ -182,7 +182,6 @@ def test_an_end_frame_in_upper_case(drop: Path) -> None:
     touch(drop / "IMG_1.JPG")
     touch(drop / "IMG_1.end.JPG")
     assert end_frame_of(str(drop), f"{drop}/IMG_1.JPG") == f"{drop}/IMG_1.end.JPG"
-    assert is_end_frame(str(drop), f"{drop}/IMG_1.end.JPG")
 
 
 def test_an_end_frame_that_is_not_a_regular_file_is_none(drop: Path, tmp_path: Path) -> None:
@@ -200,21 +199,3 @@ def test_an_end_frame_below_a_symlinked_folder_is_none(drop: Path, tmp_path: Pat
     touch(elsewhere / "shot.end.png")
     (drop / "sub").symlink_to(elsewhere)
     assert end_frame_of(str(drop), f"{drop}/sub/shot.png") is None
-
-
-def test_is_end_frame(drop: Path) -> None:
-    touch(drop / "shot.end.png")
-    assert not is_end_frame(str(drop), f"{drop}/shot.end.png")  # no image beside it: an image itself
-    touch(drop / "shot.jpeg")
-    assert is_end_frame(str(drop), f"{drop}/shot.end.png")
-    assert not is_end_frame(str(drop), f"{drop}/shot.jpeg")
-    touch(drop / "shot.end.txt")
-    assert not is_end_frame(str(drop), f"{drop}/shot.end.txt")  # not an image
-    touch(drop / ".end.png")
-    assert not is_end_frame(str(drop), f"{drop}/.end.png")
-
-
-def test_a_symlink_posing_as_the_image_does_not_make_an_end_frame(drop: Path, tmp_path: Path) -> None:
-    touch(drop / "shot.end.png")
-    (drop / "shot.png").symlink_to(touch(tmp_path / "outside.png"))
-    assert not is_end_frame(str(drop), f"{drop}/shot.end.png")
