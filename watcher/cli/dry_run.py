@@ -15,9 +15,9 @@ from watcher.core.api_owner import ApiOwner
 from watcher.core.folders import Folder, is_inside
 from watcher.core.media import MAX_UPLOAD_BYTES, SNIFF_BYTES, name_problem, refusal, sniff_content_type
 from watcher.core.messages import FileState
+from watcher.core.video import is_end_frame
 from watcher.disk.files import open_regular_file
 from watcher.scan.inventory import walk_candidates
-from watcher.video.prompt import is_end_frame
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def render_videos(config: Config, planned: list[PlannedUpload]) -> str | None:
             if p.content_type is not None
             and p.content_type.startswith("image/")
             and is_inside(p.path, folder.path)
-            and not is_end_frame(folder.path, p.path)
+            and not is_end_frame(os.path.basename(p.path))
         ]
         account = folder.account or "default"
         line = (
