@@ -7,6 +7,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
+import stat
 import threading
 import time
 from contextlib import ExitStack
@@ -33,6 +35,11 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0  # the longest wait for one read; `timeout` bounds the whole download
 CHUNK = 1 << 20
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# MP4 temporaries older than this process are what a killed agent left (`temporary_name`'s form).
+_STARTED = time.time()
+_LEFTOVER = re.compile(r"\..+\.mp4\.[0-9a-f]{8}\.tmp", re.DOTALL)
+_swept: set[tuple[int, int]] = set()  # the folders swept by this process (device, inode)
+_swept_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ def download_video(
             raise DownloadError(
                 f"cannot write into {folder}: {why_not_moved(exc)}", retryable=False
             ) from None
+        _sweep_leftovers(dir_fd)
         session = stack.enter_context(_session())
         deadlines.hold()
         stack.callback(deadlines.release)
@@ -204,6 +212,36 @@ def _network_error(exc: BaseException, attempt: Attempt) -> DownloadError:
 def _timeouts(attempt: Attempt) -> tuple[float, float]:
     remaining = max(0.1, attempt.expires_at - time.monotonic())
     return min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining)
+
+
+def _sweep_leftovers(dir_fd: int) -> None:
+    """Once per folder and process: remove the MP4 temporaries a killed agent left there (regular files
+    named as `temporary_name` names them, last written before this process started; never followed)."""
+    try:
+        info = os.fstat(dir_fd)
+        with _swept_lock:
+            if (info.st_dev, info.st_ino) in _swept:
+                return
+            _swept.add((info.st_dev, info.st_ino))
+        # `dir_fd` is an O_PATH descriptor: the folder itself ("."), opened for reading, is listed.
+        listing = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return
+    try:
+        names = os.listdir(listing)
+    except OSError:
+        return
+    finally:
+        os.close(listing)
+    for name in names:
+        if not _LEFTOVER.fullmatch(name):
+            continue
+        try:
+            found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISREG(found.st_mode) and found.st_mtime < _STARTED:
+                os.unlink(name, dir_fd=dir_fd)
+        except OSError:
+            continue
 
 
 def _store(

@@ -3,11 +3,11 @@ real files, real HTTP, real threads. (The lead switches it to the emulator once 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -221,8 +221,8 @@ def test_one_create_per_intent_across_offers_and_a_restart(setup: Setup) -> None
     setup.stop(g)
     g = setup.start()
     g.offer(offer)  # a rescan or a reload offering it again
+    # Idle once the offer is taken: had it been queued or sent again, it would not be idle yet.
     wait_for(g.idle, 5, "the generator to be idle")
-    time.sleep(0.2)  # a create that should not come would come within this (the loop turns every ≤1 s)
     assert len(setup.api.bodies) == 1
 
 
@@ -286,13 +286,26 @@ def test_no_credits_pauses_the_account_and_says_so_once(setup: Setup) -> None:
     assert "top it up at useapi.net" in setup.events.said[0] and "paused until" in setup.events.said[0]
     view = wait_for(lambda: g.snapshot().accounts.get("111"), 5, "the account's view")
     assert view.paused_until is not None and view.today == 0  # the refused create is not counted
-    time.sleep(0.3)
+    # A probe offered now is taken after a turn of the loop that saw the pause: all 4 wait, none is sent.
+    g.offer(setup.image("probe.png", b"probe"))
+    wait_for(lambda: queued_and_none_in_flight(g, setup, 4), 5, "the probe to be taken in")
     assert len(setup.api.bodies) == 1 and len(setup.events.said) == 1
-    assert g.snapshot().folders[str(setup.root)].queued == 3
     setup.stop(g)
     g = setup.start()  # the pause is journalled
-    time.sleep(0.3)
+    g.offer(setup.image("probe-2.png", b"probe-2"))  # taken in after a turn that saw the journal
+    wait_for(lambda: queued_and_none_in_flight(g, setup, 5), 5, "the second probe to be taken in")
     assert len(setup.api.bodies) == 1
+    assert g.snapshot().accounts["111"].paused_until is not None
+
+
+def queued_and_none_in_flight(g: Generator, setup: Setup, queued: int) -> bool:
+    """`queued` videos waiting, none sent and unanswered: what the generator decided is on view. An
+    offer made after a decision is taken in only after a turn of the loop that acted on it (the loop
+    takes offers and then dispatches under one lock, or dispatches before it waits for an offer)."""
+    summary = g.snapshot()
+    account = summary.accounts.get("111")
+    folder = summary.folders.get(str(setup.root))
+    return folder is not None and folder.queued == queued and account is not None and account.in_flight == 0
 
 
 def test_slots_bound_videos_in_flight(setup: Setup) -> None:
@@ -375,11 +388,13 @@ def test_an_end_frame_waits_for_its_sidecar_and_is_sent(setup: Setup) -> None:
     end = setup.root / "x.end.png"
     end.write_bytes(b"end")
     g.offer(offer)
-    time.sleep(0.3)  # the end frame has no sidecar yet: nothing may be sent meanwhile
-    assert setup.api.bodies == []
+    # Offered after it, in the same lane: its video is sent only once x.png was looked at (and waits).
+    g.offer(dataclasses.replace(setup.image("other.png", b"other"), file_id="user:1-minimax:111-file:10"))
+    wait_for(lambda: setup.results() == ["completed"], 10, "the other image's video")
+    assert [body["fileID"] for body in setup.api.bodies] == ["user:1-minimax:111-file:10"]
     sidecar_of(end, "user:1-minimax:111-file:77")
-    wait_for(lambda: setup.results() == ["completed"], 10, "the video")
-    assert setup.api.bodies[0]["end_frame_fileID"] == "user:1-minimax:111-file:77"
+    wait_for(lambda: setup.results() == ["completed"] * 2, 10, "the video")
+    assert setup.api.bodies[1]["end_frame_fileID"] == "user:1-minimax:111-file:77"
 
 
 def test_an_end_frame_that_failed_its_upload_fails_the_video(setup: Setup) -> None:
@@ -459,11 +474,11 @@ def test_the_days_cap_holds_across_a_restart(setup: Setup) -> None:
     wait_for(lambda: setup.results() == ["completed"], 10, "the day's one video")
     setup.stop(g)
     g = setup.start()
-    time.sleep(0.3)  # the loop turns within this: a create it should not send would be sent
+    g.offer(setup.image("probe.png", b"probe"))  # taken in after a turn of the loop on the journal
+    wait_for(lambda: queued_and_none_in_flight(g, setup, 3), 5, "the probe to be taken in")
     assert len(setup.api.bodies) == 1
-    view = wait_for(lambda: g.snapshot().accounts.get("111"), 5, "the account's view")
+    view = g.snapshot().accounts["111"]
     assert (view.today, view.cap) == (1, 1)
-    assert g.snapshot().folders[str(setup.root)].queued == 2
 
 
 def test_no_create_is_sent_when_its_intent_cannot_be_journalled(
