@@ -26,7 +26,7 @@ from watcher.state.videos import DayCount, Pause, adopt, count_key, pause_key, v
 from watcher.video.beside import destination, done_image, end_frame, write_record
 from watcher.video.client import VideoClient
 from watcher.video.download import Downloaded, DownloadError, download_video
-from watcher.video.prompt import end_frame_of, read_prompt
+from watcher.video.prompt import end_frame_of, is_end_frame, read_prompt
 
 log = logging.getLogger("watcher")
 MAX_WORKERS = 8
@@ -258,6 +258,11 @@ class Generator:
         settings = folder.generate if folder is not None else None
         if folder is None or settings is None:
             self._planner.drop(entry)  # its folder no longer generates: nothing was spent
+            self._journal.remove(video_key(entry.id))
+            return
+        if is_end_frame(folder.path, entry.image):
+            # `x.end.png` beside `x.png` is that image's last frame (sent with it), not a video of its own.
+            self._planner.drop(entry)
             self._journal.remove(video_key(entry.id))
             return
         settle = folder.settle_seconds if folder.settle_seconds is not None else self._settle
