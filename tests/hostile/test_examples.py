@@ -1,18 +1,17 @@
 """The examples shipped (README.md's hook scripts, contrib/) are safe beside folders others can write
-(issue 21, item 17; THREAT_MODEL rule 1).
+(issue 21, item 17; THREAT_MODEL rules 1 and 2).
 
-A dropper puts a symlink at the name the README's `make-video` hook used to write (`<image>.video.json.tmp`,
-beside the image) and points it at a file of root's. The script, as the README prints it, is then run by
-the real agent as its `on_upload` hook, with the real curl, against a stand-in for videos/create on
-loopback: the file the link points at must be untouched, nothing may be written into the drop folder,
-and the hook's own token must reach the API (from a file, not from its command line).
+The README's `tell-the-team` hook is run by the real agent as its `on_video` hook, with the real curl and
+jq, after a real video of the emulator: a dropper names the image with shell and JSON metacharacters. The
+name must reach the chat as text (never run, never break the JSON), nothing may be written into the drop
+folder, and the webhook's address must come from the hook's own file.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,9 +25,8 @@ from tests.helpers.images import png_bytes
 pytestmark = pytest.mark.hostile
 
 REPO = Path(__file__).resolve().parents[2]
-API = "https://api.useapi.net/v1/minimax"
-VIDEO_TOKEN = "user:77-videotoken-of-the-hook"
-VIDEO_ID = "video-for-the-test-0001"
+WEBHOOK_FILE = "/etc/minimax-watcher/chat-webhook"
+NAME = "x$(touch PWNED)'\"}`id`"  # an image stem a dropper chooses
 
 
 def readme_scripts() -> dict[str, str]:
@@ -44,37 +42,35 @@ def readme_scripts() -> dict[str, str]:
 
 def test_the_only_scripts_shipped_are_the_ones_tested_here() -> None:
     """A new example script (README or contrib/) gets its own test in this file."""
-    assert set(readme_scripts()) == {"/usr/local/bin/make-video"}
+    assert set(readme_scripts()) == {"/usr/local/bin/tell-the-team"}
     contrib = [p.name for p in (REPO / "contrib").iterdir() if p.read_bytes().startswith(b"#!")]
     assert contrib == [], f"contrib/ ships scripts: {contrib}"
 
 
-class VideosApi:
-    """A stand-in for videos/create on loopback: answers every POST with a videoId, keeps what it got."""
+class Chat:
+    """A stand-in for a chat webhook on loopback: keeps every POST."""
 
     def __init__(self) -> None:
-        self.requests: list[dict[str, object]] = []
-        api = self
+        self.posts: list[dict[str, object]] = []
+        chat = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                api.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                answer = json.dumps({"videoId": VIDEO_ID}).encode()
+                chat.posts.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
+                self.send_header("Content-Length", "2")
                 self.end_headers()
-                self.wfile.write(answer)
+                self.wfile.write(b"ok")
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/minimax"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/team"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> VideosApi:
+    def __enter__(self) -> Chat:
         self.thread.start()
         return self
 
@@ -85,73 +81,43 @@ class VideosApi:
 
 
 @pytest.fixture
-def videos_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[VideosApi]:
+def chat(monkeypatch: pytest.MonkeyPatch) -> Iterator[Chat]:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the agent, and so the hook, inherits this
-    with VideosApi() as api:
-        yield api
+    with Chat() as server:
+        yield server
 
 
-def installed(script: str, tmp_path: Path, api: VideosApi) -> Path:
-    """The README's script as an operator installs it, its API, token and state folder moved under tmp_path."""
-    assert script.count(API) == 1, "the script's API is no longer where this test moves it"
-    assert "/etc/minimax-watcher/video-token" in script
-    etc, state = tmp_path / "etc", tmp_path / "var-lib"
-    etc.mkdir()
-    state.mkdir(mode=0o700)
-    (etc / "video-token").write_text(VIDEO_TOKEN + "\n")
-    moved = script.replace(API, api.url)
-    moved = moved.replace("/etc/minimax-watcher/", f"{etc}/").replace("/var/lib/minimax-watcher", str(state))
-    program = tmp_path / "make-video"
-    program.write_text(moved)
+def installed(script: str, tmp_path: Path, chat: Chat) -> Path:
+    """The README's script as an operator installs it, its webhook file moved under tmp_path."""
+    assert script.count(WEBHOOK_FILE) == 1, "the script's webhook file is no longer where this test moves it"
+    secret = tmp_path / "etc" / "chat-webhook"
+    secret.parent.mkdir()
+    secret.write_text(chat.url + "\n")
+    program = tmp_path / "tell-the-team"
+    program.write_text(script.replace(WEBHOOK_FILE, str(secret)))
     program.chmod(0o755)
     return program
 
 
-def holding_the_answer(*folders: Path) -> list[Path]:
-    found = []
-    for folder in folders:
-        for path in folder.rglob("*"):
-            try:
-                if VIDEO_ID in path.read_text(errors="replace"):
-                    found.append(path)
-            except OSError:
-                pass
-    return found
-
-
-def test_the_make_video_hook_writes_nothing_where_a_dropper_can_plant_a_link(
-    start_agent, tmp_path: Path, drop: Path, videos_api: VideosApi
+@pytest.mark.skipif(shutil.which("jq") is None or shutil.which("curl") is None, reason="needs curl and jq")
+def test_the_tell_the_team_hook_sends_a_droppers_name_as_text_and_writes_nothing_beside_it(
+    start_agent, tmp_path: Path, drop: Path, chat: Chat
 ) -> None:
-    program = installed(readme_scripts()["/usr/local/bin/make-video"], tmp_path, videos_api)
-    precious = tmp_path / "precious"
-    precious.write_text("root's own file\n")
-    before = (precious.read_bytes(), os.stat(precious).st_mode)
-    image = drop / "cat.png"
-    planted = drop / "cat.png.video.json.tmp"  # where the README's hook used to write first
-    planted.symlink_to(precious)
-
+    program = installed(readme_scripts()["/usr/local/bin/tell-the-team"], tmp_path, chat)
     start_agent(
-        [{"path": str(drop), "account": ACCOUNT_A}],
-        hooks={"on_upload": [str(program), "a slow pan across the scene"], "timeout_seconds": 60},
+        [{"path": str(drop), "account": ACCOUNT_A, "generate": {"model": "I2V-2.3", "poll_seconds": 1}}],
+        hooks={"on_video": [str(program)], "timeout_seconds": 60},
     )
-    image.write_bytes(png_bytes(4242))
-    stored = wait_for(lambda: holding_the_answer(drop, tmp_path / "var-lib"), 60, "the hook's stored answer")
+    image = drop / f"{NAME}.png"
+    image.write_bytes(png_bytes(4243))
 
-    assert (precious.read_bytes(), os.stat(precious).st_mode) == before, "the hook wrote through the link"
-    beside = sorted(p.name for p in drop.iterdir() if p.name.startswith(image.name))
-    assert beside == sorted([image.name, sidecar_of(image).name, planted.name]), (
-        "the hook wrote beside the image"
-    )
-    assert [p.parent for p in stored] == [tmp_path / "var-lib/videos"]
-    assert stat_mode(tmp_path / "var-lib/videos") == 0o700
-    [request] = videos_api.requests
-    assert request["path"] == "/v1/minimax/videos/create"
-    headers = request["headers"]
-    assert isinstance(headers, dict) and headers["Authorization"] == f"Bearer {VIDEO_TOKEN}"
-    sent = json.loads(request["body"])  # type: ignore[arg-type]
-    fileid = json.loads(sidecar_of(image).read_text())["fileID"]
-    assert sent == {"prompt": "a slow pan across the scene", "fileID": fileid, "account": ACCOUNT_A}
+    wait_for(lambda: chat.posts, 60, "the hook's post")
 
-
-def stat_mode(path: Path) -> int:
-    return os.stat(path).st_mode & 0o7777
+    [post] = chat.posts
+    assert post["path"] == "/hooks/team"
+    assert json.loads(post["body"]) == {"text": f"New video {NAME}.mp4 from {NAME}.png"}  # type: ignore[arg-type]
+    assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists(), "the name was run as a command"
+    assert sorted(p.name for p in drop.iterdir() if not p.name.startswith(".")) == sorted(
+        [image.name, sidecar_of(image).name, f"{image.name}.video.json", "videos"]
+    ), "something was written beside the image"
+    assert [p.name for p in (drop / "videos").iterdir()] == [f"{NAME}.mp4"]

@@ -55,10 +55,10 @@ class AgentVideoEvents:
         account = str(record.get("account") or folder.account or "")
         counted: VideoResult = result if result in VIDEO_RESULTS else "failed"
         self._metrics.video_finished(account or None, counted, seconds)
+        moved = self._move_done(folder, image) if folder.done_dir is not None else None
         if video_path is not None:
-            self._hooks.submit(HookEvent.for_video(image, folder, video_path, record))
-        if folder.done_dir is not None:
-            self._move_done(folder, image)
+            # Told where the image is now, as on_upload is: in done_dir once moved.
+            self._hooks.submit(HookEvent.for_video(moved or image, folder, video_path, record))
         self._refresh_in_flight()
 
     def attention(self, account: str, message: str) -> None:
@@ -73,17 +73,19 @@ class AgentVideoEvents:
         if self.summary is not None:
             self.refresh(self.summary())  # on the generator's thread: its lock is re-entrant
 
-    def _move_done(self, folder: Folder, image: str) -> None:
+    def _move_done(self, folder: Folder, image: str) -> str | None:
         """The image waited beside its video record (SPEC §8): now it moves with its sidecar, and its
-        video record, prompt file and end frame (with the end frame's records) move along."""
+        video record, prompt file and end frame (with the end frame's records) move along. Its new
+        path, or None when it stays."""
         assert folder.done_dir is not None
         sidecar = current_sidecar(folder.path, image)
         if sidecar is None:
-            return  # changed or gone since: the scheduler judges it again
+            return None  # changed or gone since: the scheduler judges it again
         moved = self._mover.move_with_record(image, folder.path, folder.done_dir, sidecar, done=True)
         if not isinstance(moved, str):
-            return
+            return None
         self._mover.move_along(folder.path, image, moved, folder.done_dir, companions(folder.path, image))
+        return moved
 
 
 class Videos:

@@ -160,3 +160,23 @@ def test_a_long_list_in_progress_is_cut_and_names_are_escaped(tmp_path: Path, co
     text = render_text(report)
     assert "\x1b" not in text and "\x07" not in text
     assert text.count("    generating evil\\x1b]0;") == 20 and "    ... and 10 more generating" in text
+
+
+def test_a_folder_without_account_shows_the_account_its_videos_were_made_for(
+    tmp_path: Path, config: Config
+) -> None:
+    """A folder without `account` offers each image under its sidecar's account (the fileID's): the day's
+    count and a pause are journalled under that account, and `status` shows them, not an empty line."""
+    from watcher.cli.status import utc_day
+    from watcher.state.videos import DayCount, Pause, count_key, pause_key, summarize, video_journal
+
+    state, today = tmp_path / "state", utc_day()
+    state.mkdir()
+    journal = video_journal(state)
+    journal.add(count_key("777", today), DayCount("777", today, 3), sync=True)
+    journal.add(pause_key("777"), Pause("777", 4_000_000_000.0, "no credits"), sync=True)
+    journal.close()
+    report = folder_report(config)
+    add_videos(report, summarize(state, config.folders, today), config.folders)
+    shown = {a["account"]: (a["today"], a["cap"], a["pause_reason"]) for a in report["video_accounts"]}
+    assert shown == {"777": (3, 50, "no credits"), ACCOUNT_A: (0, 5, None)}
