@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,10 @@ def add_videos(report: dict[str, Any], summary: VideoSummary, folders: Sequence[
             "in_progress": [{"file": file, "percent": percent} for file, percent in videos.in_progress],
         }
     accounts = []
-    for key, account in sorted(summary.accounts.items()):
+    for key in _video_account_keys(by_path.values(), summary):
+        account = summary.accounts.get(key)
+        if account is None:
+            continue
         until = account.paused_until
         accounts.append(
             {
@@ -133,6 +136,17 @@ def add_videos(report: dict[str, Any], summary: VideoSummary, folders: Sequence[
         )
     if by_path:
         report["video_accounts"] = accounts
+
+
+def _video_account_keys(folders: Iterable[Folder], summary: VideoSummary) -> list[str]:
+    """The accounts to show: each folder's own, and for folders without `account` (whose images go out
+    under their sidecar's account) the other accounts the journal knows, else the empty key."""
+    named = {f.account_key for f in folders if f.account_key}
+    keys = set(named)
+    if any(not f.account_key for f in folders):
+        offered = {a for a in summary.accounts if a and a not in named}
+        keys |= offered or {""}
+    return sorted(keys)
 
 
 def add_videos_from_state(

@@ -55,9 +55,9 @@ def test_pending_images_but_not_end_frames_or_other_media_count_as_videos(tmp_pa
         ],
     )
     text = render_videos(config, list(plan(config)))
-    # a.png, b.png and lone.end.png (no lone.png beside it: an image of its own); not b.end.png.
+    # a.png and b.png; no end frame (b.end.png, lone.end.png: end frames by name, never videos).
     assert text == (
-        f"3 videos would be requested for {shots} (account {ACCOUNT_A}, model I2V-2.3)\n"
+        f"2 videos would be requested for {shots} (account {ACCOUNT_A}, model I2V-2.3)\n"
         "a dry run uploads nothing and asks for no video: no credits are spent"
     )
 
