@@ -167,15 +167,15 @@ def test_retry_and_status_of_a_folder_that_makes_videos(
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        f"{drop / 'bad.png'}: error record (not a PNG, JPEG or WebP image): will be uploaded again",
+        f"{drop / 'bad.png'}: error record (not a PNG, JPEG or WebP image) cleared: the agent uploads it again",
         f"{drop / 'done.png'}: done, no video: a video will be requested",
         f"{drop / 'new.png'}: no such file: nothing to retry",
         f"asked the agent: no agent runs on {tmp_path / 'state' / 'minimax-watcher'} now; the agent takes it "
         "at its next start",
     ]
     [request] = (tmp_path / "state" / "minimax-watcher" / "retry").iterdir()
-    assert json.loads(request.read_text())["paths"] == [str(drop / "bad.png"), str(drop / "done.png")]
-    assert (drop / "bad.png.error.json").exists()  # the command reads the folder, never writes it
+    assert json.loads(request.read_text())["paths"] == [str(drop / "done.png")]
+    assert not (drop / "bad.png.error.json").exists()  # cleared: the next scan or run takes it again
     outside = cli("retry", "/etc/hostname", cwd=tmp_path)
     assert outside.returncode == 2 and "/etc/hostname: not inside a configured folder" in outside.stderr
 
@@ -207,13 +207,19 @@ def test_retry_tells_of_the_running_agent_that_takes_it(
     )
     agent.start()
     try:
-        wait_for(lambda: error_record_of(drop / "bad.png").exists(), 20, "the error record of bad.png")
+        record = error_record_of(drop / "bad.png")
+        wait_for(record.exists, 20, "the error record of bad.png")
+        first = record.stat().st_ino
         assert agent.proc is not None
-        result = cli("retry", "drop/bad.png", cwd=tmp_path)
+        result = cli("retry", "--failed", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines()[-1] == (
-            f"asked the agent: the running agent (pid {agent.proc.pid}) takes it within seconds"
+            "asked the agent to retry the failed and unknown ones it knows of: the running agent "
+            f"(pid {agent.proc.pid}) takes it within seconds"
         )
+        # Its error record cleared by the command, the running agent takes the file again (and, as it
+        # is still not an image, records that again).
+        wait_for(lambda: record.exists() and record.stat().st_ino != first, 20, "a new error record")
     finally:
         assert agent.stop() == 0, agent.log()
 

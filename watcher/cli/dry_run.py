@@ -105,7 +105,7 @@ def render_videos(config: Config, planned: list[PlannedUpload]) -> str | None:
         ]
         account = folder.account or "default"
         line = (
-            f"{len(images)} videos would be requested for {printable(folder.path)} "
+            f"{len(images)} video{'' if len(images) == 1 else 's'} would be requested for {printable(folder.path)} "
             f"(account {account}, model {printable(video.model)})"
         )
         if len(images) > video.max_per_day:

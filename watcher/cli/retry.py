@@ -22,8 +22,8 @@ from watcher.core.folders import Folder, folder_containing, is_inside
 from watcher.core.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 from watcher.core.messages import FileState
 from watcher.core.video import VIDEO_RECORD_SUFFIX
-from watcher.disk.files import lstat_beneath
-from watcher.disk.records import is_valid_sidecar, read_record
+from watcher.disk.files import lstat_beneath, parent_beneath
+from watcher.disk.records import is_valid_sidecar, read_record, remove_error_record_in
 from watcher.scan.inventory import walk_candidates
 from watcher.state.retry_requests import RETRY_DIR, RetryRequest, ask
 
@@ -40,6 +40,7 @@ class Verdict:
     path: str  # the image (absolute)
     says: str  # what the record beside it suggests will happen
     asks: bool  # whether it goes into the request
+    clears_in: str | None = None  # an error record to remove (from this root): the upload is taken again
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ def judge(place: Place) -> Verdict:
         return Verdict(image, "not a file this folder uploads: nothing to retry", False)
     error = read_record(image + ERROR_RECORD_SUFFIX, root=root)
     if error is not None:
-        return Verdict(image, f"error record ({_short(error.get('error'))}): will be uploaded again", True)
+        says = f"error record ({_short(error.get('error'))}) cleared: the agent uploads it again"
+        return Verdict(image, says, False, clears_in=root)
     sidecar = read_record(image + SIDECAR_SUFFIX, root=root)
     if not is_valid_sidecar(sidecar):
         return Verdict(image, "not uploaded yet (the agent uploads it): nothing to retry", False)
@@ -198,11 +200,14 @@ def run(
         verdicts = [judge(place) for _, place in places if place is not None]
         request = RetryRequest(tuple(dict.fromkeys(v.path for v in verdicts if v.asks)), False, None)
     for verdict in verdicts:
+        if verdict.clears_in is not None and not _cleared(verdict.clears_in, verdict.path, out):
+            continue
         out(f"{printable(verdict.path)}: {verdict.says}")
     if failed and not verdicts:
         out("no error records and no failed or unknown videos on disk")
     if not failed and not request.paths:
-        out("nothing to ask the agent for")
+        if not any(v.clears_in is not None for v in verdicts):
+            out("nothing to ask the agent for")
         return 0
     state_dir, agent = choose_state_dir(state_dirs)
     try:
@@ -220,6 +225,19 @@ def run(
     else:
         out(f"{what}: no agent runs on {printable(str(state_dir))} now; the agent takes it at its next start")
     return 0
+
+
+def _cleared(root: str, image: str, out: Callable[[str], None]) -> bool:
+    """Remove `image`'s error record (reached without following a link): the agent sees it go (or its
+    next start finds the file without one) and uploads the file again. An upload spends no video
+    credits and the file is the operator's to retry, so no request to the agent is needed."""
+    try:
+        with parent_beneath(root, image) as (dir_fd, name):
+            remove_error_record_in(dir_fd, name)
+    except OSError as exc:
+        out(f"{printable(image)}: its error record cannot be removed ({exc.strerror or exc}); nothing done")
+        return False
+    return True
 
 
 def print_line(line: str) -> None:

@@ -94,7 +94,7 @@ def test_each_named_file_is_told_and_only_those_with_something_to_retry_are_aske
     state = tmp_path / "state"
     lines = retry(config, state, *(str(p) for p in (a, b, c, d, e, f, g)), str(drop / "gone.png"))
     assert lines[:-1] == [
-        f"{a}: error record (bad image): will be uploaded again",
+        f"{a}: error record (bad image) cleared: the agent uploads it again",
         f"{b}: video moderated (refused by moderation): a new video will be requested",
         f"{c}: done, no video: a video will be requested",
         f"{d}: video unknown (the answer was lost): a new video will be requested",
@@ -104,7 +104,8 @@ def test_each_named_file_is_told_and_only_those_with_something_to_retry_are_aske
         f"{drop / 'gone.png'}: no such file: nothing to retry",
     ]
     assert lines[-1].endswith(f"no agent runs on {state} now; the agent takes it at its next start")
-    assert take(state) == [RetryRequest((str(a), str(b), str(c), str(d)), failed=False, folder=None)]
+    assert take(state) == [RetryRequest((str(b), str(c), str(d)), failed=False, folder=None)]
+    assert not Path(str(a) + ".error.json").exists()  # cleared here: the agent sees it go and uploads again
 
 
 def test_nothing_to_retry_writes_no_request(tmp_path: Path, drop: Path) -> None:
@@ -189,7 +190,7 @@ def test_records_are_read_without_following_a_symlink(tmp_path: Path, drop: Path
 def test_names_and_reasons_reach_the_terminal_escaped(tmp_path: Path, drop: Path) -> None:
     config = generating(drop)
     odd = failed_upload(image(drop, "evil\x1b[2J.png"), "bad\x1b]0;title\x07")
-    [line, _] = retry(config, tmp_path / "state", str(odd))
+    [line] = retry(config, tmp_path / "state", str(odd))
     assert "\x1b" not in line and "\x07" not in line
     assert "evil\\x1b[2J.png: error record (bad\\x1b]0;title\\x07)" in line
 
@@ -217,15 +218,17 @@ def test_failed_finds_error_records_and_failed_or_unknown_videos_in_folders_and_
     lines = retry(config, state, failed=True)
     assert sorted(lines[:-1]) == sorted(
         [
-            f"{a}: error record (the API refused it): will be uploaded again",
+            f"{a}: error record (the API refused it) cleared: the agent uploads it again",
             f"{b}: video unknown (no reason given): a new video will be requested",
             f"{e}: video moderated (status 7): a new video will be requested",
-            f"{f}: error record (the API refused it): will be uploaded again",
+            f"{f}: error record (the API refused it) cleared: the agent uploads it again",
         ]
     )
     assert take(state) == [RetryRequest((), failed=True, folder=None)]
+    failed_upload(f)  # failed again
     lines = retry(config, state, failed=True, folder=str(other))
-    assert lines[0] == f"{f}: error record (the API refused it): will be uploaded again" and len(lines) == 2
+    assert lines[0] == f"{f}: error record (the API refused it) cleared: the agent uploads it again"
+    assert len(lines) == 2
     assert take(state) == [RetryRequest((), failed=True, folder=str(other))]
     with pytest.raises(RetryUsageError, match=r"--folder .*: not a configured folder"):
         retry(config, state, failed=True, folder=str(tmp_path))
@@ -252,7 +255,7 @@ def test_the_state_folder_is_a_running_agents_else_the_first_that_exists(tmp_pat
 def test_a_state_folder_that_cannot_be_written_is_one_line_and_exit_1(
     tmp_path: Path, drop: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    a = failed_upload(image(drop, "a.png"))
+    a = uploaded(image(drop, "a.png"))  # done, no video: the agent is asked for one
     state = tmp_path / "state"
     state.write_text("a file where the state folder should be")
     code = run(
@@ -289,13 +292,17 @@ def test_the_command_exit_codes_and_a_name_that_is_not_ascii(tmp_path: Path, dro
     (tmp_path / "config.yaml").write_text(
         yaml.safe_dump({"folders": [{"path": "drop", "generate": {"model": "m"}}]})
     )
-    a = failed_upload(image(drop, "café.png"))
+    a = uploaded(image(drop, "café.png"))
     result = cli("drop/café.png", cwd=tmp_path)  # under LANG=C
     assert result.returncode == 0, result.stderr
-    assert f"{a}: error record" in result.stdout
+    assert f"{a}: done, no video" in result.stdout
     assert take(tmp_path / "state" / "minimax-watcher") == [
         RetryRequest((str(a),), failed=False, folder=None)
     ]
+    b = failed_upload(image(drop, "bé.png", 2))
+    result = cli("drop/bé.png", cwd=tmp_path)
+    assert result.returncode == 0 and f"{b}: error record" in result.stdout and "cleared" in result.stdout
+    assert not Path(f"{b}.error.json").exists()
     result = cli("/etc/passwd", cwd=tmp_path)
     assert result.returncode == 2 and "/etc/passwd: not inside a configured folder" in result.stderr
     assert "Traceback" not in result.stderr
