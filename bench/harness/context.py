@@ -43,10 +43,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "history_per_subfolder": 1000,
         "many_folders": 30,
         "many_folders_images": 10,
-        "videos_images": 8,
+        "videos_images": 4,
         "videos_runs": 1,
         "videos_backlog_steps": 2,
-        "videos_backlog_per_step": 150,
+        "videos_backlog_per_step": 100,
     },
 }
 
