@@ -17,6 +17,7 @@ from typing import Any
 
 from .constants import TOKEN
 from .context import Context
+from .emulator import EmulatorProcess
 from .procfs import proc_cpu_seconds, proc_runtime_ns, proc_status_kb, proc_threads, wait_or_kill
 
 QUIET_SHARE = 0.05  # of one core: below this for a second, the agent is idle
@@ -75,15 +76,24 @@ class AgentProcess:
         *,
         state_dir: Path | None = None,
         recursive: bool = False,
+        folder_settings: dict[str, Any] | None = None,
+        emulator: EmulatorProcess | None = None,
         **settings: Any,
     ) -> None:
         self.dir = ctx.fresh_dir(f"agent-{name}")
         self.config_path = self.dir / "config.yaml"
         self.log_path = self.dir / "agent.log"
         self.state_dir = state_dir if state_dir is not None else self.dir / "state"
-        config: dict[str, Any] = {"api": {"base_url": ctx.emulator.base_url}}
+        # `emulator`: another API than the run's shared one (the video workloads' has two accounts);
+        # `folder_settings`: per folder path, its other keys (account, generate).
+        api = emulator if emulator is not None else ctx.emulator
+        config: dict[str, Any] = {"api": {"base_url": api.base_url}}
         config.update(settings)
-        config["folders"] = [{"path": str(f), **({"recursive": True} if recursive else {})} for f in folders]
+        extra = folder_settings or {}
+        config["folders"] = [
+            {"path": str(f), **({"recursive": True} if recursive else {}), **extra.get(str(f), {})}
+            for f in folders
+        ]
         self.config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
         self.agent_src = ctx.agent_src
         self.proc: subprocess.Popen[bytes] | None = None

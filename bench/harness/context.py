@@ -24,6 +24,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "history_per_subfolder": 1000,
         "many_folders": 300,
         "many_folders_images": 100,
+        "videos_images": 40,
+        "videos_runs": 3,
+        "videos_backlog_steps": 4,
+        "videos_backlog_per_step": 2500,
     },
     "quick": {
         "latency_files": 6,
@@ -39,6 +43,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "history_per_subfolder": 1000,
         "many_folders": 30,
         "many_folders_images": 10,
+        "videos_images": 4,
+        "videos_runs": 1,
+        "videos_backlog_steps": 2,
+        "videos_backlog_per_step": 100,
     },
 }
 

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loop
 class EmulatorProcess:
     """The emulator's process: its base URL for the agent and baselines, its request log and faults."""
 
-    def __init__(self, work: Path) -> None:
-        self.log_path = work / "emulator.log"
-        env = dict(os.environ, USEAPI_TOKEN=TOKEN, BENCH_ACCOUNTS=ACCOUNT)
+    def __init__(self, work: Path, accounts: Sequence[str] = (ACCOUNT,), name: str = "emulator") -> None:
+        self.log_path = work / f"{name}.log"
+        self.accounts = tuple(accounts)
+        env = dict(os.environ, USEAPI_TOKEN=TOKEN, BENCH_ACCOUNTS=",".join(self.accounts))
         paths = [str(BENCH), str(REPO), env.get("PYTHONPATH")]
         env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         with open(self.log_path, "wb") as log:
@@ -58,9 +60,25 @@ class EmulatorProcess:
             return json.loads(answer.read())
 
     def stats(self) -> dict[str, Any]:
-        """Requests received since the last `clear()`: {"requests", "ok", "by_status"}."""
-        by_status = collections.Counter(str(r["status"]) for r in self._call("GET", "requests"))
+        """Uploads received since the last `clear()`: {"requests", "ok", "by_status"} (the request log
+        also lists video creates, polls and downloads: they are not counted here)."""
+        by_status = collections.Counter(str(r["status"]) for r in self.requests("upload"))
         return {"requests": by_status.total(), "ok": by_status.get("200", 0), "by_status": by_status}
+
+    def requests(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The request log (each with its "kind": upload, create, poll, download), of one kind if given."""
+        records: list[dict[str, Any]] = self._call("GET", "requests" + (f"?kind={kind}" if kind else ""))
+        return records
+
+    def videos(self) -> list[dict[str, Any]]:
+        """Every video made, as it is now (videoId, account, status, statusFinal, percent)."""
+        videos: list[dict[str, Any]] = self._call("GET", "videos")
+        return videos
+
+    def configure(self, **settings: float) -> dict[str, Any]:
+        """`generation_seconds`, `max_jobs` of the videos created from now on."""
+        answer: dict[str, Any] = self._call("POST", "settings", settings)
+        return answer
 
     def fail_uploads(self, status: int) -> None:
         """Answer every upload `status` until `clear()`."""

@@ -25,13 +25,15 @@ class SidecarWatch:
     tick of the event. On a queue overflow the folders are listed and what is there counts as seen now.
     """
 
+    MASK = IN_CLOSE_WRITE | IN_MOVED_TO
+
     def __init__(self, folders: list[Path]) -> None:
         self.fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if self.fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1 failed")
         self.folders: dict[int, str] = {}
         for folder in folders:
-            wd = _libc.inotify_add_watch(self.fd, str(folder).encode(), IN_CLOSE_WRITE | IN_MOVED_TO)
+            wd = _libc.inotify_add_watch(self.fd, str(folder).encode(), self.MASK)
             if wd < 0:
                 raise OSError(ctypes.get_errno(), f"inotify_add_watch {folder} failed")
             self.folders[wd] = str(folder)
@@ -99,6 +101,8 @@ class SidecarWatch:
                 self._cond.wait(min(left, 1.0))
 
     def close(self) -> None:
+        if self._stop:
+            return
         self._stop = True
         self._thread.join(2)
         os.close(self.fd)
@@ -108,3 +112,28 @@ class SidecarWatch:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+IN_CREATE = 0x00000100
+
+
+class Mp4Watch(SidecarWatch):
+    """Records when each `*.mp4` appears in the folders (the agent links a fsynced temporary file to its
+    final name, an IN_CREATE; a rename would be IN_MOVED_TO). `seen` maps the MP4's path to the time."""
+
+    MASK = IN_CREATE | IN_MOVED_TO
+
+    def _note(self, folder: str, name: str, now: float) -> None:
+        if not name.startswith(".") and name.endswith(".mp4"):
+            self.seen.setdefault(os.path.join(folder, name), now)
+
+    def wait_count(self, count: int, timeout: float) -> dict[str, float]:
+        """Block until `count` MP4s have appeared; returns path -> monotonic time it appeared."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.seen) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{len(self.seen)} of {count} MP4s after {timeout:.0f} s")
+                self._cond.wait(min(left, 1.0))
+            return dict(self.seen)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from harness.context import Context
 from harness.results import Outcome
 
-from . import backlog, big_file, burst, latency, many_folders, million, startup_idle
+from . import backlog, big_file, burst, latency, many_folders, million, startup_idle, videos, videos_backlog
 
 WORKLOADS: dict[str, Callable[[Context, Outcome], None]] = {
     "latency": latency.run,
@@ -19,4 +19,6 @@ WORKLOADS: dict[str, Callable[[Context, Outcome], None]] = {
     "startup": startup_idle.run,
     "folders": many_folders.run,
     "backlog": backlog.run,
+    "videos": videos.run,
+    "videos-backlog": videos_backlog.run,
 }

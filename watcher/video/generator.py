@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from watcher.core.folders import Folder, is_inside
 from watcher.core.generation import Entry, Planner, VideoSummary
@@ -26,8 +26,10 @@ from watcher.state import retry_requests
 from watcher.state.videos import DayCount, Pause, adopt, count_key, pause_key, video_journal, video_key
 from watcher.video.beside import destination, done_image, end_frame, write_record
 from watcher.video.client import VideoClient
-from watcher.video.download import Downloaded, DownloadError, cancel_downloads, download_video
 from watcher.video.prompt import end_frame_of, read_prompt
+
+if TYPE_CHECKING:
+    from watcher.video.download import Downloaded
 
 log = logging.getLogger("watcher")
 MAX_WORKERS = 8
@@ -85,6 +87,7 @@ class Generator:
         self._needs_prompt: set[str] = set()  # entries waiting for a required prompt file
         self._lock_fd: int | None = None  # the flock on `videos.lock`: this process works the journal
         self._aside = False  # another process holds it: offers are handed to it (`_hand_over`)
+        self._fetched = False  # a download has started (`stop` cancels those under way)
 
     # -- the agent's side --------------------------------------------------------------------------
 
@@ -107,7 +110,10 @@ class Generator:
             self._client.close()
             return  # never started, or stood aside: nothing of this process to end
         self._stopping.set()
-        cancel_downloads()  # journalled as downloading: fetched again at the next start
+        if self._fetched:  # else no download ever started (nor was download.py imported)
+            from watcher.video.download import cancel_downloads
+
+            cancel_downloads()  # journalled as downloading: fetched again at the next start
         self._inbox.put(lambda: None)
         if self._thread is not None:
             self._thread.join(timeout)
@@ -409,6 +415,12 @@ class Generator:
         return lambda: self._on_polled(entry, answer)
 
     def _download(self, entry: Entry) -> Callable[[], None]:
+        # Imported here: download.py imports requests (about 4 MB of RSS and 0.1 s of every start), which
+        # an agent that has no video to fetch does not need.
+        from watcher.video.download import DownloadError, download_video
+
+        self._fetched = True
+
         folder = self._known[entry.folder]
         settings = folder.generate or self._planner.settings(entry.folder)
         try:
