@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from watcher.core.dedupe import KnownUpload
 
 if TYPE_CHECKING:
+    from watcher.core.folders import Folder
     from watcher.core.messages import FoundFile
     from watcher.core.signature import FileSignature, RecordId
 
@@ -136,3 +137,36 @@ class KnownUploads(Protocol):
         ...
 
     def find(self, account: str, size: int, sha256: str) -> KnownUpload | None: ...
+
+
+# ---- image to video ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoOffer:
+    """An image whose sidecar was just written in a folder with `generate`: the pipeline hands it to
+    the generator (`watcher.video.generator`), which decides whether and when it becomes a video."""
+
+    folder: Folder
+    image: str  # absolute
+    file_id: str
+    account: str
+    sha256: str
+
+
+class VideoEvents(Protocol):
+    """What the generator tells the agent (`watcher.video.outcomes.AgentVideoEvents`), on its thread."""
+
+    def video_submitted(self, folder: Folder, image: str, video_id: str) -> None: ...
+
+    def video_final(
+        self,
+        folder: Folder,
+        image: str,
+        record: dict[str, Any],
+        result: str,
+        video_path: str | None,
+        seconds: float | None,
+    ) -> None: ...
+
+    def attention(self, account: str, message: str) -> None: ...

@@ -18,10 +18,9 @@ from watcher.core.folders import Folder, folder_containing
 from watcher.core.media import SIDECAR_SUFFIX, kind_of_name
 from watcher.core.messages import JobDone, UploadJob
 from watcher.core.outcome import FailureClass, FileChanged, UploadFailure, UploadOutcome, UploadSuccess
-from watcher.core.ports import KnownUploads
+from watcher.core.ports import KnownUploads, VideoOffer
 from watcher.core.retry import RetryPolicy
 from watcher.core.signature import NO_RECORD_ID, FileSignature, RecordId, record_id_of, signature_of
-from watcher.core.video_offer import VideoOffer
 from watcher.disk.files import lstat_beneath, parent_beneath
 from watcher.disk.folder_sync import FolderSyncs
 from watcher.disk.mover import Mover, record_suffix

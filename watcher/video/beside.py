@@ -14,11 +14,12 @@ from watcher.core.folders import Folder, is_inside
 from watcher.core.generation import Entry
 from watcher.core.media import error_record_path, sidecar_path
 from watcher.core.signature import signature_of
-from watcher.core.video import VideoSettings, VideoState
+from watcher.core.video import VideoRequest, VideoSettings, VideoState
 from watcher.disk.files import lstat_beneath
 from watcher.disk.records import is_valid_sidecar, read_record, record_matches
 from watcher.log_fields import say
 from watcher.redact import escape_control
+from watcher.video.prompt import end_frame_of, read_prompt
 from watcher.video.records import build_video_record, write_video_record
 
 log = logging.getLogger("watcher")
@@ -31,6 +32,52 @@ class EndFrame:
 
     file_id: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What an entry's create would ask for now (`request`), or why not yet (`wait` seconds, with
+    `needs_prompt` while a required prompt file is absent), or why never (`error`)."""
+
+    request: VideoRequest | None = None
+    wait: float = 0.0
+    needs_prompt: bool = False
+    error: str | None = None
+
+
+def resolve_request(
+    folder: Folder, settings: VideoSettings, entry: Entry, *, settle: float, now: float
+) -> Resolved:
+    """The prompt (`<stem>.txt` when there is one, settled and usable, else the folder's) and the end
+    frame (its sidecar's fileID, once it has one) of `entry`'s image, as its `VideoRequest`."""
+    prompt_file = read_prompt(folder.path, entry.image, settle_seconds=settle, now=now)
+    if prompt_file.error is not None:
+        return Resolved(error=f"the prompt file cannot be used: {prompt_file.error}")
+    if prompt_file.waiting:
+        return Resolved(wait=max(settle, 1.0))
+    if prompt_file.text is None and settings.require_prompt_file:
+        return Resolved(wait=5.0, needs_prompt=True)
+    end_frame_id: str | None = None
+    end_path = end_frame_of(folder.path, entry.image)
+    if end_path is not None:
+        found = end_frame(folder.path, end_path)
+        if found.error is not None:
+            return Resolved(error=found.error)
+        if found.file_id is None:
+            return Resolved(wait=max(settle, 1.0))  # uploaded soon: no sidecar yet
+        end_frame_id = found.file_id
+    request = VideoRequest(
+        folder=folder.path,
+        image=entry.image[len(folder.path.rstrip("/")) + 1 :],
+        account=entry.account,
+        file_id=entry.file_id,
+        sha256=entry.sha256,
+        model=settings.model,
+        prompt=prompt_file.text if prompt_file.text is not None else (settings.prompt or ""),
+        params_json=settings.params_json,
+        end_frame_file_id=end_frame_id,
+    )
+    return Resolved(request=request)
 
 
 def end_frame(root: str, path: str) -> EndFrame:

@@ -3,7 +3,6 @@ pool, journalling each step in `videos.journal` before it matters (SPEC §8, VID
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -13,44 +12,28 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from watcher.core.folders import Folder, is_inside
+from watcher.core.folders import Folder
 from watcher.core.generation import Entry, Planner, VideoSummary
-from watcher.core.video import ApiAnswer, VideoRequest, VideoState, is_end_frame
+from watcher.core.ports import VideoEvents, VideoOffer
+from watcher.core.video import ApiAnswer, VideoState, is_end_frame
 from watcher.core.video_answers import judge_create, judge_poll
-from watcher.core.video_offer import VideoOffer
 from watcher.log_fields import Event, say
 from watcher.redact import escape_control, redact
 from watcher.state import retry_requests
 from watcher.state.videos import DayCount, Pause, adopt, count_key, pause_key, video_journal, video_key
-from watcher.video.beside import destination, done_image, end_frame, write_record
+from watcher.video.beside import destination, resolve_request, write_record
 from watcher.video.client import VideoClient
-from watcher.video.prompt import end_frame_of, read_prompt
+from watcher.video.ownership import hand_over, take_videos_lock
+from watcher.video.retries import retry_videos
 
 if TYPE_CHECKING:
     from watcher.video.download import Downloaded
 
 log = logging.getLogger("watcher")
 MAX_WORKERS = 8
-LOCK_NAME = "videos.lock"
 RETRY_CHECK_SECONDS = 1.0
-
-
-class VideoEvents(Protocol):
-    def video_submitted(self, folder: Folder, image: str, video_id: str) -> None: ...
-
-    def video_final(
-        self,
-        folder: Folder,
-        image: str,
-        record: dict[str, Any],
-        result: str,
-        video_path: str | None,
-        seconds: float | None,
-    ) -> None: ...
-
-    def attention(self, account: str, message: str) -> None: ...
 
 
 def entry_id(folder: str, image: str, sha256: str) -> str:
@@ -94,8 +77,11 @@ class Generator:
     def start(self) -> None:
         """Adopt what the journal holds first, here: the start-up scan asks `awaits_video` right after.
         Only one process works a state folder's videos (its `videos.lock`); another stands aside."""
-        if not self._take_lock():
-            return
+        if self._state_dir is not None:
+            self._lock_fd = take_videos_lock(self._state_dir)
+            if self._lock_fd is None:
+                self._aside = True
+                return
         with self._lock:
             self._adopt()
         jobs = sum(
@@ -134,7 +120,8 @@ class Generator:
     def offer(self, offer: VideoOffer) -> None:
         """Thread-safe and cheap: the upload worker never waits for the generator."""
         if self._aside:
-            return self._hand_over(offer)
+            assert self._state_dir is not None
+            return hand_over(self._state_dir, offer)
         with self._offers_lock:
             self._offers += 1
         self._inbox.put(lambda: self._accept(offer))
@@ -148,20 +135,10 @@ class Generator:
     def retry(self, paths: Sequence[str], *, failed: bool, folder: str | None) -> list[str]:
         """Queue again the failed or unknown videos named (or all of them with `failed`, in `folder` if
         given), and offer the done images named that have no video; what was done, one line each."""
-        said: list[str] = []
         with self._lock:
-            entries = list(self._planner.entries.values())
-            if failed:
-                for entry in entries:
-                    if folder is None or entry.folder == folder.rstrip("/") or is_inside(entry.image, folder):
-                        self._retry_entry(entry, said)
-            for path in paths:
-                mine = [e for e in entries if e.image == path]
-                if not mine:
-                    said.append(self._offer_done_image(path))
-                elif not any([self._retry_entry(entry, said) for entry in mine]):
-                    states = ", ".join(sorted({e.state.value for e in mine}))
-                    said.append(f"{path}: its video is {states}; nothing to do")
+            said = retry_videos(
+                self._planner, self._journal, self._folders.values(), self.offer, paths, failed, folder
+            )
             self._sync()
         return said
 
@@ -189,46 +166,6 @@ class Generator:
     def snapshot(self) -> VideoSummary:
         with self._lock:
             return self._planner.summary()
-
-    # -- one process per state folder -------------------------------------------------------------
-
-    def _take_lock(self) -> bool:
-        if self._state_dir is None:
-            return True
-        try:
-            self._state_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(
-                self._state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
-            )
-        except OSError as exc:
-            log.warning(
-                "cannot open the videos' lock in %s (%s); no videos are made", self._state_dir, exc.strerror
-            )
-            self._aside = True
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            log.warning(
-                "another agent makes the videos of the state folder %s (a `run` beside this `scan`?): the "
-                "images this one uploads are handed to it as retry requests",
-                self._state_dir,
-            )
-            self._aside = True
-            return False
-        self._lock_fd = fd
-        return True
-
-    def _hand_over(self, offer: VideoOffer) -> None:
-        """Standing aside: the agent holding the journal takes the image as a request for its video."""
-        assert self._state_dir is not None
-        try:
-            retry_requests.ask(self._state_dir, retry_requests.RetryRequest((offer.image,), False, None))
-        except OSError as exc:
-            _tell(
-                log.warning, _offered(offer), "%s: no video asked for: %s", offer.image, exc.strerror or exc
-            )
 
     # -- the generator thread ----------------------------------------------------------------------
 
@@ -335,53 +272,24 @@ class Generator:
         folder = self._folders.get(entry.folder)
         settings = folder.generate if folder is not None else None
         if folder is None or settings is None:
-            self._planner.drop(entry)  # its folder no longer generates: nothing was spent
-            self._journal.remove(video_key(entry.id))
-            return
+            return self._drop(entry)  # its folder no longer generates: nothing was spent
         if is_end_frame(os.path.basename(entry.image)):
             # `x.end.png`: uploaded for its image's create, never a video of its own.
-            _tell(log.debug, entry, "%s: an end frame; no video of its own", entry.image)
-            self._planner.drop(entry)
-            self._journal.remove(video_key(entry.id))
-            return
+            return self._drop(entry)
         settle = folder.settle_seconds if folder.settle_seconds is not None else self._settle
-        prompt_file = read_prompt(folder.path, entry.image, settle_seconds=settle, now=self._clock())
-        if prompt_file.error is not None:
-            return self._fail(entry, f"the prompt file cannot be used: {prompt_file.error}")
-        if prompt_file.text is None and settings.require_prompt_file and not prompt_file.waiting:
+        found = resolve_request(folder, settings, entry, settle=settle, now=self._clock())
+        if found.error is not None:
+            return self._fail(entry, found.error)
+        if found.needs_prompt:
             self._needs_prompt.add(entry.id)  # `scan` does not wait for a file no one may ever write
-            return self._planner.wait(entry, 5.0)
-        self._needs_prompt.discard(entry.id)
-        if prompt_file.waiting:
-            return self._planner.wait(entry, max(settle, 1.0))
-        prompt = prompt_file.text if prompt_file.text is not None else (settings.prompt or "")
-        end_frame_id: str | None = None
-        end_path = end_frame_of(folder.path, entry.image)
-        if end_path is not None:
-            found = end_frame(folder.path, end_path)
-            if found.error is not None:
-                return self._fail(entry, found.error)
-            if found.file_id is None:
-                return self._planner.wait(entry, max(settle, 1.0))  # uploaded soon: no sidecar yet
-            end_frame_id = found.file_id
-        image = entry.image[len(folder.path.rstrip("/")) + 1 :]
-        request = VideoRequest(
-            folder=folder.path,
-            image=image,
-            account=entry.account,
-            file_id=entry.file_id,
-            sha256=entry.sha256,
-            model=settings.model,
-            prompt=prompt,
-            params_json=settings.params_json,
-            end_frame_file_id=end_frame_id,
-        )
-        spent = self._planner.spent_by(request)
-        if spent is not None:
+        else:
+            self._needs_prompt.discard(entry.id)
+        if found.request is None:
+            return self._planner.wait(entry, found.wait)
+        request = found.request
+        if self._planner.spent_by(request) is not None:
             _tell(log.info, entry, "%s: this video was asked for already; not asking again", entry.image)
-            self._planner.drop(entry)
-            self._journal.remove(video_key(entry.id))
-            return
+            return self._drop(entry)
         day, count = self._planner.sending(entry, request)
         self._journal.add(count_key(entry.account, day), DayCount(entry.account, day, count), sync=False)
         try:
@@ -393,6 +301,10 @@ class Generator:
             return self._on_created(entry, ApiAnswer(None, error=why, sent=False))
         body = request.body()
         self._in_pool(lambda e: self._create(e, body), entry)
+
+    def _drop(self, entry: Entry) -> None:
+        self._planner.drop(entry)
+        self._journal.remove(video_key(entry.id))
 
     # -- in the pool: each returns what the generator thread does with its answer ------------------
 
@@ -420,7 +332,6 @@ class Generator:
         from watcher.video.download import DownloadError, download_video
 
         self._fetched = True
-
         folder = self._known[entry.folder]
         settings = folder.generate or self._planner.settings(entry.folder)
         try:
@@ -521,23 +432,6 @@ class Generator:
         folder = self._known[entry.folder]
         return write_record(folder, folder.generate or self._planner.settings(entry.folder), entry)
 
-    # -- retry -----------------------------------------------------------------------------------------
-
-    def _retry_entry(self, entry: Entry, said: list[str]) -> bool:
-        was = entry.state.value
-        if not self._planner.retry(entry):
-            return False
-        self._journal.add(video_key(entry.id), entry)
-        said.append(f"{entry.image}: its {was} video is asked for again")
-        return True
-
-    def _offer_done_image(self, path: str) -> str:
-        found = done_image(self._folders.values(), path)
-        if isinstance(found, str):
-            return found
-        self.offer(VideoOffer(*found))
-        return f"{path}: a video is asked for"
-
 
 def _run_one(work: Callable[[], None]) -> None:
     """A bug in one step (or in the agent's events) is logged; the generator goes on with the others."""
@@ -551,10 +445,6 @@ def _tell(
     emit: Callable[..., None], entry: Entry, msg: str, *args: object, event: Event | None = None
 ) -> None:
     say(emit, msg, *args, file=entry.image, account=entry.account, event=event)
-
-
-def _offered(offer: VideoOffer) -> Entry:
-    return Entry("", offer.folder.path, offer.image, offer.file_id, offer.account, offer.sha256)
 
 
 def _gone(path: str) -> Folder:

@@ -13,8 +13,8 @@ from watcher.config.load import Config
 from watcher.core.folders import Folder
 from watcher.core.generation import VideoSummary
 from watcher.core.media import error_record_path, sidecar_path
+from watcher.core.ports import VideoOffer
 from watcher.core.video import PROMPT_SUFFIX, VIDEO_RECORD_SUFFIX
-from watcher.core.video_offer import VideoOffer
 from watcher.disk.mover import Mover
 from watcher.hooks.events import HookEvent
 from watcher.hooks.runner import HookRunner

@@ -18,8 +18,8 @@ import pytest
 from tests.helpers import wait_for
 from watcher.core.folders import Folder
 from watcher.core.generation import Entry
+from watcher.core.ports import VideoOffer
 from watcher.core.video import VideoSettings, VideoState
-from watcher.core.video_offer import VideoOffer
 from watcher.state.videos import video_journal, video_key
 from watcher.video.client import VideoClient
 from watcher.video.generator import Generator, entry_id
