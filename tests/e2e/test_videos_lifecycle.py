@@ -54,6 +54,26 @@ def test_done_dir_waits_for_the_video_then_takes_everything_that_belongs_to_the_
     assert len(emulator.creates) == 1
 
 
+def test_a_restart_while_the_video_generates_leaves_the_image_until_its_video_ends(
+    start_agent, drop: Path, emulator: Emulator
+) -> None:
+    """The start-up scan moves done files a stop left behind into done_dir, but not an image whose
+    video is under way: that one moves with its video record when the video ends."""
+    emulator.configure(generation_seconds=6)
+    folder = {"path": str(drop), "account": ACCOUNT_A, "done_dir": "done", "generate": generate()}
+    agent = start_agent([folder])
+    (drop / "owl.png").write_bytes(png_bytes(24100))
+    wait_video(drop / "owl.png", status="generating")
+    assert agent.proc is not None
+    agent.proc.kill()
+    agent.proc.wait()
+    agent.start()
+    assert (drop / "owl.png").exists()  # READY: the start-up scan has passed over it and left it
+    record = wait_video(drop / "done" / "owl.png", status="done")
+    assert record["video"] == "videos/owl.mp4" and is_mp4(drop / "videos" / "owl.mp4")
+    assert not (drop / "owl.png").exists() and len(emulator.creates) == 1
+
+
 def test_scan_dry_run_counts_the_videos_then_scan_makes_them_and_exits_0(
     tmp_path: Path, drop: Path, emulator: Emulator
 ) -> None:
