@@ -101,7 +101,7 @@ class Planner:
     ) -> None:
         self._monotonic, self._wall = monotonic, wall
         self.entries: dict[str, Entry] = {}
-        self._by_image: dict[str, list[Entry]] = {}  # each image's versions (`awaits`)
+        self._by_image: dict[str, Entry] = {}  # each image's newest version (`awaits`)
         self._settings: dict[str, VideoSettings] = {}
         self._folder_accounts: dict[str, str] = {}
         # The folders each account's entries came from (a folder without `account` offers the sidecar's).
@@ -144,7 +144,7 @@ class Planner:
         if entry.id in self.entries:
             return False
         self.entries[entry.id] = entry
-        self._by_image.setdefault(entry.image, []).append(entry)
+        self._by_image[entry.image] = entry
         self._offered_from.setdefault(entry.account, set()).add(entry.folder)
         if entry.request is not None and entry.state is not Q:
             self._spent[entry.request.key] = entry
@@ -160,11 +160,8 @@ class Planner:
         """Forget a queued entry (its folder no longer generates, or its key was spent by another)."""
         self._release(entry)
         self.entries.pop(entry.id, None)
-        same = self._by_image.get(entry.image, [])
-        if entry in same:
-            same.remove(entry)
-        if not same:
-            self._by_image.pop(entry.image, None)
+        if self._by_image.get(entry.image) is entry:
+            del self._by_image[entry.image]
         entry.timer += 1
 
     # -- what to do next -----------------------------------------------------------------------------
@@ -338,8 +335,9 @@ class Planner:
         return not any(e.state in (Q, S, G, D) for e in self.entries.values())
 
     def awaits(self, image: str) -> bool:
-        """Whether an entry of `image` is not final yet."""
-        return any(e.state in (Q, S, G, D) for e in self._by_image.get(image, ()))
+        """Whether the newest version of `image` has a video not final yet."""
+        entry = self._by_image.get(image)
+        return entry is not None and entry.state in (Q, S, G, D)
 
     def settled(self, held: Collection[str] = ()) -> bool:
         """Nothing in flight and nothing queued that could be sent now, so `scan` may end: what is left
