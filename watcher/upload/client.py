@@ -129,7 +129,16 @@ class HashingReader:
             self._hasher = None
 
 
-def _pool_manager(url: str, pool_size: int) -> PoolManager:
+def api_headers(token: str) -> dict[str, str]:
+    """What every request to the configured API carries (and nothing else does: the token)."""
+    return {
+        "Authorization": f"Bearer {token}",
+        "User-Agent": f"minimax-watcher/{__version__}",
+        "Accept": "application/json",
+    }
+
+
+def pool_manager(url: str, pool_size: int) -> PoolManager:
     """urllib3's pool for `url`, through the proxy the environment names for it (read once, here), with
     every connection under the deadline watch.
 
@@ -201,14 +210,10 @@ class UploadClient:
         self._answer_deadline = answer_deadline
         self._answer_seconds_per_gb = answer_seconds_per_gb
         self._send_stall_timeout = send_stall_timeout
-        self._pool = _pool_manager(self.url, pool_size)
+        self._pool = pool_manager(self.url, pool_size)
         deadlines.hold()
         self._closed = False
-        self._headers = {
-            "Authorization": f"Bearer {token}",
-            "User-Agent": f"minimax-watcher/{__version__}",
-            "Accept": "application/json",
-        }
+        self._headers = api_headers(token)
 
     def close(self) -> None:
         self._pool.clear()
@@ -284,13 +289,13 @@ class UploadClient:
             # A refused or unresolvable connection is a ConnectTimeoutError too, for urllib3's history.
             if not isinstance(exc, urllib3.exceptions.NewConnectionError):
                 return temporary("the API did not answer in time", "timeout")
-            return temporary(f"network error: {_describe(exc)}", "network")
+            return temporary(f"network error: {describe_error(exc)}", "network")
         except (urllib3.exceptions.HTTPError, OSError, UnicodeError, ValueError) as exc:
             # ValueError and UnicodeError: a header value http.client refuses (the token is checked at
             # config time, so this is a bug elsewhere; it must still not kill the worker or leak).
             if body.shrank:
                 return FileChanged("the file became shorter while it was being uploaded")
-            return temporary(f"network error: {_describe(exc)}", "network")
+            return temporary(f"network error: {describe_error(exc)}", "network")
         try:
             # Read at most MAX_ANSWER_BYTES: a hostile or broken server cannot make us buffer more.
             answer = response.read(MAX_ANSWER_BYTES + 1, decode_content=True)
@@ -298,7 +303,7 @@ class UploadClient:
             response.close()
             if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
                 return temporary("the API did not answer in time", "timeout")
-            return temporary(f"network error while reading the answer: {_describe(exc)}", "network")
+            return temporary(f"network error while reading the answer: {describe_error(exc)}", "network")
         if len(answer) > MAX_ANSWER_BYTES:
             response.close()  # the rest is never read: the connection cannot carry another request
             return temporary(f"the API's answer is larger than {MAX_ANSWER_BYTES} bytes", "network")
@@ -348,7 +353,7 @@ def _interpret(
     return UploadFailure(failure_class, error, status, retry_after)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """A short reason without URLs or headers (they never carry the token, but stay terse)."""
     inner: BaseException = exc
     while inner.__context__ is not None and inner.__context__ is not inner:

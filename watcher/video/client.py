@@ -14,12 +14,11 @@ from urllib.parse import quote
 
 import urllib3
 
-from watcher import __version__
 from watcher.core.outcome import bounded_text
 from watcher.core.retry import parse_retry_after
 from watcher.core.video import ApiAnswer
 from watcher.redact import redact
-from watcher.upload.client import _describe, _pool_manager
+from watcher.upload.client import api_headers, describe_error, pool_manager
 from watcher.upload.deadlines import Attempt, deadlines, this_thread
 
 MAX_ANSWER_BYTES = 1 << 20
@@ -60,20 +59,15 @@ class VideoClient:
         self._connect_timeout = connect_timeout
         # The whole exchange, however slowly a server trickles its answer (a read timeout bounds one read).
         self._limit = connect_timeout + read_timeout
-        self._polls = _pool_manager(self._base + "/", 1)
+        self._polls = pool_manager(self._base + "/", 1)
         # Creates get a connection of their own, new each time: one left idle since the last create may
         # have been closed by the server, and a failure on it could not tell whether the create was made.
-        self._creates = _pool_manager(self._base + "/", 1)
+        self._creates = pool_manager(self._base + "/", 1)
         self._create_lock = threading.Lock()
         deadlines.hold()
         self._closed = False
-        self._headers = {
-            "Authorization": f"Bearer {token}",
-            "User-Agent": f"minimax-watcher/{__version__}",
-            "Accept": "application/json",
-            # A compressed answer is never inflated: 1 MiB of gzip may hold a gigabyte.
-            "Accept-Encoding": "identity",
-        }
+        # A compressed answer is never inflated: 1 MiB of gzip may hold a gigabyte.
+        self._headers = {**api_headers(token), "Accept-Encoding": "identity"}
 
     def close(self) -> None:
         close_pools(self._polls)
@@ -140,7 +134,7 @@ class VideoClient:
             sent = not _never_connected(exc) and (body is None or body.started)
             if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
                 return ApiAnswer(None, error="the API did not answer in time", sent=sent)
-            return ApiAnswer(None, error=f"network error: {_describe(exc)}", sent=sent)
+            return ApiAnswer(None, error=f"network error: {describe_error(exc)}", sent=sent)
         status = response.status
         raw = _read_body(response, deadline)
         if raw is None:
