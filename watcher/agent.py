@@ -113,7 +113,7 @@ class Agent:
         # Image to video (SPEC §8), on the generator's own threads: uploads never wait for it.
         self.videos = Videos(video_client, config, state_dir, self.reporter.metrics, self.hooks, self.mover)
         self.pipeline = Pipeline(
-            dedupe=self.history, seal=seal, hooks=self.hooks, mover=self.mover, videos=self.videos
+            dedupe=self.history, seal=seal, hooks=self.hooks, mover=self.mover, videos=self.videos.sink()
         )
         # Worker threads see the scheduler's folders through this copy, published again on each change.
         self.pipeline.follow(self.scheduler.folders)

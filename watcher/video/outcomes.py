@@ -13,7 +13,6 @@ from watcher.config.load import Config
 from watcher.core.folders import Folder
 from watcher.core.generation import VideoSummary
 from watcher.core.media import error_record_path, sidecar_path
-from watcher.core.ports import VideoOffer
 from watcher.core.video import PROMPT_SUFFIX, VIDEO_RECORD_SUFFIX
 from watcher.disk.mover import Mover
 from watcher.hooks.events import HookEvent
@@ -116,6 +115,10 @@ class Videos:
         if self.generator is not None:
             self.events.summary = self.generator.snapshot
 
+    def sink(self) -> Generator | None:
+        """Where the pipeline hands images over; None when no videos are made (nor done_dir moves held)."""
+        return self.generator
+
     def start(self) -> None:
         if self.generator is not None:
             self.generator.start()
@@ -123,10 +126,6 @@ class Videos:
     def stop(self, timeout: float) -> None:
         if self.generator is not None:
             self.generator.stop(timeout)
-
-    def offer(self, offer: VideoOffer) -> None:
-        if self.generator is not None:
-            self.generator.offer(offer)
 
     def set_folders(self, folders: Sequence[Folder]) -> None:
         if self.generator is not None:
