@@ -64,6 +64,8 @@ class VideoClient:
         # have been closed by the server, and a failure on it could not tell whether the create was made.
         self._creates = pool_manager(self._base + "/", 1)
         self._create_lock = threading.Lock()
+        self._live: set[Attempt] = set()  # requests under way (`cut_short`)
+        self._live_lock = threading.Lock()
         deadlines.hold()
         self._closed = False
         # A compressed answer is never inflated: 1 MiB of gzip may hold a gigabyte.
@@ -88,6 +90,14 @@ class VideoClient:
             finally:
                 close_pools(self._creates)
 
+    def cut_short(self, message: str = "the agent is stopping") -> None:
+        """End the requests under way now (the deadline watch shuts their sockets): a stop must not wait
+        for a slow API. A create cut so has lost its answer: it becomes unknown, as after a kill."""
+        with self._live_lock:
+            live = list(self._live)
+        for attempt in live:
+            deadlines.move(attempt, time.monotonic(), message)
+
     def poll(self, video_id: str) -> ApiAnswer:
         """`GET videos/{video_id}`, the id quoted so that it stays one path segment of the base URL."""
         return self._exchange(self._polls, "GET", f"{self._base}/videos/{_segment(video_id)}", None)
@@ -100,10 +110,14 @@ class VideoClient:
         )
         deadlines.begin(attempt)
         this_thread.attempt = attempt
+        with self._live_lock:
+            self._live.add(attempt)
         try:
             answer = self._request(pool, method, url, body, attempt.expires_at)
         finally:
             this_thread.attempt = None
+            with self._live_lock:
+                self._live.discard(attempt)
             expired = deadlines.end(attempt)
         if time.monotonic() >= attempt.expires_at:
             expired = attempt.message  # seen by the body's reader before the watch thread woke

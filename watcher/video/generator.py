@@ -10,7 +10,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,7 @@ class Generator:
         self._lock_fd: int | None = None  # the flock on `videos.lock`: this process works the journal
         self._aside = False  # another process holds it: offers are handed to it (`_hand_over`)
         self._fetched = False  # a download has started (`stop` cancels those under way)
+        self._running: set[Future[None]] = set()  # the pool's work not yet done (`stop` waits for it)
 
     # -- the agent's side --------------------------------------------------------------------------
 
@@ -101,12 +102,16 @@ class Generator:
 
             cancel_downloads()  # journalled as downloading: fetched again at the next start
         self._inbox.put(lambda: None)
+        deadline = time.monotonic() + timeout
         if self._thread is not None:
             self._thread.join(timeout)
         if self._pool is not None:
-            # Requests under way end within their own timeouts; their answers are journalled below, so a
-            # create answered during the stop is not taken for a lost one at the next start. Those not
-            # started yet do not start (`_in_pool`).
+            # Requests under way get what is left of `timeout`, then are cut (a create so cut is unknown
+            # at the next start); their answers are journalled below, so a create answered during the
+            # stop is not taken for a lost one. Those not started yet do not start (`_in_pool`).
+            _, running = wait(list(self._running), max(0.0, deadline - time.monotonic()))
+            if running:
+                self._client.cut_short()
             self._pool.shutdown(wait=True)
         with self._lock:
             self._drain()
@@ -262,7 +267,9 @@ class Generator:
             self._inbox.put(action(entry))
 
         assert self._pool is not None
-        self._pool.submit(run)
+        future = self._pool.submit(run)
+        self._running.add(future)
+        future.add_done_callback(self._running.discard)
 
     # -- before a create ---------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ class Api:
         self.in_flight: set[str] = set()
         self.peak = 0
         self.release = threading.Event()
+        self.hold_ended = threading.Event()  # a held create's handler has let go
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,6 +57,7 @@ class Api:
                     what = api.script.pop(0) if api.script else 200
                 if what == "hang":
                     api.release.wait(10)
+                    api.hold_ended.set()
                     return
                 video_id = what if isinstance(what, str) else f"user:1-minimax:{body['account']}-video:{n}"
                 if what != 200 and not isinstance(what, str):
@@ -167,6 +169,10 @@ class Setup:
 
     def stop(self, g: Generator) -> None:
         g.stop()
+        self.running.remove(g)
+
+    def stop_within(self, g: Generator, timeout: float) -> None:
+        g.stop(timeout)
         self.running.remove(g)
 
     def image(self, name: str, data: bytes = b"png") -> VideoOffer:
@@ -514,3 +520,19 @@ def test_a_second_process_on_the_state_folder_stands_aside_and_hands_its_images_
     assert len(setup.api.bodies) == 1
     setup.stop(second)
     wait_for(first.idle, 10, "the first agent to be idle")
+
+
+def test_a_stop_does_not_wait_out_a_slow_create_it_cuts_it_and_says_unknown(setup: Setup) -> None:
+    """The API holds the create's answer (its read timeout is 60 s): a stop gives it what is left of its
+    own timeout, then cuts it. The answer is lost, so the video is unknown, reported, never resent."""
+    setup.api.script = ["hang"]
+    g = setup.start(read_timeout=60.0)
+    offer = setup.image("a.png")
+    g.offer(offer)
+    wait_for(lambda: setup.api.bodies, 10, "the create to reach the API")
+    setup.stop_within(g, 0.5)
+    assert not setup.api.hold_ended.is_set()  # the stop did not wait for the API to let go
+    assert setup.results() == ["unknown"] and "may have spent credits" in setup.events.said[0]
+    g = setup.start()
+    wait_for(g.idle, 5, "the generator to be idle")
+    assert len(setup.api.bodies) == 1
