@@ -41,3 +41,7 @@ def is_regular_file_mode(mode: int) -> bool:
 # A directory stamp (mtime, ctime) read less than this long after it moved is not trusted: a change
 # within the same timestamp tick would not move it again.
 RACY_NS = 2_000_000_000
+
+# The kernel stamps files from a coarse clock, up to a tick behind time.time(): a file written just
+# after a time.time() reading may look older than it. Start times that sort files by age allow this.
+COARSE_CLOCK_SLACK = 0.05  # seconds

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from watcher.core.api_owner import ApiOwner
 from watcher.core.folders import Folder
 from watcher.core.messages import FileState, FoundFile, ScanBatch, ScanFinished
+from watcher.core.signature import COARSE_CLOCK_SLACK
 from watcher.core.timings import Timings
 from watcher.disk.mover import Mover
 from watcher.log_fields import say
@@ -100,7 +101,8 @@ class Scanner:
         self._slots = threading.Semaphore(BATCHES_IN_FLIGHT)
         self._stopping = False
         # Sidecar temporaries older than this process are leftovers of a crash; newer ones are ours.
-        self._started = time.time()
+        # (No process crashed 50 ms before this one started.)
+        self._started = time.time() - COARSE_CLOCK_SLACK
         self._memo = DirectoryMemo()
         self._turns: dict[str, int] = {}
         # One start-up helper for the start-up scans of every folder (`watcher.scan.helper`).

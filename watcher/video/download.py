@@ -22,6 +22,7 @@ import urllib3
 
 from watcher.core.media import MP4, SNIFF_BYTES, identify
 from watcher.core.outcome import bounded_text
+from watcher.core.signature import COARSE_CLOCK_SLACK
 from watcher.disk.files import OutsideRootError, components_below, fsync_folder, made_folder, write_all
 from watcher.disk.mover import candidate_names, why_not_moved
 from watcher.disk.records import temporary_name
@@ -35,8 +36,9 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0  # the longest wait for one read; `timeout` bounds the whole download
 CHUNK = 1 << 20
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# MP4 temporaries older than this process are what a killed agent left (`temporary_name`'s form).
-_STARTED = time.time()
+# MP4 temporaries older than this module (imported before this process's first download) are what a
+# killed agent left (`temporary_name`'s form).
+_STARTED = time.time() - COARSE_CLOCK_SLACK
 _LEFTOVER = re.compile(r"\..+\.mp4\.[0-9a-f]{8}\.tmp", re.DOTALL)
 _swept: set[tuple[int, int]] = set()  # the folders swept by this process (device, inode)
 _swept_lock = threading.Lock()
