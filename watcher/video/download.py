@@ -11,15 +11,14 @@ import re
 import stat
 import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
-import requests.adapters
 import urllib3
 
+from watcher import __version__
 from watcher.core.media import MP4, SNIFF_BYTES, identify
 from watcher.core.outcome import bounded_text
 from watcher.core.signature import COARSE_CLOCK_SLACK
@@ -27,7 +26,8 @@ from watcher.disk.files import OutsideRootError, components_below, fsync_folder,
 from watcher.disk.mover import candidate_names, why_not_moved
 from watcher.disk.records import temporary_name
 from watcher.redact import redact
-from watcher.upload.deadlines import Attempt, deadlines, this_thread, watch_pools_of
+from watcher.upload.client import pool_manager
+from watcher.upload.deadlines import Attempt, deadlines, this_thread
 from watcher.video.client import close_pools
 from watcher.video.mp4 import looks_like_mp4
 
@@ -36,6 +36,8 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0  # the longest wait for one read; `timeout` bounds the whole download
 CHUNK = 1 << 20
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# What a download sends: never an Authorization (nor the token), and the bytes as stored, never inflated.
+HEADERS = {"User-Agent": f"minimax-watcher/{__version__}", "Accept-Encoding": "identity"}
 # MP4 temporaries older than this module (imported before this process's first download) are what a
 # killed agent left (`temporary_name`'s form).
 _STARTED = time.time() - COARSE_CLOCK_SLACK
@@ -98,7 +100,6 @@ def download_video(
                 f"cannot write into {folder}: {why_not_moved(exc)}", retryable=False
             ) from None
         _sweep_leftovers(dir_fd)
-        session = stack.enter_context(_session())
         deadlines.hold()
         stack.callback(deadlines.release)
         deadlines.begin(attempt)
@@ -109,7 +110,7 @@ def download_video(
             _live.add(attempt)
         stack.callback(_forget, attempt)
         stack.callback(setattr, this_thread, "attempt", None)
-        response = stack.enter_context(_get(session, url, attempt))
+        response = stack.enter_context(_get(url, attempt))
         size, digest, final = _store(response, dir_fd, folder, name, max_bytes, attempt)
     return Downloaded(path=f"{folder}/{final}", size=size, sha256=digest)
 
@@ -119,57 +120,44 @@ def _forget(attempt: Attempt) -> None:
         _live.discard(attempt)
 
 
-class _WatchedAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter whose connections, proxied ones too, are under the deadline watch."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        watch_pools_of(self.poolmanager)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        watch_pools_of(manager)
-        return manager
-
-    def close(self) -> None:
-        for manager in (self.poolmanager, *self.proxy_manager.values()):
-            close_pools(manager)
-
-
-def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """The session's auth: it drops any Authorization header, and, being set, keeps requests from
-    taking one from ~/.netrc or from credentials written in the URL."""
-    request.headers.pop("Authorization", None)
-    return request
-
-
-def _session() -> requests.Session:
-    session = requests.Session()
-    # trust_env stays on: proxies and the CA bundle come from the environment, as for uploads.
-    session.auth = _no_credentials
-    session.headers["Accept-Encoding"] = "identity"  # the bytes as stored: never inflated here
-    adapter = _WatchedAdapter(max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _get(session: requests.Session, url: str, attempt: Attempt) -> requests.Response:
+@contextmanager
+def _get(url: str, attempt: Attempt) -> Iterator[urllib3.BaseHTTPResponse]:
     """The answer of `url` after at most MAX_REDIRECTS redirects, each to http(s); raises DownloadError
-    for an answer that is not 200."""
+    for an answer that is not 200. urllib3 directly, as for uploads (requests' session would cost 4 MB of
+    every agent that downloads): no netrc, no credentials from the URL, proxies from the environment
+    (`pool_manager`, for each host in turn)."""
     for _ in range(MAX_REDIRECTS + 1):
         _check_scheme(url)
         try:
-            response = session.get(url, stream=True, allow_redirects=False, timeout=_timeouts(attempt))
+            manager = pool_manager(url, 1)
         except _BAD_URL:
             raise DownloadError("the download URL cannot be used", retryable=False) from None
-        except requests.RequestException as exc:
-            raise _network_error(exc, attempt) from None
-        status = response.status_code
-        if status == 200:
-            return response
-        location = response.headers.get("Location")
-        response.close()
+        try:
+            try:
+                response = manager.urlopen(
+                    "GET",
+                    url,
+                    headers=HEADERS,
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    decode_content=False,
+                    timeout=urllib3.Timeout(*_timeouts(attempt)),
+                )
+            except _BAD_URL:
+                raise DownloadError("the download URL cannot be used", retryable=False) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise _network_error(exc, attempt) from None
+            if response.status == 200:
+                try:
+                    yield response
+                finally:
+                    response.release_conn()
+                return
+            status, location = response.status, response.headers.get("Location")
+            response.release_conn()
+        finally:
+            close_pools(manager)
         if status in REDIRECT_STATUSES and location:
             try:
                 url = urljoin(url, location)
@@ -183,15 +171,7 @@ def _get(session: requests.Session, url: str, attempt: Attempt) -> requests.Resp
     raise DownloadError(f"the download redirected more than {MAX_REDIRECTS} times", retryable=False)
 
 
-_BAD_URL = (
-    requests.exceptions.InvalidURL,
-    requests.exceptions.InvalidSchema,
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidHeader,
-    requests.exceptions.URLRequired,
-    UnicodeError,
-    ValueError,
-)
+_BAD_URL = (urllib3.exceptions.LocationValueError, UnicodeError, ValueError)
 
 
 def _check_scheme(url: str) -> None:
@@ -247,7 +227,7 @@ def _sweep_leftovers(dir_fd: int) -> None:
 
 
 def _store(
-    response: requests.Response, dir_fd: int, folder: str, name: str, max_bytes: int, attempt: Attempt
+    response: urllib3.BaseHTTPResponse, dir_fd: int, folder: str, name: str, max_bytes: int, attempt: Attempt
 ) -> tuple[int, str, str]:
     """The body into a temporary in `dir_fd`, checked, fsynced and linked to a free name: its size,
     sha256 and name."""
@@ -281,10 +261,12 @@ def _store(
     return size, digest, final
 
 
-def _write_body(response: requests.Response, fd: int, max_bytes: int, attempt: Attempt) -> tuple[int, str]:
+def _write_body(
+    response: urllib3.BaseHTTPResponse, fd: int, max_bytes: int, attempt: Attempt
+) -> tuple[int, str]:
     """Copy the body into `fd`, one socket read at a time: bounded in size, and in time between reads
     too (a server that has said `Connection: close` keeps its socket out of the watch's reach)."""
-    raw: urllib3.BaseHTTPResponse = response.raw
+
     digest = hashlib.sha256()
     size = 0
     head = b""
@@ -292,7 +274,7 @@ def _write_body(response: requests.Response, fd: int, max_bytes: int, attempt: A
         if time.monotonic() >= attempt.expires_at:
             raise DownloadError(attempt.message, retryable=True)
         try:
-            chunk = raw.read1(CHUNK, decode_content=False)
+            chunk = response.read1(CHUNK, decode_content=False)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             if attempt.expired is not None:
                 raise DownloadError(attempt.message, retryable=True) from None
@@ -335,12 +317,12 @@ def _link_free_name(dir_fd: int, tmp: str, name: str) -> str:
     raise FileExistsError(errno.EEXIST, "every name is taken", name)
 
 
-def _declared_length(response: requests.Response) -> int | None:
+def _declared_length(response: urllib3.BaseHTTPResponse) -> int | None:
     value = response.headers.get("Content-Length", "")
     return int(value) if value.isascii() and value.isdigit() else None
 
 
-def _not_mp4(response: requests.Response) -> str:
+def _not_mp4(response: urllib3.BaseHTTPResponse) -> str:
     kind = bounded_text(response.headers.get("Content-Type", ""), 60)
     return "the download is not an MP4" + (f" (it says {kind})" if kind else "")
 
