@@ -46,7 +46,9 @@ _OPTIONAL_FLOAT = ("submitted_at", "finished_at")
 
 
 def video_key(entry_id: str) -> str:
-    return f"v:{entry_id}"
+    """An entry's key is its id (`video.generator.entry_id`, "v:" and a hash): the same string object in
+    the planner and the journal, not a second one per video."""
+    return entry_id
 
 
 def count_key(account: str, day: str) -> str:
@@ -83,7 +85,7 @@ def _kept(line: dict[str, Any], _earlier: Kept | None) -> Kept:
     if not key.startswith("v:"):
         raise ValueError("not ours")
     entry = Entry(
-        key[2:],
+        key,
         folder=_str(line["folder"]),
         image=_str(line["image"]),
         file_id=_str(line["file_id"]),

@@ -38,7 +38,8 @@ RETRY_CHECK_SECONDS = 1.0
 
 def entry_id(folder: str, image: str, sha256: str) -> str:
     """One entry per offered image version."""
-    return hashlib.sha256(f"{folder}\0{image}\0{sha256}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    digest = hashlib.sha256(f"{folder}\0{image}\0{sha256}".encode("utf-8", "surrogateescape"))
+    return "v:" + digest.hexdigest()[:32]  # the journal's key as it is (`state.videos.video_key`)
 
 
 class Generator:

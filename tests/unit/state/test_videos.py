@@ -30,7 +30,7 @@ def planner() -> Planner:
 
 
 def entry(n: int, state: VideoState = VideoState.QUEUED) -> Entry:
-    e = Entry(f"id{n}", A.path, f"{A.path}/img{n}.png", f"file{n}", "111", f"sha{n}", state=state)
+    e = Entry(f"v:id{n}", A.path, f"{A.path}/img{n}.png", f"file{n}", "111", f"sha{n}", state=state)
     if state is not VideoState.QUEUED:
         e.request = VideoRequest(A.path, f"img{n}.png", "111", e.file_id, e.sha256, "I2V", "go", '{"a":1}')
         e.submitted_at = time.time()
@@ -42,25 +42,25 @@ def test_entries_counts_and_pauses_survive_a_restart(tmp_path: Path) -> None:
     today = utc_day(time.time())
     generating = entry(1, VideoState.GENERATING)
     generating.video_id, generating.percent = "user:1-minimax:111-video:9", 40
-    journal.add(video_key("id0"), entry(0))
-    journal.add(video_key("id1"), generating)
+    journal.add(video_key("v:id0"), entry(0))
+    journal.add(video_key("v:id1"), generating)
     journal.add(count_key("111", today), DayCount("111", today, 7))
     journal.add(pause_key("111"), Pause("111", time.time() + 3600, "no credits"))
     p = planner()
     adopted = adopt(video_journal(tmp_path), p, time.time())
     assert adopted.lost == []
     by_id = {e.id: e for e in adopted.entries}
-    assert by_id["id1"].video_id == generating.video_id and by_id["id1"].percent == 40
-    assert by_id["id1"].request == generating.request
+    assert by_id["v:id1"].video_id == generating.video_id and by_id["v:id1"].percent == 40
+    assert by_id["v:id1"].request == generating.request
     assert p.counts[("111", today)] == 7
     view = p.summary().accounts["111"]
     assert view.pause_reason == "no credits" and view.in_flight == 1
-    assert p.due_work() == [by_id["id1"]]  # polling resumes
+    assert p.due_work() == [by_id["v:id1"]]  # polling resumes
 
 
 def test_a_create_without_its_answer_becomes_unknown_durably_and_once(tmp_path: Path) -> None:
     journal = video_journal(tmp_path)
-    journal.add(video_key("id2"), entry(2, VideoState.SUBMITTING))
+    journal.add(video_key("v:id2"), entry(2, VideoState.SUBMITTING))
     adopted = adopt(video_journal(tmp_path), planner(), time.time())
     [lost] = adopted.lost
     assert (lost.state, lost.result, lost.error) == (VideoState.UNKNOWN, "unknown", LOST_ANSWER)
@@ -83,20 +83,20 @@ def test_other_days_counts_and_ended_pauses_are_dropped(tmp_path: Path) -> None:
 def test_compaction_keeps_every_live_entry(tmp_path: Path) -> None:
     journal = video_journal(tmp_path)
     e = entry(3, VideoState.GENERATING)
-    journal.add(video_key("done"), entry(4, VideoState.DONE))
+    journal.add(video_key("v:done"), entry(4, VideoState.DONE))
     for percent in range(2 * COMPACT_AFTER):
         e.percent = percent % 100
-        journal.add(video_key("id3"), e, sync=False)
+        journal.add(video_key("v:id3"), e, sync=False)
     lines = (tmp_path / "videos.journal").read_bytes().count(b"\n")
     assert lines < COMPACT_AFTER + 10
     kept = video_journal(tmp_path).read()
-    assert set(kept) == {video_key("done"), video_key("id3")}
-    assert isinstance(kept[video_key("done")], Entry) and kept[video_key("done")].state is VideoState.DONE
+    assert set(kept) == {video_key("v:done"), video_key("v:id3")}
+    assert isinstance(kept[video_key("v:done")], Entry) and kept[video_key("v:done")].state is VideoState.DONE
 
 
 def test_hostile_or_torn_lines_are_skipped(tmp_path: Path) -> None:
     journal = video_journal(tmp_path)
-    journal.add(video_key("id5"), entry(5))
+    journal.add(video_key("v:id5"), entry(5))
     with (tmp_path / "videos.journal").open("a") as f:
         for bad in [
             {
@@ -124,7 +124,7 @@ def test_hostile_or_torn_lines_are_skipped(tmp_path: Path) -> None:
         ]:
             f.write(json.dumps(bad) + "\n")
         f.write('{"id": "v:torn", "sta')
-    assert list(video_journal(tmp_path).read()) == [video_key("id5")]
+    assert list(video_journal(tmp_path).read()) == [video_key("v:id5")]
 
 
 def test_summarize_reads_without_writing(tmp_path: Path) -> None:
@@ -132,9 +132,9 @@ def test_summarize_reads_without_writing(tmp_path: Path) -> None:
     today = utc_day(time.time())
     gen = entry(6, VideoState.GENERATING)
     gen.percent = 55
-    journal.add(video_key("id6"), gen)
-    journal.add(video_key("id7"), entry(7))
-    journal.add(video_key("id8"), entry(8, VideoState.SUBMITTING))
+    journal.add(video_key("v:id6"), gen)
+    journal.add(video_key("v:id7"), entry(7))
+    journal.add(video_key("v:id8"), entry(8, VideoState.SUBMITTING))
     journal.add(count_key("111", today), DayCount("111", today, 2))
     before = (tmp_path / "videos.journal").read_bytes()
     summary = summarize(tmp_path, [A], today)
