@@ -172,8 +172,8 @@ def run(ctx: Context, out: Outcome) -> None:
     out.notes.append(
         f"videos-backlog: {steps} steps of {per_step:,} images (4 KiB) into one folder of one account, "
         f"generate {{max_jobs {MAX_JOBS}, max_per_day 100,000}}. First one image is made into a video "
-        f"(0.5 s), so that the agent measured is one that has downloaded a video (the download loads "
-        f"`requests`, ~4 MB); then the emulator takes a day per video, so {videos.creates} creates "
+        f"(0.5 s), so that the agent measured is one that has downloaded a video (what a download "
+        f"loads counts); then the emulator takes a day per video, so {videos.creates} creates "
         f"went out in all and {videos.queued:,} videos wait (queued or generating, read "
         f"with `status --json` after each step). VmRSS with generate: {curve}; uploads only: "
         + ", ".join(f"{s[0]}: {fmt_mb(s[1])}" for s in uploads.samples)
