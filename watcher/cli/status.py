@@ -17,9 +17,9 @@ from typing import Any
 from watcher.config.load import Config
 from watcher.core.api_owner import ApiOwner
 from watcher.core.folders import Folder
-from watcher.core.generation import FolderVideos, VideoSummary
 from watcher.core.media import name_problem
 from watcher.core.messages import FileState
+from watcher.core.video import FolderVideos, VideoSummary
 from watcher.redact import BIDI_CONTROL
 from watcher.report.live_status import read_live_status
 from watcher.scan.inventory import walk_candidates

@@ -6,11 +6,18 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from watcher.core.folders import Folder
-from watcher.core.video import VideoRequest, VideoSettings, VideoState
+from watcher.core.video import (
+    AccountVideos,
+    FolderVideos,
+    VideoRequest,
+    VideoSettings,
+    VideoState,
+    VideoSummary,
+)
 from watcher.core.video_answers import PAUSE_SECONDS, CreateDecision, PollDecision
 from watcher.core.video_phases import check_move
 
@@ -19,32 +26,6 @@ BACKOFF_FIRST, BACKOFF_MAX = 20.0, 600.0
 MAX_POLLING = 24 * 3600.0  # a video not final after this long has failed
 DOWNLOAD_ATTEMPTS = 3
 DEFAULTS = VideoSettings(model="", output_dir="/")
-
-
-@dataclass(frozen=True)
-class FolderVideos:
-    queued: int = 0
-    generating: int = 0
-    done: int = 0
-    failed: int = 0
-    unknown: int = 0
-    in_progress: tuple[tuple[str, int], ...] = ()  # (image relative to the folder, percent)
-
-
-@dataclass(frozen=True)
-class AccountVideos:
-    today: int
-    cap: int
-    in_flight: int
-    max_jobs: int
-    paused_until: float | None = None
-    pause_reason: str | None = None
-
-
-@dataclass(frozen=True)
-class VideoSummary:
-    folders: Mapping[str, FolderVideos]
-    accounts: Mapping[str, AccountVideos]
 
 
 @dataclass(slots=True, eq=False)

@@ -121,3 +121,32 @@ class ApiAnswer:
     retry_after: float | None = None
     error: str = ""  # a short reason, redacted, for logs and records
     sent: bool = True
+
+
+# ---- what `status` and the metrics show (`core/generation.summarize_entries`) ----
+
+
+@dataclass(frozen=True)
+class FolderVideos:
+    queued: int = 0
+    generating: int = 0
+    done: int = 0
+    failed: int = 0
+    unknown: int = 0
+    in_progress: tuple[tuple[str, int], ...] = ()  # (image relative to the folder, percent)
+
+
+@dataclass(frozen=True)
+class AccountVideos:
+    today: int
+    cap: int
+    in_flight: int
+    max_jobs: int
+    paused_until: float | None = None
+    pause_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    folders: Mapping[str, FolderVideos]
+    accounts: Mapping[str, AccountVideos]

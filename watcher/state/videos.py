@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from watcher.core.folders import Folder
-from watcher.core.generation import Entry, Planner, VideoSummary
-from watcher.core.video import VideoRequest, VideoState
+from watcher.core.generation import Entry, Planner
+from watcher.core.video import VideoRequest, VideoState, VideoSummary
 from watcher.state.journal import Journal, JournalKind
 
 log = logging.getLogger("watcher")

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from watcher.core.folders import Folder
-from watcher.core.generation import Entry, Planner, VideoSummary
+from watcher.core.generation import Entry, Planner
 from watcher.core.ports import VideoEvents, VideoOffer
-from watcher.core.video import ApiAnswer, VideoState, is_end_frame
+from watcher.core.video import ApiAnswer, VideoState, VideoSummary, is_end_frame
 from watcher.core.video_answers import judge_create, judge_poll
 from watcher.log_fields import Event, say
 from watcher.redact import escape_control, redact

@@ -11,9 +11,8 @@ from typing import Any
 
 from watcher.config.load import Config
 from watcher.core.folders import Folder
-from watcher.core.generation import VideoSummary
 from watcher.core.media import error_record_path, sidecar_path
-from watcher.core.video import PROMPT_SUFFIX, VIDEO_RECORD_SUFFIX
+from watcher.core.video import PROMPT_SUFFIX, VIDEO_RECORD_SUFFIX, VideoSummary
 from watcher.disk.mover import Mover
 from watcher.hooks.events import HookEvent
 from watcher.hooks.runner import HookRunner

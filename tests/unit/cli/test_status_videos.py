@@ -15,7 +15,7 @@ import yaml
 from tests.helpers import ACCOUNT_A, ACCOUNT_B
 from watcher.cli.status import add_agent, add_videos, folder_report, render_json, render_text
 from watcher.config.load import Config, load_config
-from watcher.core.generation import AccountVideos, FolderVideos, VideoSummary
+from watcher.core.video import AccountVideos, FolderVideos, VideoSummary
 
 PAUSED_UNTIL = calendar.timegm((2026, 12, 7, 23, 4, 0))
 
