@@ -197,8 +197,10 @@ def test_an_outage_holds_the_backlog_and_probes_one_upload_at_a_time(
         image.write_bytes(png_bytes(800 + i))
     wait_for(lambda: "holding its files" in agent.log(), 20, "the backlog to be held")
     held_at = len(emulator.requests)
-    # Let the outage last through a probe.
-    wait_for(lambda: len(emulator.requests) > held_at, 30, "a probe during the outage")
+    # Let the outage last through a probe, answered: a "try now" sent while the probe is still in
+    # flight is used up before its 503 comes back, and the next probe would then wait a minute.
+    wait_for(lambda: "still failing" in agent.log(), 30, "a probe during the outage, refused")
+    assert len(emulator.requests) > held_at
 
     assert len(emulator.requests) < len(images), (
         "every file retried on its own instead of one probe at a time"
