@@ -1,0 +1,95 @@
+"""The `minimax-watcher` command line's parser: its commands, options and help."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from watcher import __version__
+from watcher.service import install as service_install
+
+EMULATOR_ACCOUNT = "123456"
+EMULATOR_PORT = 8787  # `emulate` and `run --emulate` (when free)
+
+DESCRIPTION = """\
+Watch drop folders and upload each settled PNG, JPEG or WebP image to the useapi.net MiniMax
+files API, writing <image>.json beside it with the fileID that videos/create accepts.
+
+The token comes from $USEAPI_TOKEN, api.token_file in the config, or the systemd credential
+`useapi-token`. The config is --config, else $MINIMAX_WATCHER_CONFIG, else ./config.yaml, else
+/etc/minimax-watcher/config.yaml.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minimax-watcher", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", type=Path, help="config file (default: see above)")
+        # Also after the command (`run -v`), where people put it; SUPPRESS keeps the one given before.
+        p.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details"
+        )
+        return p
+
+    run = with_config(
+        commands.add_parser("run", help="watch the folders and upload, in the foreground (the service)")
+    )
+    run.add_argument(
+        "--emulate",
+        action="store_true",
+        help="start the built-in API emulator on loopback and upload to it instead of useapi.net",
+    )
+    scan = with_config(
+        commands.add_parser("scan", help="upload everything pending now, then exit (1 if any failed)")
+    )
+    scan.add_argument("--emulate", action="store_true", help="upload to the built-in emulator")
+    scan.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be uploaded (path, type, size, account); upload and write nothing",
+    )
+    upload = with_config(commands.add_parser("upload", help="upload one file now and print its sidecar JSON"))
+    upload.add_argument("file", type=Path, help="the image to upload")
+    upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
+    status = with_config(commands.add_parser("status", help="per folder: uploaded, pending, failed and why"))
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    retry = with_config(
+        commands.add_parser(
+            "retry",
+            help="take failed uploads and failed or unknown videos again, or ask for a video of a done image",
+        )
+    )
+    retry.add_argument("paths", nargs="*", metavar="PATH", help="images in the configured folders")
+    retry.add_argument(
+        "--failed", action="store_true", help="every error record and every failed or unknown video"
+    )
+    retry.add_argument("--folder", help="with --failed: this configured folder only")
+    retry.set_defaults(usage_error=retry.error)  # exit 2 with the usage, as argparse does
+    check_config = with_config(
+        commands.add_parser("check-config", help="validate the config and print the effective settings")
+    )
+    check_config.add_argument(
+        "--sample",
+        action="store_true",
+        help="print a commented sample config with every key, its default and bounds (reads no config)",
+    )
+    service_install.add_parser(commands)
+    emulate = commands.add_parser(
+        "emulate", help="run the API emulator alone (for trying things and for tests)"
+    )
+    emulate.add_argument(
+        "--port", type=int, default=EMULATOR_PORT, help="port on 127.0.0.1 (default 8787; 0 picks one)"
+    )
+    emulate.add_argument(
+        "--account",
+        dest="accounts",
+        action="append",
+        help=f"an account the emulator knows (repeatable; default {EMULATOR_ACCOUNT})",
+    )
+    return parser
