@@ -334,6 +334,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
         print(render_sample(), end="")
         return 0
+    if args.json_schema:
+        from watcher.config.json_schema import render_json_schema
+
+        print(render_json_schema(), end="")
+        return 0
     config = load_config(_config_path(args))
     token = resolve_token(config)
     print(yaml.safe_dump(describe_effective(config, token), sort_keys=False), end="")

@@ -74,10 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     check_config = with_config(
         commands.add_parser("check-config", help="validate the config and print the effective settings")
     )
-    check_config.add_argument(
+    printed = check_config.add_mutually_exclusive_group()
+    printed.add_argument(
         "--sample",
         action="store_true",
         help="print a commented sample config with every key, its default and bounds (reads no config)",
+    )
+    printed.add_argument(
+        "--json-schema",
+        action="store_true",
+        help="print the config's JSON Schema, for editors that complete and check config.yaml (reads no config)",
     )
     service_install.add_parser(commands)
     emulate = commands.add_parser(
