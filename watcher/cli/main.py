@@ -1,4 +1,5 @@
-"""The `minimax-watcher` command line: run, scan, upload, status, check-config, emulate, service."""
+"""The `minimax-watcher` command line: run, scan, upload, status, check-config, emulate, service (help and
+completion in their own modules)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import yaml
 
 from watcher import __version__
 from watcher.agent import Agent
+from watcher.cli.completion import cmd_completion
+from watcher.cli.help_topics import cmd_help
 from watcher.cli.parser import EMULATOR_ACCOUNT, EMULATOR_PORT, build_parser
 from watcher.cli.progress import ProgressBar
 from watcher.config.effective import describe_effective
@@ -69,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-config": cmd_check_config,
         "emulate": cmd_emulate,
         "service": cmd_service,
+        "completion": cmd_completion,
+        "help": cmd_help,
     }
     try:
         return handlers[args.command](args)

@@ -21,6 +21,14 @@ The token comes from $USEAPI_TOKEN, api.token_file in the config, or the systemd
 """
 
 
+# `minimax-watcher help TOPIC` (watcher/cli/help_topics.py); a command's name is a topic too.
+HELP_TOPICS = {
+    "config": "every config key: its type, default, bounds and meaning",
+    "metrics": "the Prometheus metrics and their labels",
+}
+SHELLS = ("bash", "zsh")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minimax-watcher", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -98,4 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help=f"an account the emulator knows (repeatable; default {EMULATOR_ACCOUNT})",
     )
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script: `minimax-watcher completion bash`, or zsh"
+    )
+    completion.add_argument("shell", choices=SHELLS, help="the shell to complete in")
+    help_command = commands.add_parser(
+        "help", help="man-style help: `help config`, `help metrics`, `help COMMAND`"
+    )
+    topic = help_command.add_argument(
+        "topic", nargs="?", metavar="TOPIC", help="config, metrics or a command"
+    )
+    topic.choices = [*HELP_TOPICS, *commands.choices]  # every command, this one included
     return parser

@@ -144,10 +144,7 @@ def test_every_key_has_its_description_and_default() -> None:
     folder = schema["$defs"]["FolderSettings"]["properties"]
     assert folder["recursive"] == {
         "default": False,
-        "description": Settings.model_fields["folders"]
-        .annotation.__args__[0]
-        .model_fields["recursive"]
-        .description,
+        "description": FolderSettings.model_fields["recursive"].description,
         "title": "Recursive",
         "type": "boolean",
     }
