@@ -6,11 +6,14 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from watcher.report.metric_catalogue import catalogue, exported_series
 
@@ -145,6 +148,26 @@ def test_the_dashboard_shows_uploads_failures_pauses_locks_videos_and_hooks() ->
     named = {name for expr in queries(dashboard()) for name in metric_names(expr)}
     assert named >= SHOWN, SHOWN - named
     assert exported_series() >= SHOWN  # the list above is itself of real names
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="no promtool (.ci/install-system-packages adds it)"
+)
+def test_every_query_is_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each query, as a recording rule, once Grafana's variables are filled in."""
+    filled = {"$__rate_interval": "5m", "$__range": "1d", "$instance": ".*"}
+    rules = []
+    for index, expr in enumerate(queries(dashboard())):
+        for variable, value in filled.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, f"a Grafana variable this test does not fill in: {expr}"
+        rules.append({"record": f"dashboard:query_{index}", "expr": expr})
+    path = tmp_path / "queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = subprocess.run(
+        ["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
