@@ -46,7 +46,10 @@ def show(text: str) -> None:
     """`text` through `$PAGER` (else `less -R`) when stdout is a terminal; written plainly otherwise."""
     data = text.encode("utf-8", "surrogateescape")
     if sys.stdout.isatty():
-        argv = shlex.split(os.environ.get("PAGER") or DEFAULT_PAGER)
+        try:
+            argv = shlex.split(os.environ.get("PAGER") or DEFAULT_PAGER)
+        except ValueError:  # unbalanced quotes: no pager rather than a traceback
+            argv = []
         if argv and shutil.which(argv[0]) is not None:
             sys.stdout.flush()
             subprocess.run(argv, input=data, check=False)  # the pager's exit (q, ^C) is no error

@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,36 @@ def test_on_a_terminal_the_page_goes_through_pager(tmp_path: Path) -> None:
     result, paged = _on_a_terminal(tmp_path, {"PAGER": f"{sys.executable} {recorder} {tmp_path / 'paged'}"})
     assert result.returncode == 0, result.stderr
     assert paged.read_text() == run_help("config").stdout  # the same page, whole
+
+
+@pytest.mark.parametrize("pager", ["no-such-pager --flag", "less 'unbalanced"])
+def test_on_a_terminal_a_pager_that_cannot_run_leaves_the_page_plain(tmp_path: Path, pager: str) -> None:
+    main, terminal = pty.openpty()
+    env = {**os.environ, "PAGER": pager, "COLUMNS": "100"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "watcher", "help", "config"], stdout=terminal, env=env
+    ) as proc:
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the program has closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(timeout=60) == 0
+    os.close(main)
+    assert shown.startswith(b"NAME\r\n    config.yaml")
+    assert b"folders[].generate.require_prompt_file" in shown  # the whole page
+
+
+def test_the_overview_names_the_readme_of_pyproject() -> None:
+    urls = tomllib.loads((Path(__file__).resolve().parents[3] / "pyproject.toml").read_text())["project"][
+        "urls"
+    ]
+    assert urls["Documentation"] in overview(build_parser())
 
 
 def test_on_a_terminal_without_pager_less_r_is_used(tmp_path: Path) -> None:
