@@ -102,6 +102,8 @@ def make_thumbnail(image_fd: int, shown: str) -> bytes:
     holds more than MAX_PIXELS pixels (said in the log) or Pillow cannot read it."""
     from PIL import Image, UnidentifiedImageError
 
+    # Pillow's own guard refuses at open, without the size; ours below reads the header and says it.
+    Image.MAX_IMAGE_PIXELS = None
     with os.fdopen(os.dup(image_fd), "rb") as f:
         f.seek(0)
         try:
@@ -124,5 +126,5 @@ def make_thumbnail(image_fd: int, shown: str) -> bytes:
                 out = io.BytesIO()
                 image.convert("RGB").save(out, "JPEG", quality=80)
                 return out.getvalue()
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise NoThumbnail(type(exc).__name__) from None
