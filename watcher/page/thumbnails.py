@@ -23,6 +23,7 @@ THUMBNAIL_SIDE = 320
 # gigabytes); 40 million is a 7,700 x 5,200 photo.
 MAX_PIXELS = 40_000_000
 MAX_THUMBNAIL_BYTES = 1 << 20
+MAX_KEPT = 2000  # thumbnails in the cache; beyond it the oldest go (a page shows 24 at a time)
 _NO_FOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -42,6 +43,7 @@ class Thumbnails:
     def __init__(self, directory: Path) -> None:
         self._dir = directory
         self._lock = threading.Lock()
+        self._written = 0
 
     def get(self, key: str, image_fd: int, shown: str) -> bytes:
         """The thumbnail for `key`, from the cache or made from `image_fd` (read from its start; not
@@ -87,6 +89,9 @@ class Thumbnails:
             finally:
                 os.close(fd)
             os.rename(temporary, f"{key}.jpg", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            self._written += 1
+            if self._written % 100 == 0:
+                _prune(dir_fd, MAX_KEPT)
         except OSError as exc:
             log.warning("cannot keep a thumbnail in %s (%s)", self._dir, exc.strerror)
             try:
@@ -95,6 +100,19 @@ class Thumbnails:
                 pass
         finally:
             os.close(dir_fd)
+
+
+def _prune(dir_fd: int, keep: int) -> None:
+    """Remove the oldest thumbnails beyond `keep` (a changed file leaves its old one behind)."""
+    try:
+        names = [n for n in os.listdir(dir_fd) if n.endswith(".jpg")]
+        if len(names) <= keep:
+            return
+        aged = sorted(names, key=lambda n: os.stat(n, dir_fd=dir_fd, follow_symlinks=False).st_mtime_ns)
+        for name in aged[: len(names) - keep]:
+            os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass  # another pass prunes them
 
 
 def make_thumbnail(image_fd: int, shown: str) -> bytes:

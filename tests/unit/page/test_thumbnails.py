@@ -96,3 +96,17 @@ def test_an_agent_without_thumbnails_never_imports_pillow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_the_cache_keeps_its_newest_thumbnails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("watcher.page.thumbnails.MAX_KEPT", 50)
+    cache = Thumbnails(tmp_path / "thumbnails")
+    fd = fd_of(tmp_path / "a.png", png_bytes(1, size=20))
+    try:
+        for n in range(100):
+            cache.get(f"{n:040d}", fd, "a.png")
+            os.utime(tmp_path / "thumbnails" / f"{n:040d}.jpg", ns=(n * 10**9, n * 10**9))
+    finally:
+        os.close(fd)
+    kept = sorted(p.name for p in (tmp_path / "thumbnails").iterdir())
+    assert kept == [f"{n:040d}.jpg" for n in range(50, 100)]
