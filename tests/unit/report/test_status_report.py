@@ -58,6 +58,12 @@ def test_recent_uploads_are_those_whose_sidecar_still_says_so(site: Site, tmp_pa
     }
 
 
+def test_audio_has_no_thumbnail(site: Site) -> None:
+    (site.drop / "song.mp3").write_bytes(b"ID3" + bytes(100))
+    [shown] = recent_uploads(site.config.folders, [upload(site, "song.mp3")], site.owner)
+    assert shown["file"] == "song.mp3" and shown["thumbnail"] is None
+
+
 def test_an_upload_moved_out_of_the_folder_has_no_thumbnail(site: Site, tmp_path: Path) -> None:
     done = tmp_path / "done"
     done.mkdir()
