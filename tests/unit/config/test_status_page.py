@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from watcher.config.effective import describe_effective
 from watcher.config.load import Config, ConfigError, Listen, load_config
 from watcher.config.status_page import page_settings
 from watcher.redact import redact
@@ -79,3 +80,20 @@ def test_a_bad_password_file_is_a_config_error(
     loaded = config(tmp_path, {"listen": "0.0.0.0:8765", "password_file": str(password)})
     with pytest.raises(ConfigError, match=f"status_page.password_file: {says}"):
         page_settings(loaded)
+
+
+def test_check_config_shows_the_page_and_checks_its_password_file(tmp_path: Path) -> None:
+    assert describe_effective(config(tmp_path, None), None)["status_page"] == "off"
+    shown = describe_effective(config(tmp_path, {"listen": "127.0.0.1:8765"}), None)["status_page"]
+    assert shown == {"listen": "127.0.0.1:8765", "password": "none (loopback only)"}
+    password = tmp_path / "pw"
+    password.write_text("a-long-page-password\n")
+    password.chmod(0o600)
+    beyond = config(tmp_path, {"listen": "0.0.0.0:8765", "password_file": "pw"})
+    assert describe_effective(beyond, None)["status_page"] == {
+        "listen": "0.0.0.0:8765",
+        "password": "<redacted, from pw>",
+    }
+    password.chmod(0o644)
+    with pytest.raises(ConfigError, match="other users can read"):
+        describe_effective(beyond, None)
