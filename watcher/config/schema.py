@@ -409,8 +409,9 @@ class Settings(_Strict):
     status_page: StatusPageSettings = Field(
         StatusPageSettings(),
         description=(
-            "A read-only status page (counts, accounts, uploads and videos with thumbnails); off unless "
-            "listen is set. It never shows the token and serves only files that have a sidecar."
+            "A read-only status page for a browser (see docs/monitoring.md): counts, accounts, uploads "
+            "with thumbnails and fileIDs, videos; off unless listen is set. It never shows the token and "
+            "serves only files that have a sidecar."
         ),
     )
     hooks: HooksSettings = Field(
