@@ -135,10 +135,11 @@ class Agent:
         self._next_rescan = self._next_watchdog = self._next_status = 0.0
         self._last_status = ""
 
-    def scan_totals(self) -> tuple[int, int, int]:
-        """What `scan` reports at its end: files uploaded, failed, and given up after temporary errors."""
-        scheduler = self.scheduler
-        return scheduler.uploaded_count, len(scheduler.ledger.failed), len(scheduler.gave_up)
+    def scan_totals(self) -> tuple[int, int, int, int]:
+        """What `scan` reports at its end: files uploaded, failed, given up after temporary errors, and
+        empty (nothing to upload yet: not a failure)."""
+        s = self.scheduler
+        return s.uploaded_count, len(s.ledger.failed), len(s.gave_up), len(s.ledger.empty)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -177,7 +178,7 @@ class Agent:
             self._loop()
         finally:
             self._shutdown()
-        _, failed, gave_up = self.scan_totals()
+        _, failed, gave_up, _empty = self.scan_totals()
         return 1 if self.once and (failed or gave_up) else 0
 
     def post(self, message: Message) -> None:

@@ -39,6 +39,7 @@ from watcher.core.messages import UploadJob
 from watcher.core.outcome import FileChanged, UploadSuccess
 from watcher.core.retry import RetryPolicy
 from watcher.core.timings import Timings
+from watcher.core.wording import count
 from watcher.disk import descriptors
 from watcher.report.logs import configure_logging
 from watcher.report.sd_notify import Notifier
@@ -208,17 +209,26 @@ def cmd_scan(args: argparse.Namespace) -> int:
     finally:
         if emulator is not None:
             emulator.stop()
-    log.info(
-        "scan finished: %d uploaded, %d failed, %d not uploaded after repeated temporary errors",
-        *agent.scan_totals(),
-    )
+    log.info("%s", scan_summary(*agent.scan_totals()))
     if queued := agent.videos.queued():
         log.info(
-            "%d videos wait for their account's day cap, a pause or a prompt file; the next run or scan "
-            "asks for them",
-            queued,
+            "%s for their account's day cap, a pause or a prompt file; the next run or scan asks for them",
+            count(queued, "video") + (" waits" if queued == 1 else " wait"),
         )
     return code
+
+
+def scan_summary(uploaded: int, failed: int, gave_up: int, empty: int) -> str:
+    """`scan`'s last line. Its exit code: 1 when a file failed (an error record, new or left by an
+    earlier run) or was given up after repeated temporary errors, else 0: an empty file is no failure."""
+    parts = [f"{uploaded} uploaded", f"{failed} failed"]
+    if failed:
+        parts[-1] += " (each has an error record: `minimax-watcher status` lists them with the reason)"
+    if gave_up:
+        parts.append(f"{count(gave_up, 'file')} not uploaded after repeated temporary errors")
+    if empty:
+        parts.append(f"{count(empty, 'empty file')} not uploaded (nothing to upload until written)")
+    return "scan finished: " + ", ".join(parts)
 
 
 def cmd_upload(args: argparse.Namespace) -> int:

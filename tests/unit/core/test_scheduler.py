@@ -272,13 +272,14 @@ def test_an_empty_file_costs_no_timer_until_an_event_or_a_scan_wakes_it() -> Non
     assert [j.path for j in s.due(14.0)] == ["/drop/a/x.png"]
 
 
-def test_scan_gives_up_on_an_empty_file_instead_of_waiting_forever() -> None:
+def test_scan_leaves_an_empty_file_as_empty_not_given_up_instead_of_waiting_forever() -> None:
     s, disk, _ = make(once=True)
     disk.write("/drop/a/x.png", size=0)
     s.handle(ScanBatch(A, [FoundFile("/drop/a/x.png", disk.files["/drop/a/x.png"], FileState.PENDING)]), 0.0)
     ready_all(s)
     s.due(0.0)
-    assert s.idle() and s.gave_up == {"/drop/a/x.png": "the file is empty"}
+    assert s.idle() and s.gave_up == {} and s.ledger.empty == {"/drop/a/x.png"}
+    assert not s.ledger.failed
 
 
 def test_a_file_whose_sidecar_already_matches_is_recorded_done_without_an_upload() -> None:
