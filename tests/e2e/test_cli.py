@@ -164,7 +164,7 @@ def test_status_json_counts_uploaded_pending_and_failed(
 
     result = cli("status", "--json", cwd=tmp_path)
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a failed file needs attention: see status --help
     [folder] = json.loads(result.stdout)["folders"]
     assert (folder["uploaded"], folder["pending"], folder["failed"]) == (1, 1, 1)
     assert folder["account"] == ACCOUNT_A

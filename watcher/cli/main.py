@@ -283,7 +283,15 @@ def _reading_owner(config: Config) -> ApiOwner:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from watcher.cli.status import add_agent, add_videos_from_state, folder_report, render_json, render_text
+    from watcher.cli.status import (
+        ATTENTION_EXIT,
+        add_agent,
+        add_videos_from_state,
+        folder_report,
+        needs_attention,
+        render_json,
+        render_text,
+    )
     from watcher.report.live_status import SERVICE_STATE_DIR, read_live_status
     from watcher.state.index import INDEX_NAME
     from watcher.state.index_reader import IndexReader
@@ -308,11 +316,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         log.warning("%s", note)
     elif note is not None:
         report["note"] = note
-    output = render_json(report) if args.json else (render_text(report) + "\n").encode("utf-8")
+    attention = needs_attention(report)
+    text = render_text(report)
+    if attention:
+        text += f"\nneeds attention: {', '.join(attention)} (exit status {ATTENTION_EXIT})"
+    output = render_json(report) if args.json else (text + "\n").encode("utf-8")
     sys.stdout.flush()
     sys.stdout.buffer.write(output)
     sys.stdout.buffer.flush()
-    return 0
+    return ATTENTION_EXIT if attention else 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:

@@ -21,6 +21,14 @@ The token comes from $USEAPI_TOKEN, api.token_file in the config, or the systemd
 """
 
 
+STATUS_DESCRIPTION = """\
+Per folder: uploaded, pending, failed and why; the running agent's accounts and uploads; videos.
+Exit status: 0 when nothing needs attention; 1 when something does (a failed file, an account
+paused or held, a failed or unknown video, a folder whose lock name is taken), as with --json;
+78 for a config error.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minimax-watcher", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,7 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     upload = with_config(commands.add_parser("upload", help="upload one file now and print its sidecar JSON"))
     upload.add_argument("file", type=Path, help="the image to upload")
     upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
-    status = with_config(commands.add_parser("status", help="per folder: uploaded, pending, failed and why"))
+    status = with_config(
+        commands.add_parser(
+            "status",
+            help="per folder: uploaded, pending, failed and why; exit 1 when something needs attention",
+            description=STATUS_DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     retry = with_config(
         commands.add_parser(

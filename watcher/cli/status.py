@@ -20,6 +20,7 @@ from watcher.core.folders import Folder
 from watcher.core.media import name_problem
 from watcher.core.messages import FileState
 from watcher.core.video import FolderVideos, VideoSummary
+from watcher.core.wording import count
 from watcher.redact import BIDI_CONTROL
 from watcher.report.live_status import read_live_status
 from watcher.scan.inventory import walk_candidates
@@ -77,6 +78,33 @@ def folder_report(
             }
         )
     return {"folders": folders}
+
+
+ATTENTION_EXIT = 1  # `status` when something needs someone, as `systemctl is-failed` says "failed"
+
+
+def needs_attention(report: dict[str, Any]) -> list[str]:
+    """What in `report` (text or --json alike) needs someone, said briefly; `status` exits
+    ATTENTION_EXIT when there is any, else 0: a failed file, an account paused or held (uploads or
+    videos), a failed or unknown video, a folder whose lock name is taken (nothing uploads from it)."""
+    found = []
+    failed = sum(int(folder.get("failed", 0)) for folder in report.get("folders", []))
+    if failed:
+        found.append(count(failed, "failed file"))
+    videos = [folder["videos"] for folder in report.get("folders", []) if "videos" in folder]
+    for state in ("failed", "unknown"):
+        if n := sum(int(v.get(state, 0)) for v in videos):
+            found.append(f"{count(n, 'video')} {state}")
+    agent = report.get("agent") if isinstance(report.get("agent"), dict) else {}
+    for account in agent.get("accounts", []):
+        if account.get("state") != "ok":
+            found.append(f"account {account.get('account')} {account.get('state')}")
+    for account in report.get("video_accounts", []):
+        if account.get("paused_until") is not None:
+            found.append(f"videos of account {account.get('account') or 'default'} paused")
+    if blocked := len(agent.get("lock_blocked", [])):
+        found.append(f"{count(blocked, 'folder')} not held (lock name taken)")
+    return found
 
 
 def add_agent(report: dict[str, Any], agent: dict[str, Any] | None) -> None:

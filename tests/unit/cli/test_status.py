@@ -14,7 +14,15 @@ import yaml
 
 from tests.helpers import ACCOUNT_A
 from tests.helpers.images import png_bytes
-from watcher.cli.status import MAX_SHOWN, add_agent, folder_report, printable, render_json, render_text
+from watcher.cli.status import (
+    MAX_SHOWN,
+    add_agent,
+    folder_report,
+    needs_attention,
+    printable,
+    render_json,
+    render_text,
+)
 from watcher.config.load import load_config
 from watcher.core.signature import signature_of
 from watcher.disk.records import build_error_record, build_sidecar
@@ -155,3 +163,35 @@ def test_json_is_utf8_and_falls_back_to_escapes_for_a_name_that_is_not() -> None
     odd = os.fsdecode(b"caf\xe9.png")
     shown = render_json({"name": odd})
     assert shown.isascii() and json.loads(shown) == {"name": odd}
+
+
+def test_nothing_needs_attention_in_a_folder_of_uploaded_and_pending_files(drop: Path) -> None:
+    for name in ("failed.png", "failed.png.error.json", "n" * 250 + ".png"):
+        (drop / name).unlink()
+    report = report_of(drop)
+    add_agent(
+        report, {**AGENT, "accounts": AGENT["accounts"][:1], "lock_blocked": [], "folders": [str(drop)]}
+    )
+    assert "agent" in report and needs_attention(report) == []
+    add_agent(report, {**AGENT, "folders": [str(drop)]})  # the same with a paused account
+    assert needs_attention(report) == ["account 222 paused", "1 folder not held (lock name taken)"]
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda r: r["folders"][0].update(failed=2), "2 failed files"),
+        (lambda r: r["folders"][0].update(videos={"failed": 1, "unknown": 0}), "1 video failed"),
+        (lambda r: r["folders"][0].update(videos={"failed": 0, "unknown": 3}), "3 videos unknown"),
+        (lambda r: r.update(agent=AGENT), "account 222 paused"),
+        (lambda r: r.update(agent={**AGENT, "accounts": []}), "1 folder not held (lock name taken)"),
+        (
+            lambda r: r.update(video_accounts=[{"account": "9", "paused_until": "x"}]),
+            "videos of account 9 paused",
+        ),
+    ],
+)
+def test_each_thing_that_needs_attention_is_named(change: Any, said: str) -> None:
+    report: dict[str, Any] = {"folders": [{"path": "/d", "failed": 0, "failures": []}]}
+    change(report)
+    assert said in needs_attention(report)
