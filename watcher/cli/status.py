@@ -95,7 +95,8 @@ def needs_attention(report: dict[str, Any]) -> list[str]:
     for state in ("failed", "unknown"):
         if n := sum(int(v.get(state, 0)) for v in videos):
             found.append(f"{count(n, 'video')} {state}")
-    agent = report.get("agent") if isinstance(report.get("agent"), dict) else {}
+    agent = report.get("agent")
+    agent = agent if isinstance(agent, dict) else {}
     for account in agent.get("accounts", []):
         if account.get("state") != "ok":
             found.append(f"account {account.get('account')} {account.get('state')}")
