@@ -16,11 +16,12 @@ from typing import Any
 
 from watcher.config.load import Config
 from watcher.core.api_owner import ApiOwner
-from watcher.core.folders import Folder
+from watcher.core.folders import Folder, is_inside
 from watcher.core.media import name_problem
 from watcher.core.messages import FileState
 from watcher.core.video import FolderVideos, VideoSummary
 from watcher.core.wording import count
+from watcher.disk.moved_failures import moved_failures
 from watcher.redact import BIDI_CONTROL
 from watcher.report.live_status import read_live_status
 from watcher.scan.inventory import walk_candidates
@@ -67,17 +68,29 @@ def folder_report(
                 failures.append(
                     {"file": os.path.relpath(found.path, folder.path), "error": error[:MAX_ERROR]}
                 )
+        failures += moved_failures_of(folder)
         folders.append(
             {
                 "path": folder.path,
                 "account": folder.account,
                 "uploaded": counts[FileState.DONE],
                 "pending": counts[FileState.PENDING],
-                "failed": counts[FileState.FAILED],
+                "failed": counts[FileState.FAILED] + sum(1 for f in failures if f.get("moved")),
                 "failures": sorted(failures, key=lambda f: f["file"]),
             }
         )
     return {"folders": folders}
+
+
+def moved_failures_of(folder: Folder) -> list[dict[str, Any]]:
+    """The failures moved to `folder`'s failed_dir, as `failures` entries: still failed, with the reason
+    from the error record that moved with each ("moved": true; "file" below the folder, as the others)."""
+    found = []
+    for path, record in moved_failures(folder, read=True):
+        shown = os.path.relpath(path, folder.path) if is_inside(path, folder.path) else path
+        error = str((record or {}).get("error", "its error record cannot be read"))
+        found.append({"file": shown, "error": error[:MAX_ERROR], "moved": True})
+    return found
 
 
 ATTENTION_EXIT = 1  # `status` when something needs someone, as `systemctl is-failed` says "failed"

@@ -145,8 +145,8 @@ class Scheduler:
         return notices
 
     def counts_by_folder(self) -> dict[str, tuple[int, int]]:
-        """Folder path → (pending, failed), for the metrics."""
-        counts = {f.path: [0, 0] for f in self.folders}
+        """Folder path → (pending, failed), for the metrics; failed counts those moved to failed_dir."""
+        counts = {f.path: [0, self.ledger.moved_failed.get(f.path, 0)] for f in self.folders}
         for entry in self.tracked.values():
             if entry.folder.path in counts:
                 counts[entry.folder.path][0] += 1
