@@ -27,6 +27,7 @@ from watcher.core.messages import (
 from watcher.core.retry import RetryPolicy
 from watcher.core.scheduler import Scheduler
 from watcher.core.timings import Timings
+from watcher.core.wording import count
 from watcher.disk.files import holding_roots
 from watcher.disk.mover import Mover
 from watcher.hooks.events import HookEvent
@@ -389,5 +390,5 @@ class Agent:
         self.folders.apply(new.folders, self.scheduler.generation, time.monotonic())
         self.workers.ensure(new.settings.concurrency)
         self._activate(time.monotonic())
-        log.info("config reloaded from %s: %d folders", new.source, len(new.folders))
+        log.info("config reloaded from %s: %s", new.source, count(len(new.folders), "folder"))
         self._send_ready()

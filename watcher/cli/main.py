@@ -187,7 +187,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         note = assumption(owner)
         if note is not None:
             log.warning("%s", note)  # stderr: stdout stays one line per file and the total
-        planned = list(plan(config, owner))
+        planned = list(plan(config, owner, everything=True))
         text = render(planned)
         videos = render_videos(config, planned)
         if videos is not None:

@@ -20,7 +20,7 @@ from watcher.core.folders import Folder, is_inside
 from watcher.core.media import name_problem
 from watcher.core.messages import FileState
 from watcher.core.video import FolderVideos, VideoSummary
-from watcher.core.wording import count
+from watcher.core.wording import count, size
 from watcher.disk.moved_failures import moved_failures
 from watcher.redact import BIDI_CONTROL
 from watcher.report.live_status import read_live_status
@@ -274,10 +274,8 @@ def _render_agent(agent: dict[str, Any]) -> list[str]:
             line += f" ({printable(str(account.get('reason')), MAX_SHOWN)}; next probe {account.get('next_probe')})"
         lines.append(line)
     for upload in agent.get("uploading", []):
-        sent, size = int(upload.get("sent", 0)), int(upload.get("size", 0))
-        lines.append(
-            f"  uploading {printable(str(upload.get('file')))}: {sent / 1e6:.1f} of {size / 1e6:.1f} MB"
-        )
+        sent, total = int(upload.get("sent", 0)), int(upload.get("size", 0))
+        lines.append(f"  uploading {printable(str(upload.get('file')))}: {size(sent)} of {size(total)}")
     for entry in agent.get("standing_by", []):
         if isinstance(entry, dict):  # an agent before identities gave the path alone
             who = printable(str(entry.get("held_by")), MAX_SHOWN)

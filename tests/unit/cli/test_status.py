@@ -120,7 +120,7 @@ def test_a_running_agent_is_shown_with_its_accounts_uploads_and_locks(drop: Path
     assert lines[at + 1 :] == [
         f"  account {ACCOUNT_A}: ok",
         "  account 222: paused (402 expired; next probe 2026-12-07T11:00:00Z)",
-        "  uploading /d/big.png: 1.5 of 3.0 MB",
+        "  uploading /d/big.png: 1.5 MB of 3.0 MB",
         "  /s: standing by (held by host h, pid 1)",
         "  /old: standing by (held by another agent)",
         "  /b: not held, nothing uploads: a planted file",
