@@ -137,10 +137,11 @@ class Agent:
         self._last_status = ""
 
     def scan_totals(self) -> tuple[int, int, int, int]:
-        """What `scan` reports at its end: files uploaded, failed, given up after temporary errors, and
-        empty (nothing to upload yet: not a failure)."""
+        """What `scan` reports at its end: files uploaded, failed (those in failed_dir too, as `status`
+        counts them), given up after temporary errors, and empty (nothing to upload yet: no failure)."""
         s = self.scheduler
-        return s.uploaded_count, len(s.ledger.failed), len(s.gave_up), len(s.ledger.empty)
+        failed = len(s.ledger.failed) + sum(s.ledger.moved_failed.values())
+        return s.uploaded_count, failed, len(s.gave_up), len(s.ledger.empty)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 

@@ -130,6 +130,23 @@ def test_scan_says_an_empty_file_is_empty_writes_no_record_and_exits_0(
     assert sidecar_of(drop / "empty.png").exists()
 
 
+def test_scan_with_failed_dir_counts_the_failures_it_moved_and_exits_1(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    write_config(
+        tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A, "failed_dir": "failed"}]
+    )
+    (drop / "bad.png").write_text("not an image")
+
+    result = cli("scan", cwd=tmp_path)
+
+    assert error_record_of(drop / "failed" / "bad.png").exists()
+    assert result.returncode == 1, result.stderr
+    assert "scan finished: 0 uploaded, 1 failed" in result.stderr
+    again = cli("scan", cwd=tmp_path)  # still there: still failed, as `status` says
+    assert again.returncode == 1 and "0 uploaded, 1 failed" in again.stderr
+
+
 def test_upload_prints_the_sidecar(tmp_path: Path, drop: Path, emulator: Emulator) -> None:
     write_config(tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A}])
     image = drop / "single.png"

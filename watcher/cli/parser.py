@@ -21,6 +21,13 @@ The token comes from $USEAPI_TOKEN, api.token_file in the config, or the systemd
 """
 
 
+SCAN_DESCRIPTION = """\
+One pass: upload everything pending now, wait for the videos it asked for, then exit.
+Exit status: 1 when a file failed (it has an error record, written now or by an earlier run;
+`status` lists them) or was not uploaded after repeated temporary errors; else 0. An empty
+file is no failure: it is said, and uploaded once something is written to it. 78: a config error.
+"""
+
 STATUS_DESCRIPTION = """\
 Per folder: uploaded, pending, failed and why; the running agent's accounts and uploads; videos.
 Exit status: 0 when nothing needs attention; 1 when something does (a failed file, an account
@@ -54,13 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the built-in API emulator on loopback and upload to it instead of useapi.net",
     )
     scan = with_config(
-        commands.add_parser("scan", help="upload everything pending now, then exit (1 if any failed)")
+        commands.add_parser(
+            "scan",
+            help="upload everything pending now, then exit (1 if a file failed)",
+            description=SCAN_DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     )
     scan.add_argument("--emulate", action="store_true", help="upload to the built-in emulator")
     scan.add_argument(
         "--dry-run",
         action="store_true",
-        help="list what would be uploaded (path, type, size, account); upload and write nothing",
+        help="list what would be uploaded (path, type, size in bytes, account) and every other file with "
+        "why not; upload and write nothing",
     )
     upload = with_config(commands.add_parser("upload", help="upload one file now and print its sidecar JSON"))
     upload.add_argument("file", type=Path, help="the image to upload")
