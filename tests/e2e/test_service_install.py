@@ -307,6 +307,13 @@ def test_without_a_config_install_writes_the_sample_and_stops_before_folders_tok
         dry = service(box, "install", "--dry-run", token=TOKEN + "\n")
         assert dry.returncode == 78, dry.stdout + dry.stderr
         assert steps(dry.stdout)[f"config {CONFIG}"].startswith("would write a commented sample")
+        assert (
+            dry.stdout.strip()
+            .splitlines()[-1]
+            .startswith(
+                "Dry run: nothing was changed. service install would write the sample and stop before any drop folder"
+            )
+        )
         assert not box.path(CONFIG).exists()
         result = service(box, "install", token=TOKEN + "\n")
         assert result.returncode == 78, result.stdout + result.stderr

@@ -301,14 +301,18 @@ def install(config: Path | None, *, dry_run: bool, host: Host | None = None, out
 def _edit_the_sample(config_path: str, dry_run: bool, out: TextIO) -> int:
     """No config was there: stop once the sample is written, and say what to edit. EX_CONFIG: the
     service is not installed yet, which a script running this must not take for success."""
-    if dry_run:
-        print("Dry run: nothing was changed. service install would stop there, as below.", file=out)
-    print(
-        f"Stopped before any drop folder, token or service: edit {config_path} first: its `folders:` "
-        f"(the drop folders, each with its account), and the token (give it on standard input at the next "
-        f"run, or set api.token_file). Then run again: {installed_command()} service install",
-        file=out,
+    what = (
+        f"any drop folder, token or service: edit {config_path} first: its `folders:` (the drop folders, "
+        "each with its account), and the token (give it on standard input at the next run, or set "
+        f"api.token_file). Then run again: {installed_command()} service install"
     )
+    if dry_run:
+        print(
+            f"Dry run: nothing was changed. service install would write the sample and stop before {what}",
+            file=out,
+        )
+    else:
+        print(f"Stopped before {what}", file=out)
     return EX_CONFIG
 
 
