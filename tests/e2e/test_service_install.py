@@ -320,9 +320,11 @@ def test_without_a_config_install_writes_the_sample_and_stops_before_folders_tok
         assert box.path(CONFIG).read_text() == render_sample()
         said = result.stdout.strip().splitlines()[-1]
         assert said.startswith(
-            f"Stopped before any drop folder, token or service: edit {CONFIG} first: its `folders:`"
+            f"Stopped before any drop folder, token or service: edit {CONFIG} first, its `folders:`"
         )
-        assert "the token" in said and said.endswith(f"Then run again: {COMMAND} service install")
+        assert "the next run asks for it" in said and said.endswith(
+            f"Then run again: {COMMAND} service install"
+        )
         for made in (ALICE, TOKEN_FILE, UNIT_PATH, DROPIN):
             assert not box.path(made).exists(), f"{made} was made before the sample was edited"
         assert box.show()["ActiveState"] == "inactive"

@@ -302,9 +302,9 @@ def _edit_the_sample(config_path: str, dry_run: bool, out: TextIO) -> int:
     """No config was there: stop once the sample is written, and say what to edit. EX_CONFIG: the
     service is not installed yet, which a script running this must not take for success."""
     what = (
-        f"any drop folder, token or service: edit {config_path} first: its `folders:` (the drop folders, "
-        "each with its account), and the token (give it on standard input at the next run, or set "
-        f"api.token_file). Then run again: {installed_command()} service install"
+        f"any drop folder, token or service: edit {config_path} first, its `folders:` (the drop folders, "
+        "each with its account; the token stays out of it: the next run asks for it, or reads it from "
+        f"standard input). Then run again: {installed_command()} service install"
     )
     if dry_run:
         print(
