@@ -195,3 +195,22 @@ def test_each_thing_that_needs_attention_is_named(change: Any, said: str) -> Non
     report: dict[str, Any] = {"folders": [{"path": "/d", "failed": 0, "failures": []}]}
     change(report)
     assert said in needs_attention(report)
+
+
+def test_failures_moved_to_failed_dir_are_counted_and_listed_with_their_reason(drop: Path) -> None:
+    moved = drop / "failed" / "sub" / "gone.png"
+    moved.parent.mkdir(parents=True)
+    moved.write_bytes(png_bytes(5))
+    record = build_error_record(
+        error="HTTP 400: refused", code=400, attempts=1, signature=signature_of(os.stat(moved))
+    )
+    (moved.parent / "gone.png.error.json").write_text(json.dumps(record))
+    config_file = drop.parent / "config.yaml"
+    folder = {"path": str(drop), "account": ACCOUNT_A, "failed_dir": "failed"}
+    config_file.write_text(yaml.safe_dump({"folders": [folder]}))
+    (entry,) = folder_report(load_config(config_file))["folders"]
+    assert entry["failed"] == 3  # failed.png, the name too long, and the one in failed/
+    assert {"file": "failed/sub/gone.png", "error": "HTTP 400: refused", "moved": True} in entry["failures"]
+    assert (
+        "  failed: failed/sub/gone.png: HTTP 400: refused" in render_text({"folders": [entry]}).splitlines()
+    )
