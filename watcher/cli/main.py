@@ -223,7 +223,7 @@ def scan_summary(uploaded: int, failed: int, gave_up: int, empty: int) -> str:
     earlier run) or was given up after repeated temporary errors, else 0: an empty file is no failure."""
     parts = [f"{uploaded} uploaded", f"{failed} failed"]
     if failed:
-        parts[-1] += " (each has an error record: `minimax-watcher status` lists them with the reason)"
+        parts[-1] += " (`minimax-watcher status` lists why)"
     if gave_up:
         parts.append(f"{count(gave_up, 'file')} not uploaded after repeated temporary errors")
     if empty:
