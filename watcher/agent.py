@@ -27,6 +27,7 @@ from watcher.core.messages import (
 from watcher.core.retry import RetryPolicy
 from watcher.core.scheduler import Scheduler
 from watcher.core.timings import Timings
+from watcher.core.wording import count
 from watcher.disk.files import holding_roots
 from watcher.disk.mover import Mover
 from watcher.hooks.events import HookEvent
@@ -137,10 +138,12 @@ class Agent:
         self._next_rescan = self._next_watchdog = self._next_status = 0.0
         self._last_status = ""
 
-    def scan_totals(self) -> tuple[int, int, int]:
-        """What `scan` reports at its end: files uploaded, failed, and given up after temporary errors."""
-        scheduler = self.scheduler
-        return scheduler.uploaded_count, len(scheduler.ledger.failed), len(scheduler.gave_up)
+    def scan_totals(self) -> tuple[int, int, int, int]:
+        """What `scan` reports at its end: files uploaded, failed (those in failed_dir too, as `status`
+        counts them), given up after temporary errors, and empty (nothing to upload yet: no failure)."""
+        s = self.scheduler
+        failed = len(s.ledger.failed) + sum(s.ledger.moved_failed.values())
+        return s.uploaded_count, failed, len(s.gave_up), len(s.ledger.empty)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -180,7 +183,7 @@ class Agent:
             self._loop()
         finally:
             self._shutdown()
-        _, failed, gave_up = self.scan_totals()
+        _, failed, gave_up, _empty = self.scan_totals()
         return 1 if self.once and (failed or gave_up) else 0
 
     def post(self, message: Message) -> None:
@@ -394,5 +397,5 @@ class Agent:
         self.workers.ensure(new.settings.concurrency)
         self.page.reload(new)
         self._activate(time.monotonic())
-        log.info("config reloaded from %s: %d folders", new.source, len(new.folders))
+        log.info("config reloaded from %s: %s", new.source, count(len(new.folders), "folder"))
         self._send_ready()

@@ -109,6 +109,44 @@ def test_scan_uploads_pending_files_and_reports_failures(
     assert len(emulator.uploads) == 3, "a second scan must not upload done files again"
 
 
+def test_scan_says_an_empty_file_is_empty_writes_no_record_and_exits_0(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    write_config(tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A}])
+    (drop / "empty.png").write_bytes(b"")
+    (drop / "cat.png").write_bytes(png_bytes(305))
+
+    result = cli("scan", cwd=tmp_path)
+
+    # Not a failure, as for `run`: no error record, and the exit code of a scan that uploaded all it could.
+    assert result.returncode == 0, result.stderr
+    assert "empty.png: empty file: nothing to upload" in result.stderr
+    assert "1 empty file not uploaded" in result.stderr
+    assert "temporary errors" not in result.stderr
+    assert not error_record_of(drop / "empty.png").exists()
+    assert sidecar_of(drop / "cat.png").exists()
+    (drop / "empty.png").write_bytes(png_bytes(306))  # written at last: the next scan uploads it
+    assert cli("scan", cwd=tmp_path).returncode == 0
+    assert sidecar_of(drop / "empty.png").exists()
+
+
+def test_scan_with_failed_dir_counts_the_failures_it_moved_and_exits_1(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    write_config(
+        tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A, "failed_dir": "failed"}]
+    )
+    (drop / "bad.png").write_text("not an image")
+
+    result = cli("scan", cwd=tmp_path)
+
+    assert error_record_of(drop / "failed" / "bad.png").exists()
+    assert result.returncode == 1, result.stderr
+    assert "scan finished: 0 uploaded, 1 failed" in result.stderr
+    again = cli("scan", cwd=tmp_path)  # still there: still failed, as `status` says
+    assert again.returncode == 1 and "0 uploaded, 1 failed" in again.stderr
+
+
 def test_upload_prints_the_sidecar(tmp_path: Path, drop: Path, emulator: Emulator) -> None:
     write_config(tmp_path, emulator.base_url, [{"path": "drop", "account": ACCOUNT_A}])
     image = drop / "single.png"
@@ -143,7 +181,7 @@ def test_status_json_counts_uploaded_pending_and_failed(
 
     result = cli("status", "--json", cwd=tmp_path)
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a failed file needs attention: see status --help
     [folder] = json.loads(result.stdout)["folders"]
     assert (folder["uploaded"], folder["pending"], folder["failed"]) == (1, 1, 1)
     assert folder["account"] == ACCOUNT_A

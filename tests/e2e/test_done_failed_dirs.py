@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from tests.helpers import ACCOUNT_A, error_record_of, read_json, sidecar_of, wait_for
+from tests.e2e.test_monitoring import free_port, scrape
+from tests.helpers import ACCOUNT_A, TOKEN, error_record_of, read_json, sidecar_of, status_report, wait_for
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes, sha256
 from watcher.emulator import Emulator
@@ -110,3 +114,65 @@ def _placed(drop: Path, image: Path) -> Path | None:
     if moved.exists() and sidecar_of(moved).exists() and not sidecar_of(image).exists():
         return moved
     return None
+
+
+def failed_gauge(port: int, drop: Path) -> float | None:
+    return scrape(port).get(("minimax_watcher_files", (("folder", str(drop)), ("state", "failed"))))
+
+
+def status_json(agent: AgentProcess) -> dict[str, object]:
+    env = dict(os.environ, USEAPI_TOKEN=TOKEN, XDG_STATE_HOME=str(agent.workdir / "state"))
+    argv = [sys.executable, "-m", "watcher", "status", "--json", "--config", str(agent.config_path)]
+    return status_report(subprocess.run(argv, env=env, capture_output=True, timeout=60))
+
+
+def test_failures_moved_to_failed_dir_still_count_as_failed_in_status_and_the_metrics(
+    start_agent, drop: Path, emulator: Emulator
+) -> None:
+    port = free_port()
+    agent = start_agent([folder_config(drop)], metrics={"listen": f"127.0.0.1:{port}"})
+    (drop / "sub").mkdir()
+    (drop / "bad.png").write_text("not an image")
+    (drop / "sub" / "worse.png").write_text("nor this")
+    for moved in (drop / "failed" / "bad.png", drop / "failed" / "sub" / "worse.png"):
+        wait_for(lambda m=moved: read_json(error_record_of(m)), 20, f"{moved.name} in failed/")
+    # The shipped alert (MinimaxWatcherFailedFilesGrowing) reads this gauge: it must see them.
+    wait_for(lambda: failed_gauge(port, drop) == 2, 10, "minimax_watcher_files{state=failed} at 2")
+    report = status_json(agent)  # exit 1: they need attention
+    [folder] = report["folders"]  # type: ignore[index]
+    assert folder["failed"] == 2
+    reason = "not a PNG, JPEG or WebP image"
+    assert folder["failures"] == [
+        {"file": "failed/bad.png", "error": reason, "moved": True},
+        {"file": "failed/sub/worse.png", "error": reason, "moved": True},
+    ]
+    # Dealt with (removed with its record): the next full scan counts one.
+    for gone in (drop / "failed" / "bad.png", error_record_of(drop / "failed" / "bad.png")):
+        gone.unlink()
+    agent.stop()
+    agent.start()
+    wait_for(lambda: failed_gauge(port, drop) == 1, 10, "the gauge at 1 after a restart")
+
+
+def test_failed_dir_set_later_moves_the_old_failures_saying_so_and_counts_them(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    before = AgentProcess(tmp_path, emulator.base_url, [{"path": str(drop), "account": ACCOUNT_A}])
+    before.start()
+    try:
+        (drop / "bad.png").write_text("not an image")
+        wait_for(lambda: read_json(error_record_of(drop / "bad.png")), 20, "the error record beside it")
+    finally:
+        assert before.stop() == 0
+    port = free_port()
+    folder = {"path": str(drop), "account": ACCOUNT_A, "failed_dir": "failed"}
+    after = AgentProcess(tmp_path, emulator.base_url, [folder], metrics={"listen": f"127.0.0.1:{port}"})
+    after.start()
+    try:
+        wait_for(lambda: read_json(error_record_of(drop / "failed" / "bad.png")), 20, "bad.png in failed/")
+        said = f"{drop / 'bad.png'}: moved to {drop / 'failed' / 'bad.png'} with its error record"
+        assert f"{said} (recorded before failed_dir was set, or before a stop)" in after.log()
+        assert "a stop had come between" not in after.log()
+        wait_for(lambda: failed_gauge(port, drop) == 1, 10, "the moved failure counted")
+    finally:
+        assert after.stop() == 0

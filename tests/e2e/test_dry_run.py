@@ -11,6 +11,7 @@ import yaml
 
 from tests.helpers import ACCOUNT_A
 from tests.helpers.images import png_bytes
+from watcher.core.wording import size
 from watcher.emulator import Emulator
 
 
@@ -46,7 +47,11 @@ def test_dry_run_lists_path_type_size_account_and_changes_nothing(tmp_path: Path
     assert f"{drop / 'sub' / 'b.png'}\timage/png\t{len(png_bytes(8002))}\t{ACCOUNT_A}" in lines
     [refused] = [line for line in lines if line.startswith(str(drop / "notes.png"))]
     assert "not uploaded: not a PNG, JPEG or WebP image" in refused
-    assert not any("skipped.mp3" in line for line in lines)
-    assert lines[-1].startswith("2 files would be uploaded")
+    [skipped] = [line for line in lines if line.startswith(str(drop / "skipped.mp3"))]
+    assert skipped.endswith("\tnot uploaded: not of the folder's media (image: .png .jpg .jpeg .webp)")
+    assert lines[-1] == (
+        f"2 files would be uploaded ({size(len(png_bytes(8001)) + len(png_bytes(8002)))}), 2 not: 1 refused, "
+        "1 not of the folder's media"
+    )
     assert snapshot(tmp_path) == before, "a dry run wrote something"
     assert emulator.requests == []

@@ -3,7 +3,6 @@ second process while the agent uploads and an account is paused."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -15,7 +14,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ACCOUNT_A, ACCOUNT_B, TOKEN, error_record_of, wait_for, wait_sidecar
+from tests.helpers import ACCOUNT_A, ACCOUNT_B, TOKEN, error_record_of, status_report, wait_for, wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes
 from watcher.emulator import Emulator, Fault
@@ -37,16 +36,18 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return samples
 
 
-def status_of(agent: AgentProcess) -> dict[str, Any]:
+def status_command(agent: AgentProcess, *args: str) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ, USEAPI_TOKEN=TOKEN, XDG_STATE_HOME=str(agent.workdir / "state"))
-    result = subprocess.run(
-        [sys.executable, "-m", "watcher", "status", "--json", "--config", str(agent.config_path)],
+    return subprocess.run(
+        [sys.executable, "-m", "watcher", "status", *args, "--config", str(agent.config_path)],
         env=env,
         capture_output=True,
         timeout=60,
     )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def status_of(agent: AgentProcess) -> dict[str, Any]:
+    return status_report(status_command(agent, "--json"))  # its exit status checked against it
 
 
 def test_metrics_scraped_over_http_count_what_happened(
@@ -122,6 +123,9 @@ def test_live_status_shows_a_paused_account_and_an_upload_in_flight(
     accounts = {a["account"]: a for a in state["accounts"]}
     assert accounts[ACCOUNT_B]["state"] == "paused" and "402" in accounts[ACCOUNT_B]["reason"]
     assert accounts[ACCOUNT_B]["next_probe"] and accounts[ACCOUNT_A]["state"] == "ok"
+    text = status_command(agent)  # a paused account needs attention: exit 1, and the line says why
+    assert text.returncode == 1, text.stderr
+    assert f"needs attention: account {ACCOUNT_B} paused".encode() in text.stdout
     wait_sidecar(drop / "held.png")
 
 

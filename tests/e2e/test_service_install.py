@@ -42,6 +42,7 @@ from tests.helpers.container import (
     start_emulator,
 )
 from tests.helpers.images import png_bytes
+from watcher.config.sample import render_sample
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -272,6 +273,63 @@ def test_dry_run_prints_every_step_and_changes_nothing(box: Container) -> None:
     if before[UNIT_PATH] is None:  # the first of this module's installs is still to come
         assert done[f"folder {BOB}"] == "would create (root:minimax-drop 2775)"
         assert done[UNIT] == "would start it, and wait for READY=1 (the first scan of every folder)"
+
+
+def test_without_systemctl_the_dry_run_prints_its_plan_and_install_refuses_changing_nothing(
+    box: Container,
+) -> None:
+    before = files_state(box, *WATCHED)
+    no_systemd = ("env", f"PATH={PREFIX}/bin")  # a machine without systemd: no systemctl on $PATH
+    dry = box.run(*no_systemd, COMMAND, "service", "install", "--dry-run", check=False, input=b"")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "Traceback" not in dry.stdout + dry.stderr
+    done = steps(dry.stdout)
+    assert done[f"folder {BOB}"] == "would create (root:minimax-drop 2775)", dry.stdout
+    assert "daemon-reload" not in done and UNIT not in done, dry.stdout
+    assert "Dry run: nothing was changed." in dry.stdout
+    assert "Without systemd here (no systemctl on $PATH), the steps that need it are left out" in dry.stdout
+    real = box.run(*no_systemd, COMMAND, "service", "install", check=False, input=TOKEN.encode() + b"\n")
+    assert real.returncode == 1, real.stdout + real.stderr
+    assert real.stderr.strip() == (
+        "service install: no systemctl on $PATH: the service needs systemd; nothing was changed "
+        "(--dry-run shows the plan)"
+    )
+    assert files_state(box, *WATCHED) == before
+
+
+def test_without_a_config_install_writes_the_sample_and_stops_before_folders_token_and_service(
+    box: Container,
+) -> None:
+    if box.path(UNIT_PATH).exists():
+        pytest.skip("runs before the module's first install (the sample's folder is one of the config's)")
+    box.run("mv", CONFIG, f"{CONFIG}.kept")  # a newcomer's machine: no config yet
+    try:
+        dry = service(box, "install", "--dry-run", token=TOKEN + "\n")
+        assert dry.returncode == 78, dry.stdout + dry.stderr
+        assert steps(dry.stdout)[f"config {CONFIG}"].startswith("would write a commented sample")
+        assert (
+            dry.stdout.strip()
+            .splitlines()[-1]
+            .startswith(
+                "Dry run: nothing was changed. service install would write the sample and stop before any drop folder"
+            )
+        )
+        assert not box.path(CONFIG).exists()
+        result = service(box, "install", token=TOKEN + "\n")
+        assert result.returncode == 78, result.stdout + result.stderr
+        assert box.path(CONFIG).read_text() == render_sample()
+        said = result.stdout.strip().splitlines()[-1]
+        assert said.startswith(
+            f"Stopped before any drop folder, token or service: edit {CONFIG} first, its `folders:`"
+        )
+        assert "the next run asks for it" in said and said.endswith(
+            f"Then run again: {COMMAND} service install"
+        )
+        for made in (ALICE, TOKEN_FILE, UNIT_PATH, DROPIN):
+            assert not box.path(made).exists(), f"{made} was made before the sample was edited"
+        assert box.show()["ActiveState"] == "inactive"
+    finally:
+        box.run("mv", f"{CONFIG}.kept", CONFIG)
 
 
 def test_install_leaves_a_running_hardened_service_that_uploads_from_every_folder(

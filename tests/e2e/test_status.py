@@ -47,7 +47,7 @@ def test_escape_sequences_in_names_and_error_texts_never_reach_the_terminal(tmp_
     image.write_bytes(png_bytes(11))
     fail_by_hand(image, "bad request \x1b[31mred\x1b[0m\x9b2J and\nnewline " + "x" * 5000)
     result = status(tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a failed file needs attention
     out = result.stdout
     assert b"\x1b" not in out and b"\x07" not in out and "\x9b".encode() not in out
     assert b"\\x1b[2J" in out  # shown, escaped
@@ -63,14 +63,14 @@ def test_a_name_that_is_not_utf8_shows_in_both_views_under_a_strict_utf8_stdout(
         f.write(png_bytes(12))
     fail_by_hand(Path(os.fsdecode(raw)), "rejected")
     text = status(tmp_path)
-    assert text.returncode == 0, text.stderr
+    assert text.returncode == 1, text.stderr
     assert b"caf\\xe9.png" in text.stdout
     as_json = status(tmp_path, "--json")
-    assert as_json.returncode == 0, as_json.stderr
+    assert as_json.returncode == 1, as_json.stderr
     [folder] = json.loads(as_json.stdout)["folders"]
     assert folder["failed"] == 1 and folder["failures"][0]["file"] == "caf\udce9.png"
     ascii_only = status(tmp_path, "--json", encoding="ascii:strict")
-    assert ascii_only.returncode == 0 and json.loads(ascii_only.stdout) == json.loads(as_json.stdout)
+    assert ascii_only.returncode == 1 and json.loads(ascii_only.stdout) == json.loads(as_json.stdout)
 
 
 def test_a_name_too_long_for_its_records_counts_as_failed_with_the_reason(tmp_path: Path) -> None:

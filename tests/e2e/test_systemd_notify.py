@@ -119,7 +119,7 @@ def test_notify_lifecycle_ready_status_watchdog_reload_stopping(
 
     # READY=1 comes once the folder is watched, with the first STATUS= in the same datagram.
     ready = notify_socket.wait("READY", "1")
-    assert ready.fields.get("STATUS", "").startswith("1 folders watched"), ready
+    assert ready.fields.get("STATUS", "").startswith("1 folder watched"), ready
     assert f"watching {agent.drop}" in agent.log()
 
     # WATCHDOG=1 at half of WATCHDOG_USEC: several per deadline, never a deadline without one.

@@ -181,7 +181,7 @@ def test_becomes_active_only_after_ready(container: Container) -> None:
             lambda: (s := box.show())["ActiveState"] == "active" and s, 30, "the service to become active"
         )
         # READY=1 came with the first STATUS=.
-        assert state["StatusText"].startswith("1 folders watched"), state
+        assert state["StatusText"].startswith("1 folder watched"), state
         return
     pytest.fail("the agent sent READY=1 before it could be frozen, three times in a row")
 

@@ -73,3 +73,13 @@ def assert_token_never_written(root: Path) -> None:
             if path.is_file() and not path.is_symlink() and path.stat().st_size < 64 << 20:
                 with path.open("rb") as f:
                     assert needle not in f.read(), f"the token leaked into {path}"
+
+
+def status_report(result: Any) -> dict[str, Any]:
+    """`status --json`'s report, its exit status checked against it: 1 exactly when something in it
+    needs attention (`watcher.cli.status.needs_attention`), else 0."""
+    from watcher.cli.status import ATTENTION_EXIT, needs_attention
+
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert result.returncode == (ATTENTION_EXIT if needs_attention(report) else 0), result.stderr
+    return report

@@ -4,7 +4,6 @@ run as real subprocesses against an agent's config and state folder."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -15,7 +14,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import TOKEN, read_json, wait_for
+from tests.helpers import TOKEN, read_json, status_report, wait_for
 from watcher.video.mp4 import looks_like_mp4
 
 MODEL = "I2V-2.3"
@@ -75,9 +74,7 @@ def command(
 
 
 def status_json(workdir: Path) -> dict[str, Any]:
-    result = command(workdir, "status", "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    return status_report(command(workdir, "status", "--json"))
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ whether the agent was stopped or running (issue 21 item 9, N6)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ACCOUNT_A, TOKEN, read_json, sidecar_of, wait_sidecar
+from tests.helpers import ACCOUNT_A, TOKEN, read_json, sidecar_of, status_report, wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes, sha256
 from watcher.emulator import Emulator
@@ -43,9 +42,9 @@ def status_counts(tmp_path: Path, agent: AgentProcess) -> dict[str, int]:
     env = dict(os.environ, USEAPI_TOKEN=TOKEN, XDG_STATE_HOME=str(tmp_path / "state"))
     result = subprocess.run(
         [sys.executable, "-m", "watcher", "status", "--json", "--config", str(agent.config_path)],
-        env=env, capture_output=True, text=True, timeout=120, check=True,
+        env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    [folder] = json.loads(result.stdout)["folders"]
+    [folder] = status_report(result)["folders"]
     return {key: folder[key] for key in ("uploaded", "pending", "failed")}
 
 

@@ -6,7 +6,6 @@ by the new upload's, never lost before it."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ACCOUNT_A, TOKEN, read_json, sidecar_of, wait_for
+from tests.helpers import ACCOUNT_A, TOKEN, read_json, sidecar_of, status_report, wait_for
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes
 from watcher.emulator import Emulator
@@ -58,9 +57,7 @@ def tried_with_the_emulator(tmp_path: Path, real: Emulator) -> tuple[Path, dict[
 
 
 def counts(tmp_path: Path) -> dict[str, int]:
-    result = cli(tmp_path, "status", "--json")
-    assert result.returncode == 0, result.stderr
-    [folder] = json.loads(result.stdout)["folders"]
+    [folder] = status_report(cli(tmp_path, "status", "--json"))["folders"]
     return {key: folder[key] for key in ("uploaded", "pending", "failed")}
 
 

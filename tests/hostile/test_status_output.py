@@ -23,7 +23,7 @@ def test_bidi_controls_in_a_name_are_shown_escaped_never_raw(tmp_path: Path) -> 
     image.write_bytes(png_bytes(21))
     fail_by_hand(image, "refused \u202eby the API")
     result = status(tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the failed file needs attention
     text = result.stdout.decode()
     assert "\u202e" not in text and "\u2066" not in text
     assert "invoice\\u202egnp.exe\\u2066.png" in text

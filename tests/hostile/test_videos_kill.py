@@ -63,7 +63,7 @@ def test_kill_9_while_the_create_is_in_flight_makes_it_unknown_until_the_operato
     assert "shot.png" in attention["env"]["MINIMAX_MESSAGE"]
     assert attention["env"]["MINIMAX_ACCOUNT"] == ACCOUNT_A
     assert len(emulator.creates) == 1
-    assert cli("status", cwd=tmp_path).returncode == 0
+    assert cli("status", cwd=tmp_path).returncode in (0, 1)  # 1 once status sees the unknown video
     # Not sent again on its own: the agent's own status says it has nothing left to do.
     wait_for(lambda: folder_is_settled(tmp_path, drop, unknown=1), 30, "the status to show 1 unknown")
     assert len(emulator.creates) == 1

@@ -3,14 +3,13 @@ reading video records, the CLI as the operator runs it, a hook that records its 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import TOKEN, read_json, wait_for
+from tests.helpers import TOKEN, read_json, status_report, wait_for
 from tests.helpers.agent import AgentProcess
 from watcher.video.mp4 import looks_like_mp4
 
@@ -82,9 +81,7 @@ def cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProce
 
 
 def status_json(cwd: Path) -> dict[str, Any]:
-    result = cli("status", "--json", cwd=cwd)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    return status_report(cli("status", "--json", cwd=cwd))
 
 
 def video_account(cwd: Path, account: str) -> dict[str, Any]:

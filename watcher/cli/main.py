@@ -42,6 +42,7 @@ from watcher.core.messages import UploadJob
 from watcher.core.outcome import FileChanged, UploadSuccess
 from watcher.core.retry import RetryPolicy
 from watcher.core.timings import Timings
+from watcher.core.wording import count
 from watcher.disk import descriptors
 from watcher.report.logs import configure_logging
 from watcher.report.sd_notify import Notifier
@@ -191,7 +192,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         note = assumption(owner)
         if note is not None:
             log.warning("%s", note)  # stderr: stdout stays one line per file and the total
-        planned = list(plan(config, owner))
+        planned = list(plan(config, owner, everything=True))
         text = render(planned)
         videos = render_videos(config, planned)
         if videos is not None:
@@ -213,17 +214,26 @@ def cmd_scan(args: argparse.Namespace) -> int:
     finally:
         if emulator is not None:
             emulator.stop()
-    log.info(
-        "scan finished: %d uploaded, %d failed, %d not uploaded after repeated temporary errors",
-        *agent.scan_totals(),
-    )
+    log.info("%s", scan_summary(*agent.scan_totals()))
     if queued := agent.videos.queued():
         log.info(
-            "%d videos wait for their account's day cap, a pause or a prompt file; the next run or scan "
-            "asks for them",
-            queued,
+            "%s for their account's day cap, a pause or a prompt file; the next run or scan asks for them",
+            count(queued, "video") + (" waits" if queued == 1 else " wait"),
         )
     return code
+
+
+def scan_summary(uploaded: int, failed: int, gave_up: int, empty: int) -> str:
+    """`scan`'s last line. Its exit code: 1 when a file failed (an error record, new or left by an
+    earlier run) or was given up after repeated temporary errors, else 0: an empty file is no failure."""
+    parts = [f"{uploaded} uploaded", f"{failed} failed"]
+    if failed:
+        parts[-1] += " (`minimax-watcher status` lists why)"
+    if gave_up:
+        parts.append(f"{count(gave_up, 'file')} not uploaded after repeated temporary errors")
+    if empty:
+        parts.append(f"{count(empty, 'empty file')} not uploaded (nothing to upload until written)")
+    return "scan finished: " + ", ".join(parts)
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
@@ -278,7 +288,7 @@ def _reading_owner(config: Config) -> ApiOwner:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from watcher.cli.status import render_json, render_text
+    from watcher.cli.status import ATTENTION_EXIT, needs_attention, render_json, render_text
     from watcher.report.live_status import SERVICE_STATE_DIR
     from watcher.report.status_report import build_status
 
@@ -291,11 +301,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         log.warning("%s", note)
     elif note is not None:
         report["note"] = note
-    output = render_json(report) if args.json else (render_text(report) + "\n").encode("utf-8")
+    attention = needs_attention(report)
+    text = render_text(report)
+    if attention:
+        text += f"\nneeds attention: {', '.join(attention)} (exit status {ATTENTION_EXIT})"
+    output = render_json(report) if args.json else (text + "\n").encode("utf-8")
     sys.stdout.flush()
     sys.stdout.buffer.write(output)
     sys.stdout.buffer.flush()
-    return 0
+    return ATTENTION_EXIT if attention else 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:

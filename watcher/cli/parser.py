@@ -28,6 +28,20 @@ HELP_TOPICS = {
 }
 SHELLS = ("bash", "zsh")
 
+SCAN_DESCRIPTION = """\
+One pass: upload everything pending now, wait for the videos it asked for, then exit.
+Exit status: 1 when a file failed (it has an error record, written now or by an earlier run;
+`status` lists them) or was not uploaded after repeated temporary errors; else 0. An empty
+file is no failure: it is said, and uploaded once something is written to it. 78: a config error.
+"""
+
+STATUS_DESCRIPTION = """\
+Per folder: uploaded, pending, failed and why; the running agent's accounts and uploads; videos.
+Exit status: 0 when nothing needs attention; 1 when something does (a failed file, an account
+paused or held, a failed or unknown video, a folder whose lock name is taken), as with --json;
+78 for a config error.
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -54,18 +68,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the built-in API emulator on loopback and upload to it instead of useapi.net",
     )
     scan = with_config(
-        commands.add_parser("scan", help="upload everything pending now, then exit (1 if any failed)")
+        commands.add_parser(
+            "scan",
+            help="upload everything pending now, then exit (1 if a file failed)",
+            description=SCAN_DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     )
     scan.add_argument("--emulate", action="store_true", help="upload to the built-in emulator")
     scan.add_argument(
         "--dry-run",
         action="store_true",
-        help="list what would be uploaded (path, type, size, account); upload and write nothing",
+        help="list what would be uploaded (path, type, size in bytes, account) and every other file with "
+        "why not; upload and write nothing",
     )
     upload = with_config(commands.add_parser("upload", help="upload one file now and print its sidecar JSON"))
     upload.add_argument("file", type=Path, help="the image to upload")
     upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
-    status = with_config(commands.add_parser("status", help="per folder: uploaded, pending, failed and why"))
+    status = with_config(
+        commands.add_parser(
+            "status",
+            help="per folder: uploaded, pending, failed and why; exit 1 when something needs attention",
+            description=STATUS_DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     retry = with_config(
         commands.add_parser(

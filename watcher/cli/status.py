@@ -10,6 +10,7 @@ import json
 import logging
 from typing import Any
 
+from watcher.core.wording import count, size
 from watcher.redact import BIDI_CONTROL
 from watcher.report.status_report import VIDEO_STATES
 
@@ -17,6 +18,34 @@ log = logging.getLogger("watcher")
 
 MAX_SHOWN = 300  # ... and on a terminal line
 MAX_IN_PROGRESS = 20  # videos shown with their percent, per folder
+
+
+ATTENTION_EXIT = 1  # `status` when something needs someone, as `systemctl is-failed` says "failed"
+
+
+def needs_attention(report: dict[str, Any]) -> list[str]:
+    """What in `report` (text or --json alike) needs someone, said briefly; `status` exits
+    ATTENTION_EXIT when there is any, else 0: a failed file, an account paused or held (uploads or
+    videos), a failed or unknown video, a folder whose lock name is taken (nothing uploads from it)."""
+    found = []
+    failed = sum(int(folder.get("failed", 0)) for folder in report.get("folders", []))
+    if failed:
+        found.append(count(failed, "failed file"))
+    videos = [folder["videos"] for folder in report.get("folders", []) if "videos" in folder]
+    for state in ("failed", "unknown"):
+        if n := sum(int(v.get(state, 0)) for v in videos):
+            found.append(f"{count(n, 'video')} {state}")
+    agent = report.get("agent")
+    agent = agent if isinstance(agent, dict) else {}
+    for account in agent.get("accounts", []):
+        if account.get("state") != "ok":
+            found.append(f"account {account.get('account')} {account.get('state')}")
+    for account in report.get("video_accounts", []):
+        if account.get("paused_until") is not None:
+            found.append(f"videos of account {account.get('account') or 'default'} paused")
+    if blocked := len(agent.get("lock_blocked", [])):
+        found.append(f"{count(blocked, 'folder')} not held (lock name taken)")
+    return found
 
 
 def _render_videos(videos: dict[str, Any]) -> list[str]:
@@ -85,10 +114,8 @@ def _render_agent(agent: dict[str, Any]) -> list[str]:
             line += f" ({printable(str(account.get('reason')), MAX_SHOWN)}; next probe {account.get('next_probe')})"
         lines.append(line)
     for upload in agent.get("uploading", []):
-        sent, size = int(upload.get("sent", 0)), int(upload.get("size", 0))
-        lines.append(
-            f"  uploading {printable(str(upload.get('file')))}: {sent / 1e6:.1f} of {size / 1e6:.1f} MB"
-        )
+        sent, total = int(upload.get("sent", 0)), int(upload.get("size", 0))
+        lines.append(f"  uploading {printable(str(upload.get('file')))}: {size(sent)} of {size(total)}")
     for entry in agent.get("standing_by", []):
         if isinstance(entry, dict):  # an agent before identities gave the path alone
             who = printable(str(entry.get("held_by")), MAX_SHOWN)

@@ -313,12 +313,20 @@ class FolderSettings(_Strict):
     include: list[str] = Field(
         ["**"],
         description=(
-            "Globs on the path relative to the folder; only matching files are candidates. `*` matches "
-            "within one name, `**` any number of folders."
+            "Globs on the file's path relative to the folder (sub/a.png), matched whole; only matching "
+            "files are candidates. `*` and `?` match within one name, so in a recursive folder `*.png` "
+            "matches the top level only (unlike gitignore and rclone); `**/*.png` matches at any depth, "
+            "`renders/**` everything below renders/. `scan --dry-run` says which glob left a file out."
         ),
+        examples=[["**/*.png", "renders/**"]],
     )
     exclude: list[str] = Field(
-        [], description="Globs on the path relative to the folder; a matching file is never a candidate."
+        [],
+        description=(
+            "Globs on the path relative to the folder, as include; a matching file is never a candidate, "
+            "whatever include says (`**/*_preview.*` at any depth, `tmp/**` below tmp/)."
+        ),
+        examples=[["**/*_preview.*"]],
     )
     settle_seconds: float | None = Field(
         None,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from watcher.core.outcome import UploadFailure, operator_hint
 from watcher.core.retry import RetryPolicy
+from watcher.core.wording import count
 from watcher.log_fields import say
 
 log = logging.getLogger("watcher")
@@ -71,8 +72,8 @@ class AccountGates:
         if pause is None:
             return set()
         self.notices.append((key, f"account {_name(key)}: the API accepts uploads again; uploads resume"))
-        resuming = "account %s: the API accepts uploads again; resuming %d files"
-        say(log.info, resuming, _name(key), len(pause.files), account=key, event="attention")
+        resuming = "account %s: the API accepts uploads again; resuming %s"
+        say(log.info, resuming, _name(key), count(len(pause.files), "file"), account=key, event="attention")
         return pause.files
 
     def on_temporary(self, key: str, path: str, failure: UploadFailure, now: float) -> bool:

@@ -43,6 +43,9 @@ class Ledger:
         self._trusts = trusts or (lambda sidecar: False)
         self.failed: PathIndex[FailedFile] = PathIndex()
         self.empty: set[str] = set()  # empty candidates: not timed, an event or a rescan wakes them
+        # Folder → failures moved to its failed_dir: still failed (metrics), counted by each walk of the
+        # whole folder, and one more at each move in between.
+        self.moved_failed: dict[str, int] = {}
         self._writes: list[IndexWrite] = []
 
     def take_writes(self) -> list[IndexWrite]:
@@ -100,12 +103,17 @@ class Ledger:
             return True
         return self.failed.pop(path) is not None
 
+    def failure_moved(self, folder: str) -> None:
+        self.moved_failed[folder] = self.moved_failed.get(folder, 0) + 1
+
     def reconcile(self, scan: ScanFinished) -> None:
         """Forget what vanished without an event (inotify overflow, network filesystems).
 
         The scanner already forgot the done files that left a directory it listed (it compares each
         listing with the index); what is left here is the directories that went, and failed files.
         """
+        if scan.moved_failed is not None:
+            self.moved_failed[scan.folder.path] = scan.moved_failed
         for directory, names in scan.listings.items():
             self.failed.keep_only(directory, names)
         if scan.folder.recursive:
@@ -120,4 +128,5 @@ class Ledger:
     def forget_folder(self, root: str) -> None:
         self._writes.append(ForgetUnder(root))
         self.failed.forget_under(root)
+        self.moved_failed.pop(root, None)
         self.empty = {p for p in self.empty if not is_inside(p, root)}

@@ -71,6 +71,7 @@ class ScanFinished:
     generation: int = 0
     # Directories a periodic rescan found unchanged since it last listed them, and did not list again.
     unlisted: frozenset[str] = frozenset()
+    moved_failed: int | None = None  # files with their error record in failed_dir; None: not counted
 
 
 @dataclass(frozen=True)

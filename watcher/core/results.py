@@ -121,6 +121,7 @@ def _on_failure(
         if done.moved_to is not None:
             log.info("%s: moved with its error record to %s", path, done.moved_to)
             s.ledger.forget(path)
+            s.ledger.failure_moved(entry.folder.path)
         elif done.signature is not None:
             s.ledger.mark_failed(path, done.signature, outcome.error, outcome.code)
         s.untrack(path)

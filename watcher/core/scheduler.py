@@ -145,8 +145,8 @@ class Scheduler:
         return notices
 
     def counts_by_folder(self) -> dict[str, tuple[int, int]]:
-        """Folder path → (pending, failed), for the metrics."""
-        counts = {f.path: [0, 0] for f in self.folders}
+        """Folder path → (pending, failed), for the metrics; failed counts those moved to failed_dir."""
+        counts = {f.path: [0, self.ledger.moved_failed.get(f.path, 0)] for f in self.folders}
         for entry in self.tracked.values():
             if entry.folder.path in counts:
                 counts[entry.folder.path][0] += 1
@@ -332,13 +332,12 @@ class Scheduler:
         if signature.size == 0:
             # A writer that has not started: its first write (an event) or the next rescan wakes it.
             # Re-checking every settle time would cost a stat per empty file per second, forever.
+            # Not a failure (no error record, as `run` writes none): `scan` says it and exits 0 for it.
             self.untrack(path)
+            self.ledger.empty.add(path)
             if self.once:
-                self.gave_up[path] = "the file is empty"
-                why = "%s: the file is empty; not uploaded by this scan"
-                say(log.error, why, path, file=path, folder=entry.folder.path, event="failure")
-            else:
-                self.ledger.empty.add(path)
+                why = "%s: empty file: nothing to upload; it is uploaded once something is written to it"
+                say(log.warning, why, path, file=path, folder=entry.folder.path)
             return
         complete = self.tracker.is_finished(path) and (
             self.tracker.seen_complete(path, signature) or self._probe.looks_complete(path, signature.size)

@@ -108,7 +108,8 @@ class Metrics:
         )
         self._files = Gauge(
             "minimax_watcher_files",
-            "Files per watched folder waiting to be uploaded (pending) or with an error record (failed).",
+            "Files per watched folder waiting to be uploaded (pending) or with an error record (failed, "
+            "those moved to its failed_dir included).",
             ["folder", "state"],
             registry=self.registry,
         )

@@ -14,12 +14,13 @@ from urllib.parse import quote
 
 from watcher.config.load import Config
 from watcher.core.api_owner import ApiOwner
-from watcher.core.folders import Folder
+from watcher.core.folders import Folder, is_inside
 from watcher.core.generation import Entry
 from watcher.core.media import SIDECAR_SUFFIX, kind_of_name, name_problem
 from watcher.core.messages import FileState
 from watcher.core.video import FolderVideos, VideoSummary
 from watcher.disk.files import OutsideRootError, components_below
+from watcher.disk.moved_failures import moved_failures
 from watcher.disk.records import read_record
 from watcher.report.live_status import read_live_status, read_recent
 from watcher.scan.inventory import walk_candidates
@@ -148,17 +149,29 @@ def folder_report(
                 failures.append(
                     {"file": os.path.relpath(found.path, folder.path), "error": error[:MAX_ERROR]}
                 )
+        failures += moved_failures_of(folder)
         folders.append(
             {
                 "path": folder.path,
                 "account": folder.account,
                 "uploaded": counts[FileState.DONE],
                 "pending": counts[FileState.PENDING],
-                "failed": counts[FileState.FAILED],
+                "failed": counts[FileState.FAILED] + sum(1 for f in failures if f.get("moved")),
                 "failures": sorted(failures, key=lambda f: f["file"]),
             }
         )
     return {"folders": folders}
+
+
+def moved_failures_of(folder: Folder) -> list[dict[str, Any]]:
+    """The failures moved to `folder`'s failed_dir, as `failures` entries: still failed, with the reason
+    from the error record that moved with each ("moved": true; "file" below the folder, as the others)."""
+    found = []
+    for path, record in moved_failures(folder, read=True):
+        shown = os.path.relpath(path, folder.path) if is_inside(path, folder.path) else path
+        error = str((record or {}).get("error", "its error record cannot be read"))
+        found.append({"file": shown, "error": error[:MAX_ERROR], "moved": True})
+    return found
 
 
 def add_agent(report: dict[str, Any], agent: dict[str, Any] | None) -> None:

@@ -20,6 +20,7 @@ from watcher.core.folders import Folder
 from watcher.core.messages import FileState, FoundFile, ScanBatch, ScanFinished
 from watcher.core.signature import COARSE_CLOCK_SLACK
 from watcher.core.timings import Timings
+from watcher.disk.moved_failures import moved_failures
 from watcher.disk.mover import Mover
 from watcher.log_fields import say
 from watcher.scan.helper import IN_FLIGHT as HELPER_IN_FLIGHT
@@ -261,7 +262,14 @@ class Scanner:
             return False  # it moves once its video has ended (SPEC §8)
         moved = self._mover.move_with_record(found.path, folder.path, dest, found.record, done=done)
         if isinstance(moved, str):  # else a worker is moving it, or it cannot move (said)
-            log.info("%s: moved to %s (a stop had come between its record and the move)", found.path, moved)
+            record, setting = ("sidecar", "done_dir") if done else ("error record", "failed_dir")
+            log.info(
+                "%s: moved to %s with its %s (recorded before %s was set, or before a stop)",
+                found.path,
+                moved,
+                record,
+                setting,
+            )
         return moved is not False
 
     def _post_batch(self, request: _Request, files: list[FoundFile]) -> None:
@@ -324,7 +332,9 @@ class Scanner:
             self._post_batch(request, batch)
         if not request.subfolder:  # directories that went are not remembered for ever
             self._memo.keep_only(request.root, listings.keys() | unlisted)
+        # Failures moved to failed_dir still need someone: the metrics count them (status lists them).
+        moved = None if request.subfolder else sum(1 for _ in moved_failures(folder))
         finished = ScanFinished(
-            folder, request.root, listings, request.initial, request.generation, frozenset(unlisted)
+            folder, request.root, listings, request.initial, request.generation, frozenset(unlisted), moved
         )
         self._post(finished)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from watcher.config.load import ConfigError, load_config
+from watcher.config.load import EX_CONFIG, ConfigError, load_config
 from watcher.config.sample import render_sample
 from watcher.service.plan import (
     Command,
@@ -39,6 +39,7 @@ from watcher.service.steps import (
     read_token,
     refuse_hidden_runtime,
     runtime_paths,
+    systemd_missing,
     token_source,
     unit_state,
 )
@@ -79,7 +80,9 @@ def plan_install(
 ) -> tuple[list[Step], ConfigFolders]:
     """The steps of `service install`, after checking everything that can be checked without changes.
 
-    `systemd=False` leaves out the steps that talk to systemd (for the unit tests' temporary roots).
+    Without a config, the steps end once the sample is written: no drop folder, token or unit before
+    someone has edited it. `systemd=False` leaves out the steps that talk to systemd (for the unit
+    tests' temporary roots, and a dry run on a machine without systemd).
     """
     refuse_hidden_runtime(runtime)
     config_path = posixpath.normpath(config or DEFAULT_CONFIG)
@@ -110,6 +113,10 @@ def plan_install(
             create=render_sample if sample else None,
             create_text="write a commented sample (edit its folders, then run service install again)",
         ),
+    ]
+    if sample:
+        return steps, folders  # its folders are examples: nothing is made for them, nothing started
+    steps += [
         TokenFile(ask_token, token_from),
         *(
             Directory(f"folder {path}", path, create_mode=0o2775, required=0o2070, group=DROP_GROUP)
@@ -227,8 +234,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--config",
         type=Path,
         metavar="PATH",
-        help="the config the service runs with (default /etc/minimax-watcher/config.yaml, "
-        "a commented sample written there if it does not exist)",
+        help="the config the service runs with (default /etc/minimax-watcher/config.yaml; if it does not "
+        "exist, a commented sample is written there and install stops, exit 78, for you to edit it)",
     )
     uninstall_parser = service_actions.add_parser(
         "uninstall", help="stop and remove the unit and drop-in; keep config, token, folders and sidecars"
@@ -243,6 +250,11 @@ def install(config: Path | None, *, dry_run: bool, host: Host | None = None, out
         _require_root(dry_run, "install")
         command = installed_command()
         config_text = os.path.abspath(config) if config is not None else None
+        no_systemd = systemd_missing(host)
+        if no_systemd is not None and not dry_run:
+            raise PlanError(
+                f"{no_systemd}: the service needs systemd; nothing was changed (--dry-run shows the plan)"
+            )
         steps, folders = plan_install(
             host,
             config=config_text,
@@ -250,6 +262,7 @@ def install(config: Path | None, *, dry_run: bool, host: Host | None = None, out
             runtime=runtime_paths(command),
             ask_token=lambda: read_token(sys.stdin),
             token_from=token_source(sys.stdin),
+            systemd=no_systemd is None,
         )
         config_path = config_text or DEFAULT_CONFIG
         sample = host.look(config_path) is None
@@ -258,8 +271,16 @@ def install(config: Path | None, *, dry_run: bool, host: Host | None = None, out
     except (PlanError, OSError) as exc:
         print(f"service install: {exc}", file=sys.stderr)
         return 1
+    if sample:
+        return _edit_the_sample(config_path, dry_run, out)
     if dry_run:
         print("Dry run: nothing was changed.", file=out)
+        if no_systemd is not None:
+            print(
+                f"Without systemd here ({no_systemd}), the steps that need it are left out (check-config as "
+                "the service, daemon-reload, enable, start), and service install itself would refuse to run.",
+                file=out,
+            )
         return 0
     if progress.changes == 0:
         print("Everything was already in place: nothing changed.", file=out)
@@ -274,9 +295,25 @@ def install(config: Path | None, *, dry_run: bool, host: Host | None = None, out
         f"after any other change, systemctl reload {UNIT_NAME.removesuffix('.service')}.",
         file=out,
     )
-    if sample:
-        print(f"\n{config_path} is a sample: edit its folders and accounts, then run this again.", file=out)
     return 0
+
+
+def _edit_the_sample(config_path: str, dry_run: bool, out: TextIO) -> int:
+    """No config was there: stop once the sample is written, and say what to edit. EX_CONFIG: the
+    service is not installed yet, which a script running this must not take for success."""
+    what = (
+        f"any drop folder, token or service: edit {config_path} first, its `folders:` (the drop folders, "
+        "each with its account; the token stays out of it: the next run asks for it, or reads it from "
+        f"standard input). Then run again: {installed_command()} service install"
+    )
+    if dry_run:
+        print(
+            f"Dry run: nothing was changed. service install would write the sample and stop before {what}",
+            file=out,
+        )
+    else:
+        print(f"Stopped before {what}", file=out)
+    return EX_CONFIG
 
 
 def uninstall(*, dry_run: bool, host: Host | None = None, out: TextIO = sys.stdout) -> int:

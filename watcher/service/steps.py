@@ -20,7 +20,7 @@ import yaml
 import watcher
 from watcher.config.load import MAX_TOKEN_FILE_BYTES, TOKEN_ENV, ConfigError
 from watcher.config.token import resolve_token
-from watcher.service.plan import ExistingFile, Host, Progress, Step
+from watcher.service.plan import REAL_ROOT, ExistingFile, Host, Progress, Step
 from watcher.service.units import (
     LIFECYCLE_KEYS,
     SERVICE_USER,
@@ -192,6 +192,18 @@ def unit_state(host: Host, *properties: str) -> dict[str, str]:
         # Typically "System has not been booted with systemd": nothing here could run the service.
         raise PlanError(f"cannot ask systemd about {UNIT_NAME}: {result.stderr.strip()}")
     return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+
+def systemd_missing(host: Host) -> str | None:
+    """Why this machine cannot run the service under systemd (no systemctl, or systemd not running:
+    a container, another init), or None; checked before anything changes, not at its first command."""
+    if host.root != REAL_ROOT:
+        return None  # a temporary root: its systemd steps are left out anyway
+    if shutil.which("systemctl") is None:
+        return "no systemctl on $PATH"
+    if not os.path.isdir("/run/systemd/system"):  # sd_booted(): systemd is not the init here
+        return "systemd is not running on this machine (no /run/systemd/system)"
+    return None
 
 
 def is_enabled(host: Host) -> bool:

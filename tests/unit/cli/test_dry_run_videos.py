@@ -97,7 +97,7 @@ def test_the_command_prints_the_uploads_then_the_videos(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-3:] == [
-        "1 files would be uploaded (0.0 MB), 0 not",
+        "1 file would be uploaded (702 B), 0 not",
         f"1 video would be requested for {shots} (account default, model m)",
         "a dry run uploads nothing and asks for no video: no credits are spent",
     ]

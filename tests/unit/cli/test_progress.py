@@ -32,7 +32,9 @@ def test_the_line_shows_the_bar_the_share_the_megabytes_and_the_rate(
     bar = ProgressBar("a.png", 4_000_000)
     clock.now += 0.5
     bar(1_000_000)
-    assert capsys.readouterr().err == "\ra.png [" + "#" * 7 + " " * 23 + "]  25% 1.0/4.0 MB 2.0 MB/s"
+    assert (
+        capsys.readouterr().err == "\ra.png [" + "#" * 7 + " " * 23 + "]  25% 1.0 MB of 4.0 MB 2.0 MB/s\x1b[K"
+    )
 
 
 def test_redraws_come_at_most_ten_times_a_second_but_the_end_always_shows(
@@ -62,6 +64,6 @@ def test_an_empty_file_and_an_overshoot_stay_within_the_bar(
     clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ProgressBar("empty.png", 0)(0)
-    assert "[" + " " * 30 + "]   0% 0.0/0.0 MB" in capsys.readouterr().err
+    assert "[" + " " * 30 + "]   0% 0 B of 0 B" in capsys.readouterr().err
     ProgressBar("a.png", 1000)(1500)
     assert "[" + "#" * 30 + "] 100% " in capsys.readouterr().err

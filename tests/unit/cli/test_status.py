@@ -14,7 +14,7 @@ import yaml
 
 from tests.helpers import ACCOUNT_A
 from tests.helpers.images import png_bytes
-from watcher.cli.status import MAX_SHOWN, printable, render_json, render_text
+from watcher.cli.status import MAX_SHOWN, needs_attention, printable, render_json, render_text
 from watcher.config.load import load_config
 from watcher.core.signature import signature_of
 from watcher.disk.records import build_error_record, build_sidecar
@@ -113,7 +113,7 @@ def test_a_running_agent_is_shown_with_its_accounts_uploads_and_locks(drop: Path
     assert lines[at + 1 :] == [
         f"  account {ACCOUNT_A}: ok",
         "  account 222: paused (402 expired; next probe 2026-12-07T11:00:00Z)",
-        "  uploading /d/big.png: 1.5 of 3.0 MB",
+        "  uploading /d/big.png: 1.5 MB of 3.0 MB",
         "  /s: standing by (held by host h, pid 1)",
         "  /old: standing by (held by another agent)",
         "  /b: not held, nothing uploads: a planted file",
@@ -156,3 +156,54 @@ def test_json_is_utf8_and_falls_back_to_escapes_for_a_name_that_is_not() -> None
     odd = os.fsdecode(b"caf\xe9.png")
     shown = render_json({"name": odd})
     assert shown.isascii() and json.loads(shown) == {"name": odd}
+
+
+def test_nothing_needs_attention_in_a_folder_of_uploaded_and_pending_files(drop: Path) -> None:
+    for name in ("failed.png", "failed.png.error.json", "n" * 250 + ".png"):
+        (drop / name).unlink()
+    report = report_of(drop)
+    add_agent(
+        report, {**AGENT, "accounts": AGENT["accounts"][:1], "lock_blocked": [], "folders": [str(drop)]}
+    )
+    assert "agent" in report and needs_attention(report) == []
+    add_agent(report, {**AGENT, "folders": [str(drop)]})  # the same with a paused account
+    assert needs_attention(report) == ["account 222 paused", "1 folder not held (lock name taken)"]
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda r: r["folders"][0].update(failed=2), "2 failed files"),
+        (lambda r: r["folders"][0].update(videos={"failed": 1, "unknown": 0}), "1 video failed"),
+        (lambda r: r["folders"][0].update(videos={"failed": 0, "unknown": 3}), "3 videos unknown"),
+        (lambda r: r.update(agent=AGENT), "account 222 paused"),
+        (lambda r: r.update(agent={**AGENT, "accounts": []}), "1 folder not held (lock name taken)"),
+        (
+            lambda r: r.update(video_accounts=[{"account": "9", "paused_until": "x"}]),
+            "videos of account 9 paused",
+        ),
+    ],
+)
+def test_each_thing_that_needs_attention_is_named(change: Any, said: str) -> None:
+    report: dict[str, Any] = {"folders": [{"path": "/d", "failed": 0, "failures": []}]}
+    change(report)
+    assert said in needs_attention(report)
+
+
+def test_failures_moved_to_failed_dir_are_counted_and_listed_with_their_reason(drop: Path) -> None:
+    moved = drop / "failed" / "sub" / "gone.png"
+    moved.parent.mkdir(parents=True)
+    moved.write_bytes(png_bytes(5))
+    record = build_error_record(
+        error="HTTP 400: refused", code=400, attempts=1, signature=signature_of(os.stat(moved))
+    )
+    (moved.parent / "gone.png.error.json").write_text(json.dumps(record))
+    config_file = drop.parent / "config.yaml"
+    folder = {"path": str(drop), "account": ACCOUNT_A, "failed_dir": "failed"}
+    config_file.write_text(yaml.safe_dump({"folders": [folder]}))
+    (entry,) = folder_report(load_config(config_file))["folders"]
+    assert entry["failed"] == 3  # failed.png, the name too long, and the one in failed/
+    assert {"file": "failed/sub/gone.png", "error": "HTTP 400: refused", "moved": True} in entry["failures"]
+    assert (
+        "  failed: failed/sub/gone.png: HTTP 400: refused" in render_text({"folders": [entry]}).splitlines()
+    )

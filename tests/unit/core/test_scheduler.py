@@ -3,6 +3,7 @@ outages and holds, in milliseconds. No threads, no files, no HTTP."""
 
 from __future__ import annotations
 
+import dataclasses
 import pkgutil
 import random
 from collections.abc import Iterable
@@ -272,13 +273,14 @@ def test_an_empty_file_costs_no_timer_until_an_event_or_a_scan_wakes_it() -> Non
     assert [j.path for j in s.due(14.0)] == ["/drop/a/x.png"]
 
 
-def test_scan_gives_up_on_an_empty_file_instead_of_waiting_forever() -> None:
+def test_scan_leaves_an_empty_file_as_empty_not_given_up_instead_of_waiting_forever() -> None:
     s, disk, _ = make(once=True)
     disk.write("/drop/a/x.png", size=0)
     s.handle(ScanBatch(A, [FoundFile("/drop/a/x.png", disk.files["/drop/a/x.png"], FileState.PENDING)]), 0.0)
     ready_all(s)
     s.due(0.0)
-    assert s.idle() and s.gave_up == {"/drop/a/x.png": "the file is empty"}
+    assert s.idle() and s.gave_up == {} and s.ledger.empty == {"/drop/a/x.png"}
+    assert not s.ledger.failed
 
 
 def test_a_file_whose_sidecar_already_matches_is_recorded_done_without_an_upload() -> None:
@@ -366,6 +368,21 @@ def test_a_temporary_failure_retries_with_backoff_and_then_succeeds() -> None:
     assert retry.attempt == 2
     s.handle(success(retry, sig), 50.0)
     assert s.tracked == {} and s.index.get("/drop/a/x.png") == sig
+
+
+def test_failures_moved_to_failed_dir_count_as_failed_for_the_metrics() -> None:
+    s, disk, _ = make()
+    s.handle(ScanFinished(A, A.path, {}, True, s.generation, moved_failed=3), 0.0)  # a walk counted 3
+    assert s.counts_by_folder()[A.path] == (0, 3)
+    sig = disk.write("/drop/a/x.png")
+    (job,) = settle(s, "/drop/a/x.png")
+    moved = failure(job, sig, FailureClass.PERMANENT, 400)
+    s.handle(dataclasses.replace(moved, moved_to="/drop/a/failed/x.png"), 5.0)
+    assert s.counts_by_folder()[A.path] == (0, 4) and s.ledger.failed.get("/drop/a/x.png") is None
+    s.handle(ScanFinished(A, A.path, {}, False, s.generation, moved_failed=1), 6.0)  # some were dealt with
+    assert s.counts_by_folder()[A.path] == (0, 1)
+    s.handle(ScanFinished(A, "/drop/a/sub", {}, False, s.generation), 7.0)  # a subfolder's walk: no count
+    assert s.counts_by_folder()[A.path] == (0, 1)
 
 
 def test_a_permanent_failure_records_the_file_as_failed_until_it_changes() -> None:

@@ -21,7 +21,7 @@ def test_a_pause_standbys_and_blocked_folders_are_said_only_when_there_are_some(
     assert status_line(paused, 3, 1) == (
         "2 folders watched; 0 uploading; 0 pending; 1 failed; 0 uploaded since start; "
         "paused: account 1: HTTP 429; standing by for 3 folders another agent holds; "
-        "1 folders not held: their lock name is not a lock file"
+        "1 folder not held: its lock name is not a lock file"
     )
 
 

@@ -146,12 +146,15 @@ def test_a_folder_added_to_the_config_changes_the_folders_and_the_dropin_only(ro
 
 @needs_root
 @needs_sysusers
-def test_without_a_config_a_sample_is_written_and_used(root: Path) -> None:
-    run(root, plan(root, None, lambda: TOKEN))
+def test_without_a_config_the_sample_is_written_and_nothing_made_for_its_example_folders(root: Path) -> None:
+    steps = plan(root, None)  # the token is not asked for either: the sample comes first
+    assert [step.title for step in steps][-1] == "config /etc/minimax-watcher/config.yaml"
+    run(root, steps)
     assert (root / "etc/minimax-watcher/config.yaml").read_text() == render_sample()
+    assert owner_mode(root, "/etc/minimax-watcher/config.yaml") == ("root", "minimax-watcher", "0640")
     sample_folders = config_folders(render_sample(), "/etc/minimax-watcher").folders
-    for folder in sample_folders:
-        assert owner_mode(root, folder) == ("root", "minimax-drop", "2775")
+    assert sample_folders and not any((root / folder.lstrip("/")).exists() for folder in sample_folders)
+    assert not (root / TOKEN_FILE.lstrip("/")).exists() and not (root / UNIT_PATH.lstrip("/")).exists()
 
 
 @needs_root
