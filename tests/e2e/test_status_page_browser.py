@@ -199,3 +199,20 @@ def test_a_stopped_agent_shows_as_not_running(page_agent: PageAgent, drop: Path)
         shown(page.locator("#agent"), "Agent not running")
         shown(page.locator("#banner"), "The agent is not answering")
         assert page.locator("body.stale").count() == 1
+
+
+def test_a_phone_width_needs_no_sideways_scrolling_even_with_long_names(
+    page_agent: PageAgent, drop: Path
+) -> None:
+    long_name = "a" * 120 + ".png"  # one word, no place to break
+    _agent, url = page_agent([{"path": str(drop), "account": ACCOUNT_A}])
+    (drop / long_name).write_bytes(png_bytes(24801))
+    (drop / ("b" * 120 + ".png")).write_text("not an image")
+    wait_sidecar(drop / long_name)
+    with open_page(width=390, height=844) as watched:
+        page = watched.page
+        page.goto(url)
+        shown(page.locator("#recent"), "aaaa")
+        shown(page.locator("#failures"), "bbbb")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert watched.troubles() == []

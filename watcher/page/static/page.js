@@ -365,11 +365,12 @@
     else frame.classList.add("broken"); // moved out of the folder (done_dir): no preview is served
     append(frame, img);
     const info = el("div", "info");
-    append(info, el("span", "name", baseName(entry.file)));
+    const name = el("span", "name", baseName(entry.file));
+    name.title = String(entry.file);
     const dir = dirName(entry.file);
-    append(info, el("span", "dir", baseName(entry.folder) + (dir ? "/" + dir : "")));
     const when = parseTime(entry.uploaded);
-    if (when) append(info, el("span", "dir", clock(when)));
+    const where = baseName(entry.folder) + (dir ? "/" + dir : "") + (when ? " · " + clock(when) : "");
+    append(info, name, el("span", "dir one-line", where));
     const idLine = el("div", "fileid");
     const code = el("code", "id", entry.fileID);
     const button = el("button", "copy", "Copy");
@@ -407,8 +408,9 @@
     video.playsInline = true;
     video.src = url;
     const info = el("div", "info");
-    append(info, el("span", "name", baseName(entry.file)));
-    append(info, el("span", "dir", baseName(folder.path)));
+    const name = el("span", "name", baseName(entry.file));
+    name.title = String(entry.file);
+    append(info, name, el("span", "dir", baseName(folder.path)));
     append(info, el("code", "id", entry.videoId));
     append(item, video, info);
     return item;
