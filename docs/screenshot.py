@@ -24,6 +24,7 @@ from tests.helpers import ACCOUNT_A, ACCOUNT_B, TOKEN, wait_for, wait_sidecar  #
 from tests.helpers.agent import AgentProcess  # noqa: E402
 from tests.helpers.browser import missing_browser, open_page, shown  # noqa: E402
 from tests.helpers.images import png_chunk  # noqa: E402
+from tests.helpers.page import answers  # noqa: E402
 from tests.helpers.videos import free_port, generate, wait_video  # noqa: E402
 from watcher.emulator import Emulator, Fault  # noqa: E402
 
@@ -121,6 +122,7 @@ def main() -> int:
             )
             agent.start()
             try:
+                wait_for(lambda: answers(port, "/"), 15, "the status page to answer")
                 scene(agent, emulator, shots, stills, advance)
                 wait_for(lambda: scene_shown(status_of(url)), 30, "the whole scene in /api/status", 0.5)
                 with open_page(width=WIDTH, height=HEIGHT) as watched:

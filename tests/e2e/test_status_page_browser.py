@@ -15,6 +15,7 @@ from tests.helpers import ACCOUNT_A, ACCOUNT_B, TOKEN, error_record_of, wait_for
 from tests.helpers.agent import AgentProcess
 from tests.helpers.browser import open_page, require_browser, shown
 from tests.helpers.images import png_bytes
+from tests.helpers.page import answers
 from tests.helpers.videos import free_port, generate, wait_video
 from watcher.emulator import Emulator, Fault
 
@@ -45,6 +46,7 @@ def page_agent(start_agent: Callable[..., AgentProcess]) -> PageAgent:
     def start(folders: list[dict[str, Any]], **settings: Any) -> tuple[AgentProcess, str]:
         port = free_port()
         agent = start_agent(folders, status_page={"listen": f"127.0.0.1:{port}"}, **settings)
+        wait_for(lambda: answers(port, "/"), 15, "the status page to answer")  # it starts after READY=1
         return agent, f"http://127.0.0.1:{port}/"
 
     return start
@@ -111,6 +113,7 @@ def test_a_failed_upload_shows_its_reason_and_what_to_do(page_agent: PageAgent, 
         assert watched.troubles() == []
 
 
+@pytest.mark.hostile
 def test_hostile_names_show_as_text_and_run_nothing(page_agent: PageAgent, drop: Path) -> None:
     _agent, url = page_agent([{"path": str(drop), "account": ACCOUNT_A}])
     (drop / HOSTILE).write_bytes(png_bytes(24301))
