@@ -173,11 +173,21 @@
     const list = byId("folders");
     list.replaceChildren();
     const running = report.agent && typeof report.agent === "object";
+    const standing = new Map();
+    for (const entry of (running && report.agent.standing_by) || []) {
+      if (entry && typeof entry === "object") standing.set(entry.folder, entry.held_by);
+      else standing.set(entry, null);
+    }
     for (const folder of report.folders || []) {
       const card = el("article", "card folder");
       const head = el("header", "card-head");
       append(head, pathBlock(folder.path, "path"), el("span", "muted", accountName(folder.account)));
       if (running && folder.watched === false) append(head, el("span", "pill warn", "not watched"));
+      if (standing.has(folder.path)) {
+        append(head, el("span", "pill held", "standing by"));
+        const who = standing.get(folder.path);
+        append(head, el("span", "muted", "another agent holds it" + (who ? ": " + who : "")));
+      }
       const stats = el("div", "stats");
       append(
         stats,
@@ -329,6 +339,7 @@
       }
     }
     byId("failures-section").hidden = !list.childElementCount;
+    return list.childElementCount;
   }
 
   // ---- latest uploads ----
@@ -443,18 +454,24 @@
     renderFolders(report);
     renderAccounts(report);
     renderFlight(report);
-    renderFailures(report);
+    const problems = renderFailures(report);
     renderRecent(report);
     renderVideos(report);
     const note = byId("note");
     note.hidden = !report.note;
     note.textContent = report.note ? String(report.note) : "";
+    const agent = report.agent && typeof report.agent === "object" ? report.agent : null;
+    const paused = ((agent && agent.accounts) || []).filter((a) => a.state !== "ok").length;
+    const waiting = problems + paused;
+    document.title = (!agent ? "(not running) " : waiting ? "(" + waiting + ") " : "") + "minimax-watcher";
   }
 
   // ---- the refresh loop ----
 
   function unreachable(why) {
+    lastText = null; // the next answer is drawn again, even when it says what the last one said
     document.body.classList.add("stale");
+    document.title = "(not answering) minimax-watcher";
     showAgent("down", "Agent not running");
     showBanner(
       "The agent is not answering (" + why + ").",
