@@ -23,6 +23,7 @@ THUMBNAIL_SIDE = 320
 # gigabytes); 40 million is a 7,700 x 5,200 photo.
 MAX_PIXELS = 40_000_000
 MAX_THUMBNAIL_BYTES = 1 << 20
+MAX_KEPT = 2000  # thumbnails in the cache; beyond it the oldest go (a page shows 24 at a time)
 _NO_FOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -42,6 +43,7 @@ class Thumbnails:
     def __init__(self, directory: Path) -> None:
         self._dir = directory
         self._lock = threading.Lock()
+        self._written = 0
 
     def get(self, key: str, image_fd: int, shown: str) -> bytes:
         """The thumbnail for `key`, from the cache or made from `image_fd` (read from its start; not
@@ -87,6 +89,9 @@ class Thumbnails:
             finally:
                 os.close(fd)
             os.rename(temporary, f"{key}.jpg", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            self._written += 1
+            if self._written % 100 == 0:
+                _prune(dir_fd, MAX_KEPT)
         except OSError as exc:
             log.warning("cannot keep a thumbnail in %s (%s)", self._dir, exc.strerror)
             try:
@@ -97,11 +102,26 @@ class Thumbnails:
             os.close(dir_fd)
 
 
+def _prune(dir_fd: int, keep: int) -> None:
+    """Remove the oldest thumbnails beyond `keep` (a changed file leaves its old one behind)."""
+    try:
+        names = [n for n in os.listdir(dir_fd) if n.endswith(".jpg")]
+        if len(names) <= keep:
+            return
+        aged = sorted(names, key=lambda n: os.stat(n, dir_fd=dir_fd, follow_symlinks=False).st_mtime_ns)
+        for name in aged[: len(names) - keep]:
+            os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass  # another pass prunes them
+
+
 def make_thumbnail(image_fd: int, shown: str) -> bytes:
     """A JPEG of at most THUMBNAIL_SIDE px a side from the image at `image_fd`; `NoThumbnail` when it
     holds more than MAX_PIXELS pixels (said in the log) or Pillow cannot read it."""
     from PIL import Image, UnidentifiedImageError
 
+    # Pillow's own guard refuses at open, without the size; ours below reads the header and says it.
+    Image.MAX_IMAGE_PIXELS = None
     with os.fdopen(os.dup(image_fd), "rb") as f:
         f.seek(0)
         try:
@@ -124,5 +144,5 @@ def make_thumbnail(image_fd: int, shown: str) -> bytes:
                 out = io.BytesIO()
                 image.convert("RGB").save(out, "JPEG", quality=80)
                 return out.getvalue()
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise NoThumbnail(type(exc).__name__) from None

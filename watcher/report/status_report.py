@@ -16,7 +16,7 @@ from watcher.config.load import Config
 from watcher.core.api_owner import ApiOwner
 from watcher.core.folders import Folder
 from watcher.core.generation import Entry
-from watcher.core.media import SIDECAR_SUFFIX, name_problem
+from watcher.core.media import SIDECAR_SUFFIX, kind_of_name, name_problem
 from watcher.core.messages import FileState
 from watcher.core.video import FolderVideos, VideoSummary
 from watcher.disk.files import OutsideRootError, components_below
@@ -75,14 +75,15 @@ def recent_uploads(
         if sidecar is None or sidecar.get("fileID") != upload.get("fileID") or not owner.owns(sidecar):
             continue
         rel = os.path.relpath(path, folder.path)
-        inside = root == folder.path
+        # A thumbnail of an image inside the folder (the page serves nothing outside it; audio has none).
+        pictured = root == folder.path and kind_of_name(os.path.basename(path)) == "image"
         shown.append(
             {
                 "folder": folder.path,
                 "file": rel,
                 "fileID": sidecar["fileID"],
                 "uploaded": upload.get("uploaded"),
-                "thumbnail": file_link("thumbnail", where, rel) if inside else None,
+                "thumbnail": file_link("thumbnail", where, rel) if pictured else None,
             }
         )
     return shown
