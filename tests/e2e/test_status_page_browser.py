@@ -43,9 +43,14 @@ def emulator() -> Iterator[Emulator]:
 def page_agent(start_agent: Callable[..., AgentProcess]) -> PageAgent:
     """Starts the agent with its status page on a free loopback port: the agent, and the page's URL."""
 
-    def start(folders: list[dict[str, Any]], **settings: Any) -> tuple[AgentProcess, str]:
+    def start(
+        folders: list[dict[str, Any]], *, password_file: str | None = None, **settings: Any
+    ) -> tuple[AgentProcess, str]:
         port = free_port()
-        agent = start_agent(folders, status_page={"listen": f"127.0.0.1:{port}"}, **settings)
+        page: dict[str, Any] = {"listen": f"127.0.0.1:{port}"}
+        if password_file is not None:
+            page["password_file"] = password_file
+        agent = start_agent(folders, status_page=page, **settings)
         wait_for(lambda: answers(port, "/"), 15, "the status page to answer")  # it starts after READY=1
         return agent, f"http://127.0.0.1:{port}/"
 
@@ -218,4 +223,30 @@ def test_a_phone_width_needs_no_sideways_scrolling_even_with_long_names(
         shown(page.locator("#recent"), "aaaa")
         shown(page.locator("#failures"), "bbbb")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert watched.troubles() == []
+
+
+def test_behind_its_password_the_page_its_thumbnails_and_videos_load(
+    page_agent: PageAgent, tmp_path: Path, drop: Path
+) -> None:
+    password = "page-password-DONOTLEAK"
+    (tmp_path / "page-password").write_text(password + "\n")
+    (tmp_path / "page-password").chmod(0o600)
+    folders = [{"path": str(drop), "account": ACCOUNT_A, "generate": generate()}]
+    _agent, url = page_agent(folders, password_file="page-password")
+    (drop / "dunes.png").write_bytes(png_bytes(24901))
+    done = wait_video(drop / "dunes.png", status="done")
+    with open_page(credentials=("anyone", "wrong")) as watched:
+        answer = watched.page.goto(url)
+        assert answer is not None and answer.status == 401
+        assert watched.page.locator("#recent").count() == 0
+    with open_page(credentials=("anyone", password)) as watched:
+        page = watched.page
+        page.goto(url)
+        card = page.locator("#recent .thumb", has_text="dunes.png")
+        shown(card, "dunes.png")
+        image = card.locator("img")
+        wait_for(lambda: image.evaluate("i => i.complete && i.naturalWidth"), 15, "the thumbnail to load")
+        video = page.locator("#videos .video", has_text=done["videoId"]).locator("video")
+        wait_for(lambda: video.evaluate("v => v.readyState") >= 1, 15, "the video's metadata to load")
         assert watched.troubles() == []

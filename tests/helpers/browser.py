@@ -83,10 +83,16 @@ def _counts(message: Any) -> bool:
 
 @contextmanager
 def open_page(
-    *, width: int = 1280, height: int = 900, permissions: tuple[str, ...] = (), origin: str | None = None
+    *,
+    width: int = 1280,
+    height: int = 900,
+    permissions: tuple[str, ...] = (),
+    origin: str | None = None,
+    credentials: tuple[str, str] | None = None,
 ) -> Iterator[Watched]:
     """A new headless Chromium with a fresh profile and one watched page; closed, with its driver, on exit.
-    `permissions` (e.g. clipboard-read) are granted to `origin`."""
+    `permissions` (e.g. clipboard-read) are granted to `origin`; `credentials` (user, password) answer
+    HTTP Basic."""
     from playwright.sync_api import sync_playwright
 
     profile = tempfile.mkdtemp(prefix="minimax-watcher-chromium-")
@@ -99,6 +105,9 @@ def open_page(
                 args=list(CHROMIUM_ARGS),
                 viewport={"width": width, "height": height},
                 service_workers="block",
+                http_credentials=(
+                    {"username": credentials[0], "password": credentials[1]} if credentials else None
+                ),
             )
             try:
                 if permissions:
