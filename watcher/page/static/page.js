@@ -4,6 +4,7 @@
 
 (function () {
   const REFRESH_MS = 3000;
+  const MAX_FAILURES = 50; // failed uploads listed; `minimax-watcher status` lists them all
   const FETCH_TIMEOUT_MS = 8000;
   const MEDIA_URL = /^\/(thumbnail|video)\?[^\s]*$/; // the two routes the agent serves files on
 
@@ -318,8 +319,10 @@
       append(list, failureItem(blocked.folder, "This folder is not held: nothing in it uploads.",
         blocked.problem, null));
     }
+    let failures = 0;
     for (const folder of report.folders || []) {
       for (const failure of folder.failures || []) {
+        if (++failures > MAX_FAILURES) continue;
         const path = joinPath(folder.path, failure.file);
         append(list, failureItem(path, "upload failed", failure.error || "no reason recorded",
           command("fix it, then: minimax-watcher retry " + shellQuote(path))));
@@ -337,6 +340,10 @@
         append(list, failureItem(folder.path, "video generation", parts.join("; "),
           command("minimax-watcher retry --failed --folder " + shellQuote(folder.path))));
       }
+    }
+    if (failures > MAX_FAILURES) {
+      append(list, failureItem("… and " + count(failures - MAX_FAILURES, "more failed upload", "more failed uploads"),
+        null, null, command("minimax-watcher status")));
     }
     byId("failures-section").hidden = !list.childElementCount;
     return list.childElementCount;
