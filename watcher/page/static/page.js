@@ -6,11 +6,13 @@
   const REFRESH_MS = 3000;
   const MAX_FAILURES = 50; // failed uploads listed; `minimax-watcher status` lists them all
   const FETCH_TIMEOUT_MS = 8000;
+  const REDRAW_MS = 30000;
   const MEDIA_URL = /^\/(thumbnail|video)\?[^\s]*$/; // the two routes the agent serves files on
 
   const byId = (id) => document.getElementById(id);
   let lastText = null;
   let lastOk = null;
+  let lastDrawn = 0;
   let timer = null;
   const thumbCards = new Map(); // kept across refreshes, so images are not fetched again
   const videoCards = new Map(); // ... and a playing video keeps playing
@@ -487,28 +489,48 @@
     );
   }
 
-  async function refresh() {
+  async function fetchStatus() {
+    // The answer's text, or null (and the page says why) when the agent gave none.
     const abort = new AbortController();
     const stop = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
     try {
       const answer = await fetch("api/status", { cache: "no-store", signal: abort.signal });
       if (!answer.ok) {
         unreachable("it answered " + answer.status);
-        return;
+        return null;
       }
       const text = await answer.text();
-      if (text !== lastText) {
-        render(JSON.parse(text));
+      JSON.parse(text);
+      return text;
+    } catch (error) {
+      const name = error && error.name;
+      const why = name === "AbortError" ? "no answer in time"
+        : name === "SyntaxError" ? "an answer that is not its status" : "no connection";
+      unreachable(why);
+      return null;
+    } finally {
+      clearTimeout(stop);
+    }
+  }
+
+  async function refresh() {
+    try {
+      const text = await fetchStatus();
+      if (text === null) return;
+      // Drawing drops what the reader has selected (a command to copy): while they select, news waits
+      // up to REDRAW_MS; an unchanged status is drawn again then too, for its "in 2 min"s.
+      const selecting = String(window.getSelection() || "") !== "";
+      const due = Date.now() - lastDrawn > REDRAW_MS;
+      if ((text !== lastText && (!selecting || due)) || (due && !selecting)) {
         lastText = text;
+        lastDrawn = Date.now();
+        render(JSON.parse(text)); // a mistake here is the page's: it shows as a page error
       }
       lastOk = new Date();
       document.body.classList.remove("stale");
       byId("updated").textContent =
         "Updated " + lastOk.toLocaleTimeString() + " · refreshes every " + REFRESH_MS / 1000 + " s";
-    } catch (error) {
-      unreachable(error && error.name === "AbortError" ? "no answer in time" : "no connection");
     } finally {
-      clearTimeout(stop);
       schedule();
     }
   }
