@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from PIL import Image
 
 from tests.helpers import ACCOUNT_A, ACCOUNT_B, TOKEN, wait_for, wait_sidecar
@@ -89,3 +92,30 @@ def test_the_page_serves_the_status_a_thumbnail_and_the_video(
     assert agent.stop() == 0
     assert answers(port, "/api/status") is None  # stopped with the agent
     assert "Traceback" not in agent.log()
+
+
+def test_a_reload_moves_the_page_and_a_bad_address_is_a_config_error(
+    start_agent, tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    port, other = free_port(), free_port()
+    agent = start_agent(
+        [{"path": str(drop), "account": ACCOUNT_A}], status_page={"listen": f"127.0.0.1:{port}"}
+    )
+    assert ask(port, "/api/status").status == 200
+    config = yaml.safe_load(agent.config_path.read_text())
+    config["status_page"] = {"listen": f"127.0.0.1:{other}"}
+    agent.config_path.write_text(yaml.safe_dump(config))
+    agent.signal(signal.SIGHUP)
+    wait_for(lambda: answers(other, "/api/status"), 20, "the page on its new port after SIGHUP")
+    assert answers(port, "/api/status") is None
+    assert agent.stop() == 0
+
+    with socket.socket() as taken:  # a port in use: refused at start, 78, one line
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        config["status_page"] = {"listen": f"127.0.0.1:{taken.getsockname()[1]}"}
+        agent.config_path.write_text(yaml.safe_dump(config))
+        agent.start(wait_ready=False)
+        assert agent.proc is not None and agent.proc.wait(30) == 78
+        assert agent.stop() == 78
+    assert "status_page.listen: cannot listen on" in agent.log() and "Traceback" not in agent.log()
