@@ -259,3 +259,48 @@ def test_reload_watches_a_new_folder_and_keeps_old_config_when_invalid(
     (second / "new.png").write_bytes(png_bytes(341))
     assert wait_sidecar(second / "new.png")["sha256"] == sha256(png_bytes(341))
     assert agent.notify is not None and agent.notify.seen("RELOADING=1")
+
+
+def test_read_only_commands_warn_about_a_hook_program_that_only_run_needs(tmp_path: Path, drop: Path) -> None:
+    """`status` on a machine where the hook is not on the caller's $PATH: a warning, not exit 78."""
+    write_config(
+        tmp_path,
+        "http://127.0.0.1:9/v1/minimax",
+        [{"path": "drop", "account": ACCOUNT_A}],
+        hooks={"on_upload": ["log-event-not-on-path"]},
+    )
+    said = "hooks.on_upload: no program 'log-event-not-on-path' on $PATH"
+
+    for command in (("status",), ("check-config",), ("scan", "--dry-run")):
+        result = cli(*command, cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+        assert said in result.stderr and "`run` and `scan` would refuse this config" in result.stderr
+
+    for command in (("run",), ("scan",)):
+        result = cli(*command, cwd=tmp_path)
+        assert result.returncode == 78, (command, result.stderr)
+        assert said in result.stderr
+
+
+def test_a_hook_program_relative_to_the_config_file_runs(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "log-event").write_text(f'#!/bin/sh\necho "$MINIMAX_FILE_ID" > {tmp_path}/hook-ran\n')
+    (hooks / "log-event").chmod(0o755)
+    write_config(
+        tmp_path,
+        emulator.base_url,
+        [{"path": "drop", "account": ACCOUNT_A}],
+        hooks={"on_upload": ["./hooks/log-event"]},
+    )
+    (drop / "hooked.png").write_bytes(png_bytes(350))
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = cli("scan", "--config", str(tmp_path / "config.yaml"), cwd=elsewhere)
+
+    assert result.returncode == 0, result.stderr
+    file_id = json.loads(sidecar_of(drop / "hooked.png").read_text())["fileID"]
+    assert (tmp_path / "hook-ran").read_text().strip() == file_id

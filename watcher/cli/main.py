@@ -83,6 +83,14 @@ def _config_path(args: argparse.Namespace) -> Path:
     return args.config if args.config is not None else default_config_path()
 
 
+def _load_for_reading(path: Path) -> Config:
+    """The config for a command that runs no hook: a hook program it cannot find is a warning line."""
+    config = load_config(path, for_reading=True)
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    return config
+
+
 def _client_for(token: ResolvedToken, pool_size: int) -> Any:
     def factory(config: Config) -> UploadClient:
         # A reload may bring a new token source; resolve it again, except for the emulator's fixed one.
@@ -181,7 +189,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.dry_run:
         from watcher.cli.dry_run import plan, render, render_videos
 
-        config = load_config(_config_path(args))
+        config = _load_for_reading(_config_path(args))
         owner = _reading_owner(config)
         note = assumption(owner)
         if note is not None:
@@ -226,7 +234,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     config: Config | None = None
     config_path = _config_path(args)
     if args.config is not None or config_path.exists():
-        config = load_config(config_path)
+        config = _load_for_reading(config_path)
     token = resolve_token(config)
     if token is None:
         raise ConfigError(f"no API token: set ${TOKEN_ENV} or api.token_file in the config")
@@ -278,7 +286,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from watcher.state.index import INDEX_NAME
     from watcher.state.index_reader import IndexReader
 
-    config = load_config(_config_path(args))
+    config = _load_for_reading(_config_path(args))
     owner = _reading_owner(config)
     state_dirs = [default_state_dir(), SERVICE_STATE_DIR]
     # Without the token's user the index cannot be told to be this user's: every sidecar is read.
@@ -313,7 +321,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         args.usage_error("name the files to retry, or --failed (not both)")
     if args.folder is not None and not args.failed:
         args.usage_error("--folder goes with --failed")
-    config = load_config(_config_path(args))
+    config = _load_for_reading(_config_path(args))
     try:
         return run(
             [os.fsdecode(p) for p in args.paths],
@@ -334,7 +342,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
         print(render_sample(), end="")
         return 0
-    config = load_config(_config_path(args))
+    config = _load_for_reading(_config_path(args))
     token = resolve_token(config)
     print(yaml.safe_dump(describe_effective(config, token), sort_keys=False), end="")
     if token is None:
