@@ -248,7 +248,8 @@ class Scheduler:
         """Log the end of the start-up scans, once, after the agent applied their index writes."""
         if self._ready_untold:
             self._ready_untold = False
-            counts = len(self.folders), len(self.ledger.done), len(self.tracked), len(self.ledger.failed)
+            done = sum(self.ledger.done.count_in(f.path, f.recursive) for f in self.folders)  # not others'
+            counts = len(self.folders), done, len(self.tracked), len(self.ledger.failed)
             log.info("ready: %d folders, %d files already uploaded, %d pending, %d failed", *counts)
 
     # ---- settling --------------------------------------------------------------------------------
