@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import requests
 import yaml
 
 from tests.helpers import ACCOUNT_A, TOKEN, error_record_of, sidecar_of, wait_for, wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes, sha256
+from watcher.cli.parser import EMULATOR_PORT
 from watcher.emulator import Emulator
 
 
@@ -235,6 +242,62 @@ def test_run_emulate_needs_no_token(tmp_path: Path, drop: Path) -> None:
         assert sidecar["sha256"] == sha256(png_bytes(330))
     finally:
         assert agent.stop() == 0, agent.log()
+
+
+@contextlib.contextmanager
+def port_taken(port: int) -> Iterator[bool]:
+    """Hold `port` on loopback; True when held here (False: something else holds it already)."""
+    with socket.socket() as held:
+        try:
+            held.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            yield False
+            return
+        held.listen()
+        yield True
+
+
+def test_run_emulate_says_where_its_emulator_is_when_8787_is_taken(tmp_path: Path, drop: Path) -> None:
+    """The README's `curl localhost:8787/_emulator/...` cannot work then: the line gives the URL to use."""
+    agent = AgentProcess(tmp_path, "https://api.useapi.net/v1/minimax", [{"path": "drop"}])
+    with port_taken(EMULATOR_PORT) as held_here:
+        agent.start(args=("--emulate",), token=None)
+        try:
+            [line] = [line for line in agent.log().splitlines() if "emulating the API at" in line]
+            if held_here:
+                assert f"port {EMULATOR_PORT} is taken, so emulating the API at" in line
+            origin = re.search(r"emulating the API at (http://127\.0\.0\.1:\d+) ", line)
+            assert origin is not None and origin[1] != f"http://127.0.0.1:{EMULATOR_PORT}", line
+            assert f"curl {origin[1]}/_emulator/requests" in line
+            (drop / "where.png").write_bytes(png_bytes(332))
+            file_id = wait_sidecar(drop / "where.png")["fileID"]
+            listed = requests.get(f"{origin[1]}/_emulator/requests", timeout=10).json()
+            assert [(r["kind"], r["file_id"]) for r in listed] == [("upload", file_id)]
+        finally:
+            assert agent.stop() == 0, agent.log()
+
+
+def test_upload_emulate_needs_no_token_and_stops_its_emulator(tmp_path: Path) -> None:
+    image = tmp_path / "alone.png"
+    image.write_bytes(png_bytes(333))
+
+    result = cli("upload", "--emulate", str(image), cwd=tmp_path, token=None)
+
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["fileID"].startswith("user:1-minimax:123456-file:") and printed["account"] == "123456"
+    assert printed["baseUrl"].startswith("http://127.0.0.1:")
+    assert json.loads(sidecar_of(image).read_text())["fileID"] == printed["fileID"]
+    assert "emulating the API at http://127.0.0.1:" in result.stderr
+
+
+def test_upload_without_a_token_says_emulate_is_there(tmp_path: Path) -> None:
+    image = tmp_path / "alone.png"
+    image.write_bytes(png_bytes(334))
+    result = cli("upload", str(image), cwd=tmp_path, token=None)
+    assert result.returncode == 78 and "--emulate" in result.stderr, result.stderr
 
 
 def test_reload_watches_a_new_folder_and_keeps_old_config_when_invalid(

@@ -18,7 +18,8 @@ import yaml
 
 from watcher import __version__
 from watcher.agent import Agent
-from watcher.cli.parser import EMULATOR_ACCOUNT, EMULATOR_PORT, build_parser
+from watcher.cli.emulate import EMULATOR_TOKEN, emulated, start_emulator
+from watcher.cli.parser import EMULATOR_ACCOUNT, build_parser
 from watcher.cli.progress import ProgressBar
 from watcher.config.effective import describe_effective
 from watcher.config.load import (
@@ -51,7 +52,6 @@ from watcher.video.client import VideoClient
 
 log = logging.getLogger("watcher")
 
-EMULATOR_TOKEN = "user:1-emulator"
 # `upload` retries a temporary failure a few times, then says so: a person is waiting for it.
 UPLOAD_RETRIES = RetryPolicy(cap=30.0, give_up_after=5)
 
@@ -102,33 +102,12 @@ def _client_for(token: ResolvedToken, pool_size: int) -> Any:
     return factory
 
 
-def _start_emulator(config: Config, token: ResolvedToken | None) -> tuple[Config, ResolvedToken, Any]:
-    from watcher.emulator import Emulator
-
-    accounts = sorted({f.account for f in config.folders if f.account}) or [EMULATOR_ACCOUNT]
-    token = ResolvedToken(token.value if token else EMULATOR_TOKEN, "emulator")
-    # 8787 when free: the same base URL at each start keeps the emulator's sidecars this agent's own
-    # (`watcher.core.api_owner`), and the README's `curl localhost:8787/_emulator/...` reaches it.
-    try:
-        emulator = Emulator(
-            token=token.value, accounts=accounts, poll_interval=0.5, port=EMULATOR_PORT
-        ).start()
-    except OSError:
-        emulator = Emulator(token=token.value, accounts=accounts, poll_interval=0.5).start()
-    log.info(
-        "emulating the API at %s (accounts %s); nothing leaves this machine",
-        emulator.base_url,
-        ", ".join(accounts),
-    )
-    return with_base_url(config, emulator.base_url), token, emulator
-
-
 def _prepare(args: argparse.Namespace, emulate: bool) -> tuple[Config, ResolvedToken, Any]:
     descriptors.raise_limit()  # a lock file per watched folder: ~1,000 folders need more than 1,024
     config = load_config(_config_path(args))
     token = resolve_token(config)
     if emulate:
-        return _start_emulator(config, token)
+        return emulated(config, token)
     if token is None:
         raise ConfigError(
             f"no API token: set ${TOKEN_ENV}, api.token_file in {config.source}, or the systemd credential "
@@ -236,8 +215,6 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if args.config is not None or config_path.exists():
         config = _load_for_reading(config_path)
     token = resolve_token(config)
-    if token is None:
-        raise ConfigError(f"no API token: set ${TOKEN_ENV} or api.token_file in the config")
     folder = folder_containing(path, config.folders) if config is not None else None
     account = args.account
     if account is None and folder is not None:
@@ -245,6 +222,15 @@ def cmd_upload(args: argparse.Namespace) -> int:
     # A file in a watched folder is held to that folder's media; any other, to every kind the API takes.
     kinds = folder.media if folder is not None else ALL_KINDS
     base_url = config.base_url if config is not None else DEFAULT_BASE_URL
+    emulator = None
+    if args.emulate:
+        emulator, token = start_emulator([account], token)
+        base_url = emulator.base_url
+    elif token is None:
+        raise ConfigError(
+            f"no API token: set ${TOKEN_ENV} or api.token_file in the config (or add --emulate to try it "
+            "without an account)"
+        )
     client = UploadClient(base_url, token.value, pool_size=1)
     progress = ProgressBar(os.path.basename(path)) if sys.stderr.isatty() else None
     # The seal key is read (made, the first time) only once there is a sidecar to seal.
@@ -254,6 +240,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
         done = pipeline.run_until_final(job, client, UPLOAD_RETRIES, progress)
     finally:
         client.close()
+        if emulator is not None:
+            emulator.stop()
     outcome = done.outcome
     if isinstance(outcome, UploadSuccess):
         if done.record_error is not None:

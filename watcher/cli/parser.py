@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload = with_config(commands.add_parser("upload", help="upload one file now and print its sidecar JSON"))
     upload.add_argument("file", type=Path, help="the image to upload")
     upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
+    upload.add_argument("--emulate", action="store_true", help="upload to the built-in emulator")
     status = with_config(commands.add_parser("status", help="per folder: uploaded, pending, failed and why"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
     retry = with_config(
