@@ -339,7 +339,7 @@ def test_read_only_commands_warn_about_a_hook_program_that_only_run_needs(tmp_pa
         assert result.returncode == 0, (command, result.stderr)
         assert said in result.stderr and "`run` and `scan` would refuse this config" in result.stderr
 
-    for command in (("run",), ("scan",)):
+    for command in (("run",), ("scan",), ("check-config", "--strict")):
         result = cli(*command, cwd=tmp_path)
         assert result.returncode == 78, (command, result.stderr)
         assert said in result.stderr

@@ -330,7 +330,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
         print(render_sample(), end="")
         return 0
-    config = _load_for_reading(_config_path(args))
+    path = _config_path(args)
+    config = load_config(path) if args.strict else _load_for_reading(path)
     token = resolve_token(config)
     print(yaml.safe_dump(describe_effective(config, token), sort_keys=False), end="")
     if token is None:

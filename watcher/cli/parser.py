@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("check-config", help="validate the config and print the effective settings")
     )
     check_config.add_argument(
+        "--strict",
+        action="store_true",
+        help="also refuse (78) what only run and scan need: a hook program not found (service install uses it)",
+    )
+    check_config.add_argument(
         "--sample",
         action="store_true",
         help="print a commented sample config with every key, its default and bounds (reads no config)",
