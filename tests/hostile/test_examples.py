@@ -1,7 +1,7 @@
-"""The examples shipped (README.md's hook scripts, contrib/) are safe beside folders others can write
+"""The examples shipped (the docs' hook scripts, contrib/) are safe beside folders others can write
 (issue 21, item 17; THREAT_MODEL rules 1 and 2).
 
-The README's `tell-the-team` hook is run by the real agent as its `on_video` hook, with the real curl and
+docs/hooks.md's `tell-the-team` hook is run by the real agent as its `on_video` hook, with the real curl and
 jq, after a real video of the emulator: a dropper names the image with shell and JSON metacharacters. The
 name must reach the chat as text (never run, never break the JSON), nothing may be written into the drop
 folder, and the webhook's address must come from the hook's own file.
@@ -30,18 +30,20 @@ NAME = "x$(touch PWNED)'\"}`id`"  # an image stem a dropper chooses
 
 
 def readme_scripts() -> dict[str, str]:
-    """README.md's shell scripts (```sh blocks starting with a #! line), by the path their comment names."""
-    blocks = re.findall(r"```sh\n(#!.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    """The docs' shell scripts (```sh blocks starting with a #! line in README.md and docs/*.md), by the path
+    their comment names."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    blocks = [b for page in pages for b in re.findall(r"```sh\n(#!.*?)```", page.read_text(), flags=re.S)]
     found = {}
     for block in blocks:
         named = re.search(r"^# (/\S+)", block, flags=re.M)
-        assert named, f"a README script names where it is installed on its second line:\n{block}"
+        assert named, f"a docs script names where it is installed on its second line:\n{block}"
         found[named.group(1)] = block
     return found
 
 
 def test_the_only_scripts_shipped_are_the_ones_tested_here() -> None:
-    """A new example script (README or contrib/) gets its own test in this file."""
+    """A new example script (docs or contrib/) gets its own test in this file."""
     assert set(readme_scripts()) == {"/usr/local/bin/tell-the-team"}
     contrib = [p.name for p in (REPO / "contrib").iterdir() if p.read_bytes().startswith(b"#!")]
     assert contrib == [], f"contrib/ ships scripts: {contrib}"

@@ -184,7 +184,7 @@ def _describe_errors(exc: ValidationError) -> str:
         )
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling against the README's config reference)"
+            message = "unknown key (check its spelling against docs/config.md or `minimax-watcher check-config --sample`)"
         elif error["type"] == "missing":
             message = "required key is missing"
         elif error["type"] == "bool_type" and isinstance(error.get("input"), Yaml11Word):

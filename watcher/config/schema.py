@@ -297,7 +297,7 @@ class FolderSettings(_Strict):
     generate: GenerateSettings | None = Field(
         None,
         description=(
-            'Turn each image uploaded here into a video (see the README\'s "From image to video"): '
+            "Turn each image uploaded here into a video (see docs/videos.md): "
             "asked for from videos/create once its sidecar is written, polled, downloaded into "
             "output_dir and recorded in <image>.video.json. Each video spends credits. Unset: no videos."
         ),
@@ -355,7 +355,7 @@ class Settings(_Strict):
     metrics: MetricsSettings = Field(
         MetricsSettings(),
         description=(
-            "Prometheus metrics (see the README's Monitoring section); off unless listen is set. Counters "
+            "Prometheus metrics (see docs/monitoring.md); off unless listen is set. Counters "
             "count from the agent's start and go on across reloads."
         ),
     )
@@ -364,7 +364,7 @@ class Settings(_Strict):
         description=(
             "Programs run after the fact, never before the sidecar or error record is on disk: one "
             "process per event, at most `concurrency` at once, with MINIMAX_* variables and the record "
-            "as JSON on stdin (see the README's Hooks section); never given the token. A hook that fails "
+            "as JSON on stdin (see docs/hooks.md); never given the token. A hook that fails "
             "or times out is retried, up to 5 attempts; pending runs survive a restart, so a hook may "
             "run twice for one event and must tolerate that."
         ),

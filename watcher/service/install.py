@@ -1,4 +1,4 @@
-"""`minimax-watcher service install` and `service uninstall`: the README's manual steps as one command.
+"""`minimax-watcher service install` and `service uninstall`: the manual steps of docs/service.md as one command.
 
 `plan_install` turns a config into the steps (`watcher.service.plan`) that leave a running, hardened
 service, checking what can be checked before anything changes; `plan_uninstall` removes the unit and its

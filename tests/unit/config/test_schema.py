@@ -1,4 +1,4 @@
-"""The config schema as the single source: every key documented in it, and the README's config reference,
+"""The config schema as the single source: every key documented in it, and docs/config.md's reference,
 the shipped config.yaml and `check-config --sample` all exactly what it renders."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from watcher.config.sample import render_sample
 
 REPO = Path(__file__).resolve().parents[3]
 REGENERATE = (
-    "render it again: `minimax-watcher check-config --sample` for the README's block; for config.yaml, "
+    "render it again: `minimax-watcher check-config --sample` for docs/config.md's block; for config.yaml, "
     "its leading comment lines followed by render_sample(CONFIG_YAML_VALUES) (in this test)"
 )
 # The example folder, and a `generate` block that shows the whole loop in seconds under --emulate.
@@ -38,11 +38,10 @@ CONFIG_YAML_VALUES = {
 
 
 def readme_reference() -> str:
-    """The YAML block under the README's "## Config reference" heading."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Config reference\n", 1)[1].split("\n## ", 1)[0]
+    """The YAML block of the config reference, docs/config.md."""
+    section = (REPO / "docs" / "config.md").read_text(encoding="utf-8")
     match = re.search(r"^```yaml\n(.*?)^```$", section, re.DOTALL | re.MULTILINE)
-    assert match is not None, "the README's config reference has no ```yaml block"
+    assert match is not None, "docs/config.md has no ```yaml block"
     return match.group(1)
 
 
@@ -130,11 +129,13 @@ def test_a_key_without_a_description_is_refused() -> None:
         render_sample(schema=Mute)
 
 
-# ---- README, config.yaml and --sample are what the schema renders -----------------------------------
+# ---- docs/config.md, config.yaml and --sample are what the schema renders -----------------------------------
 
 
 def test_readme_config_reference_is_the_rendered_schema() -> None:
-    assert readme_reference() == render_sample(), f"README.md's config reference has drifted: {REGENERATE}"
+    assert readme_reference() == render_sample(), (
+        f"docs/config.md's config reference has drifted: {REGENERATE}"
+    )
 
 
 def test_shipped_config_yaml_is_the_rendered_schema_with_the_example_folder() -> None:
@@ -184,7 +185,7 @@ class _NewTopKey(Settings):
 
 @pytest.mark.parametrize("changed", [_LongerDefault, _TighterBound, _NewFolderKey, _NewTopKey])
 def test_a_change_to_the_schema_shows_in_what_the_readme_is_compared_with(changed: type[Settings]) -> None:
-    """A key, default or bound added to the schema changes the rendering, so the README test fails."""
+    """A key, default or bound added to the schema changes the rendering, so the docs/config.md test fails."""
     assert render_sample(schema=changed) != readme_reference()
 
 
