@@ -6,11 +6,14 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from watcher.cli.parser import EMULATOR_ACCOUNT, EMULATOR_PORT
 from watcher.config.load import Config, with_base_url
 from watcher.config.token import ResolvedToken
-from watcher.emulator import Emulator
+
+if TYPE_CHECKING:  # imported when used: the agent without --emulate never loads the emulator
+    from watcher.emulator import Emulator
 
 log = logging.getLogger("watcher")
 
@@ -40,6 +43,8 @@ def start_emulator(
 def start_on(port: int, token: str, accounts: list[str]) -> Emulator:
     """Started on 127.0.0.1:`port`, or on a port the kernel picks when that one is taken. The same base
     URL at each start keeps the emulator's sidecars this agent's own (`watcher.core.api_owner`)."""
+    from watcher.emulator import Emulator
+
     try:
         return Emulator(token=token, accounts=accounts, poll_interval=0.5, port=port).start()
     except OSError as exc:
