@@ -1,4 +1,5 @@
-"""The `minimax-watcher` command line: run, scan, upload, status, check-config, emulate, service."""
+"""The `minimax-watcher` command line: run, scan, upload, status, check-config, emulate, service (help and
+completion in their own modules)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ import yaml
 
 from watcher import __version__
 from watcher.agent import Agent
+from watcher.cli.completion import cmd_completion
 from watcher.cli.emulate import EMULATOR_TOKEN, emulated, start_emulator
+from watcher.cli.help_topics import cmd_help
 from watcher.cli.parser import EMULATOR_ACCOUNT, build_parser
 from watcher.cli.progress import ProgressBar
 from watcher.config.effective import describe_effective
@@ -69,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-config": cmd_check_config,
         "emulate": cmd_emulate,
         "service": cmd_service,
+        "completion": cmd_completion,
+        "help": cmd_help,
     }
     try:
         return handlers[args.command](args)
@@ -329,6 +334,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         from watcher.config.sample import render_sample
 
         print(render_sample(), end="")
+        return 0
+    if args.json_schema:
+        from watcher.config.json_schema import render_json_schema
+
+        print(render_json_schema(), end="")
         return 0
     path = _config_path(args)
     config = load_config(path) if args.strict else _load_for_reading(path)

@@ -21,6 +21,14 @@ The token comes from $USEAPI_TOKEN, api.token_file in the config, or the systemd
 """
 
 
+# `minimax-watcher help TOPIC` (watcher/cli/help_topics.py); a command's name is a topic too.
+HELP_TOPICS = {
+    "config": "every config key: its type, default, bounds and meaning",
+    "metrics": "the Prometheus metrics and their labels",
+}
+SHELLS = ("bash", "zsh")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minimax-watcher", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,10 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also refuse (78) what only run and scan need: a hook program not found (service install uses it)",
     )
-    check_config.add_argument(
+    printed = check_config.add_mutually_exclusive_group()
+    printed.add_argument(
         "--sample",
         action="store_true",
         help="print a commented sample config with every key, its default and bounds (reads no config)",
+    )
+    printed.add_argument(
+        "--json-schema",
+        action="store_true",
+        help="print the config's JSON Schema, for editors that complete and check config.yaml (reads no config)",
     )
     service_install.add_parser(commands)
     emulate = commands.add_parser(
@@ -98,4 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help=f"an account the emulator knows (repeatable; default {EMULATOR_ACCOUNT})",
     )
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script: `minimax-watcher completion bash`, or zsh"
+    )
+    completion.add_argument("shell", choices=SHELLS, help="the shell to complete in")
+    help_command = commands.add_parser(
+        "help", help="man-style help: `help config`, `help metrics`, `help COMMAND`"
+    )
+    topic = help_command.add_argument(
+        "topic", nargs="?", metavar="TOPIC", help="config, metrics or a command"
+    )
+    topic.choices = [*HELP_TOPICS, *commands.choices]  # every command, this one included
     return parser

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, get_args, get_origin
 
 import annotated_types
@@ -67,12 +67,12 @@ def _render_model(
         if optional is not None:
             # Unset by default: shown commented out, unless `values` fills in one of its keys.
             off = commented or not any(k.startswith(key + ".") for k in values)
-            lines.append(f"{key_prefix}{'# ' if off else ''}{name}:  # {_requirement(field, None)}")
+            lines.append(f"{key_prefix}{'# ' if off else ''}{name}:  # {requirement(field, None)}")
             _render_model(optional, lines, indent=indent + "  ", path=key + ".", values=values, commented=off)
             continue
         item = _list_item_model(field)
         if item is not None:
-            lines.append(f"{key_prefix}{mark}{name}:  # {_requirement(field, None)}")
+            lines.append(f"{key_prefix}{mark}{name}:  # {requirement(field, None)}")
             _render_model(
                 item,
                 lines,
@@ -84,8 +84,20 @@ def _render_model(
             )
             continue
         value, unset = _sample_value(key, field, values)
-        line = f"{name}: {_yaml_scalar(value)}  # {_requirement(field, value)}"
+        line = f"{name}: {yaml_scalar(value)}  # {requirement(field, value)}"
         lines.append(f"{key_prefix}# {line}" if unset or commented else f"{key_prefix}{line}")
+
+
+def config_keys(schema: type[BaseModel] = Settings, path: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    """Every key of the schema, depth first, as a dotted name (`folders[].generate.model`) and its field."""
+    for name, field in schema.model_fields.items():
+        key = path + name
+        yield key, field
+        nested = _model_or_none(field.annotation) or _optional_model(field)
+        if nested is not None:
+            yield from config_keys(nested, key + ".")
+        elif (item := _list_item_model(field)) is not None:
+            yield from config_keys(item, key + "[].")
 
 
 def _sample_value(key: str, field: FieldInfo, values: Mapping[str, Any]) -> tuple[Any, bool]:
@@ -98,7 +110,7 @@ def _sample_value(key: str, field: FieldInfo, values: Mapping[str, Any]) -> tupl
     return field.examples[0], not field.is_required()
 
 
-def _requirement(field: FieldInfo, shown: Any) -> str:
+def requirement(field: FieldInfo, shown: Any = None) -> str:
     """`default 2; > 0, <= 3600`, `optional`, `required; at least 1`: read from the field itself.
 
     A default the line already shows as its value is not repeated.
@@ -110,7 +122,7 @@ def _requirement(field: FieldInfo, shown: Any) -> str:
     elif shown == field.default and type(shown) is type(field.default):
         head = "default"
     else:
-        head = f"default {_yaml_scalar(field.default)}"
+        head = f"default {yaml_scalar(field.default)}"
     bounds = [_bound(constraint) for constraint in field.metadata]
     return "; ".join([head, ", ".join(bounds)] if bounds else [head])
 
@@ -118,13 +130,13 @@ def _requirement(field: FieldInfo, shown: Any) -> str:
 def _bound(constraint: Any) -> str:
     match constraint:
         case annotated_types.Gt(gt=limit):
-            return f"> {_yaml_scalar(limit)}"
+            return f"> {yaml_scalar(limit)}"
         case annotated_types.Ge(ge=limit):
-            return f">= {_yaml_scalar(limit)}"
+            return f">= {yaml_scalar(limit)}"
         case annotated_types.Lt(lt=limit):
-            return f"< {_yaml_scalar(limit)}"
+            return f"< {yaml_scalar(limit)}"
         case annotated_types.Le(le=limit):
-            return f"<= {_yaml_scalar(limit)}"
+            return f"<= {yaml_scalar(limit)}"
         case annotated_types.MinLen(min_length=length):
             return f"at least {length}"
         case annotated_types.MaxLen(max_length=length):
@@ -159,7 +171,7 @@ def _list_item_model(field: FieldInfo) -> type[BaseModel] | None:
     return None
 
 
-def _yaml_scalar(value: Any, flow: bool = False) -> str:
+def yaml_scalar(value: Any, flow: bool = False) -> str:
     """`value` as YAML reads it back: integral floats without `.0`, strings quoted only when needed
     (inside a `[...]` or `{...}`, `flow`, also when they hold one of its marks)."""
     if isinstance(value, bool):
@@ -169,12 +181,10 @@ def _yaml_scalar(value: Any, flow: bool = False) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_yaml_scalar(item, True) for item in value) + "]"
+        return "[" + ", ".join(yaml_scalar(item, True) for item in value) + "]"
     if isinstance(value, Mapping):
         return (
-            "{"
-            + ", ".join(f"{_yaml_scalar(k, True)}: {_yaml_scalar(v, True)}" for k, v in value.items())
-            + "}"
+            "{" + ", ".join(f"{yaml_scalar(k, True)}: {yaml_scalar(v, True)}" for k, v in value.items()) + "}"
         )
     if isinstance(value, str):
         try:

@@ -3,6 +3,7 @@ the shipped files, what the sandbox hides, unit-file quoting and escaping, and t
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,18 @@ def test_the_packaged_systemd_files_are_the_documented_ones(name: str) -> None:
         f"watcher/service/files/{name} differs from systemd/{name}: copy the one you changed over the other"
     )
     assert shipped_file(name) == documented
+
+
+def test_the_unit_points_at_the_readme_and_the_help_command() -> None:
+    urls = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]
+    unit = (REPO / "systemd" / UNIT_NAME).read_text()
+    documentation = [
+        line.removeprefix("Documentation=") for line in unit.splitlines() if line.startswith("Documentation=")
+    ]
+    assert documentation[0] == urls["Documentation"]
+    assert urls["Homepage"] == "https://github.com/minimax-watcher/minimax-watcher"
+    # Documentation= takes URLs only; the comment tells where the terminal help is.
+    assert "`minimax-watcher help config`" in unit
 
 
 # ---- what the sandbox hides -----------------------------------------------------------------------------
