@@ -31,6 +31,7 @@ from watcher.disk.files import holding_roots
 from watcher.disk.mover import Mover
 from watcher.hooks.events import HookEvent
 from watcher.hooks.runner import HookRunner
+from watcher.page.server import StatusPage
 from watcher.report.live_status import LiveStatusWriter
 from watcher.report.metrics import Metrics, MetricsSink, NullMetrics
 from watcher.report.reporter import Reporter
@@ -107,6 +108,7 @@ class Agent:
         # `scan` is a short pass: no metrics server, no live status of its own.
         metrics: MetricsSink = NullMetrics() if once else Metrics()
         self.reporter = Reporter(metrics, LiveStatusWriter(None if once else state_dir))
+        self.page = StatusPage(None if once else state_dir, self.owner)  # SPEC §9, served from READY
         self.hooks = HookRunner(
             config.settings.hooks, state_dir, config.settings.concurrency, on_result=self.reporter.hook_run
         )
@@ -145,6 +147,7 @@ class Agent:
     def run(self) -> int:
         """Run the loop on the calling thread until stopped (or, with once=True, until idle)."""
         # First, as a config error: a metrics.listen that cannot be bound (SPEC §3).
+        self.page.configure(self.config)  # and the status page's (bound now, served from READY)
         self.reporter.metrics.set_listen(self.config.settings.metrics.listen)
         self.reporter.start()
         now = time.monotonic()
@@ -210,6 +213,7 @@ class Agent:
         # next start (at least once).
         self.hooks.stop(max(0.5, deadline - time.monotonic()))
         self.folders.release_all()  # after the uploads in flight: they were still this agent's
+        self.page.stop()
         self.reporter.close()
         self.client.close()
 
@@ -361,6 +365,7 @@ class Agent:
         line = self.status_line()
         self._remember_status(line, time.monotonic())
         self.notifier.ready(line)
+        self.page.serve()
 
     def status_line(self) -> str:
         standing_by, blocked = self.folders.standing_by(), self.folders.blocked()
@@ -387,6 +392,7 @@ class Agent:
         self.folders.rescan_seconds = new.settings.rescan_seconds
         self.folders.apply(new.folders, self.scheduler.generation, time.monotonic())
         self.workers.ensure(new.settings.concurrency)
+        self.page.reload(new)
         self._activate(time.monotonic())
         log.info("config reloaded from %s: %d folders", new.source, len(new.folders))
         self._send_ready()

@@ -189,7 +189,7 @@ def test_retry_and_status_of_a_folder_that_makes_videos(
     status = json.loads(cli("status", "--json", cwd=tmp_path).stdout)
     [folder] = status["folders"]
     assert folder["videos"] == {
-        "queued": 0, "generating": 0, "done": 0, "failed": 0, "unknown": 0, "in_progress": []
+        "queued": 0, "generating": 0, "done": 0, "failed": 0, "unknown": 0, "in_progress": [], "recent": []
     }  # fmt: skip
     [account] = status["video_accounts"]
     assert (account["account"], account["today"], account["cap"], account["in_flight"]) == (

@@ -104,8 +104,10 @@ def test_a_prompt_file_wins_and_an_end_frame_is_uploaded_and_sent_but_gets_no_vi
     # The end frame had its sidecar before cat.png's create was sent (the create names its fileID);
     # the journal shows both images' videos ended and nothing else waiting.
     [folder] = status_json(agent.workdir)["folders"]
+    recent = folder["videos"].pop("recent")
     assert folder["videos"] == {"queued": 0, "generating": 0, "done": 2, "failed": 0, "unknown": 0,
                                 "in_progress": []}  # fmt: skip
+    assert sorted(v["file"] for v in recent) == ["cat.png", "dog.png"]
     assert len(emulator.creates) == 2
     assert not video_record_of(drop / "cat.end.png").exists()
     assert sorted(p.name for p in mp4s(drop)) == ["cat.mp4", "dog.mp4"]

@@ -48,8 +48,16 @@ def test_max_per_day_is_a_hard_stop_that_status_shows(
 
     wait_for(
         lambda: (
-            folder_videos(tmp_path, drop) | {"in_progress": []}
-            == {"queued": 3, "generating": 0, "done": 2, "failed": 0, "unknown": 0, "in_progress": []}
+            folder_videos(tmp_path, drop) | {"in_progress": [], "recent": []}
+            == {
+                "queued": 3,
+                "generating": 0,
+                "done": 2,
+                "failed": 0,
+                "unknown": 0,
+                "in_progress": [],
+                "recent": [],
+            }
         ),
         90,
         "2 videos done and 3 queued behind the day's cap",

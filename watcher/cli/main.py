@@ -274,25 +274,13 @@ def _reading_owner(config: Config) -> ApiOwner:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from watcher.cli.status import add_agent, add_videos_from_state, folder_report, render_json, render_text
-    from watcher.report.live_status import SERVICE_STATE_DIR, read_live_status
-    from watcher.state.index import INDEX_NAME
-    from watcher.state.index_reader import IndexReader
+    from watcher.cli.status import render_json, render_text
+    from watcher.report.live_status import SERVICE_STATE_DIR
+    from watcher.report.status_report import build_status
 
     config = _load_for_reading(_config_path(args))
     owner = _reading_owner(config)
-    state_dirs = [default_state_dir(), SERVICE_STATE_DIR]
-    # Without the token's user the index cannot be told to be this user's: every sidecar is read.
-    opened = (IndexReader.open(d / INDEX_NAME, owner.key) for d in state_dirs if owner.user is not None)
-    index = next(filter(None, opened), None)
-    try:
-        report = folder_report(config, index, owner)
-    finally:
-        if index is not None:
-            index.close()
-    add_agent(report, read_live_status(state_dirs))
-    if any(f.generate is not None for f in config.folders):
-        add_videos_from_state(report, config.folders, state_dirs)
+    report = build_status(config, [default_state_dir(), SERVICE_STATE_DIR], owner)
     # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
     note = assumption(owner)
     if note is not None and args.json:

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher.cli.status import MAX_SHOWN, choose_state_dir, printable
+from watcher.cli.status import MAX_SHOWN, printable
 from watcher.core.folders import Folder, folder_containing, is_inside
 from watcher.core.media import ERROR_RECORD_SUFFIX, SIDECAR_SUFFIX, is_candidate_name
 from watcher.core.messages import FileState
 from watcher.core.video import VIDEO_RECORD_SUFFIX
 from watcher.disk.files import lstat_beneath, parent_beneath
 from watcher.disk.records import is_valid_sidecar, read_record, remove_error_record_in
+from watcher.report.status_report import choose_state_dir
 from watcher.scan.inventory import walk_candidates
 from watcher.state.retry_requests import RETRY_DIR, RetryRequest, ask
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from watcher.config.load import Config
 from watcher.config.schema import HOOK_KEYS
+from watcher.config.status_page import page_settings
 from watcher.config.token import ResolvedToken
 from watcher.core.video import VideoSettings
 
@@ -23,6 +24,7 @@ def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str,
         "concurrency": s.concurrency,
         "rescan_seconds": s.rescan_seconds,
         "metrics": {"listen": s.metrics.listen} if s.metrics.listen else "off",
+        "status_page": _status_page(config),
         "hooks": (
             {
                 **{hook: s.hooks.argv(hook) for hook in HOOK_KEYS if s.hooks.argv(hook)},
@@ -47,6 +49,20 @@ def describe_effective(config: Config, token: ResolvedToken | None) -> dict[str,
             }
             for f in config.folders
         ],
+    }
+
+
+def _status_page(config: Config) -> dict[str, Any] | str:
+    """The page's address, and whether it asks for a password (its file read and checked now)."""
+    settings = page_settings(config)
+    if settings is None:
+        return "off"
+    password = config.settings.status_page.password_file
+    return {
+        "listen": config.settings.status_page.listen,
+        "password": f"<redacted, from {password}>"
+        if settings.password is not None
+        else "none (loopback only)",
     }
 
 

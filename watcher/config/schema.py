@@ -12,7 +12,7 @@ import unicodedata
 import urllib.parse
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from watcher.config.generate import GenerateSettings
 
@@ -132,12 +132,55 @@ class MetricsSettings(_Strict):
     @field_validator("listen", mode="before")
     @classmethod
     def _host_and_port(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            parse_listen(value)
-        elif value is not None:
-            # `listen: 9464` is a number to YAML, and `listen: 1:30` a sexagesimal one.
-            raise ValueError(f"must be HOST:PORT as text, e.g. {LISTEN_EXAMPLE}, not {repr(value)[:40]}")
-        return value
+        return listen_value(value, LISTEN_EXAMPLE)
+
+
+def listen_value(value: Any, example: str) -> Any:
+    """A `listen` key's value, checked with `parse_listen` (metrics.listen, status_page.listen)."""
+    if isinstance(value, str):
+        parse_listen(value)
+    elif value is not None:
+        # `listen: 9464` is a number to YAML, and `listen: 1:30` a sexagesimal one.
+        raise ValueError(f"must be HOST:PORT as text, e.g. {example}, not {repr(value)[:40]}")
+    return value
+
+
+PAGE_LISTEN_EXAMPLE = "127.0.0.1:8765"
+
+
+class StatusPageSettings(_Strict):
+    listen: str | None = Field(
+        None,
+        description=(
+            "HOST:PORT where the status page is served (http://HOST:PORT/), as metrics.listen. Unset, no "
+            "page is served. Beyond 127.0.0.1 / [::1] it needs password_file."
+        ),
+        examples=[PAGE_LISTEN_EXAMPLE],
+    )
+    password_file: str | None = Field(
+        None,
+        description=(
+            "A file holding the page's password (HTTP Basic, any user name), readable by its owner alone "
+            "(chmod 600); relative to the config file's folder. Required when listen is beyond loopback."
+        ),
+        examples=["/etc/minimax-watcher/page-password"],
+    )
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _host_and_port(cls, value: Any) -> Any:
+        return listen_value(value, PAGE_LISTEN_EXAMPLE)
+
+    @model_validator(mode="after")
+    def _password_beyond_loopback(self) -> StatusPageSettings:
+        if self.listen is not None and self.password_file is None:
+            host = parse_listen(self.listen).host
+            if not ipaddress.ip_address(host).is_loopback:
+                raise ValueError(
+                    f"listen {self.listen} is reachable from other machines: add password_file (a file "
+                    "holding the page's password, chmod 600), or listen on 127.0.0.1"
+                )
+        return self
 
 
 HOOK_KEYS = ("on_upload", "on_failure", "on_attention", "on_video")
@@ -359,6 +402,14 @@ class Settings(_Strict):
             "count from the agent's start and go on across reloads."
         ),
     )
+    status_page: StatusPageSettings = Field(
+        StatusPageSettings(),
+        description=(
+            "A read-only status page for a browser (see docs/monitoring.md): counts, accounts, uploads "
+            "with thumbnails and fileIDs, videos; off unless listen is set. It never shows the token and "
+            "serves only files that have a sidecar."
+        ),
+    )
     hooks: HooksSettings = Field(
         HooksSettings(),
         description=(
@@ -373,7 +424,7 @@ class Settings(_Strict):
         min_length=1, description="The drop folders, each listed once and none inside another."
     )
 
-    @field_validator("metrics", "hooks", mode="before")
+    @field_validator("metrics", "status_page", "hooks", mode="before")
     @classmethod
     def _empty_section_is_off(cls, value: Any) -> Any:
         # `metrics:` or `hooks:` with every key under it commented out is YAML's null: off, as when absent.

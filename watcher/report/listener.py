@@ -1,7 +1,8 @@
-"""A small HTTP server for a local listener (the metrics) that no local user can exhaust.
+"""A small HTTP server for a local listener (the metrics, the status page) that no client can exhaust.
 
 One thread, capped connections, a deadline per request head and answer, and no connection kept while
-descriptors run short. See docs/architecture.md, 'Telling'.
+descriptors run short; a file body (`FileBody`) is sent from its descriptor as the client takes it, a
+capped number at once. See docs/architecture.md, 'Telling'.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import os
 import selectors
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,7 +30,31 @@ MAX_HEAD = 8192
 ACCEPTS_PER_TURN = 64
 OUT_OF_DESCRIPTORS_PAUSE = 1.0
 _OUT_OF_DESCRIPTORS = descriptors.OUT_OF_DESCRIPTORS | {errno.ENOBUFS, errno.ENOMEM}
-_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+FILE_CHUNK = 256 << 10  # bytes handed to sendfile at a time
+
+
+class FileBody:
+    """An answer's body from an open file: `length` bytes from `offset` of `fd` (owned: closed by
+    `close`). The listener sends it with sendfile as the client takes it, never reading it whole."""
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self.fd, self.offset, self.length = fd, offset, length
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The bytes in chunks, for a caller that is not the listener (a plain WSGI server, a test)."""
+        offset, end = self.offset, self.offset + self.length
+        while offset < end:
+            chunk = os.pread(self.fd, min(FILE_CHUNK, end - offset), offset)
+            if not chunk:
+                return
+            offset += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self.fd)
 
 
 class _Connection:
@@ -37,6 +63,7 @@ class _Connection:
         self.deadline = deadline
         self.head = bytearray()
         self.answer: memoryview | None = None
+        self.file: FileBody | None = None  # sent once `answer` (its head) is
 
 
 class Listener:
@@ -57,8 +84,13 @@ class Listener:
         request_seconds: float = 5.0,
         response_seconds: float = 10.0,
         reserve: int = 64,
+        max_files: int = 4,
+        headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.name = name
+        self._max_files = max_files
+        self._files = 0  # file bodies being sent
+        self._headers = "".join(f"{k}: {v}\r\n" for k, v in headers)  # on the listener's own answers too
         self._app = app
         self._max = max_connections
         self._request_seconds = request_seconds
@@ -90,6 +122,10 @@ class Listener:
     @property
     def connections(self) -> int:
         return len(self._connections)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     def start(self) -> Listener:
         self._selector.register(self._wake_r, selectors.EVENT_READ)
@@ -171,7 +207,7 @@ class Listener:
                     return
                 continue  # ECONNABORTED and the like: that client is gone
             if len(self._connections) >= self._max or not self._descriptors_to_spare(sock):
-                _turn_away(sock)
+                _turn_away(sock, self._plain("503 Service Unavailable", b""))
                 continue
             sock.setblocking(False)
             connection = _Connection(sock, time.monotonic() + self._request_seconds)
@@ -222,10 +258,15 @@ class Listener:
         if end == -1 or end > MAX_HEAD:
             if len(connection.head) > MAX_HEAD:
                 self._answer(
-                    connection, _plain("431 Request Header Fields Too Large", b"request head too large\n")
+                    connection,
+                    self._plain("431 Request Header Fields Too Large", b"request head too large\n"),
                 )
             return
-        self._answer(connection, self._respond(bytes(connection.head[:end])))
+        answer, file = self._respond(bytes(connection.head[:end]))
+        if file is not None:
+            self._files += 1
+            connection.file = file
+        self._answer(connection, answer)
 
     def _answer(self, connection: _Connection, answer: bytes) -> None:
         connection.answer = memoryview(answer)
@@ -235,14 +276,29 @@ class Listener:
 
     def _write(self, connection: _Connection) -> None:
         assert connection.answer is not None
-        sent = connection.sock.send(connection.answer)
-        connection.answer = connection.answer[sent:]
-        if not connection.answer:
-            self._close(connection)
+        if connection.answer:
+            sent = connection.sock.send(connection.answer)
+            connection.answer = connection.answer[sent:]
+            if connection.answer:
+                return
+        file = connection.file
+        if file is not None and file.length > 0:
+            sent = os.sendfile(connection.sock.fileno(), file.fd, file.offset, min(FILE_CHUNK, file.length))
+            if sent > 0:
+                file.offset, file.length = file.offset + sent, file.length - sent
+                # A deadline per chunk taken, not per answer: a large video on a slow link takes long.
+                connection.deadline = time.monotonic() + self._response_seconds
+                if file.length > 0:
+                    return
+        self._close(connection)  # all sent (or the file is shorter than it was: the client sees it cut)
 
     def _close(self, connection: _Connection) -> None:
         if self._connections.pop(connection.sock, None) is not None:
             self._selector.unregister(connection.sock)
+        if connection.file is not None:
+            connection.file.close()
+            connection.file = None
+            self._files -= 1
         connection.sock.close()
 
     def _close_all(self) -> None:
@@ -255,11 +311,11 @@ class Listener:
 
     # ---- HTTP ------------------------------------------------------------------------------------
 
-    def _respond(self, head: bytes) -> bytes:
+    def _respond(self, head: bytes) -> tuple[bytes, FileBody | None]:
         lines = head.decode("latin-1").splitlines()
         parts = lines[0].split() if lines else []
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return _plain("400 Bad Request", b"bad request line\n")
+            return self._plain("400 Bad Request", b"bad request line\n"), None
         method, target, version = parts
         path, _, query = target.partition("?")
         environ: dict[str, Any] = {
@@ -290,16 +346,34 @@ class Listener:
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
             started[:] = [status, headers]
 
+        file: FileBody | None = None
         try:
-            body = b"".join(self._app(environ, start_response))
+            result = self._app(environ, start_response)
+            if isinstance(result, FileBody):
+                file, body, length = result, b"", result.length
+            else:
+                body = b"".join(result)
+                length = len(body)
         except Exception as exc:
             log.error("%s: answering %s failed: %s", self.name, path[:100], exc)
-            return _plain("500 Internal Server Error", b"internal error\n")
+            return self._plain("500 Internal Server Error", b"internal error\n"), None
+        if file is not None and (method == "HEAD" or self._files >= self._max_files):
+            file.close()
+            if method != "HEAD":
+                return self._plain("503 Service Unavailable", b"busy sending files; try again\n"), None
+            file = None
         status, headers = started
         out = [f"HTTP/1.1 {status}"]
         out += [f"{k}: {v}" for k, v in headers if k.lower() not in ("content-length", "connection")]
-        out += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-        return "\r\n".join(out).encode("latin-1") + (b"" if method == "HEAD" else body)
+        out += [f"Content-Length: {length}", "Connection: close", "", ""]
+        return "\r\n".join(out).encode("latin-1") + (b"" if method == "HEAD" else body), file
+
+    def _plain(self, status: str, body: bytes) -> bytes:
+        head = (
+            f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n{self._headers}"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        return head.encode("latin-1") + body
 
 
 def _end_of_head(head: bytearray) -> int:
@@ -310,15 +384,10 @@ def _end_of_head(head: bytearray) -> int:
     return -1
 
 
-def _plain(status: str, body: bytes) -> bytes:
-    head = f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    return head.encode() + body
-
-
-def _turn_away(sock: socket.socket) -> None:
+def _turn_away(sock: socket.socket, busy: bytes) -> None:
     try:
         sock.setblocking(False)
-        sock.send(_BUSY)
+        sock.send(busy)
     except OSError:
         pass
     sock.close()

@@ -20,6 +20,9 @@ log = logging.getLogger("watcher")
 
 LOCK_FILE = "agent.lock"
 STATUS_FILE = "agent-status.json"
+# The latest uploads (`recent` in `status --json`), kept across restarts: a few lines, rewritten on change.
+RECENT_FILE = "recent-uploads.json"
+MAX_RECENT = 24
 MAX_STATUS_BYTES = 4 << 20
 # Where the shipped unit's StateDirectory= puts it: `status` run by root outside the service looks here.
 SERVICE_STATE_DIR = Path("/var/lib/minimax-watcher")
@@ -30,6 +33,12 @@ class LiveStatusWriter:
         self._dir = state_dir
         self._lock_fd: int | None = None
         self._last: dict[str, Any] | None = None
+        self._recent: list[dict[str, Any]] | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        assert self._dir is not None
+        return self._dir
 
     def start(self) -> bool:
         """Take the state folder's agent lock; False (and no publishing) when another agent has it."""
@@ -70,6 +79,16 @@ class LiveStatusWriter:
         self._last = snapshot
         return True
 
+    def publish_recent(self, uploads: list[dict[str, Any]]) -> None:
+        """Write the latest uploads (newest first) if they changed; only while this agent holds the lock."""
+        if self._lock_fd is None or self._dir is None or uploads == self._recent:
+            return
+        try:
+            write_json_atomically(str(self._dir / RECENT_FILE), {"uploads": uploads[:MAX_RECENT]})
+        except OSError:
+            return
+        self._recent = list(uploads)
+
     def close(self) -> None:
         if self._lock_fd is None or self._dir is None:
             return
@@ -103,3 +122,10 @@ def read_live_status(state_dirs: Iterable[Path]) -> dict[str, Any] | None:
         finally:
             os.close(fd)
     return None
+
+
+def read_recent(state_dir: Path) -> list[dict[str, Any]]:
+    """The latest uploads an agent on `state_dir` recorded (it need not run now), newest first."""
+    record = read_record(str(state_dir / RECENT_FILE), max_bytes=1 << 20)
+    uploads = record.get("uploads") if record is not None else None
+    return [u for u in uploads if isinstance(u, dict)][:MAX_RECENT] if isinstance(uploads, list) else []

@@ -292,7 +292,7 @@ class Metrics:
         try:
             server = Listener(address.host, address.port, make_wsgi_app(self.registry), name="metrics")
         except OSError as exc:
-            raise ConfigError(f"metrics.listen: cannot listen on {listen}: {_bind_problem(exc)}") from None
+            raise ConfigError(f"metrics.listen: cannot listen on {listen}: {bind_problem(exc)}") from None
         return server.start().stop
 
     def set_listen(self, listen: str | None) -> None:
@@ -338,7 +338,7 @@ def _parse_or_refuse(listen: str) -> Listen:
         raise ConfigError(f"metrics.listen: {exc}") from None
 
 
-def _bind_problem(exc: OSError) -> str:
+def bind_problem(exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE:
         return "the port is in use (another program, or a second agent with the same config?)"
     if exc.errno == errno.EADDRNOTAVAIL:

@@ -14,7 +14,7 @@ from watcher.core.folders import Folder
 from watcher.core.messages import JobDone
 from watcher.core.outcome import FailureClass, UploadFailure, UploadSuccess
 from watcher.core.scheduler import Scheduler
-from watcher.report.live_status import LiveStatusWriter
+from watcher.report.live_status import MAX_RECENT, LiveStatusWriter, read_recent
 from watcher.report.metrics import HOOKS, MetricsSink, UploadResult
 from watcher.watch.lock import FolderLocks
 
@@ -37,6 +37,7 @@ class Reporter:
         self._folders: tuple[Folder, ...] = ()
         self._accounts: set[str] = set()
         self._lock_folders: set[str] = set()  # configured folders whose lock gauges are exported
+        self._recent: list[dict[str, Any]] = []  # the latest uploads, newest first
         for hook in HOOKS:
             metrics.track_hook(hook)
 
@@ -47,7 +48,8 @@ class Reporter:
                 self.metrics.hook_run(name, ok)
 
     def start(self) -> None:
-        self._live.start()
+        if self._live.start():
+            self._recent = read_recent(self._live.state_dir)  # the last run's, until new ones come
 
     def configure(self, folders: Iterable[Folder]) -> None:
         """The folders this agent works on now: their series are exported from 0, removed ones dropped."""
@@ -62,6 +64,7 @@ class Reporter:
         self._folders, self._accounts = folders, accounts
 
     def job_done(self, done: JobDone) -> None:
+        self._remember_upload(done)
         if done.job.stored_sidecar is not None:
             return  # only a sidecar written late: the upload was counted when it happened
         outcome = done.outcome
@@ -72,6 +75,20 @@ class Reporter:
             self.metrics.upload_finished(done.job.account, "success", size, done.seconds)
         elif isinstance(outcome, UploadFailure):
             self.metrics.upload_finished(done.job.account, RESULTS[outcome.failure_class])
+
+    def _remember_upload(self, done: JobDone) -> None:
+        """A sidecar written in a watched folder joins the latest uploads (`status`'s `recent`)."""
+        sidecar = done.sidecar
+        if sidecar is None or done.record_error is not None or not done.job.root:
+            return
+        where = done.moved_to or done.job.path
+        upload = {
+            "folder": done.job.root,
+            "path": where,
+            "fileID": sidecar.get("fileID"),
+            "uploaded": sidecar.get("uploadedAt"),
+        }
+        self._recent = [upload, *(u for u in self._recent if u["path"] != where)][:MAX_RECENT]
 
     def refresh(
         self,
@@ -91,6 +108,7 @@ class Reporter:
             self.metrics.set_folder_lock(path, path in locks.standing_by, path in locks.blocked)
         self._lock_folders = set(locks.configured)
         self._live.publish(self._snapshot(scheduler, sending, locks, now))
+        self._live.publish_recent(self._recent)
 
     def _snapshot(
         self,

@@ -191,8 +191,11 @@ def adopt(journal: Journal[Kept], planner: Planner, wall: float) -> Adopted:
     return Adopted(entries, lost)
 
 
-def summarize(state_dir: Path, folders: Sequence[Folder], today: str) -> VideoSummary:
-    """The videos as the journal holds them (read-only: nothing is written or adopted)."""
+def summarize(
+    state_dir: Path, folders: Sequence[Folder], today: str, done: list[Entry] | None = None
+) -> VideoSummary:
+    """The videos as the journal holds them (read-only: nothing is written or adopted); with `done`, the
+    done videos that name their MP4 are appended to it (the same one read of the journal)."""
     planner = Planner(folders, monotonic=time.monotonic, wall=time.time)
     for kept in video_journal(state_dir).read().values():
         if isinstance(kept, DayCount):
@@ -201,4 +204,6 @@ def summarize(state_dir: Path, folders: Sequence[Folder], today: str) -> VideoSu
             planner.restore_pause(kept.account, kept.until, kept.reason)
         else:
             planner.add(kept)
+            if done is not None and kept.state is VideoState.DONE and kept.video:
+                done.append(kept)
     return planner.summary(today)

@@ -16,10 +16,10 @@ import yaml
 from tests.helpers import ACCOUNT_A, TOKEN
 from tests.helpers.images import png_bytes
 from watcher.cli.retry import RetryUsageError, locate, run
-from watcher.cli.status import choose_state_dir
 from watcher.config.load import Config, load_config
 from watcher.core.signature import signature_of
 from watcher.disk.records import build_error_record, build_sidecar
+from watcher.report.status_report import choose_state_dir
 from watcher.state.retry_requests import RetryRequest, take
 
 

@@ -14,10 +14,11 @@ import yaml
 
 from tests.helpers import ACCOUNT_A
 from tests.helpers.images import png_bytes
-from watcher.cli.status import MAX_SHOWN, add_agent, folder_report, printable, render_json, render_text
+from watcher.cli.status import MAX_SHOWN, printable, render_json, render_text
 from watcher.config.load import load_config
 from watcher.core.signature import signature_of
 from watcher.disk.records import build_error_record, build_sidecar
+from watcher.report.status_report import add_agent, folder_report
 
 AGENT = {
     "pid": 4242,

@@ -12,8 +12,8 @@ import yaml
 
 from tests.helpers import ACCOUNT_A
 from tests.unit.scan.test_helper import DIRECTORIES, PER_DIRECTORY, done_tree  # noqa: F401 (a fixture)
-from watcher.cli.status import folder_report
 from watcher.config.load import load_config
+from watcher.report.status_report import folder_report
 from watcher.state.index import INDEX_NAME, HistoryIndex
 from watcher.state.index_reader import IndexReader
 

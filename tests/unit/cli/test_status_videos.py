@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from tests.helpers import ACCOUNT_A, ACCOUNT_B
-from watcher.cli.status import add_agent, add_videos, folder_report, render_json, render_text
+from watcher.cli.status import render_json, render_text
 from watcher.config.load import Config, load_config
 from watcher.core.video import AccountVideos, FolderVideos, VideoSummary
+from watcher.report.status_report import add_agent, add_videos, folder_report
 
 PAUSED_UNTIL = calendar.timegm((2026, 12, 7, 23, 4, 0))
 
@@ -81,8 +82,17 @@ def test_each_generate_folder_gets_its_videos_and_the_others_stay_as_they_were(
         "failed": 1,
         "unknown": 1,
         "in_progress": [{"file": "a.png", "percent": 40}, {"file": "sub/b.png", "percent": 5}],
+        "recent": [],
     }
-    zero = {"queued": 0, "generating": 0, "done": 0, "failed": 0, "unknown": 0, "in_progress": []}
+    zero = {
+        "queued": 0,
+        "generating": 0,
+        "done": 0,
+        "failed": 0,
+        "unknown": 0,
+        "in_progress": [],
+        "recent": [],
+    }
     assert more["videos"] == zero and solo["videos"] == zero  # nothing in the journal for them yet
     assert plain == before["folders"][2]  # no generate: unchanged, no "videos" key
     assert report["video_accounts"] == [
@@ -167,7 +177,7 @@ def test_a_folder_without_account_shows_the_account_its_videos_were_made_for(
 ) -> None:
     """A folder without `account` offers each image under its sidecar's account (the fileID's): the day's
     count and a pause are journalled under that account, and `status` shows them, not an empty line."""
-    from watcher.cli.status import utc_day
+    from watcher.report.status_report import utc_day
     from watcher.state.videos import DayCount, Pause, count_key, pause_key, summarize, video_journal
 
     state, today = tmp_path / "state", utc_day()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from watcher.report.listener import MAX_HEAD, Listener
+from tests.helpers import wait_for
+from watcher.report.listener import MAX_HEAD, FileBody, Listener
 
 SLACK = 20.0  # generous: the machine may be loaded; the server's own limits are far shorter
 
@@ -119,3 +122,70 @@ def test_stop_frees_the_port_at_once(make: Callable[..., Listener]) -> None:
         assert ask(again).startswith(b"HTTP/1.1 200 ")
     finally:
         again.stop()
+
+
+# ---- file bodies -----------------------------------------------------------------------------------
+
+
+def file_app(path: str, offset: int = 0) -> Callable[..., Iterable[bytes]]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        fd = os.open(path, os.O_RDONLY)
+        size = os.fstat(fd).st_size
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return FileBody(fd, offset, size - offset)
+
+    return app
+
+
+def body_of(answer: bytes) -> bytes:
+    return answer.partition(b"\r\n\r\n")[2]
+
+
+def test_a_file_body_is_sent_from_its_descriptor_and_closed(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)  # several sendfile chunks
+    (tmp_path / "big").write_bytes(data)
+    listener = Listener("127.0.0.1", 0, file_app(str(tmp_path / "big"), offset=5)).start()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        answer = ask(listener)
+        assert f"Content-Length: {len(data) - 5}\r\n".encode() in answer
+        assert body_of(answer) == data[5:]
+        head = ask(listener, b"HEAD / HTTP/1.1\r\n\r\n")
+        assert body_of(head) == b"" and f"Content-Length: {len(data) - 5}\r\n".encode() in head
+        wait_for(lambda: len(os.listdir("/proc/self/fd")) <= before, 5, "the file's descriptor closed")
+    finally:
+        listener.stop()
+    body = FileBody(
+        os.open(tmp_path / "big", os.O_RDONLY), 1, 10
+    )  # read by a caller that is not the listener
+    assert b"".join(body) == data[1:11]
+    body.close()
+
+
+def test_file_bodies_beyond_their_cap_are_turned_away_and_other_answers_go_on(tmp_path: Path) -> None:
+    (tmp_path / "big").write_bytes(b"x" * (32 << 20))  # more than the socket buffers take at once
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/file":
+            return file_app(str(tmp_path / "big"))(environ, start_response)
+        return hello(environ, start_response)
+
+    listener = Listener(
+        "127.0.0.1", 0, app, max_files=1, headers=[("X-Content-Type-Options", "nosniff")]
+    ).start()
+    try:
+        reader = socket.create_connection(("127.0.0.1", listener.port))
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.sendall(b"GET /file HTTP/1.1\r\n\r\n")  # and never reads
+        wait_for(lambda: listener.connections == 1, 5, "the reader's connection")
+
+        def busy() -> bool:
+            return ask(listener, b"GET /file HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 503 ")
+
+        wait_for(busy, 5, "a second file answer turned away")
+        refused = ask(listener, b"GET /file HTTP/1.1\r\n\r\n")
+        assert b"X-Content-Type-Options: nosniff\r\n" in refused  # the listener's own answers carry them
+        assert ask(listener).startswith(b"HTTP/1.1 200 OK")
+        reader.close()
+    finally:
+        listener.stop()

@@ -20,7 +20,7 @@ from watcher.core.messages import JobDone, UploadJob
 from watcher.core.outcome import FailureClass, UploadFailure, UploadSuccess
 from watcher.core.scheduler import Scheduler
 from watcher.core.signature import FileSignature
-from watcher.report.live_status import STATUS_FILE, LiveStatusWriter
+from watcher.report.live_status import MAX_RECENT, STATUS_FILE, LiveStatusWriter, read_recent
 from watcher.report.metrics import Metrics
 from watcher.report.reporter import Reporter
 from watcher.watch.lock import FolderLocks
@@ -179,3 +179,37 @@ def test_the_live_status_says_who_runs_what_is_paused_sending_and_held(
     assert status["folders"] == [ALICE.path, BOB.path]
     reporter.close()
     assert not (tmp_path / STATUS_FILE).exists()
+
+
+def test_the_latest_uploads_are_kept_newest_first_and_outlive_the_agent(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    def uploaded(name: str, moved_to: str | None = None, **more: Any) -> JobDone:
+        sidecar = {"fileID": f"user:1-minimax:1-file:{name}", "uploadedAt": f"2026-12-07T22:00:0{len(name)}Z"}
+        job = replace(done(SUCCESS), sidecar=sidecar, moved_to=moved_to, **more)
+        return replace(job, job=replace(job.job, path=f"{ALICE.path}/{name}", root=ALICE.path))
+
+    first = Reporter(metrics, LiveStatusWriter(tmp_path))
+    first.start()
+    first.job_done(uploaded("a.png"))
+    first.job_done(uploaded("b.png", moved_to=f"{ALICE.path}/done/b.png"))
+    first.job_done(uploaded("c.png", record_error="the folder refused it"))  # no sidecar: not an upload
+    first.job_done(replace(uploaded("d.png"), job=replace(uploaded("d.png").job, root="")))  # `upload`
+    first.job_done(uploaded("a.png"))  # again (a sidecar rewritten): once, as the newest
+    first.refresh(cast(Scheduler, SchedulerView()), [], FolderLocks((), {}, {}), time.monotonic())
+    first.close()
+    expected = [
+        {"folder": ALICE.path, "path": f"{ALICE.path}/a.png", "fileID": "user:1-minimax:1-file:a.png",
+         "uploaded": "2026-12-07T22:00:05Z"},
+        {"folder": ALICE.path, "path": f"{ALICE.path}/done/b.png", "fileID": "user:1-minimax:1-file:b.png",
+         "uploaded": "2026-12-07T22:00:05Z"},
+    ]  # fmt: skip
+    assert read_recent(tmp_path) == expected
+    second = Reporter(metrics, LiveStatusWriter(tmp_path))
+    second.start()
+    for n in range(30):
+        second.job_done(uploaded(f"n{n}.png"))
+    second.refresh(cast(Scheduler, SchedulerView()), [], FolderLocks((), {}, {}), time.monotonic())
+    second.close()
+    kept = read_recent(tmp_path)
+    assert len(kept) == MAX_RECENT and kept[0]["path"] == f"{ALICE.path}/n29.png"

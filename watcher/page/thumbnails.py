@@ -1,0 +1,148 @@
+"""Thumbnails for the page: a JPEG of at most 320 px a side, made with Pillow (imported on first use: an
+agent without the page never loads it) from an image already opened safely, and cached in
+`<state folder>/thumbnails/` under a name that changes with the file's bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import secrets
+import stat
+import threading
+from pathlib import Path
+
+from watcher.disk.files import write_all
+from watcher.log_fields import say
+
+log = logging.getLogger("watcher")
+
+THUMBNAIL_SIDE = 320
+# An image of more pixels is not decoded (a decompression bomb: a small PNG of 30000x30000 would take
+# gigabytes); 40 million is a 7,700 x 5,200 photo.
+MAX_PIXELS = 40_000_000
+MAX_THUMBNAIL_BYTES = 1 << 20
+MAX_KEPT = 2000  # thumbnails in the cache; beyond it the oldest go (a page shows 24 at a time)
+_NO_FOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+class NoThumbnail(Exception):
+    """The image cannot be made into a thumbnail (too large, not an image Pillow reads)."""
+
+
+def cache_key(folder: str, rel: str, st: os.stat_result) -> str:
+    """A name for this version of the file: a change of its bytes, inode or change time makes a new one."""
+    text = f"{folder}\0{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_ctime_ns}"
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+
+
+class Thumbnails:
+    """Made one at a time (a lock: decoding is the costly part), kept in `directory`."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        self._lock = threading.Lock()
+        self._written = 0
+
+    def get(self, key: str, image_fd: int, shown: str) -> bytes:
+        """The thumbnail for `key`, from the cache or made from `image_fd` (read from its start; not
+        closed here). Raises `NoThumbnail`; `shown` names the image in the log."""
+        cached = self._read(key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            data = make_thumbnail(image_fd, shown)
+            self._write(key, data)
+        return data
+
+    def _read(self, key: str) -> bytes | None:
+        """The cached file, opened without following a symlink planted at its name (ELOOP: made anew)."""
+        try:
+            fd = os.open(self._dir / f"{key}.jpg", os.O_RDONLY | _NO_FOLLOW)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_THUMBNAIL_BYTES:
+                return None
+            return os.read(fd, MAX_THUMBNAIL_BYTES)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def _write(self, key: str, data: bytes) -> None:
+        """Written to a new private file and renamed over the name: a symlink there is replaced, never
+        written through. Best effort: a thumbnail that cannot be kept is made again next time."""
+        try:
+            self._dir.mkdir(mode=0o700, exist_ok=True)
+            dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            log.warning("cannot keep thumbnails in %s (%s): each is made again", self._dir, exc.strerror)
+            return
+        temporary = f".{key}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o600, dir_fd=dir_fd)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.rename(temporary, f"{key}.jpg", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            self._written += 1
+            if self._written % 100 == 0:
+                _prune(dir_fd, MAX_KEPT)
+        except OSError as exc:
+            log.warning("cannot keep a thumbnail in %s (%s)", self._dir, exc.strerror)
+            try:
+                os.unlink(temporary, dir_fd=dir_fd)
+            except OSError:
+                pass
+        finally:
+            os.close(dir_fd)
+
+
+def _prune(dir_fd: int, keep: int) -> None:
+    """Remove the oldest thumbnails beyond `keep` (a changed file leaves its old one behind)."""
+    try:
+        names = [n for n in os.listdir(dir_fd) if n.endswith(".jpg")]
+        if len(names) <= keep:
+            return
+        aged = sorted(names, key=lambda n: os.stat(n, dir_fd=dir_fd, follow_symlinks=False).st_mtime_ns)
+        for name in aged[: len(names) - keep]:
+            os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass  # another pass prunes them
+
+
+def make_thumbnail(image_fd: int, shown: str) -> bytes:
+    """A JPEG of at most THUMBNAIL_SIDE px a side from the image at `image_fd`; `NoThumbnail` when it
+    holds more than MAX_PIXELS pixels (said in the log) or Pillow cannot read it."""
+    from PIL import Image, UnidentifiedImageError
+
+    # Pillow's own guard refuses at open, without the size; ours below reads the header and says it.
+    Image.MAX_IMAGE_PIXELS = None
+    with os.fdopen(os.dup(image_fd), "rb") as f:
+        f.seek(0)
+        try:
+            with Image.open(f) as image:
+                width, height = image.size  # from the header: nothing decoded yet
+                if width * height > MAX_PIXELS:
+                    say(
+                        log.warning,
+                        "%s: %d x %d pixels, more than the %d the status page decodes for a thumbnail; "
+                        "none is shown",
+                        shown,
+                        width,
+                        height,
+                        MAX_PIXELS,
+                        file=shown,
+                    )
+                    raise NoThumbnail("too many pixels")
+                image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # a JPEG decodes at a fraction
+                image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+                out = io.BytesIO()
+                image.convert("RGB").save(out, "JPEG", quality=80)
+                return out.getvalue()
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise NoThumbnail(type(exc).__name__) from None
