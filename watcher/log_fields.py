@@ -43,6 +43,12 @@ def fields(
     return {FIELDS_ATTRIBUTE: {name: os.fspath(value) for name, value in named.items() if value}}
 
 
+def account_shown(account: str | None) -> str:
+    """A folder's account as every log line names it: `account=123456`, or "the token's only account"
+    for a folder without one (the API then takes the token's only account)."""
+    return f"account={account}" if account else "the token's only account"
+
+
 def record_fields(record: logging.LogRecord) -> dict[str, str]:
     """The journal fields `fields()` attached to `record` ({} when none)."""
     attached = getattr(record, FIELDS_ATTRIBUTE, None)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
+    ACCOUNT,
     ACCOUNT_A,
     ACCOUNT_B,
     error_record_of,
@@ -21,6 +22,7 @@ from tests.helpers import (
     wait_for,
     wait_sidecar,
 )
+from tests.helpers.agent import AgentProcess
 from tests.helpers.images import jpeg_bytes, png_bytes, sha256, webp_bytes
 from watcher.emulator import Emulator
 
@@ -410,3 +412,46 @@ def test_an_image_moved_with_its_sidecar_to_another_accounts_folder_is_uploaded_
     second = wait_for(bobs, 20, "a sidecar for bob's account")
     assert second["fileID"] != first["fileID"]
     assert [u.account for u in emulator.uploads] == [ACCOUNT_A, ACCOUNT_B]
+
+
+def test_the_log_names_a_folders_account_one_way_and_v_adds_the_agents_own_decisions(
+    tmp_path: Path, emu: Emulator
+) -> None:
+    named, bare = tmp_path / "named", tmp_path / "bare"
+    named.mkdir()
+    bare.mkdir()
+    agent = AgentProcess(
+        tmp_path, emu.base_url, [{"path": str(named), "account": ACCOUNT}, {"path": str(bare)}]
+    )
+    agent.start(args=("-v",))
+    try:
+        (bare / "a.png").write_bytes(png_bytes(9301))
+        (named / "b.png").write_bytes(png_bytes(9302))
+        (bare / "notes.doc").write_text("not an image")
+        wait_sidecar(bare / "a.png")
+        wait_sidecar(named / "b.png")
+        wait_for(lambda: "notes.doc: " in agent.log(), 10, "the ignored file's debug line")
+    finally:
+        assert agent.stop() == 0, agent.log()
+    log = agent.log()
+
+    assert f"watching {named} (inotify, account={ACCOUNT})" in log
+    assert f"watching {bare} (inotify, the token's only account)" in log
+    assert "account default" not in log and "default)" not in log
+    # -v: the agent's own debug lines, not only urllib3's.
+    assert f"{bare / 'a.png'}: finished (event)" in log
+    assert f"{bare / 'a.png'}: settled ({len(png_bytes(9301))} bytes); queued for upload" in log
+    assert (
+        f"{bare / 'notes.doc'}: finished (event), not a candidate of {bare} (media, include, exclude)" in log
+    )
+
+
+def test_without_v_the_agents_debug_lines_stay_out(tmp_path: Path, emu: Emulator, drop: Path) -> None:
+    agent = AgentProcess(tmp_path, emu.base_url, [{"path": str(drop)}])
+    agent.start()
+    try:
+        (drop / "quiet.png").write_bytes(png_bytes(9303))
+        wait_sidecar(drop / "quiet.png")
+    finally:
+        assert agent.stop() == 0, agent.log()
+    assert "quiet.png: uploaded" in agent.log() and "(event)" not in agent.log()

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import requests
 import yaml
 
 from tests.helpers import ACCOUNT_A, TOKEN, error_record_of, sidecar_of, wait_for, wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes, sha256
+from watcher.cli.parser import EMULATOR_PORT
 from watcher.emulator import Emulator
 
 
@@ -275,6 +282,62 @@ def test_run_emulate_needs_no_token(tmp_path: Path, drop: Path) -> None:
         assert agent.stop() == 0, agent.log()
 
 
+@contextlib.contextmanager
+def port_taken(port: int) -> Iterator[bool]:
+    """Hold `port` on loopback; True when held here (False: something else holds it already)."""
+    with socket.socket() as held:
+        try:
+            held.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            yield False
+            return
+        held.listen()
+        yield True
+
+
+def test_run_emulate_says_where_its_emulator_is_when_8787_is_taken(tmp_path: Path, drop: Path) -> None:
+    """The README's `curl localhost:8787/_emulator/...` cannot work then: the line gives the URL to use."""
+    agent = AgentProcess(tmp_path, "https://api.useapi.net/v1/minimax", [{"path": "drop"}])
+    with port_taken(EMULATOR_PORT) as held_here:
+        agent.start(args=("--emulate",), token=None)
+        try:
+            [line] = [line for line in agent.log().splitlines() if "emulating the API at" in line]
+            if held_here:
+                assert f"port {EMULATOR_PORT} is taken, so emulating the API at" in line
+            origin = re.search(r"emulating the API at (http://127\.0\.0\.1:\d+) ", line)
+            assert origin is not None and origin[1] != f"http://127.0.0.1:{EMULATOR_PORT}", line
+            assert f"curl {origin[1]}/_emulator/requests" in line
+            (drop / "where.png").write_bytes(png_bytes(332))
+            file_id = wait_sidecar(drop / "where.png")["fileID"]
+            listed = requests.get(f"{origin[1]}/_emulator/requests", timeout=10).json()
+            assert [(r["kind"], r["file_id"]) for r in listed] == [("upload", file_id)]
+        finally:
+            assert agent.stop() == 0, agent.log()
+
+
+def test_upload_emulate_needs_no_token_and_stops_its_emulator(tmp_path: Path) -> None:
+    image = tmp_path / "alone.png"
+    image.write_bytes(png_bytes(333))
+
+    result = cli("upload", "--emulate", str(image), cwd=tmp_path, token=None)
+
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["fileID"].startswith("user:1-minimax:123456-file:") and printed["account"] == "123456"
+    assert printed["baseUrl"].startswith("http://127.0.0.1:")
+    assert json.loads(sidecar_of(image).read_text())["fileID"] == printed["fileID"]
+    assert "emulating the API at http://127.0.0.1:" in result.stderr
+
+
+def test_upload_without_a_token_says_emulate_is_there(tmp_path: Path) -> None:
+    image = tmp_path / "alone.png"
+    image.write_bytes(png_bytes(334))
+    result = cli("upload", str(image), cwd=tmp_path, token=None)
+    assert result.returncode == 78 and "--emulate" in result.stderr, result.stderr
+
+
 def test_reload_watches_a_new_folder_and_keeps_old_config_when_invalid(
     start_agent, tmp_path: Path, drop: Path, emulator: Emulator
 ) -> None:
@@ -297,3 +360,48 @@ def test_reload_watches_a_new_folder_and_keeps_old_config_when_invalid(
     (second / "new.png").write_bytes(png_bytes(341))
     assert wait_sidecar(second / "new.png")["sha256"] == sha256(png_bytes(341))
     assert agent.notify is not None and agent.notify.seen("RELOADING=1")
+
+
+def test_read_only_commands_warn_about_a_hook_program_that_only_run_needs(tmp_path: Path, drop: Path) -> None:
+    """`status` on a machine where the hook is not on the caller's $PATH: a warning, not exit 78."""
+    write_config(
+        tmp_path,
+        "http://127.0.0.1:9/v1/minimax",
+        [{"path": "drop", "account": ACCOUNT_A}],
+        hooks={"on_upload": ["log-event-not-on-path"]},
+    )
+    said = "hooks.on_upload: no program 'log-event-not-on-path' on $PATH"
+
+    for command in (("status",), ("check-config",), ("scan", "--dry-run")):
+        result = cli(*command, cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+        assert said in result.stderr and "`run` and `scan` would refuse this config" in result.stderr
+
+    for command in (("run",), ("scan",), ("check-config", "--strict")):
+        result = cli(*command, cwd=tmp_path)
+        assert result.returncode == 78, (command, result.stderr)
+        assert said in result.stderr
+
+
+def test_a_hook_program_relative_to_the_config_file_runs(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "log-event").write_text(f'#!/bin/sh\necho "$MINIMAX_FILE_ID" > {tmp_path}/hook-ran\n')
+    (hooks / "log-event").chmod(0o755)
+    write_config(
+        tmp_path,
+        emulator.base_url,
+        [{"path": "drop", "account": ACCOUNT_A}],
+        hooks={"on_upload": ["./hooks/log-event"]},
+    )
+    (drop / "hooked.png").write_bytes(png_bytes(350))
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = cli("scan", "--config", str(tmp_path / "config.yaml"), cwd=elsewhere)
+
+    assert result.returncode == 0, result.stderr
+    file_id = json.loads(sidecar_of(drop / "hooked.png").read_text())["fileID"]
+    assert (tmp_path / "hook-ran").read_text().strip() == file_id

@@ -106,9 +106,20 @@ def base_url_without_a_host(tmp: Path, drop: Path) -> Path:
     )
 
 
+def recursive_yes(tmp: Path, drop: Path) -> Path:
+    path = tmp / "config.yaml"
+    path.write_text(f"folders:\n  - path: {drop}\n    recursive: yes\n")  # YAML 1.1's boolean
+    return path
+
+
 @pytest.mark.parametrize(
     ("make_config", "expected"),
     [
+        pytest.param(
+            recursive_yes,
+            "folders[0].recursive: 'yes' is not a boolean in this config: write true or false",
+            id="recursive-yes",
+        ),
         pytest.param(not_utf8, "not UTF-8 text (byte 0xe9 on line 3)", id="config-not-utf8"),
         pytest.param(token_file_not_utf8, "api.token_file: the token file", id="token-file-not-utf8"),
         pytest.param(nested_5000_deep, "nested too deeply", id="yaml-nested-5000-deep"),

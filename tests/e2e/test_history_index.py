@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.helpers import ACCOUNT_A, ACCOUNT_B, read_json, sidecar_of, wait_for, wait_sidecar
 from tests.helpers.agent import AgentProcess
 from tests.helpers.images import png_bytes
@@ -83,6 +85,31 @@ def test_a_restart_keeps_what_the_index_knows_and_the_sidecars_win_where_they_di
     assert len(emulator.uploads) == 3
     after = os.stat(sidecar_of(kept))
     assert (after.st_ino, after.st_ctime_ns) == (kept_record.st_ino, kept_record.st_ctime_ns)
+
+
+def test_the_ready_line_counts_the_configured_folders_not_the_whole_index(
+    start_agent, tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    """A new empty folder beside an index of other folders: nothing of it is uploaded yet."""
+    upload_three(start_agent, drop)
+    assert done_rows(tmp_path) == 3
+    new = tmp_path / "new"
+    new.mkdir()
+
+    def ready_line(process: AgentProcess) -> str:
+        last_start = process.log().rsplit("starting with", 1)[-1]
+        return next(line for line in last_start.splitlines() if " ready: " in line)
+
+    again = start_agent([{"path": str(new), "account": ACCOUNT_A}])  # the same state folder
+    assert ready_line(again).endswith("ready: 1 folders, 0 files already uploaded, 0 pending, 0 failed")
+    assert again.stop() == 0
+    assert done_rows(tmp_path) == 3, "the other folder's rows are still there"
+
+    config = yaml.safe_load(again.config_path.read_text())
+    config["folders"].append({"path": str(drop), "account": ACCOUNT_A})
+    again.config_path.write_text(yaml.safe_dump(config))
+    again.start()
+    assert ready_line(again).endswith("ready: 2 folders, 3 files already uploaded, 0 pending, 0 failed")
 
 
 def test_a_deleted_index_is_rebuilt_from_the_sidecars_without_an_upload(

@@ -89,6 +89,36 @@ def test_each_hook_gets_its_event_and_never_the_token(
     assert "hook saw" in agent.log()  # the hook's output reaches the log
 
 
+def test_on_failure_gets_the_folders_account_and_none_for_a_folder_without_one(
+    start_agent, tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    """As the README's table says: MINIMAX_ACCOUNT for on_failure, whether the agent or the API refused
+    the file, and after the move to failed_dir; empty only when the folder names no account."""
+    program, out = recorder(tmp_path)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    emulator.add_fault(Fault("status", status=400, times=1, account=ACCOUNT_A))  # the API refuses one
+    start_agent(
+        [{"path": str(drop), "account": ACCOUNT_A, "failed_dir": "failed"}, {"path": str(bare)}],
+        hooks={"on_failure": [str(program)], "timeout_seconds": 20},
+    )
+    (drop / "refused.png").write_bytes(png_bytes(9011))
+    wait_for(lambda: len(runs(out, "failure")) == 1, 20, "the API's refusal's on_failure")
+    (drop / "broken.png").write_text("not an image")
+    (bare / "broken.png").write_text("not an image either")
+
+    wait_for(lambda: len(runs(out, "failure")) == 3, 20, "three on_failure runs")
+    by_file = {f["env"]["MINIMAX_FILE"]: f["env"] for f in runs(out, "failure")}
+    assert set(by_file) == {
+        str(drop / "failed" / "refused.png"),
+        str(drop / "failed" / "broken.png"),
+        str(bare / "broken.png"),
+    }
+    assert by_file[str(drop / "failed" / "refused.png")]["MINIMAX_ACCOUNT"] == ACCOUNT_A
+    assert by_file[str(drop / "failed" / "broken.png")]["MINIMAX_ACCOUNT"] == ACCOUNT_A
+    assert "MINIMAX_ACCOUNT" not in by_file[str(bare / "broken.png")]
+
+
 def test_a_slow_hook_never_slows_the_uploads(start_agent, tmp_path: Path, drop: Path) -> None:
     program, _ = recorder(tmp_path, sleep=30)
     start_agent(

@@ -375,6 +375,24 @@ def test_install_again_changes_nothing(box: Container, installed: subprocess.Com
     assert box.show()["MainPID"] == pid, "the service was restarted"
 
 
+def test_a_hook_program_the_service_cannot_find_is_refused_before_it_is_used(
+    box: Container, installed: subprocess.CompletedProcess[str]
+) -> None:
+    """`status` and `check-config` only warn of it; the check run as the service is strict, as `run` is."""
+    pid = box.show()["MainPID"]
+    config = yaml.safe_load(config_yaml(ALICE, BOB)) | {"hooks": {"on_upload": ["no-such-hook-here"]}}
+    box.write(CONFIG, yaml.safe_dump(config), mode=0o640, owner="root:minimax-watcher")
+    try:
+        result = service(box, "install")
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        assert "check-config, run as the service would run, exited with 78" in output
+        assert "hooks.on_upload: no program 'no-such-hook-here' on $PATH" in output
+        assert box.show()["MainPID"] == pid, "the running service was left alone"
+    finally:
+        box.write(CONFIG, config_yaml(ALICE, BOB), mode=0o640, owner="root:minimax-watcher")
+
+
 def test_a_folder_added_to_the_config_then_install_again_uploads_from_it(
     box: Container, installed: subprocess.CompletedProcess[str]
 ) -> None:

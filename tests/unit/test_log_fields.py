@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.log_fields import FIELDS_ATTRIBUTE, fields, record_fields, say
+from watcher.log_fields import FIELDS_ATTRIBUTE, account_shown, fields, record_fields, say
 
 log = logging.getLogger("watcher.test_log_fields")
 
@@ -61,3 +61,8 @@ def test_a_record_without_fields_or_with_foreign_ones_has_none(caplog: pytest.Lo
     plain, other, mixed = caplog.records
     assert record_fields(plain) == {} and record_fields(other) == {}
     assert record_fields(mixed) == {"MINIMAX_FILE": "/d/a.png"}, "only its own names, only as text"
+
+
+def test_a_folders_account_is_named_one_way_in_every_line() -> None:
+    assert account_shown("123456") == "account=123456"
+    assert account_shown(None) == account_shown("") == "the token's only account"

@@ -20,8 +20,9 @@ import yaml
 from watcher import __version__
 from watcher.agent import Agent
 from watcher.cli.completion import cmd_completion
+from watcher.cli.emulate import EMULATOR_TOKEN, emulated, start_emulator
 from watcher.cli.help_topics import cmd_help
-from watcher.cli.parser import EMULATOR_ACCOUNT, EMULATOR_PORT, build_parser
+from watcher.cli.parser import EMULATOR_ACCOUNT, build_parser
 from watcher.cli.progress import ProgressBar
 from watcher.config.effective import describe_effective
 from watcher.config.load import (
@@ -55,7 +56,6 @@ from watcher.video.client import VideoClient
 
 log = logging.getLogger("watcher")
 
-EMULATOR_TOKEN = "user:1-emulator"
 # `upload` retries a temporary failure a few times, then says so: a person is waiting for it.
 UPLOAD_RETRIES = RetryPolicy(cap=30.0, give_up_after=5)
 
@@ -89,6 +89,14 @@ def _config_path(args: argparse.Namespace) -> Path:
     return args.config if args.config is not None else default_config_path()
 
 
+def _load_for_reading(path: Path) -> Config:
+    """The config for a command that runs no hook: a hook program it cannot find is a warning line."""
+    config = load_config(path, for_reading=True)
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    return config
+
+
 def _client_for(token: ResolvedToken, pool_size: int) -> Any:
     def factory(config: Config) -> UploadClient:
         # A reload may bring a new token source; resolve it again, except for the emulator's fixed one.
@@ -100,33 +108,12 @@ def _client_for(token: ResolvedToken, pool_size: int) -> Any:
     return factory
 
 
-def _start_emulator(config: Config, token: ResolvedToken | None) -> tuple[Config, ResolvedToken, Any]:
-    from watcher.emulator import Emulator
-
-    accounts = sorted({f.account for f in config.folders if f.account}) or [EMULATOR_ACCOUNT]
-    token = ResolvedToken(token.value if token else EMULATOR_TOKEN, "emulator")
-    # 8787 when free: the same base URL at each start keeps the emulator's sidecars this agent's own
-    # (`watcher.core.api_owner`), and the README's `curl localhost:8787/_emulator/...` reaches it.
-    try:
-        emulator = Emulator(
-            token=token.value, accounts=accounts, poll_interval=0.5, port=EMULATOR_PORT
-        ).start()
-    except OSError:
-        emulator = Emulator(token=token.value, accounts=accounts, poll_interval=0.5).start()
-    log.info(
-        "emulating the API at %s (accounts %s); nothing leaves this machine",
-        emulator.base_url,
-        ", ".join(accounts),
-    )
-    return with_base_url(config, emulator.base_url), token, emulator
-
-
 def _prepare(args: argparse.Namespace, emulate: bool) -> tuple[Config, ResolvedToken, Any]:
     descriptors.raise_limit()  # a lock file per watched folder: ~1,000 folders need more than 1,024
     config = load_config(_config_path(args))
     token = resolve_token(config)
     if emulate:
-        return _start_emulator(config, token)
+        return emulated(config, token)
     if token is None:
         raise ConfigError(
             f"no API token: set ${TOKEN_ENV}, api.token_file in {config.source}, or the systemd credential "
@@ -187,7 +174,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.dry_run:
         from watcher.cli.dry_run import plan, render, render_videos
 
-        config = load_config(_config_path(args))
+        config = _load_for_reading(_config_path(args))
         owner = _reading_owner(config)
         note = assumption(owner)
         if note is not None:
@@ -241,10 +228,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
     config: Config | None = None
     config_path = _config_path(args)
     if args.config is not None or config_path.exists():
-        config = load_config(config_path)
+        config = _load_for_reading(config_path)
     token = resolve_token(config)
-    if token is None:
-        raise ConfigError(f"no API token: set ${TOKEN_ENV} or api.token_file in the config")
     folder = folder_containing(path, config.folders) if config is not None else None
     account = args.account
     if account is None and folder is not None:
@@ -252,6 +237,15 @@ def cmd_upload(args: argparse.Namespace) -> int:
     # A file in a watched folder is held to that folder's media; any other, to every kind the API takes.
     kinds = folder.media if folder is not None else ALL_KINDS
     base_url = config.base_url if config is not None else DEFAULT_BASE_URL
+    emulator = None
+    if args.emulate:
+        emulator, token = start_emulator([account], token)
+        base_url = emulator.base_url
+    elif token is None:
+        raise ConfigError(
+            f"no API token: set ${TOKEN_ENV} or api.token_file in the config (or add --emulate to try it "
+            "without an account)"
+        )
     client = UploadClient(base_url, token.value, pool_size=1)
     progress = ProgressBar(os.path.basename(path)) if sys.stderr.isatty() else None
     # The seal key is read (made, the first time) only once there is a sidecar to seal.
@@ -261,6 +255,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
         done = pipeline.run_until_final(job, client, UPLOAD_RETRIES, progress)
     finally:
         client.close()
+        if emulator is not None:
+            emulator.stop()
     outcome = done.outcome
     if isinstance(outcome, UploadSuccess):
         if done.record_error is not None:
@@ -292,7 +288,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from watcher.report.live_status import SERVICE_STATE_DIR
     from watcher.report.status_report import build_status
 
-    config = load_config(_config_path(args))
+    config = _load_for_reading(_config_path(args))
     owner = _reading_owner(config)
     report = build_status(config, [default_state_dir(), SERVICE_STATE_DIR], owner)
     # Bytes, not text: stdout's own encoding (ASCII under LANG=C) must not decide whether it works.
@@ -320,7 +316,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         args.usage_error("name the files to retry, or --failed (not both)")
     if args.folder is not None and not args.failed:
         args.usage_error("--folder goes with --failed")
-    config = load_config(_config_path(args))
+    config = _load_for_reading(_config_path(args))
     try:
         return run(
             [os.fsdecode(p) for p in args.paths],
@@ -346,7 +342,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
         print(render_json_schema(), end="")
         return 0
-    config = load_config(_config_path(args))
+    path = _config_path(args)
+    config = load_config(path) if args.strict else _load_for_reading(path)
     token = resolve_token(config)
     print(yaml.safe_dump(describe_effective(config, token), sort_keys=False), end="")
     if token is None:

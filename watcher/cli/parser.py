@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload = with_config(commands.add_parser("upload", help="upload one file now and print its sidecar JSON"))
     upload.add_argument("file", type=Path, help="the image to upload")
     upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
+    upload.add_argument("--emulate", action="store_true", help="upload to the built-in emulator")
     status = with_config(
         commands.add_parser(
             "status",
@@ -108,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     retry.set_defaults(usage_error=retry.error)  # exit 2 with the usage, as argparse does
     check_config = with_config(
         commands.add_parser("check-config", help="validate the config and print the effective settings")
+    )
+    check_config.add_argument(
+        "--strict",
+        action="store_true",
+        help="also refuse (78) what only run and scan need: a hook program not found (service install uses it)",
     )
     printed = check_config.add_mutually_exclusive_group()
     printed.add_argument(

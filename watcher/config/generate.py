@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from watcher.config.yaml_words import Yaml11Word
 from watcher.core.video import MAX_PROMPT_CHARS
 
 # Keys of videos/create the agent sets itself: `params` could otherwise replace the image or the account.
@@ -130,6 +131,8 @@ def _json_problem(value: Any, depth: int = 0) -> str | None:
     """Why `value` cannot be sent as JSON (a YAML date, a NaN, a nested mapping with a non-text key)."""
     if depth > 20:
         return "nested too deeply"
+    if isinstance(value, Yaml11Word):  # YAML 1.1 read it as a boolean: say which was meant
+        return f"{str(value)!r}: write true or false, or quote it to send it as text"
     if value is None or isinstance(value, bool | int | str):
         return None
     if isinstance(value, float):

@@ -32,6 +32,7 @@ from watcher.config.schema import (
     abbreviated,
     parse_listen,
 )
+from watcher.config.yaml_words import Yaml11Word, safe_load
 from watcher.core.folders import Folder, is_inside
 from watcher.core.video import VideoSettings, canonical_json
 
@@ -68,6 +69,8 @@ class Config:
     source: Path
     settings: Settings
     folders: tuple[Folder, ...]
+    # What only `run` and `scan` would refuse (a hook program not found), when loaded for reading.
+    warnings: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -77,7 +80,8 @@ class Config:
 def with_base_url(config: Config, base_url: str) -> Config:
     """The same config uploading to `base_url` (the built-in emulator's, for --emulate)."""
     api = config.settings.api.model_copy(update={"base_url": base_url})
-    return Config(config.source, config.settings.model_copy(update={"api": api}), config.folders)
+    settings = config.settings.model_copy(update={"api": api})
+    return Config(config.source, settings, config.folders, config.warnings)
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -90,10 +94,14 @@ def default_config_path(env: Mapping[str, str] | None = None) -> Path:
     return SYSTEM_CONFIG
 
 
-def load_config(path: Path) -> Config:
-    """Read, validate and resolve the config file at `path`; any problem is a `ConfigError`."""
+def load_config(path: Path, *, for_reading: bool = False) -> Config:
+    """Read, validate and resolve the config file at `path`; any problem is a `ConfigError`.
+
+    `for_reading` (status, check-config, scan --dry-run, retry, upload: commands that run no hook):
+    a hook program that cannot be found is a line in `Config.warnings`, not an error.
+    """
     try:
-        return _load_config(path)
+        return _load_config(path, for_reading)
     except ConfigError:
         raise
     except Exception as exc:
@@ -103,7 +111,7 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{shown_path(path)}: cannot load the config ({type(exc).__name__})") from None
 
 
-def _load_config(path: Path) -> Config:
+def _load_config(path: Path, for_reading: bool) -> Config:
     shown = shown_path(path)
     try:
         with open(path, "rb") as f:
@@ -137,15 +145,19 @@ def _load_config(path: Path) -> Config:
         base = path.resolve().parent
         folders = tuple(_resolve_folder(base, i, f) for i, f in enumerate(settings.folders))
         _check_folder_overlap(folders)
-        settings = settings.model_copy(update={"hooks": _resolve_hooks(settings.hooks)})
+        hooks, problems = _resolve_hooks(settings.hooks, base)
+        if problems and not for_reading:
+            raise ConfigError(problems[0])
+        settings = settings.model_copy(update={"hooks": hooks})
     except ConfigError as exc:
         raise ConfigError(f"{shown}: {exc}") from None
-    return Config(source=path, settings=settings, folders=folders)
+    warnings = tuple(f"{shown}: {p}; `run` and `scan` would refuse this config" for p in problems)
+    return Config(source=path, settings=settings, folders=folders, warnings=warnings)
 
 
 def _parse_yaml(text: str, shown: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return safe_load(text)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -175,6 +187,8 @@ def _describe_errors(exc: ValidationError) -> str:
             message = "unknown key (check its spelling against docs/config.md or `minimax-watcher check-config --sample`)"
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif error["type"] == "bool_type" and isinstance(error.get("input"), Yaml11Word):
+            message = f"{error['input']!r} is not a boolean in this config: write true or false"
         lines.append(f"{abbreviated(key) or '(top level)'}: {message}")
     return "; ".join(lines)
 
@@ -276,42 +290,55 @@ def _resolve_dir(folder: Path, key: str, value: str, *, same_fs: bool) -> str:
     return str(path)
 
 
-def _resolve_hooks(hooks: HooksSettings, env: Mapping[str, str] | None = None) -> HooksSettings:
-    """`hooks` with each program as the absolute path that will run, checked to exist and be executable.
+def _resolve_hooks(
+    hooks: HooksSettings, base: Path, env: Mapping[str, str] | None = None
+) -> tuple[HooksSettings, list[str]]:
+    """`hooks` with each program as the absolute path that will run, and what is wrong with any of them
+    (not found, not executable): such a hook is kept as written.
 
-    A command name is looked up on $PATH now, once: the program checked is the program run, whatever
-    the hook's environment says later, and a typo is a config error rather than a failure per event.
+    A path with a slash is relative to the config file's folder `base`, as folders are; a command name
+    (no slash) is looked up on $PATH now, once: the program checked is the program run, whatever the
+    hook's environment says later, and a typo is a config error rather than a failure per event.
     """
-    env = os.environ if env is None else env
     resolved: dict[str, list[str]] = {}
+    problems = []
     for hook in HOOK_KEYS:
         argv = hooks.argv(hook)
-        if argv is None:
-            continue
-        key, program = f"hooks.{hook}", argv[0]
-        if "/" not in program:
-            search = env.get("PATH", os.defpath)
-            found = shutil.which(program, path=search)
-            if found is None:
-                raise ConfigError(
-                    f"{key}: no program {abbreviated(program)!r} on $PATH ({abbreviated(search)}); "
-                    "give its absolute path"
-                )
-            program = os.path.abspath(found)
-        try:
-            mode = os.stat(program).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            raise ConfigError(f"{key}: the program does not exist: {shown_path(program)}") from None
-        except OSError as exc:
+        if argv is not None:
+            try:
+                resolved[hook] = [_hook_program(f"hooks.{hook}", argv[0], base, env), *argv[1:]]
+            except ConfigError as exc:
+                problems.append(str(exc))
+    return hooks.model_copy(update=resolved), problems
+
+
+def _hook_program(key: str, program: str, base: Path, env: Mapping[str, str] | None) -> str:
+    """The absolute path of a hook's program, checked to be an executable regular file."""
+    env = os.environ if env is None else env
+    if "/" not in program:
+        search = env.get("PATH", os.defpath)
+        found = shutil.which(program, path=search)
+        if found is None:
             raise ConfigError(
-                f"{key}: cannot reach the program {shown_path(program)}: {os_reason(exc)}"
-            ) from None
-        if not stat.S_ISREG(mode):
-            raise ConfigError(f"{key}: not a program (a regular file): {shown_path(program)}")
-        if not os.access(program, os.X_OK):
-            raise ConfigError(f"{key}: the program is not executable (chmod +x?): {shown_path(program)}")
-        resolved[hook] = [program, *argv[1:]]
-    return hooks.model_copy(update=resolved)
+                f"{key}: no program {abbreviated(program)!r} on $PATH ({abbreviated(search)}); "
+                "give its absolute path, or one relative to the config file's folder (./hooks/...)"
+            )
+        program = os.path.abspath(found)
+    else:
+        program = os.path.normpath(base / os.path.expanduser(program))
+    try:
+        mode = os.stat(program).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError(f"{key}: the program does not exist: {shown_path(program)}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}: cannot reach the program {shown_path(program)}: {os_reason(exc)}"
+        ) from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{key}: not a program (a regular file): {shown_path(program)}")
+    if not os.access(program, os.X_OK):
+        raise ConfigError(f"{key}: the program is not executable (chmod +x?): {shown_path(program)}")
+    return program
 
 
 def _check_folder_overlap(folders: tuple[Folder, ...]) -> None:

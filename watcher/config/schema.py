@@ -192,7 +192,9 @@ class HooksSettings(_Strict):
         min_length=1,
         description=(
             "Run after each sidecar is written (also for a reused fileID): the program and its "
-            "arguments, run without a shell. The program is an absolute path or a command on $PATH."
+            "arguments, run without a shell. The program is an absolute path, a path relative to the "
+            "config file's folder (./hooks/next-step), or a command name without a slash, looked up on "
+            "$PATH when the config is loaded."
         ),
         examples=[["/usr/local/bin/next-step", "--flag"]],
     )
@@ -258,12 +260,6 @@ class HooksSettings(_Strict):
         for word in argv:
             if not word or "\0" in word:
                 raise ValueError("each word of the command must be non-empty text without NUL characters")
-        program = argv[0]
-        if "/" in program and not program.startswith("/"):
-            raise ValueError(
-                f"{abbreviated(program)!r}: the program must be an absolute path or a command name found "
-                "on $PATH, not a relative path"
-            )
         return argv
 
     def argv(self, hook: str) -> list[str] | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from watcher.core.outcome import UploadFailure, operator_hint
 from watcher.core.retry import RetryPolicy
 from watcher.core.wording import count
-from watcher.log_fields import say
+from watcher.log_fields import account_shown, say
 
 log = logging.getLogger("watcher")
 
@@ -32,7 +32,7 @@ class AccountPause:
 
 
 def _name(key: str) -> str:
-    return key or "default"
+    return account_shown(key)
 
 
 class AccountGates:
@@ -71,8 +71,8 @@ class AccountGates:
         pause = self.paused.pop(key, None)
         if pause is None:
             return set()
-        self.notices.append((key, f"account {_name(key)}: the API accepts uploads again; uploads resume"))
-        resuming = "account %s: the API accepts uploads again; resuming %s"
+        self.notices.append((key, f"{_name(key)}: the API accepts uploads again; uploads resume"))
+        resuming = "%s: the API accepts uploads again; resuming %s"
         say(log.info, resuming, _name(key), count(len(pause.files), "file"), account=key, event="attention")
         return pause.files
 
@@ -82,11 +82,11 @@ class AccountGates:
         pause = self.paused.get(key)
         if pause is None and streak >= self.hold_after:
             pause = self.paused[key] = AccountPause(failure.error, now, refused=False)
-            failed = f"account {_name(key)}: {streak} uploads in a row failed ({failure.error})"
+            failed = f"{_name(key)}: {streak} uploads in a row failed ({failure.error})"
             self.notices.append((key, f"{failed}; its uploads are held"))
             say(
                 log.warning,
-                "account %s: %d uploads in a row failed (%s); holding its files and probing with one "
+                "%s: %d uploads in a row failed (%s); holding its files and probing with one "
                 "upload at a time until the API accepts uploads again",
                 _name(key),
                 streak,
@@ -105,7 +105,7 @@ class AccountGates:
             pause.probing = None
             pause.probes += 1
             wait = pause.next_probe - now
-            failing = "account %s: still failing (%s); next probe in %.1f s"
+            failing = "%s: still failing (%s); next probe in %.1f s"
             say(log.warning, failing, _name(key), failure.error, wait, account=key, file=path, event="retry")
         pause.files.add(path)
         return True
@@ -122,12 +122,10 @@ class AccountGates:
             pause.reason = failure.error
             pause.probing = None if pause.probing == path else pause.probing
             pause.next_probe = now + REFUSED_PROBE_FIRST
-            self.notices.append(
-                (key, f"account {_name(key)}: {failure.error}; its uploads are paused: {hint}")
-            )
+            self.notices.append((key, f"{_name(key)}: {failure.error}; its uploads are paused: {hint}"))
             say(
                 log.error,
-                "account %s: %s. Uploads for this account are paused: %s. They resume by themselves once "
+                "%s: %s. Uploads for this account are paused: %s. They resume by themselves once "
                 "the API accepts them again (probed every few minutes) or on reload.",
                 _name(key),
                 failure.error,
@@ -142,7 +140,7 @@ class AccountGates:
             pause.reason = failure.error
             pause.next_probe = now + REFUSED_PROBES.backoff(pause.probes + 1)
             wait = pause.next_probe - now
-            refused = "account %s: still refused (%s); next probe in %.0f s"
+            refused = "%s: still refused (%s); next probe in %.0f s"
             say(log.warning, refused, _name(key), failure.error, wait, account=key, file=path, event="retry")
         if failure.retry_after:
             pause.next_probe = max(pause.next_probe, now + failure.retry_after)
@@ -154,7 +152,7 @@ class AccountGates:
         for key, pause in self.paused.items():
             if pause.probing is None and pause.files and pause.next_probe <= now:
                 pause.probing = pause.files.pop()
-                probing = "account %s: probing with %s to see whether uploads can resume"
+                probing = "%s: probing with %s to see whether uploads can resume"
                 log.info(probing, _name(key), pause.probing)
                 probes.append((key, pause.probing))
         return probes

@@ -20,6 +20,7 @@ from watcher.core.video import (
 )
 from watcher.core.video_answers import PAUSE_SECONDS, CreateDecision, PollDecision
 from watcher.core.video_phases import check_move
+from watcher.log_fields import account_shown
 
 Q, S, G, D = VideoState.QUEUED, VideoState.SUBMITTING, VideoState.GENERATING, VideoState.DOWNLOADING
 BACKOFF_FIRST, BACKOFF_MAX = 20.0, 600.0
@@ -241,8 +242,7 @@ class Planner:
                 acc.paused_until = self._wall() + PAUSE_SECONDS
                 until = time.strftime("%H:%M UTC", time.gmtime(acc.paused_until))
                 acc.pause_reason = paused = (
-                    f"{decision.pause}; generation for account {entry.account or '(the only one)'} is paused until "
-                    f"{until}"
+                    f"{decision.pause}; generation for {account_shown(entry.account)} is paused until {until}"
                 )
                 self._later(entry, 0.0)
             else:

@@ -68,6 +68,9 @@ class DoneIndex(Protocol):
 
     def __len__(self) -> int: ...
 
+    def count_in(self, folder: str, recursive: bool) -> int:
+        """How many done files `folder` holds (and its subfolders', when `recursive`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class MarkDone:

@@ -248,7 +248,8 @@ class Scheduler:
         """Log the end of the start-up scans, once, after the agent applied their index writes."""
         if self._ready_untold:
             self._ready_untold = False
-            counts = len(self.folders), len(self.ledger.done), len(self.tracked), len(self.ledger.failed)
+            done = sum(self.ledger.done.count_in(f.path, f.recursive) for f in self.folders)  # not others'
+            counts = len(self.folders), done, len(self.tracked), len(self.ledger.failed)
             log.info("ready: %d folders, %d files already uploaded, %d pending, %d failed", *counts)
 
     # ---- settling --------------------------------------------------------------------------------
@@ -351,17 +352,20 @@ class Scheduler:
             settle_seconds=self.settle_seconds(entry.folder),
         )
         if not isinstance(decision, Ready):
+            log.debug("%s: not settled yet; looked at again in %.1f s", path, decision.at - now)
             self.schedule(path, entry, decision.at)
             return
         # A sidecar or error record written by an earlier run (or by hand) may already cover it.
         found = self._probe.classify(path, signature, entry.folder.account)
         self.ledger.record_found(entry.folder, found)
         if found.state is not FileState.PENDING:
+            log.debug("%s: settled, and its record says %s: nothing to upload", path, found.state.value)
             self.untrack(path)
             return
         if self.accounts.hold(entry.folder.account_key, path):
             entry.move(Phase.PAUSED)
             return
+        log.debug("%s: settled (%d bytes); queued for upload", path, signature.size)
         entry.move(Phase.QUEUED)
         self._ready.append(entry.folder.path, path)
 

@@ -21,11 +21,13 @@ from watcher.emulator.http import API_PREFIX, Server
 from watcher.emulator.records import (
     CreateRecord,
     DownloadRecord,
+    OtherRecord,
     PollRecord,
     Record,
     RecordedRequest,
     describe,
     json_or_text,
+    summarize_uploads,
 )
 from watcher.emulator.videos import Outcome, Studio
 
@@ -260,7 +262,8 @@ class Emulator:
 
     @property
     def all_requests(self) -> list[Record]:
-        """Every request of every kind (uploads, creates, polls, downloads), oldest first."""
+        """Every request but the control endpoints' (uploads, creates, polls, downloads, other), oldest
+        first."""
         with self._lock:
             return list(self._requests)
 
@@ -284,7 +287,7 @@ class Emulator:
 
     def wait_for_records(self, kind: str, n: int, timeout: float) -> list[Record]:
         """Block until at least ``n`` requests of ``kind`` (``upload``, ``create``, ``poll``,
-        ``download``) are recorded; return them all. Raises TimeoutError after ``timeout`` seconds."""
+        ``download``, ``other``) are recorded; return them all. Raises TimeoutError after ``timeout`` seconds."""
         with self._changed:
             if not self._changed.wait_for(lambda: len(self._of_kind(kind)) >= n, timeout):
                 raise TimeoutError(
@@ -335,6 +338,10 @@ class Emulator:
         with self._lock:
             return next(self._file_numbers)
 
+    def record_other(self, method: str, path: str, status: int) -> None:
+        """A request that reached no endpoint (a wrong path or method): kept, without the token."""
+        self.record(OtherRecord.of(self._token, method, path, status))
+
     def record(self, request: Record) -> None:
         """Remember a request and wake whoever waits for it."""
         with self._changed:
@@ -343,10 +350,10 @@ class Emulator:
                 self._studio.issue(request.account, str(request.file_id))
             self._changed.notify_all()
         if not isinstance(request, RecordedRequest):
-            logger.info("%s", describe(request))
+            logger.info("emulator: %s", describe(request))  # told apart from the agent's own lines
             return
         logger.info(
-            "upload account=%s type=%s size=%d -> %s%s",
+            "emulator: upload account=%s type=%s size=%d -> %s%s",
             request.account,
             request.content_type,
             request.size,
@@ -358,15 +365,7 @@ class Emulator:
         return sum(1 for r in self._requests if isinstance(r, RecordedRequest) and r.is_upload)
 
     def _summary(self) -> str:  # caller holds the lock
-        uploads = [r for r in self._requests if isinstance(r, RecordedRequest)]
-        if not uploads:
-            return "none"
-        shown = [
-            f"{r.status or 'no answer'}{f' ({r.fault})' if r.fault else ''} account={r.account}"
-            for r in uploads[-10:]
-        ]
-        more = len(uploads) - len(shown)
-        return ("... " if more else "") + ", ".join(shown)
+        return summarize_uploads(self._requests)
 
     # -- videos -----------------------------------------------------------------------------------------
 

@@ -64,6 +64,8 @@ class Backend(VideoBackend, Protocol):
 
     def record(self, request: Record) -> None: ...
 
+    def record_other(self, method: str, path: str, status: int) -> None: ...
+
     @property
     def all_requests(self) -> list[Record]: ...
 
@@ -184,26 +186,31 @@ class _Handler(VideoRoutes):
             if method == "POST":
                 self._upload(url.query)
             else:
-                self._discard_and_send(Answer.error(405, f"Use POST to upload to {API_PREFIX}/files/"))
+                self._not_an_endpoint(method, 405, f"Use POST to upload to {API_PREFIX}/files/")
         elif url.path == CREATE_PATH:
             if method == "POST":
                 self._video_create()
             else:
-                self._discard_and_send(Answer.error(405, f"Use POST to create a video at {CREATE_PATH}"))
+                self._not_an_endpoint(method, 405, f"Use POST to create a video at {CREATE_PATH}")
         elif url.path.startswith(VIDEOS_PREFIX) and "/" not in url.path[len(VIDEOS_PREFIX) :]:
             if method == "GET":
                 self._video_poll(url.path[len(VIDEOS_PREFIX) :])
             else:
-                self._discard_and_send(Answer.error(405, "Use GET to read a video"))
+                self._not_an_endpoint(method, 405, "Use GET to read a video")
         elif url.path.startswith(DOWNLOAD_PREFIX):
             if method == "GET":
                 self._download(url.path[len(DOWNLOAD_PREFIX) :])
             else:
-                self._discard_and_send(Answer.error(405, "Use GET to download a video"))
+                self._not_an_endpoint(method, 405, "Use GET to download a video")
         elif url.path.startswith(CONTROL_PREFIX):
             self._control(method, url.path[len(CONTROL_PREFIX) :].strip("/"), url.query)
         else:
-            self._discard_and_send(Answer.error(404, f"Not found: {url.path}"))
+            self._not_an_endpoint(method, 404, f"Not found: {url.path}")
+
+    def _not_an_endpoint(self, method: str, status: int, message: str) -> None:
+        """Refused, and kept in the request log: a wrong base URL shows there."""
+        self._backend.record_other(method, self.path, status)
+        self._discard_and_send(Answer.error(status, message))
 
     # -- the upload endpoint ----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""What the emulator remembers of each request: uploads, creates, polls and downloads."""
+"""What the emulator remembers of each request: uploads, creates, polls, downloads, and the requests that
+reached none of them (`other`: a wrong path or method). The control endpoints' own are not kept."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from watcher.emulator.videos import Outcome
 __all__ = [
     "CreateRecord",
     "DownloadRecord",
+    "OtherRecord",
     "PollRecord",
     "Record",
     "RecordedRequest",
     "describe",
     "json_or_text",
+    "summarize_uploads",
 ]
 
 
@@ -166,7 +169,40 @@ class DownloadRecord:
         )
 
 
-Record = RecordedRequest | CreateRecord | PollRecord | DownloadRecord
+@dataclasses.dataclass(frozen=True)
+class OtherRecord:
+    """A request that reached no endpoint, answered 404 or 405: a wrong base URL or method. ``path``
+    is as sent, query included, with the token shown as ``<token>``."""
+
+    kind: ClassVar[str] = "other"
+    method: str
+    path: str
+    status: int
+    received_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @classmethod
+    def of(cls, token: str, method: str, path: str, status: int) -> OtherRecord:
+        shown = unquote(path).replace(token, "<token>")
+        return cls(method=method, path=shown, status=status, received_at=time.time())
+
+
+Record = RecordedRequest | CreateRecord | PollRecord | DownloadRecord | OtherRecord
+
+
+def summarize_uploads(records: list[Record]) -> str:
+    """The last ten upload requests' answers, for a wait's timeout message."""
+    uploads = [r for r in records if isinstance(r, RecordedRequest)]
+    if not uploads:
+        return "none"
+    shown = [
+        f"{r.status or 'no answer'}{f' ({r.fault})' if r.fault else ''} account={r.account}"
+        for r in uploads[-10:]
+    ]
+    more = len(uploads) - len(shown)
+    return ("... " if more else "") + ", ".join(shown)
 
 
 def json_or_text(raw: bytes) -> Any:
@@ -182,7 +218,9 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def describe(record: Record) -> str:
-    """One log line for a video request."""
+    """One log line for a request other than an upload."""
+    if isinstance(record, OtherRecord):
+        return f"{record.method} {record.path} -> {record.status}: not an endpoint of the API"
     fault = f" [fault: {record.fault}]" if record.fault else ""
     if isinstance(record, CreateRecord):
         answer = "cut" if record.cut else record.status

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from watcher.core.folders import Folder
 from watcher.core.media import error_record_path, sidecar_path
 from watcher.disk.records import utc_now_iso
+from watcher.log_fields import account_shown
 
 EventKind = Literal["upload", "failure", "attention", "video"]
 HOOK_OF_EVENT: dict[str, str] = {
@@ -106,7 +107,7 @@ class HookEvent:
         document: dict[str, Any] = {"event": "attention", "message": message}
         document.update({k: v for k, v in (("account", account), ("folder", folder_path)) if v})
         document["at"] = utc_now_iso()
-        subject = f"account {account}" if account else (folder_path or "the agent")
+        subject = account_shown(account) if account else (folder_path or "the agent")
         return cls("attention", env, _json(document), subject)
 
     @classmethod

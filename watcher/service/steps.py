@@ -231,7 +231,8 @@ class CheckConfig(Step):
         args = ["systemd-run", "--quiet", "--wait", "--pipe", "--collect", f"--unit={CHECK_UNIT}"]
         args += ["--service-type=exec", "--property=WorkingDirectory=/"]
         args += [f"--property={p}" for p in properties]
-        args += ["--", self.command, "check-config", "--config", self.config]
+        # --strict: the hook programs too, found as the service will look for them.
+        args += ["--", self.command, "check-config", "--strict", "--config", self.config]
         result = host.run(args)
         output = (result.stdout + result.stderr).strip()
         if result.returncode != 0:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from watcher.config import yaml_words
 from watcher.config.load import MAX_CONFIG_BYTES, Settings
 from watcher.core.folders import is_inside
 
@@ -201,7 +201,7 @@ def config_folders(text: str, config_dir: str) -> ConfigFolders:
     """
     if len(text.encode()) > MAX_CONFIG_BYTES:
         raise ValueError("larger than the agent reads")
-    raw = yaml.safe_load(text)
+    raw = yaml_words.safe_load(text)  # the YAML the agent reads
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:

@@ -359,6 +359,21 @@ class HistoryIndex:
     def __len__(self) -> int:
         return self._guarded(lambda: int(self._db.execute("SELECT count(*) FROM done").fetchone()[0]), 0)
 
+    def count_in(self, folder: str, recursive: bool) -> int:
+        """How many done files `folder` holds (and its subfolders', when `recursive`)."""
+        prefix = folder.rstrip("/") + "/"
+        below = (prefix, prefix[:-1] + "0") if recursive else ("", "")  # as in forget_under
+
+        def query() -> int:
+            row = self._db.execute(
+                "SELECT count(*) FROM done JOIN dirs ON done.dir = dirs.id "
+                "WHERE dirs.path = ? OR (dirs.path >= ? AND dirs.path < ?)",
+                (folder, *below),
+            ).fetchone()
+            return int(row[0])
+
+        return self._guarded(query, 0)
+
     # ---- known uploads (content dedupe, see watcher.core.dedupe) --------------------------------------
 
     def add(self, account: str, size: int, sha256: str, upload: KnownUpload, head: str | None = None) -> None:

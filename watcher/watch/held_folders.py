@@ -15,7 +15,7 @@ from watcher.core.messages import PathEvent
 from watcher.core.timings import Timings
 from watcher.disk import descriptors
 from watcher.disk.descriptors import FOLDER_RESERVE, is_out_of_descriptors
-from watcher.log_fields import say
+from watcher.log_fields import account_shown, say
 from watcher.watch.limits import queued_events_limit
 from watcher.watch.lock import LOCK_NAME, FolderLock, FolderLocks, LockState
 from watcher.watch.observers import FolderWatch, Observers
@@ -418,9 +418,9 @@ class WatchedFolders:
             return
         self._watches[folder.path] = watch
         log.info(
-            "watching %s (%s%s, account %s)",
+            "watching %s (%s%s, %s)",
             folder.path,
             watch.mode,
             ", recursive" if folder.recursive else "",
-            folder.account or "default",
+            account_shown(folder.account),
         )

@@ -35,6 +35,7 @@ class _FolderEvents:
         self._lock_file = os.path.join(self.folder.path, LOCK_NAME)
 
     def _post(self, kind: EventKind, path: str) -> None:
+        log.debug("%s: %s (event)", path, kind.value)
         self._watch.post(PathEvent(kind, path, self.folder, self._watch.generation))
 
     def file(self, kind: EventKind, path: str | bytes) -> None:
@@ -52,6 +53,13 @@ class _FolderEvents:
             return
         if self.folder.admits(path):
             self._post(kind, path)
+        elif kind is not EventKind.DELETED and not name.endswith(SIDECAR_SUFFIX):
+            log.debug(
+                "%s: %s (event), not a candidate of %s (media, include, exclude)",
+                path,
+                kind.value,
+                self.folder.path,
+            )
         elif kind is EventKind.DELETED and name.endswith(SIDECAR_SUFFIX):
             suffix = ERROR_RECORD_SUFFIX if name.endswith(ERROR_RECORD_SUFFIX) else SIDECAR_SUFFIX
             image = path[: -len(suffix)]

@@ -139,6 +139,49 @@ def test_recursive_must_be_a_boolean(tmp_path: Path, drop: Path) -> None:
     assert "bool" in message
 
 
+@pytest.mark.parametrize(
+    ("key", "snippet"),
+    [
+        ("folders[0].recursive", "    recursive: yes\n"),
+        ("folders[0].recursive", "    recursive: No\n"),
+        ("folders[0].polling", "    polling: on\n"),
+        ("folders[0].polling", "    polling: OFF\n"),
+        ("folders[0].generate.require_prompt_file", "    generate: {model: m, require_prompt_file: yes}\n"),
+    ],
+)
+def test_yaml_11_booleans_are_refused_with_what_to_write(
+    tmp_path: Path, drop: Path, key: str, snippet: str
+) -> None:
+    message = config_error(write_config(tmp_path, f"folders:\n  - path: {drop}\n{snippet}"))
+    word = snippet.split(": ")[-1].strip(" }\n")
+    assert message.endswith(f"{key}: {word!r} is not a boolean in this config: write true or false")
+
+
+def test_pass_proxy_on_is_refused_too(tmp_path: Path, drop: Path) -> None:
+    message = config_error(write_config(tmp_path, f"hooks:\n  pass_proxy: on\nfolders:\n  - path: {drop}\n"))
+    assert message.endswith("hooks.pass_proxy: 'on' is not a boolean in this config: write true or false")
+
+
+def test_a_yaml_11_boolean_in_params_is_refused_rather_than_sent_as_text(tmp_path: Path, drop: Path) -> None:
+    snippet = "    generate: {model: m, params: {watermark: off}}\n"
+    message = config_error(write_config(tmp_path, f"folders:\n  - path: {drop}\n{snippet}"))
+    assert "folders[0].generate.params: watermark: 'off': write true or false, or quote it" in message
+
+
+@pytest.mark.parametrize("word", ["true", "True", "TRUE", "false", "False"])
+def test_true_and_false_are_booleans(tmp_path: Path, drop: Path, word: str) -> None:
+    config = load_config(write_config(tmp_path, f"folders:\n  - path: {drop}\n    recursive: {word}\n"))
+    assert config.folders[0].recursive is (word.lower() == "true")
+
+
+def test_yes_where_text_is_expected_is_text(tmp_path: Path, drop: Path) -> None:
+    snippet = "    generate: {model: m, prompt: yes, params: {mode: 'on'}}\n"
+    config = load_config(write_config(tmp_path, f"folders:\n  - path: {drop}\n{snippet}"))
+    generate = config.folders[0].generate
+    assert generate is not None and generate.prompt == "yes"
+    assert json.loads(generate.params_json) == {"mode": "on"}
+
+
 def test_bare_integer_account_suggests_quoting(tmp_path: Path, drop: Path) -> None:
     message = config_error(write_config(tmp_path, f"folders:\n  - path: {drop}\n    account: 123456\n"))
     assert "folders[0].account" in message

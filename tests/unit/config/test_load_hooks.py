@@ -1,5 +1,6 @@
 """The config's `hooks` key: off unless a hook is set; each hook an argv list whose program is checked
-at load (it exists and is executable; a command name is found on $PATH and kept as its absolute path)."""
+at load (it exists and is executable; a command name is found on $PATH and kept as its absolute path, a
+path with a slash is relative to the config file's folder), except for the commands that run no hook."""
 
 from __future__ import annotations
 
@@ -95,8 +96,8 @@ def test_a_command_name_is_found_on_path_and_kept_as_its_absolute_path(
         ),
         ("hooks:\n  on_upload: [/bin/true, 3]\n", "hooks.on_upload[1]: Input should be a valid string"),
         (
-            "hooks:\n  on_failure: [bin/next-step]\n",
-            "hooks.on_failure: 'bin/next-step': the program must be an",
+            "hooks:\n  on_failure: [bin/no-such-step]\n",
+            "hooks.on_failure: the program does not exist: {tmp}/bin/no-such-step",
         ),
         (
             "hooks:\n  on_attention: [/nonexistent/page-me]\n",
@@ -120,7 +121,7 @@ def test_a_bad_hook_is_a_config_error_naming_the_key(
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(config_with(tmp_path, drop, hooks_yaml))
-    assert says in str(caught.value)
+    assert says.format(tmp=tmp_path) in str(caught.value)
 
 
 def test_a_program_that_is_not_executable_is_a_config_error(
@@ -129,3 +130,42 @@ def test_a_program_that_is_not_executable_is_a_config_error(
     program.chmod(0o644)  # no execute bit: not executable even for root
     with pytest.raises(ConfigError, match=r"hooks\.on_upload: the program is not executable \(chmod \+x\?\)"):
         load_config(config_with(tmp_path, drop, f"hooks:\n  on_upload: [{program}]\n"))
+
+
+@pytest.mark.parametrize("written", ["./bin/next-step", "bin/next-step", "bin/../bin/next-step"])
+def test_a_path_with_a_slash_is_relative_to_the_config_files_folder(
+    tmp_path: Path, drop: Path, program: Path, written: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # not the working directory's
+    config = load_config(config_with(tmp_path, drop, f"hooks:\n  on_upload: [{written}, --flag]\n"))
+    assert config.settings.hooks.on_upload == [str(program), "--flag"]
+
+
+def test_a_command_name_is_looked_up_on_path_not_beside_the_config(
+    tmp_path: Path, drop: Path, program: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "next-step").write_bytes(program.read_bytes())
+    (tmp_path / "next-step").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="no program 'next-step' on"):
+        load_config(config_with(tmp_path, drop, "hooks:\n  on_upload: [next-step]\n"))
+
+
+def test_commands_that_run_no_hook_are_warned_not_refused(
+    tmp_path: Path, drop: Path, program: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    path = config_with(tmp_path, drop, f"hooks:\n  on_upload: [log-event, --x]\n  on_failure: [{program}]\n")
+    with pytest.raises(ConfigError, match="no program 'log-event' on"):
+        load_config(path)
+
+    config = load_config(path, for_reading=True)
+
+    assert config.settings.hooks.on_upload == ["log-event", "--x"]  # as written
+    assert config.settings.hooks.on_failure == [str(program)]
+    [warning] = config.warnings
+    assert warning.startswith(f"{path}: hooks.on_upload: no program 'log-event' on $PATH")
+    assert warning.endswith("`run` and `scan` would refuse this config")
+    assert load_config(config_with(tmp_path, drop, ""), for_reading=True).warnings == ()

@@ -75,7 +75,7 @@ def test_a_refusal_is_paused_for_the_operator_and_probed_with_growing_intervals(
     pause = g.paused[A]
     assert pause.refused and pause.reason.startswith("HTTP 402")
     assert g.next_deadline() == REFUSED_PROBE_FIRST
-    assert g.describe() == f"{A} (HTTP 402: Subscription expired)"
+    assert g.describe() == f"account={A} (HTTP 402: Subscription expired)"
 
     [(_, probe)] = g.due_probes(REFUSED_PROBE_FIRST)
     g.on_refused(A, probe, REFUSED, now=REFUSED_PROBE_FIRST)

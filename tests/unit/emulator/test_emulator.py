@@ -450,6 +450,34 @@ def test_http_control_unknown_endpoint(emulator: Emulator, session: requests.Ses
     assert session.put(f"{emulator.origin}/_emulator/faults", timeout=10).status_code == 405
 
 
+def test_the_request_log_lists_every_request_but_the_control_calls_each_with_its_kind(
+    emulator: Emulator, session: requests.Session
+) -> None:
+    """The README's `GET /_emulator/requests`: a wrong base URL or method shows there too."""
+    control = f"{emulator.origin}/_emulator"
+    assert session.post(f"{control}/faults", json={"kind": "status", "status": 503}, timeout=10).ok
+    assert upload(session, emulator).status_code == 503
+    assert upload(session, emulator).status_code == 200
+    assert session.get(f"{emulator.origin}/v1/minimax/files/", timeout=10).status_code == 405
+    assert session.post(f"{emulator.origin}/v1/files/?t={TOKEN}", data=PNG, timeout=10).status_code == 404
+    assert session.get(f"{control}/faults", timeout=10).ok and session.get(f"{control}/videos", timeout=10).ok
+
+    listed = session.get(f"{control}/requests", timeout=10).json()
+
+    assert [(r["kind"], r["status"]) for r in listed] == [
+        ("upload", 503),
+        ("upload", 200),
+        ("other", 405),
+        ("other", 404),
+    ]
+    assert listed[2]["method"] == "GET" and listed[2]["path"] == "/v1/minimax/files/"
+    assert listed[3]["path"] == "/v1/files/?t=<token>", "the token is never shown"
+    assert TOKEN not in json.dumps(listed)
+    others = session.get(f"{control}/requests", params={"kind": "other"}, timeout=10).json()
+    assert [r["status"] for r in others] == [405, 404]
+    assert len(emulator.requests) == 2, "`requests` (the upload handler's) is as it was"
+
+
 # -- waiting, disconnects, lifecycle, logging ---------------------------------------------------------
 
 

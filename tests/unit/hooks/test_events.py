@@ -48,7 +48,7 @@ def test_a_failure_event_takes_the_account_given_over_the_folders() -> None:
 
 @pytest.mark.parametrize(
     ("account", "folder", "subject"),
-    [("111", None, "account 111"), (None, FOLDER, FOLDER.path), (None, None, "the agent")],
+    [("111", None, "account=111"), (None, FOLDER, FOLDER.path), (None, None, "the agent")],
 )
 def test_an_attention_events_subject_is_its_account_or_folder_or_the_agent(
     account: str | None, folder: Folder | None, subject: str

@@ -44,6 +44,17 @@ def test_done_files_are_kept_by_directory_and_forgotten_by_name_or_by_subtree() 
     assert "/drop/A/sub/v.png" in index, "paths are case-sensitive"
 
 
+def test_a_folder_counts_its_own_done_files_and_its_subfolders_only_when_recursive() -> None:
+    index = HistoryIndex(None)
+    for i, path in enumerate(["/drop/a/x.png", "/drop/a/y.png", "/drop/a/sub/z.png", "/drop/ab/w.png"]):
+        index.put(path, SIG, "111", (i, 1))
+    index.put("/drop/a0/v.png", SIG, "111", (9, 1))  # "0" sorts right after "/"
+
+    assert (index.count_in("/drop/a", False), index.count_in("/drop/a", True)) == (2, 3)
+    assert (index.count_in("/drop/ab", True), index.count_in("/drop/new", True), len(index)) == (1, 0, 5)
+    assert index.count_in("/drop", False) == 0 and index.count_in("/drop", True) == 5
+
+
 def test_what_is_written_survives_a_restart_and_the_file_is_private(tmp_path: Path) -> None:
     index = HistoryIndex(tmp_path)
     index.put("/drop/x.png", SIG, "111", (7, 1))
