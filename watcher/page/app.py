@@ -29,6 +29,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/static/page.js": ("page.js", "text/javascript; charset=utf-8"),
+    "/static/format.js": ("format.js", "text/javascript; charset=utf-8"),
+    "/static/favicon.svg": ("favicon.svg", "image/svg+xml"),
     "/static/page.css": ("page.css", "text/css; charset=utf-8"),
 }
 STATUS_SECONDS = 2.0
