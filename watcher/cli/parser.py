@@ -67,13 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start the built-in API emulator on loopback and upload to it instead of useapi.net",
     )
-    scan = with_config(
-        commands.add_parser(
-            "scan",
-            help="upload everything pending now, then exit (1 if a file failed)",
-            description=SCAN_DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+
+    def described(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        # A command whose --help says more than its one line: its exit statuses, kept as written.
+        formatter = argparse.RawDescriptionHelpFormatter
+        return with_config(
+            commands.add_parser(name, help=help, description=description, formatter_class=formatter)
         )
+
+    scan = described(
+        "scan", "upload everything pending now, then exit (1 if a file failed)", SCAN_DESCRIPTION
     )
     scan.add_argument("--emulate", action="store_true", help="upload to the built-in emulator")
     scan.add_argument(
@@ -86,13 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("file", type=Path, help="the image to upload")
     upload.add_argument("--account", help="MiniMax account id (default: the folder's account in the config)")
     upload.add_argument("--emulate", action="store_true", help="upload to the built-in emulator")
-    status = with_config(
-        commands.add_parser(
-            "status",
-            help="per folder: uploaded, pending, failed and why; exit 1 when something needs attention",
-            description=STATUS_DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+    status = described(
+        "status",
+        "per folder: uploaded, pending, failed and why; exit 1 when something needs attention",
+        STATUS_DESCRIPTION,
     )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     retry = with_config(

@@ -4,10 +4,7 @@ docs/config.schema.json, named by config.yaml's first line, and taking what the 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from tests.helpers.config_files import check_config_alone
 from watcher.config.json_schema import config_json_schema, render_json_schema
 from watcher.config.schema import FolderSettings, Settings
 
@@ -111,15 +109,7 @@ def shipped_config() -> dict[str, Any]:
 
 
 def test_check_config_json_schema_prints_it_without_any_config(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("MINIMAX_WATCHER_CONFIG", "USEAPI_TOKEN")}
-    result = subprocess.run(
-        [sys.executable, "-m", "watcher", "check-config", "--json-schema"],
-        cwd=tmp_path,  # no ./config.yaml here, and /etc/minimax-watcher/config.yaml is not read
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_config_alone(tmp_path, "--json-schema")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert json.loads(result.stdout) == config_json_schema()

@@ -3,16 +3,14 @@ the shipped config.yaml and `check-config --sample` all exactly what it renders.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from pydantic import BaseModel, Field
 
+from tests.helpers.config_files import check_config_alone
 from watcher.config.load import (
     ApiSettings,
     FolderSettings,
@@ -190,15 +188,7 @@ def test_a_change_to_the_schema_shows_in_what_the_readme_is_compared_with(change
 
 
 def test_check_config_sample_prints_the_rendered_schema_without_any_config(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("MINIMAX_WATCHER_CONFIG", "USEAPI_TOKEN")}
-    result = subprocess.run(
-        [sys.executable, "-m", "watcher", "check-config", "--sample"],
-        cwd=tmp_path,  # no ./config.yaml here, and /etc/minimax-watcher/config.yaml is not read
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_config_alone(tmp_path, "--sample")
     assert result.returncode == 0, result.stderr
     assert result.stdout == render_sample()
     assert result.stderr == ""
