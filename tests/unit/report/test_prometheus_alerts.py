@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from watcher.report.metrics import HOOKS, UPLOAD_RESULTS, Metrics
+from watcher.report.metric_catalogue import catalogue
+from watcher.report.metrics import HOOKS, UPLOAD_RESULTS
 
 REPO = Path(__file__).resolve().parents[3]
 RULES = REPO / "contrib" / "prometheus-alerts.yml"
@@ -32,15 +33,11 @@ def rules() -> list[dict[str, Any]]:
 
 
 def exported() -> tuple[set[str], set[str]]:
-    """The sample names and label names a `Metrics` serves once every method has been called."""
-    metrics = Metrics()
-    metrics.upload_finished("123456", "success", size=1, seconds=1)
-    metrics.set_files("/srv/drop/alice", pending=1, failed=1)
-    metrics.set_paused("123456", True)
-    metrics.hook_run("on_upload", ok=False)
-    metrics.set_folder_lock("/srv/drop/alice", standing_by=True, blocked=True)
-    samples = [s for family in metrics.registry.collect() for s in family.samples]
-    return {s.name for s in samples}, {label for s in samples for label in s.labels}
+    """The series names and label names a running agent serves (`metric_catalogue`: every metric)."""
+    entries = catalogue()
+    return {name for e in entries for name in e.series}, {label for e in entries for label in e.labels} | {
+        "le"
+    }
 
 
 def test_the_rules_file_has_alerts() -> None:
