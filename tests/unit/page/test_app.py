@@ -118,6 +118,28 @@ def test_the_status_is_built_at_most_every_two_seconds(
     assert call(app, "/api/status")[1]["Cache-Control"] == "no-store"
 
 
+class SlowWalk(Clock):
+    """Each reading of the clock is `step` seconds after the last: a build of the status takes `step`."""
+
+    def __init__(self, step: float) -> None:
+        super().__init__()
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_slow_status_is_built_again_only_after_five_times_as_long(site: Site) -> None:
+    slow = SlowWalk(step=3.0)  # a build takes 3 s: the next is due 15 s after the last began
+    app = PageApp(site.config, site.state, site.owner, None, static_dir=site.static, clock=slow)
+    first = json.loads(call(app, "/api/status")[2])  # begun at 103, built by 106
+    (site.drop / "dog.png").write_bytes(png_bytes(2))
+    for _ in range(3):  # asked at 109, 112, 115: before 103 + 15
+        assert json.loads(call(app, "/api/status")[2]) == first
+    assert json.loads(call(app, "/api/status")[2])["folders"][0]["pending"] == 1  # asked at 118
+
+
 def test_names_are_escaped_and_secrets_removed_from_the_json(
     make: Callable[..., PageApp], site: Site
 ) -> None:
