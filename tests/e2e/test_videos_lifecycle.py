@@ -161,7 +161,7 @@ def test_the_agent_never_uploads_its_own_mp4s_even_where_videos_are_uploaded(
     # The next start counts what it finds in the folder: the MP4 it made is not a file waiting.
     assert agent.stop() == 0, agent.log()
     agent.start()
-    wait_for(lambda: "ready: 1 folders, 2 files already uploaded, 0 pending, 0 failed" in agent.log(), 20,
+    wait_for(lambda: "ready: 1 folder, 2 files already uploaded, 0 pending, 0 failed" in agent.log(), 20,
              "the restarted agent's ready line")  # fmt: skip
     (drop / "later.png").write_bytes(png_bytes(24032))  # and it is at work: uploads go on
     wait_video(drop / "later.png", status="done")
