@@ -90,7 +90,7 @@ def test_scan_dry_run_counts_the_videos_then_scan_makes_them_and_exits_0(
     dry = command(tmp_path, "scan", "--dry-run")
 
     assert dry.returncode == 0, dry.stderr
-    assert f"2 videos would be requested for {drop} (account {ACCOUNT_A}, model I2V-2.3)" in dry.stdout
+    assert f"2 videos would be requested for {drop} (account={ACCOUNT_A}, model I2V-2.3)" in dry.stdout
     assert "at most 1 a day (max_per_day)" in dry.stdout
     assert "no credits are spent" in dry.stdout
     assert emulator.all_requests == []
