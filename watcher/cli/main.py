@@ -368,5 +368,13 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         log.info("the emulator accepts the token %s (set %s to choose another)", EMULATOR_TOKEN, TOKEN_ENV)
     else:
         log.info("the emulator accepts the token in $%s", TOKEN_ENV)
-    serve_forever(token=token, accounts=args.accounts or [EMULATOR_ACCOUNT], port=args.port)
+    try:
+        serve_forever(token=token, accounts=args.accounts or [EMULATOR_ACCOUNT], port=args.port)
+    except OSError as exc:  # the port: taken, or not ours to bind
+        log.error(
+            "emulate: cannot listen on 127.0.0.1:%d (%s): choose another with --port, 0 for any free one",
+            args.port,
+            exc.strerror or exc,
+        )
+        return 1
     return 0
