@@ -239,7 +239,7 @@ def test_retry_and_status_of_a_folder_that_makes_videos(
     assert account["max_jobs"] == 2 and account["paused_until"] is None
     text = cli("status", cwd=tmp_path).stdout
     assert "  videos: queued 0, generating 0, done 0, failed 0, unknown 0\n" in text
-    assert f"videos, account {ACCOUNT_A}: 0 of 7 today (UTC), 0 of 2 in flight\n" in text
+    assert f"videos, account={ACCOUNT_A}: 0 of 7 today (UTC), 0 of 2 in flight\n" in text
 
 
 def test_retry_tells_of_the_running_agent_that_takes_it(

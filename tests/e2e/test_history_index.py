@@ -101,7 +101,7 @@ def test_the_ready_line_counts_the_configured_folders_not_the_whole_index(
         return next(line for line in last_start.splitlines() if " ready: " in line)
 
     again = start_agent([{"path": str(new), "account": ACCOUNT_A}])  # the same state folder
-    assert ready_line(again).endswith("ready: 1 folders, 0 files already uploaded, 0 pending, 0 failed")
+    assert ready_line(again).endswith("ready: 1 folder, 0 files already uploaded, 0 pending, 0 failed")
     assert again.stop() == 0
     assert done_rows(tmp_path) == 3, "the other folder's rows are still there"
 

@@ -125,7 +125,7 @@ def test_live_status_shows_a_paused_account_and_an_upload_in_flight(
     assert accounts[ACCOUNT_B]["next_probe"] and accounts[ACCOUNT_A]["state"] == "ok"
     text = status_command(agent)  # a paused account needs attention: exit 1, and the line says why
     assert text.returncode == 1, text.stderr
-    assert f"needs attention: account {ACCOUNT_B} paused".encode() in text.stdout
+    assert f"needs attention: account={ACCOUNT_B} paused".encode() in text.stdout
     wait_sidecar(drop / "held.png")
 
 

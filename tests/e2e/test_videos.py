@@ -202,4 +202,4 @@ def test_status_shows_done_and_generating_videos_and_the_days_count(
     assert text.returncode == 0, text.stderr
     assert "  videos: queued 0, generating 1, done 1, failed 0, unknown 0\n" in text.stdout
     assert re.search(r"^    generating second\.png: [1-9]\d?%$", text.stdout, re.M), text.stdout
-    assert f"videos, account {ACCOUNT_A}: 2 of 5 today (UTC), 1 of 2 in flight\n" in text.stdout
+    assert f"videos, account={ACCOUNT_A}: 2 of 5 today (UTC), 1 of 2 in flight\n" in text.stdout

@@ -90,7 +90,7 @@ def test_scan_dry_run_counts_the_videos_then_scan_makes_them_and_exits_0(
     dry = command(tmp_path, "scan", "--dry-run")
 
     assert dry.returncode == 0, dry.stderr
-    assert f"2 videos would be requested for {drop} (account {ACCOUNT_A}, model I2V-2.3)" in dry.stdout
+    assert f"2 videos would be requested for {drop} (account={ACCOUNT_A}, model I2V-2.3)" in dry.stdout
     assert "at most 1 a day (max_per_day)" in dry.stdout
     assert "no credits are spent" in dry.stdout
     assert emulator.all_requests == []
@@ -161,7 +161,7 @@ def test_the_agent_never_uploads_its_own_mp4s_even_where_videos_are_uploaded(
     # The next start counts what it finds in the folder: the MP4 it made is not a file waiting.
     assert agent.stop() == 0, agent.log()
     agent.start()
-    wait_for(lambda: "ready: 1 folders, 2 files already uploaded, 0 pending, 0 failed" in agent.log(), 20,
+    wait_for(lambda: "ready: 1 folder, 2 files already uploaded, 0 pending, 0 failed" in agent.log(), 20,
              "the restarted agent's ready line")  # fmt: skip
     (drop / "later.png").write_bytes(png_bytes(24032))  # and it is at work: uploads go on
     wait_video(drop / "later.png", status="done")

@@ -30,6 +30,7 @@ from watcher.core.messages import FileState
 from watcher.core.video import PROMPT_SUFFIX, is_end_frame
 from watcher.core.wording import count, size
 from watcher.disk.files import open_regular_file
+from watcher.log_fields import account_shown
 from watcher.scan.inventory import walk_candidates
 
 MAX_LISTED = 20  # lines per reason a file is not uploaded; the rest are counted
@@ -53,7 +54,7 @@ class PlannedUpload:
     path: str
     content_type: str | None  # None: it would not be uploaded (see `problem`)
     size: int
-    account: str
+    account: str  # "-": none configured, the token's only account
     problem: str | None = None
     reason: str = "refused"  # with `problem`: its key in REASONS
 
@@ -68,7 +69,7 @@ def plan(
         walk = walk_candidates(
             folder.path, folder.recursive, folder.account, admits=folder.admits, owner=owner
         )
-        account = folder.account or "default"
+        account = folder.account or "-"
         for found in walk:
             size = found.signature.size
             if found.state is FileState.PENDING:
@@ -87,7 +88,7 @@ def plan(
 
 def _not_candidates(folder: Folder) -> Iterator[PlannedUpload]:
     """Every entry below `folder` that is not even a candidate, with why; never through a symlink."""
-    account = folder.account or "default"
+    account = folder.account or "-"
     for directory, dirs, files, dir_fd in os.fwalk(folder.path, follow_symlinks=False):
         kept = []
         for name in sorted(dirs):
@@ -166,7 +167,7 @@ def _filtered(folder: Folder, path: str) -> str:
 
 
 def _planned(folder: Folder, path: str, size: int) -> PlannedUpload:
-    account = folder.account or "default"
+    account = folder.account or "-"
     problem = name_problem(os.path.basename(path))
     if problem is None and size == 0:
         problem = "empty: waits for its first write"
@@ -191,7 +192,7 @@ def _planned(folder: Folder, path: str, size: int) -> PlannedUpload:
 
 
 def render(planned: list[PlannedUpload]) -> str:
-    """One line per file (path, type, size in bytes, account), then those not uploaded with why (at
+    """One line per file (path, type, size in bytes, account or "-"), then those not uploaded with why (at
     most MAX_LISTED a reason, the rest counted), then a total."""
     from watcher.cli.status import printable
 
@@ -238,10 +239,9 @@ def render_videos(config: Config, planned: list[PlannedUpload]) -> str | None:
             and is_inside(p.path, folder.path)
             and not is_end_frame(os.path.basename(p.path))
         ]
-        account = folder.account or "default"
         line = (
             f"{count(len(images), 'video')} would be requested for {printable(folder.path)} "
-            f"(account {account}, model {printable(video.model)})"
+            f"({account_shown(folder.account)}, model {printable(video.model)})"
         )
         if len(images) > video.max_per_day:
             line += f"; at most {video.max_per_day} a day (max_per_day), the rest on the days after"

@@ -1,5 +1,5 @@
 """`--emulate` (run, scan, upload): the built-in emulator on 127.0.0.1:8787 when free, and one line
-saying where it is, so that the README's `curl localhost:8787/_emulator/...` reaches it."""
+saying where it is, so that docs/emulator.md's `curl localhost:8787/_emulator/...` reaches it."""
 
 from __future__ import annotations
 

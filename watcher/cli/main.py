@@ -115,11 +115,17 @@ def _prepare(args: argparse.Namespace, emulate: bool) -> tuple[Config, ResolvedT
     if emulate:
         return emulated(config, token)
     if token is None:
-        raise ConfigError(
-            f"no API token: set ${TOKEN_ENV}, api.token_file in {config.source}, or the systemd credential "
-            "useapi-token (or add --emulate to try the agent without an account)"
-        )
+        raise no_token(config)
     return config, token, None
+
+
+def no_token(config: Config | None) -> ConfigError:
+    """The one way every command says it found no token: each place it looks, and --emulate."""
+    where = config.source if config is not None else "the config"
+    return ConfigError(
+        f"no API token: set ${TOKEN_ENV}, api.token_file or api.token in {where}, or the systemd credential "
+        "useapi-token (or add --emulate to try it without an account)"
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -242,10 +248,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         emulator, token = start_emulator([account], token)
         base_url = emulator.base_url
     elif token is None:
-        raise ConfigError(
-            f"no API token: set ${TOKEN_ENV} or api.token_file in the config (or add --emulate to try it "
-            "without an account)"
-        )
+        raise no_token(config)
     client = UploadClient(base_url, token.value, pool_size=1)
     progress = ProgressBar(os.path.basename(path)) if sys.stderr.isatty() else None
     # The seal key is read (made, the first time) only once there is a sidecar to seal.
@@ -365,5 +368,13 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         log.info("the emulator accepts the token %s (set %s to choose another)", EMULATOR_TOKEN, TOKEN_ENV)
     else:
         log.info("the emulator accepts the token in $%s", TOKEN_ENV)
-    serve_forever(token=token, accounts=args.accounts or [EMULATOR_ACCOUNT], port=args.port)
+    try:
+        serve_forever(token=token, accounts=args.accounts or [EMULATOR_ACCOUNT], port=args.port)
+    except OSError as exc:  # the port: taken, or not ours to bind
+        log.error(
+            "emulate: cannot listen on 127.0.0.1:%d (%s): choose another with --port, 0 for any free one",
+            args.port,
+            exc.strerror or exc,
+        )
+        return 1
     return 0

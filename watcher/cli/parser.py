@@ -27,6 +27,9 @@ HELP_TOPICS = {
     "metrics": "the Prometheus metrics and their labels",
 }
 SHELLS = ("bash", "zsh")
+CONFIG_DEFAULT = (
+    "the variable MINIMAX_WATCHER_CONFIG, else ./config.yaml, else /etc/minimax-watcher/config.yaml"
+)
 
 SCAN_DESCRIPTION = """\
 One pass: upload everything pending now, wait for the videos it asked for, then exit.
@@ -52,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", type=Path, help="config file (default: see above)")
+        p.add_argument("--config", type=Path, help=f"config file (default: {CONFIG_DEFAULT})")
         # Also after the command (`run -v`), where people put it; SUPPRESS keeps the one given before.
         p.add_argument(
             "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details"
@@ -82,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--dry-run",
         action="store_true",
-        help="list what would be uploaded (path, type, size in bytes, account) and every other file with "
+        help="list what would be uploaded (path, type, size in bytes, account or -) and every other file with "
         "why not; upload and write nothing",
     )
     upload = with_config(commands.add_parser("upload", help="upload one file now and print its sidecar JSON"))

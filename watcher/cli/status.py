@@ -11,7 +11,9 @@ import logging
 from typing import Any
 
 from watcher.core.wording import count, size
+from watcher.log_fields import account_shown
 from watcher.redact import BIDI_CONTROL
+from watcher.report.metrics import DEFAULT_ACCOUNT
 from watcher.report.status_report import VIDEO_STATES
 
 log = logging.getLogger("watcher")
@@ -39,10 +41,10 @@ def needs_attention(report: dict[str, Any]) -> list[str]:
     agent = agent if isinstance(agent, dict) else {}
     for account in agent.get("accounts", []):
         if account.get("state") != "ok":
-            found.append(f"account {account.get('account')} {account.get('state')}")
+            found.append(f"{shown(account.get('account'))} {printable(str(account.get('state')))}")
     for account in report.get("video_accounts", []):
         if account.get("paused_until") is not None:
-            found.append(f"videos of account {account.get('account') or 'default'} paused")
+            found.append(f"videos of {shown(account.get('account'))} paused")
     if blocked := len(agent.get("lock_blocked", [])):
         found.append(f"{count(blocked, 'folder')} not held (lock name taken)")
     return found
@@ -61,9 +63,8 @@ def _render_videos(videos: dict[str, Any]) -> list[str]:
 
 
 def _render_video_account(account: dict[str, Any]) -> str:
-    who = account["account"] or "the token's only account"
     line = (
-        f"videos, account {printable(str(who))}: {account['today']} of {account['cap']} today (UTC), "
+        f"videos, {shown(account['account'])}: {account['today']} of {account['cap']} today (UTC), "
         f"{account['in_flight']} of {account['max_jobs']} in flight"
     )
     if account["today"] >= account["cap"]:
@@ -79,9 +80,8 @@ def render_text(report: dict[str, Any]) -> str:
     lines = []
     agent = report.get("agent")
     for folder in report["folders"]:
-        account = folder["account"] or "the token's only account"
         lines.append(
-            f"{printable(folder['path'])}  (account {account})\n"
+            f"{printable(folder['path'])}  ({shown(folder['account'])})\n"
             f"  uploaded {folder['uploaded']}, pending {folder['pending']}, failed {folder['failed']}"
         )
         if isinstance(agent, dict) and not folder.get("watched", True):
@@ -109,7 +109,7 @@ def render_text(report: dict[str, Any]) -> str:
 def _render_agent(agent: dict[str, Any]) -> list[str]:
     lines = [f"agent: running, pid {agent.get('pid')}, since {printable(str(agent.get('since')))}"]
     for account in agent.get("accounts", []):
-        line = f"  account {printable(str(account.get('account')))}: {printable(str(account.get('state')))}"
+        line = f"  {shown(account.get('account'))}: {printable(str(account.get('state')))}"
         if account.get("state") != "ok":
             line += f" ({printable(str(account.get('reason')), MAX_SHOWN)}; next probe {account.get('next_probe')})"
         lines.append(line)
@@ -126,6 +126,13 @@ def _render_agent(agent: dict[str, Any]) -> list[str]:
         problem = printable(str(entry.get("problem")), MAX_SHOWN)
         lines.append(f"  {printable(str(entry.get('folder')))}: not held, nothing uploads: {problem}")
     return lines
+
+
+def shown(account: object) -> str:
+    """An account as the log lines name it (`account=123456`, or the token's only account), whether the
+    report says None (a folder's key) or "default" (the agent's key, as in the metrics)."""
+    known = None if account in (None, "", DEFAULT_ACCOUNT) else printable(str(account))
+    return account_shown(known)
 
 
 def render_json(report: dict[str, Any]) -> bytes:

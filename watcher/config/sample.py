@@ -1,5 +1,5 @@
 """The commented sample config, rendered from the schema (`watcher.config.schema`), so that
-`check-config --sample`, the README's config reference and `config.yaml` cannot drift from what the agent
+`check-config --sample`, docs/config.md and `config.yaml` cannot drift from what the agent
 accepts.
 """
 

@@ -36,6 +36,7 @@ from watcher.core.renames import RecentlyGone
 from watcher.core.retry import RetryPolicy
 from watcher.core.settle import DEFAULT_CONFIRM_SECONDS, Ready, SettleTracker
 from watcher.core.timings import Timings
+from watcher.core.wording import count
 from watcher.log_fields import say
 
 log = logging.getLogger("watcher")
@@ -249,8 +250,11 @@ class Scheduler:
         if self._ready_untold:
             self._ready_untold = False
             done = sum(self.ledger.done.count_in(f.path, f.recursive) for f in self.folders)  # not others'
-            counts = len(self.folders), done, len(self.tracked), len(self.ledger.failed)
-            log.info("ready: %d folders, %d files already uploaded, %d pending, %d failed", *counts)
+            folders, uploaded = count(len(self.folders), "folder"), count(done, "file")
+            pending, failed = len(self.tracked), len(self.ledger.failed)
+            log.info(
+                "ready: %s, %s already uploaded, %d pending, %d failed", folders, uploaded, pending, failed
+            )
 
     # ---- settling --------------------------------------------------------------------------------
 

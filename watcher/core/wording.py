@@ -21,7 +21,7 @@ def count(n: int, noun: str) -> str:
 
 def size(n_bytes: int | float) -> str:
     """A size in the largest unit that keeps it at least 1 (decimal units, as `ls --si` and the
-    README's 5 GB limit): whole bytes, else one decimal ("512 B", "1.5 KB", "4.2 MB", "5.0 GB")."""
+    docs/files.md's 5 GB limit): whole bytes, else one decimal ("512 B", "1.5 KB", "4.2 MB", "5.0 GB")."""
     value = float(max(n_bytes, 0))
     unit = 0
     while value >= 1000 and unit < len(_UNITS) - 1:

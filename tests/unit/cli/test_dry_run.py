@@ -55,7 +55,7 @@ def test_what_would_be_refused_says_why(tmp_path: Path) -> None:
     (drop / ("n" * 250 + ".png")).write_bytes(png_bytes(4))
     got = planned(drop, account=None)
     assert {name: (p.content_type, p.account) for name, p in got.items()} == {
-        name: (None, "default") for name in ("empty.png", "huge.png", "text.png", "n" * 250 + ".png")
+        name: (None, "-") for name in ("empty.png", "huge.png", "text.png", "n" * 250 + ".png")
     }
     assert got["empty.png"].problem == "empty: waits for its first write"
     assert got["huge.png"].problem == "over 5 GB: the API refuses it"
@@ -67,7 +67,7 @@ def test_what_would_be_refused_says_why(tmp_path: Path) -> None:
 def test_the_listing_puts_refusals_after_and_totals_what_would_go() -> None:
     text = render(
         [
-            PlannedUpload("/d/bad\x1b.png", None, 7, "default", "empty\x07"),
+            PlannedUpload("/d/bad\x1b.png", None, 7, "-", "empty\x07"),
             PlannedUpload("/d/a.png", "image/png", 1_500_000, "111"),
             PlannedUpload("/d/b.jpg", "image/jpeg", 1_000_000, "111"),
         ]
@@ -75,7 +75,7 @@ def test_the_listing_puts_refusals_after_and_totals_what_would_go() -> None:
     assert text.splitlines() == [
         "/d/a.png\timage/png\t1500000\t111",
         "/d/b.jpg\timage/jpeg\t1000000\t111",
-        "/d/bad\\x1b.png\t-\t7\tdefault\tnot uploaded: empty\\x07",
+        "/d/bad\\x1b.png\t-\t7\t-\tnot uploaded: empty\\x07",
         "2 files would be uploaded (2.5 MB), 1 not: 1 refused",
     ]
     assert render([]) == "0 files would be uploaded (0 B), 0 not"

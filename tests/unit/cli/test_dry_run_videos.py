@@ -57,7 +57,7 @@ def test_pending_images_but_not_end_frames_or_other_media_count_as_videos(tmp_pa
     text = render_videos(config, list(plan(config)))
     # a.png and b.png; no end frame (b.end.png, lone.end.png: end frames by name, never videos).
     assert text == (
-        f"2 videos would be requested for {shots} (account {ACCOUNT_A}, model I2V-2.3)\n"
+        f"2 videos would be requested for {shots} (account={ACCOUNT_A}, model I2V-2.3)\n"
         "a dry run uploads nothing and asks for no video: no credits are spent"
     )
 
@@ -70,7 +70,7 @@ def test_more_than_the_day_cap_says_the_rest_wait(tmp_path: Path) -> None:
     config = config_of(tmp_path, [{"path": str(shots), "generate": {"model": "m", "max_per_day": 2}}])
     text = render_videos(config, list(plan(config)))
     assert text is not None and text.splitlines()[0] == (
-        f"3 videos would be requested for {shots} (account default, model m); at most 2 a day "
+        f"3 videos would be requested for {shots} (the token's only account, model m); at most 2 a day "
         "(max_per_day), the rest on the days after"
     )
 
@@ -98,7 +98,7 @@ def test_the_command_prints_the_uploads_then_the_videos(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-3:] == [
         "1 file would be uploaded (702 B), 0 not",
-        f"1 video would be requested for {shots} (account default, model m)",
+        f"1 video would be requested for {shots} (the token's only account, model m)",
         "a dry run uploads nothing and asks for no video: no credits are spent",
     ]
     assert not (shots / "a.png.json").exists() and not (shots / "videos").exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -66,3 +68,15 @@ def test_the_line_names_the_usual_port_plainly_when_it_was_free(
         assert line.startswith(f"emulating the API at http://127.0.0.1:{port} (accounts 123456; ")
     finally:
         emulator.stop()
+
+
+def test_emulate_on_a_taken_port_says_so_in_one_line(taken_port: int) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "emulate", "--port", str(taken_port)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"emulate: cannot listen on 127.0.0.1:{taken_port} (Address already in use): choose another" in (
+        result.stderr
+    )

@@ -98,7 +98,7 @@ def test_the_text_shows_the_counts_and_failures_escaped_and_that_no_agent_runs(d
     add_agent(report, None)
     text = render_text(report)
     assert "\x1b" not in text
-    assert f"{drop}  (account {ACCOUNT_A})\n  uploaded 1, pending 1, failed 2" in text
+    assert f"{drop}  (account={ACCOUNT_A})\n  uploaded 1, pending 1, failed 2" in text
     assert "  failed: failed.png: bad\\x1b[31m image" in text
     assert text.endswith("agent: not running on this state folder (counts above are read from the disk)")
     assert report["folders"][0]["watched"] is False and "agent" not in report
@@ -111,8 +111,8 @@ def test_a_running_agent_is_shown_with_its_accounts_uploads_and_locks(drop: Path
     lines = render_text(report).splitlines()
     at = lines.index("agent: running, pid 4242, since 2026-12-07T10:00:00Z")
     assert lines[at + 1 :] == [
-        f"  account {ACCOUNT_A}: ok",
-        "  account 222: paused (402 expired; next probe 2026-12-07T11:00:00Z)",
+        f"  account={ACCOUNT_A}: ok",
+        "  account=222: paused (402 expired; next probe 2026-12-07T11:00:00Z)",
         "  uploading /d/big.png: 1.5 MB of 3.0 MB",
         "  /s: standing by (held by host h, pid 1)",
         "  /old: standing by (held by another agent)",
@@ -147,7 +147,7 @@ def test_a_long_reason_is_cut_on_the_terminal(drop: Path) -> None:
         report,
         {**AGENT, "accounts": [{"account": "1", "state": "held", "reason": long}], "folders": [str(drop)]},
     )
-    assert f"  account 1: held ({'r' * MAX_SHOWN}…; next probe None)" in render_text(report).splitlines()
+    assert f"  account=1: held ({'r' * MAX_SHOWN}…; next probe None)" in render_text(report).splitlines()
 
 
 def test_json_is_utf8_and_falls_back_to_escapes_for_a_name_that_is_not() -> None:
@@ -167,7 +167,7 @@ def test_nothing_needs_attention_in_a_folder_of_uploaded_and_pending_files(drop:
     )
     assert "agent" in report and needs_attention(report) == []
     add_agent(report, {**AGENT, "folders": [str(drop)]})  # the same with a paused account
-    assert needs_attention(report) == ["account 222 paused", "1 folder not held (lock name taken)"]
+    assert needs_attention(report) == ["account=222 paused", "1 folder not held (lock name taken)"]
 
 
 @pytest.mark.parametrize(
@@ -176,11 +176,11 @@ def test_nothing_needs_attention_in_a_folder_of_uploaded_and_pending_files(drop:
         (lambda r: r["folders"][0].update(failed=2), "2 failed files"),
         (lambda r: r["folders"][0].update(videos={"failed": 1, "unknown": 0}), "1 video failed"),
         (lambda r: r["folders"][0].update(videos={"failed": 0, "unknown": 3}), "3 videos unknown"),
-        (lambda r: r.update(agent=AGENT), "account 222 paused"),
+        (lambda r: r.update(agent=AGENT), "account=222 paused"),
         (lambda r: r.update(agent={**AGENT, "accounts": []}), "1 folder not held (lock name taken)"),
         (
             lambda r: r.update(video_accounts=[{"account": "9", "paused_until": "x"}]),
-            "videos of account 9 paused",
+            "videos of account=9 paused",
         ),
     ],
 )
@@ -207,3 +207,23 @@ def test_failures_moved_to_failed_dir_are_counted_and_listed_with_their_reason(d
     assert (
         "  failed: failed/sub/gone.png: HTTP 400: refused" in render_text({"folders": [entry]}).splitlines()
     )
+
+
+def test_accounts_are_named_as_the_log_lines_name_them() -> None:
+    """A folder without `account` and the agent's "default" key are both the token's only account."""
+    report: dict[str, Any] = {
+        "folders": [{"path": "/d", "account": None, "uploaded": 0, "pending": 0, "failed": 0, "failures": []}],
+        "agent": {"pid": 1, "since": "s", "accounts": [{"account": "default", "state": "paused", "reason": "r"}]},
+        "video_accounts": [
+            {"account": None, "today": 1, "cap": 5, "in_flight": 0, "max_jobs": 2, "paused_until": "2026-12-07T11:00:00Z",
+             "pause_reason": "r"},
+        ],
+    }  # fmt: skip
+    lines = render_text(report).splitlines()
+    assert lines[0] == "/d  (the token's only account)"
+    assert lines[2].startswith("videos, the token's only account: 1 of 5 today (UTC)")
+    assert "  the token's only account: paused (r; next probe None)" in lines
+    assert needs_attention(report) == [
+        "the token's only account paused",
+        "videos of the token's only account paused",
+    ]

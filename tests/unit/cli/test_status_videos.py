@@ -127,7 +127,7 @@ def test_the_text_shows_videos_percent_the_day_against_the_cap_and_a_pause(
     text = render_text(report)
     assert "\x1b" not in text
     assert (
-        f"{tmp_path / 'shots'}  (account {ACCOUNT_A})\n"
+        f"{tmp_path / 'shots'}  (account={ACCOUNT_A})\n"
         "  uploaded 0, pending 0, failed 0\n"
         "  videos: queued 3, generating 2, done 4, failed 1, unknown 1\n"
         "    generating a.png: 40%\n"
@@ -135,15 +135,15 @@ def test_the_text_shows_videos_percent_the_day_against_the_cap_and_a_pause(
         "    to take the failed and unknown ones again: minimax-watcher retry --failed\n"
     ) in text
     assert (
-        f"{tmp_path / 'plain'}  (account {ACCOUNT_B})\n  uploaded 0, pending 0, failed 0\n{tmp_path / 'solo'}"
+        f"{tmp_path / 'plain'}  (account={ACCOUNT_B})\n  uploaded 0, pending 0, failed 0\n{tmp_path / 'solo'}"
         in text
     )
     assert (
-        f"videos, account {ACCOUNT_A}: 5 of 5 today (UTC), 2 of 2 in flight; the day's cap is reached: "
+        f"videos, account={ACCOUNT_A}: 5 of 5 today (UTC), 2 of 2 in flight; the day's cap is reached: "
         "no new videos until 00:00 UTC\n"
     ) in text
     assert (
-        "videos, account the token's only account: 1 of 50 today (UTC), 0 of 2 in flight; "
+        "videos, the token's only account: 1 of 50 today (UTC), 0 of 2 in flight; "
         "paused until 2026-12-07 23:04:00 UTC: no credits\\x1b[2J\n"
     ) in text
 

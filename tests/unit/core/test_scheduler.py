@@ -546,6 +546,18 @@ def test_ready_comes_after_every_folders_initial_scan() -> None:
     assert s.ready
 
 
+def test_the_ready_line_counts_one_folder_and_one_file_in_the_singular(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s, _, _ = make(A)
+    s.ledger.mark_done("/drop/a/x.png", FileSignature(5, 5, 5), A.account or "", (1, 1))
+    s.handle(ScanFinished(A, A.path, {}, True), 0.0)
+    with caplog.at_level("INFO", logger="watcher"):
+        s.tell_ready()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ready: ")]
+    assert said == ["ready: 1 folder, 1 file already uploaded, 0 pending, 0 failed"]
+
+
 def test_a_scan_reports_pending_files_for_upload_and_done_ones_for_the_index() -> None:
     s, disk, _ = make(trusts=lambda record: record.get("seal") == "ours")
     sig = disk.write("/drop/a/new.png")
