@@ -7,7 +7,7 @@ stay here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from watcher.core.ports import (
     IndexWrite,
     MarkDone,
 )
+from watcher.core.wording import count
 
 if TYPE_CHECKING:
     from watcher.core.signature import FileSignature, RecordId
@@ -124,6 +125,12 @@ class Ledger:
             directory, _, name = path.rpartition("/")
             if directory in scan.listings and name not in scan.listings[directory]:
                 self.empty.discard(path)
+
+    def ready_summary(self, folders: Sequence[Folder], pending: int) -> str:
+        """What the `ready:` line says: the configured folders' files only (the index may hold others')."""
+        done = sum(self.done.count_in(f.path, f.recursive) for f in folders)
+        folders_, files = count(len(folders), "folder"), count(done, "file")
+        return f"{folders_}, {files} already uploaded, {pending} pending, {len(self.failed)} failed"
 
     def forget_folder(self, root: str) -> None:
         self._writes.append(ForgetUnder(root))

@@ -36,7 +36,6 @@ from watcher.core.renames import RecentlyGone
 from watcher.core.retry import RetryPolicy
 from watcher.core.settle import DEFAULT_CONFIRM_SECONDS, Ready, SettleTracker
 from watcher.core.timings import Timings
-from watcher.core.wording import count
 from watcher.log_fields import say
 
 log = logging.getLogger("watcher")
@@ -249,12 +248,7 @@ class Scheduler:
         """Log the end of the start-up scans, once, after the agent applied their index writes."""
         if self._ready_untold:
             self._ready_untold = False
-            done = sum(self.ledger.done.count_in(f.path, f.recursive) for f in self.folders)  # not others'
-            folders, uploaded = count(len(self.folders), "folder"), count(done, "file")
-            pending, failed = len(self.tracked), len(self.ledger.failed)
-            log.info(
-                "ready: %s, %s already uploaded, %d pending, %d failed", folders, uploaded, pending, failed
-            )
+            log.info("ready: %s", self.ledger.ready_summary(self.folders, pending=len(self.tracked)))
 
     # ---- settling --------------------------------------------------------------------------------
 
