@@ -17,6 +17,7 @@ from tests.helpers.images import png_bytes
 from tests.helpers.media import mp4_bytes
 from tests.helpers.videos import command, generate, is_mp4, mp4s, status_json, video_record_of, wait_video
 from watcher.emulator import Emulator
+from watcher.emulator.faults import Fault
 
 
 @pytest.fixture
@@ -108,6 +109,27 @@ def test_scan_dry_run_counts_the_videos_then_scan_makes_them_and_exits_0(
     assert not video_record_of(drop / "two.end.png").exists()
     assert len(emulator.creates) == 2 and len(emulator.uploads) == 3
     assert emulator.token_leaks == []
+
+
+def test_scan_exits_1_when_a_video_it_asked_for_is_not_made(
+    tmp_path: Path, drop: Path, emulator: Emulator
+) -> None:
+    """A pipeline that runs `scan` for its videos learns from the exit status that one was refused."""
+    config = {
+        "api": {"base_url": emulator.base_url},
+        "settle_seconds": 0.5,
+        "folders": [{"path": str(drop), "account": ACCOUNT_A, "generate": generate()}],
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    emulator.add_fault(Fault("final", target="create", video_status=7))  # moderated
+    (drop / "bad.png").write_bytes(png_bytes(24030))
+
+    result = command(tmp_path, "scan")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 video not made (failed, moderated or unknown)" in result.stderr, result.stderr
+    assert read_json(video_record_of(drop / "bad.png"))["status"] == "moderated"  # type: ignore[index]
+    assert sidecar_of(drop / "bad.png").exists() and len(emulator.creates) == 1
 
 
 def reload_with_generate(agent: AgentProcess) -> None:

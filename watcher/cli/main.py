@@ -213,12 +213,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
             "%s for their account's day cap, a pause or a prompt file; the next run or scan asks for them",
             count(queued, "video") + (" waits" if queued == 1 else " wait"),
         )
+    if not_made := agent.videos.not_made():
+        log.error(
+            "%s not made (failed, moderated or unknown): `minimax-watcher status` says why, "
+            "`minimax-watcher retry --failed` asks again",
+            count(not_made, "video"),
+        )
+        code = code or 1
     return code
 
 
 def scan_summary(uploaded: int, failed: int, gave_up: int, empty: int) -> str:
     """`scan`'s last line. Its exit code: 1 when a file failed (an error record, new or left by an
-    earlier run) or was given up after repeated temporary errors, else 0: an empty file is no failure."""
+    earlier run) or was given up after repeated temporary errors, or a video it waited for was not
+    made, else 0: an empty file is no failure."""
     parts = [f"{uploaded} uploaded", f"{failed} failed"]
     if failed:
         parts[-1] += " (`minimax-watcher status` lists why)"

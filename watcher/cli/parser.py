@@ -34,8 +34,9 @@ CONFIG_DEFAULT = (
 SCAN_DESCRIPTION = """\
 One pass: upload everything pending now, wait for the videos it asked for, then exit.
 Exit status: 1 when a file failed (it has an error record, written now or by an earlier run;
-`status` lists them) or was not uploaded after repeated temporary errors; else 0. An empty
-file is no failure: it is said, and uploaded once something is written to it. 78: a config error.
+`status` lists them) or was not uploaded after repeated temporary errors, or a video it asked
+for ended failed, moderated or unknown; else 0. An empty file is no failure: it is said, and
+uploaded once something is written to it. 78: a config error.
 """
 
 STATUS_DESCRIPTION = """\

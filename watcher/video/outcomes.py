@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class AgentVideoEvents:
         # The generator's snapshot, once there is one: the in-flight gauge follows each video's start
         # and end at once (the agent's loop refreshes it only when uploads stir it).
         self.summary: Callable[[], VideoSummary] | None = None
+        self.results: Counter[str] = Counter()  # each video's end since the start, by its metric result
 
     def video_submitted(self, folder: Folder, image: str, video_id: str) -> None:
         say(log.info, "%s: video asked for (%s)", image, video_id, file=image, folder=folder.path)
@@ -52,6 +54,7 @@ class AgentVideoEvents:
     ) -> None:
         account = str(record.get("account") or folder.account or "")
         counted: VideoResult = result if result in VIDEO_RESULTS else "failed"
+        self.results[counted] += 1
         self._metrics.video_finished(account or None, counted, seconds)
         moved = self._move_done(folder, image) if folder.done_dir is not None else None
         if video_path is not None:
@@ -141,6 +144,10 @@ class Videos:
         if self.generator is None:
             return 0
         return sum(folder.queued for folder in self.generator.snapshot().folders.values())
+
+    def not_made(self) -> int:
+        """Videos that ended failed, moderated or unknown since the start (`scan` exits 1 for them)."""
+        return sum(n for result, n in self.events.results.items() if result != "completed")
 
     def refresh(self) -> None:
         if self.generator is not None:
