@@ -23,6 +23,9 @@ THUMBNAIL_SIDE = 320
 # gigabytes); 40 million is a 7,700 x 5,200 photo.
 MAX_PIXELS = 40_000_000
 MAX_THUMBNAIL_BYTES = 1 << 20
+# Only what the agent uploads: a dropper can plant a sidecar beside any bytes, and Pillow would otherwise
+# try each of its decoders on them (EPS runs Ghostscript).
+FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_KEPT = 2000  # thumbnails in the cache; beyond it the oldest go (a page shows 24 at a time)
 _NO_FOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
@@ -125,7 +128,7 @@ def make_thumbnail(image_fd: int, shown: str) -> bytes:
     with os.fdopen(os.dup(image_fd), "rb") as f:
         f.seek(0)
         try:
-            with Image.open(f) as image:
+            with Image.open(f, formats=FORMATS) as image:
                 width, height = image.size  # from the header: nothing decoded yet
                 if width * height > MAX_PIXELS:
                     say(
