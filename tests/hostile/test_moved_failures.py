@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from tests.helpers.maze import make_chain, peel
 from watcher.core.folders import Folder
 from watcher.disk.moved_failures import MAX_DEPTH, moved_failures
 
@@ -43,16 +44,7 @@ def test_a_maze_in_failed_dir_is_walked_without_recursion_and_with_few_descripto
     failed = tmp_path / "drop" / "failed"
     fail(failed / "mine.png")
     # A dropper's chain of 1,100 folders (deeper than Python's recursion limit), a failure at its end.
-    fd = os.open(failed, os.O_RDONLY)
-    try:
-        for _ in range(1100):  # longer than PATH_MAX: made one folder at a time
-            os.mkdir("d", dir_fd=fd)
-            fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
-            os.close(parent)
-        for name in ("deep.png", "deep.png.error.json"):
-            os.close(os.open(name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
-    finally:
-        os.close(fd)
+    make_chain(failed, 1100, ("deep.png", "deep.png.error.json"))
     folder = Folder(str(tmp_path / "drop"), "1", recursive=True, polling=False, failed_dir=str(failed))
     before = len(os.listdir("/proc/self/fd"))
     most = 0
@@ -65,17 +57,3 @@ def test_a_maze_in_failed_dir_is_walked_without_recursion_and_with_few_descripto
         peel(failed)  # pytest's own clean-up (shutil.rmtree) recurses too
     assert found == [str(failed / "mine.png")]
     assert most <= MAX_DEPTH + 2
-
-
-def peel(top: Path) -> None:
-    """Remove the chain of folders `d` below `top` one level at a time, without recursion."""
-    while (top / "d").is_dir():
-        inner = top / "d"
-        for name in os.listdir(inner):
-            if name != "d":
-                os.unlink(inner / name)
-        if (inner / "d").is_dir():
-            os.rename(inner / "d", top / "next")
-        os.rmdir(inner)
-        if (top / "next").is_dir():
-            os.rename(top / "next", top / "d")

@@ -13,10 +13,11 @@ from typing import Any
 
 from watcher.core.folders import Folder, is_inside
 from watcher.core.media import ERROR_RECORD_SUFFIX
-from watcher.disk.files import open_directory, open_subfolder
+from watcher.disk.files import open_directory
 from watcher.disk.records import read_record
+from watcher.disk.walk import walk
 
-# failed_dir mirrors the drop folder's layout; below this many levels it is a dropper's maze, not walked.
+# failed_dir mirrors the drop folder's layout; below this many levels is a dropper's maze, not walked.
 MAX_DEPTH = 64
 
 
@@ -33,7 +34,9 @@ def moved_failures(folder: Folder, *, read: bool = False) -> Iterator[tuple[str,
     except OSError:
         return  # no failure was moved yet, or it is not a plain folder: nothing of ours is there
     try:
-        for directory, files, dir_fd in _folders(top):
+        for level in walk(".", top, MAX_DEPTH):
+            level.dirs[:] = [d for d in level.dirs if not d.startswith(".")]  # as in the drop folder
+            directory, files, dir_fd = level.path, level.files, level.fd
             names = set(files)
             for name in sorted(files):
                 image = name.removesuffix(ERROR_RECORD_SUFFIX)
@@ -48,55 +51,6 @@ def moved_failures(folder: Folder, *, read: bool = False) -> Iterator[tuple[str,
                 yield path, read_record(name, dir_fd=dir_fd) if read else None
     finally:
         os.close(top)
-
-
-def _folders(top: int) -> Iterator[tuple[str, list[str], int]]:
-    """(path relative to `top`, names of what is not a folder, its descriptor) of `top` and each folder
-    below it down to MAX_DEPTH, depth first, without recursion or following a symlink: one descriptor
-    per level (os.fwalk recurses: a dropper's chain of folders ended it in a RecursionError)."""
-    stack: list[tuple[str, int, list[str]]] = []  # (path, descriptor, subfolders still to enter)
-    try:
-        path, fd = ".", top
-        while True:
-            files, folders = _listing(fd)
-            stack.append((path, fd, folders if len(stack) < MAX_DEPTH else []))
-            yield path, files, fd
-            fd = -1
-            while fd == -1:
-                while stack and not stack[-1][2]:
-                    _, done, _ = stack.pop()
-                    if done != top:
-                        os.close(done)
-                if not stack:
-                    return
-                parent, parent_fd, pending = stack[-1]
-                name = pending.pop()
-                path = os.path.join(parent, name)
-                try:
-                    fd = open_subfolder(name, parent_fd, path, os.O_RDONLY)
-                except OSError:
-                    fd = -1  # gone, or swapped for a symlink since it was listed
-    finally:
-        for _, fd, _ in stack:
-            if fd != top:
-                os.close(fd)
-
-
-def _listing(fd: int) -> tuple[list[str], list[str]]:
-    """The names in the folder `fd`: not folders, and folders to enter (not hidden ones, as in the drop
-    folder), the latter in reverse order (popped)."""
-    files: list[str] = []
-    folders: list[str] = []
-    try:
-        with os.scandir(fd) as entries:
-            for entry in entries:
-                if not entry.is_dir(follow_symlinks=False):
-                    files.append(entry.name)
-                elif not entry.name.startswith("."):
-                    folders.append(entry.name)
-    except OSError:
-        pass  # removed while walked: what was listed is kept
-    return files, sorted(folders, reverse=True)
 
 
 def _is_regular(name: str, dir_fd: int) -> bool:
