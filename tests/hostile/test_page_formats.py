@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,3 +58,49 @@ def test_a_planted_sidecar_beside_another_format_gets_no_thumbnail(
         planted_sidecar(image, emulator.base_url)
         answer = served(port, thumbnail_of(os.path.relpath(image, drop)))
         assert answer.status == 404, (fmt, answer.status)
+
+
+def webp_header(width: int, height: int) -> bytes:
+    """The first 30 bytes of a lossless WebP of `width` x `height` pixels (its pixels never follow)."""
+    bits = (width - 1) | (height - 1) << 14 | 1 << 28  # with alpha
+    chunk = b"VP8L" + struct.pack("<I", 0x7FFFFFF0) + b"\x2f" + struct.pack("<I", bits) + b"\x00"
+    return b"RIFF" + struct.pack("<I", 0x7FFFFFF0) + b"WEBP" + chunk
+
+
+def peak_memory(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.timeout(120)
+def test_a_webp_is_never_read_whole_nor_its_canvas_made_before_its_size_is_checked(
+    start_agent, drop: Path, emulator: Emulator
+) -> None:
+    port = free_port()
+    agent = start_agent(
+        [{"path": str(drop), "account": ACCOUNT_A, "exclude": ["planted/**"]}],
+        status_page={"listen": f"127.0.0.1:{port}"},
+    )
+    planted = drop / "planted"
+    planted.mkdir()
+    # Pillow reads a WebP whole before decoding it: a sparse file of 1.5 GB costs the dropper no disk.
+    huge = planted / "huge.webp"
+    with open(huge, "wb") as f:
+        f.write(webp_header(64, 64))
+        f.truncate(1536 << 20)
+    planted_sidecar(huge, emulator.base_url)
+    # And it makes the canvas when it opens the file: 16384 x 16384 pixels are 1 GiB.
+    canvas = planted / "canvas.webp"
+    canvas.write_bytes(webp_header(16384, 16384) + bytes(64))
+    planted_sidecar(canvas, emulator.base_url)
+    assert agent.proc is not None
+    before = peak_memory(agent.proc.pid)
+    for name in ("huge.webp", "canvas.webp"):
+        started = time.monotonic()
+        answer = served(port, thumbnail_of(f"planted/{name}"))
+        assert answer.status == 404 and time.monotonic() - started < 5, name
+    assert peak_memory(agent.proc.pid) - before < 200 << 20
+    assert served(port, "/api/status").status == 200
+    assert "Traceback" not in agent.log()
