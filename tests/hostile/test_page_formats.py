@@ -18,7 +18,7 @@ from PIL import Image
 from tests.helpers import ACCOUNT_A, TOKEN
 from tests.helpers.images import png_bytes
 from tests.helpers.videos import free_port
-from tests.hostile.test_status_page import planted_sidecar, served, thumbnail_of
+from tests.hostile.test_status_page import bomb_png, planted_sidecar, served, thumbnail_of
 from watcher.emulator import Emulator
 
 pytestmark = pytest.mark.hostile
@@ -104,3 +104,29 @@ def test_a_webp_is_never_read_whole_nor_its_canvas_made_before_its_size_is_check
     assert peak_memory(agent.proc.pid) - before < 200 << 20
     assert served(port, "/api/status").status == 200
     assert "Traceback" not in agent.log()
+
+
+@pytest.mark.timeout(120)
+def test_an_image_that_gives_no_thumbnail_is_not_decoded_nor_logged_again_at_each_request(
+    start_agent, drop: Path, emulator: Emulator
+) -> None:
+    """Any local user may ask for a thumbnail as often as they like: what failed once for these bytes
+    (a bomb, a cut image that takes a second to decode) is not tried again, nor said again in the log."""
+    port = free_port()
+    agent = start_agent(
+        [{"path": str(drop), "account": ACCOUNT_A, "exclude": ["planted/**"]}],
+        status_page={"listen": f"127.0.0.1:{port}"},
+    )
+    planted = drop / "planted"
+    planted.mkdir()
+    bomb = planted / "bomb.png"
+    bomb.write_bytes(bomb_png(30000))
+    planted_sidecar(bomb, emulator.base_url)
+    for _ in range(5):
+        assert served(port, thumbnail_of("planted/bomb.png")).status == 404
+    assert agent.log().count("30000 x 30000 pixels") == 1
+    # Another version of the file is judged again.
+    bomb.write_bytes(bomb_png(30001))
+    planted_sidecar(bomb, emulator.base_url)
+    assert served(port, thumbnail_of("planted/bomb.png")).status == 404
+    assert agent.log().count("30001 x 30001 pixels") == 1

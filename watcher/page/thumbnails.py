@@ -11,6 +11,7 @@ import os
 import secrets
 import stat
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from watcher.disk.files import write_all
@@ -29,6 +30,7 @@ MAX_SOURCE_BYTES = 256 << 20
 # try each of its decoders on them (EPS runs Ghostscript).
 FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_KEPT = 2000  # thumbnails in the cache; beyond it the oldest go (a page shows 24 at a time)
+MAX_FAILED = 2000  # versions remembered to give none, so that asking again costs no decoding or log line
 _NO_FOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -49,6 +51,7 @@ class Thumbnails:
         self._dir = directory
         self._lock = threading.Lock()
         self._written = 0
+        self._failed: OrderedDict[str, str] = OrderedDict()  # key: why
 
     def get(self, key: str, image_fd: int, shown: str) -> bytes:
         """The thumbnail for `key`, from the cache or made from `image_fd` (read from its start; not
@@ -57,7 +60,15 @@ class Thumbnails:
         if cached is not None:
             return cached
         with self._lock:
-            data = make_thumbnail(image_fd, shown)
+            if key in self._failed:
+                raise NoThumbnail(f"none before: {self._failed[key]}")
+            try:
+                data = make_thumbnail(image_fd, shown)
+            except NoThumbnail as exc:
+                self._failed[key] = str(exc)
+                if len(self._failed) > MAX_FAILED:
+                    self._failed.popitem(last=False)
+                raise
             self._write(key, data)
         return data
 
