@@ -6,6 +6,7 @@ needs), whatever the name says."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import struct
 import time
@@ -130,3 +131,19 @@ def test_an_image_that_gives_no_thumbnail_is_not_decoded_nor_logged_again_at_eac
     planted_sidecar(bomb, emulator.base_url)
     assert served(port, thumbnail_of("planted/bomb.png")).status == 404
     assert agent.log().count("30001 x 30001 pixels") == 1
+
+
+@pytest.mark.timeout(180)
+def test_a_million_failures_make_no_gigabyte_report(start_agent, drop: Path, emulator: Emulator) -> None:
+    """Each failed file is listed with its name and reason; a dropper can make as many as they like (here
+    names too long for a sidecar): the page's report lists the first ones and counts the others."""
+    port = free_port()
+    start_agent([{"path": str(drop), "account": ACCOUNT_A}], status_page={"listen": f"127.0.0.1:{port}"})
+    for i in range(3000):
+        (drop / f"{i:05d}{'x' * 240}.png").write_bytes(b"")
+    answer = served(port, "/api/status")
+    [folder] = json.loads(answer.body)["folders"]
+    assert folder["failed"] == 3000
+    assert len(folder["failures"]) + folder["failures_omitted"] == 3000
+    assert folder["failures"][0]["file"].startswith("00000")
+    assert len(answer.body) < 200_000
