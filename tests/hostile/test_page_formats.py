@@ -125,6 +125,9 @@ def test_an_image_that_gives_no_thumbnail_is_not_decoded_nor_logged_again_at_eac
     planted_sidecar(bomb, emulator.base_url)
     for _ in range(5):
         assert served(port, thumbnail_of("planted/bomb.png")).status == 404
+    # Nor through another spelling of its path (each a new cache entry, decoded anew).
+    for spelled in ("./planted/bomb.png", "planted//bomb.png", "planted/./bomb.png", ".//planted/bomb.png"):
+        assert served(port, thumbnail_of(spelled)).status == 404
     assert agent.log().count("30000 x 30000 pixels") == 1
     # Another version of the file is judged again.
     bomb.write_bytes(bomb_png(30001))
