@@ -39,9 +39,10 @@ def parse_file_query(query: str, folders: int) -> tuple[int, str]:
     if not rel or rel.startswith("/") or "\0" in rel:
         raise NotServed("not a path relative to the folder")
     # One spelling per file (no `.` or empty part): `./a//b.png` would be another thumbnail to make.
+    # (`..` stays: a video may be in an output_dir beside the folder; each route checks where it leads.)
     parts = [part for part in rel.split("/") if part not in ("", ".")]
-    if not parts or ".." in parts:
-        raise NotServed("outside the folder")
+    if not parts:
+        raise NotServed("not a path relative to the folder")
     return int(where), "/".join(parts)
 
 
