@@ -12,6 +12,7 @@ import yaml
 
 from tests.helpers import ACCOUNT_A
 from tests.helpers.images import png_bytes
+from tests.helpers.maze import make_chain, peel
 
 
 def dry_run(tmp_path: Path, drop: Path) -> subprocess.CompletedProcess[bytes]:
@@ -52,3 +53,16 @@ def test_names_with_terminal_controls_are_listed_escaped(tmp_path: Path) -> None
         b"\x1b" not in result.stdout and b"\x07" not in result.stdout and "\x9b".encode() not in result.stdout
     )
     assert b"evil\\x1b]0;owned\\x07.txt" in result.stdout and b"note\\x9b.md" in result.stdout
+
+
+def test_a_chain_of_folders_deeper_than_python_recurses_is_listed_to_a_depth(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    make_chain(drop, 1100, ("deep.txt",))
+    try:
+        result = dry_run(tmp_path, drop)
+    finally:
+        peel(drop)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert b"Traceback" not in result.stderr
+    assert b"more than 256 folders deep: not looked into by this listing" in result.stdout

@@ -29,10 +29,13 @@ from watcher.core.media import (
 from watcher.core.messages import FileState
 from watcher.core.video import PROMPT_SUFFIX, is_end_frame
 from watcher.core.wording import count, size
-from watcher.disk.files import open_regular_file
+from watcher.disk.files import open_directory, open_regular_file
+from watcher.disk.walk import walk
 from watcher.log_fields import account_shown
 from watcher.scan.inventory import walk_candidates
 
+# Folders below a drop folder this listing looks into: deeper is a dropper's maze (one descriptor a level).
+MAX_DEPTH = 256
 MAX_LISTED = 20  # lines per reason a file is not uploaded; the rest are counted
 
 # Why a file is not uploaded, in the order the listing gives them, and how the counts name them.
@@ -89,17 +92,31 @@ def plan(
 def _not_candidates(folder: Folder) -> Iterator[PlannedUpload]:
     """Every entry below `folder` that is not even a candidate, with why; never through a symlink."""
     account = folder.account or "-"
-    for directory, dirs, files, dir_fd in os.fwalk(folder.path, follow_symlinks=False):
+    try:
+        top = open_directory(folder.path, folder.path)
+    except OSError:
+        return  # said by the walk above
+    try:
+        yield from _left_out_below(folder, account, top)
+    finally:
+        os.close(top)
+
+
+def _left_out_below(folder: Folder, account: str, top: int) -> Iterator[PlannedUpload]:
+    for level in walk(folder.path, top, MAX_DEPTH):
+        directory, dir_fd = level.path, level.fd
         kept = []
-        for name in sorted(dirs):
+        for name in sorted(level.dirs):
             path = os.path.join(directory, name)
             why = _folder_left_out(folder, path, name, dir_fd)
+            if why is None and level.deepest:
+                why = f"more than {MAX_DEPTH} folders deep: not looked into by this listing"
             if why is None:
                 kept.append(name)
             else:
                 yield PlannedUpload(path + "/", None, 0, account, why, "folder")
-        dirs[:] = kept
-        for name in sorted(files):
+        level.dirs[:] = kept
+        for name in sorted(level.files):
             path = os.path.join(directory, name)
             try:
                 st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)

@@ -146,6 +146,7 @@ def _load_config(path: Path, for_reading: bool) -> Config:
         folders = tuple(_resolve_folder(base, i, f) for i, f in enumerate(settings.folders))
         _check_folder_overlap(folders)
         hooks, problems = _resolve_hooks(settings.hooks, base)
+        problems += _hooks_where_droppers_write(hooks, folders)
         if problems and not for_reading:
             raise ConfigError(problems[0])
         settings = settings.model_copy(update={"hooks": hooks})
@@ -339,6 +340,35 @@ def _hook_program(key: str, program: str, base: Path, env: Mapping[str, str] | N
     if not os.access(program, os.X_OK):
         raise ConfigError(f"{key}: the program is not executable (chmod +x?): {shown_path(program)}")
     return program
+
+
+def _hooks_where_droppers_write(hooks: HooksSettings, folders: tuple[Folder, ...]) -> list[str]:
+    """A hook program inside a watched folder (or a folder the agent moves dropped files to) can be
+    replaced by any dropper, and would then run as the agent: each such hook is a problem."""
+    problems = []
+    for hook in HOOK_KEYS:
+        argv = hooks.argv(hook)
+        if argv is None or not os.path.isabs(argv[0]):
+            continue  # not found: already a problem
+        places = {argv[0], os.path.realpath(argv[0])}
+        for folder in folders:
+            roots = [folder.path, folder.done_dir, folder.failed_dir]
+            roots += [folder.generate.output_dir] if folder.generate is not None else []
+            inside = next(
+                (
+                    r
+                    for r in roots
+                    if r and any(is_inside(p, q) for p in places for q in (r, os.path.realpath(r)))
+                ),
+                None,
+            )
+            if inside is not None:
+                problems.append(
+                    f"hooks.{hook}: the program {shown_path(argv[0])} lies in {shown_path(inside)}, where "
+                    "droppers write: any of them could replace it and it would run as the agent; move it out"
+                )
+                break
+    return problems
 
 
 def _check_folder_overlap(folders: tuple[Folder, ...]) -> None:

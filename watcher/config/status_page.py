@@ -12,6 +12,9 @@ from watcher.config.load import Config, ConfigError, Listen, os_reason, parse_li
 from watcher.redact import register_secret
 
 MAX_PASSWORD_FILE_BYTES = 4096
+# Shorter is guessed over HTTP; and the password is redacted from every answer and log line, so a short
+# one ("true", "path") would be cut out of /api/status's own JSON.
+MIN_PASSWORD_CHARACTERS = 12
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,13 @@ def _read_password(path: Path) -> bytes:
     if not password or b"\n" in password:
         raise ConfigError(f"{key}: {shown} must hold the password on one line (it is empty or holds more)")
     try:
-        register_secret(password.decode())  # nothing the agent prints may quote it
+        text = password.decode()
     except UnicodeDecodeError:
         raise ConfigError(f"{key}: {shown} is not UTF-8 text (its value is not shown)") from None
+    if len(text) < MIN_PASSWORD_CHARACTERS:
+        raise ConfigError(
+            f"{key}: the password in {shown} has {len(text)} characters; use at least "
+            f"{MIN_PASSWORD_CHARACTERS} (`openssl rand -base64 18 > {shown}` makes one)"
+        )
+    register_secret(text)  # nothing the agent prints may quote it
     return password

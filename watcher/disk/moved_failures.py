@@ -15,6 +15,10 @@ from watcher.core.folders import Folder, is_inside
 from watcher.core.media import ERROR_RECORD_SUFFIX
 from watcher.disk.files import open_directory
 from watcher.disk.records import read_record
+from watcher.disk.walk import walk
+
+# failed_dir mirrors the drop folder's layout; below this many levels is a dropper's maze, not walked.
+MAX_DEPTH = 64
 
 
 def moved_failures(folder: Folder, *, read: bool = False) -> Iterator[tuple[str, dict[str, Any] | None]]:
@@ -30,8 +34,9 @@ def moved_failures(folder: Folder, *, read: bool = False) -> Iterator[tuple[str,
     except OSError:
         return  # no failure was moved yet, or it is not a plain folder: nothing of ours is there
     try:
-        for directory, _dirs, files, dir_fd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
-            _dirs[:] = [d for d in _dirs if not d.startswith(".")]  # as in the drop folder: never looked into
+        for level in walk(".", top, MAX_DEPTH):
+            level.dirs[:] = [d for d in level.dirs if not d.startswith(".")]  # as in the drop folder
+            directory, files, dir_fd = level.path, level.files, level.fd
             names = set(files)
             for name in sorted(files):
                 image = name.removesuffix(ERROR_RECORD_SUFFIX)

@@ -38,7 +38,12 @@ def parse_file_query(query: str, folders: int) -> tuple[int, str]:
     rel = os.fsdecode(fields.get("file", b""))
     if not rel or rel.startswith("/") or "\0" in rel:
         raise NotServed("not a path relative to the folder")
-    return int(where), rel
+    # One spelling per file (no `.` or empty part): `./a//b.png` would be another thumbnail to make.
+    # (`..` stays: a video may be in an output_dir beside the folder; each route checks where it leads.)
+    parts = [part for part in rel.split("/") if part not in ("", ".")]
+    if not parts:
+        raise NotServed("not a path relative to the folder")
+    return int(where), "/".join(parts)
 
 
 def open_done_image(folder: Folder, rel: str, owner: ApiOwner) -> tuple[int, os.stat_result]:

@@ -11,6 +11,7 @@ import os
 import secrets
 import stat
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from watcher.disk.files import write_all
@@ -23,7 +24,13 @@ THUMBNAIL_SIDE = 320
 # gigabytes); 40 million is a 7,700 x 5,200 photo.
 MAX_PIXELS = 40_000_000
 MAX_THUMBNAIL_BYTES = 1 << 20
+# A larger image gets none: Pillow reads a WebP whole into memory (a sparse file costs a dropper nothing).
+MAX_SOURCE_BYTES = 256 << 20
+# Only what the agent uploads: a dropper can plant a sidecar beside any bytes, and Pillow would otherwise
+# try each of its decoders on them (EPS runs Ghostscript).
+FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_KEPT = 2000  # thumbnails in the cache; beyond it the oldest go (a page shows 24 at a time)
+MAX_FAILED = 2000  # versions remembered to give none, so that asking again costs no decoding or log line
 _NO_FOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -44,6 +51,7 @@ class Thumbnails:
         self._dir = directory
         self._lock = threading.Lock()
         self._written = 0
+        self._failed: OrderedDict[str, str] = OrderedDict()  # key: why
 
     def get(self, key: str, image_fd: int, shown: str) -> bytes:
         """The thumbnail for `key`, from the cache or made from `image_fd` (read from its start; not
@@ -52,7 +60,15 @@ class Thumbnails:
         if cached is not None:
             return cached
         with self._lock:
-            data = make_thumbnail(image_fd, shown)
+            if key in self._failed:
+                raise NoThumbnail(f"none before: {self._failed[key]}")
+            try:
+                data = make_thumbnail(image_fd, shown)
+            except NoThumbnail as exc:
+                self._failed[key] = str(exc)
+                if len(self._failed) > MAX_FAILED:
+                    self._failed.popitem(last=False)
+                raise
             self._write(key, data)
         return data
 
@@ -120,25 +136,33 @@ def make_thumbnail(image_fd: int, shown: str) -> bytes:
     holds more than MAX_PIXELS pixels (said in the log) or Pillow cannot read it."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        size, head = os.fstat(image_fd).st_size, os.pread(image_fd, 30, 0)
+    except OSError as exc:
+        raise NoThumbnail(type(exc).__name__) from None
+    if size > MAX_SOURCE_BYTES:
+        say(
+            log.warning,
+            "%s: %d bytes, more than the %d the status page reads for a thumbnail; none is shown",
+            shown,
+            size,
+            MAX_SOURCE_BYTES,
+            file=shown,
+        )
+        raise NoThumbnail("too large a file")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        # Pillow makes a WebP's canvas as it opens it, before its size can be looked at.
+        canvas = webp_canvas(head)
+        if canvas is None:
+            raise NoThumbnail("a WebP of no canvas size known here")
+        _check_pixels(*canvas, shown)
     # Pillow's own guard refuses at open, without the size; ours below reads the header and says it.
     Image.MAX_IMAGE_PIXELS = None
     with os.fdopen(os.dup(image_fd), "rb") as f:
         f.seek(0)
         try:
-            with Image.open(f) as image:
-                width, height = image.size  # from the header: nothing decoded yet
-                if width * height > MAX_PIXELS:
-                    say(
-                        log.warning,
-                        "%s: %d x %d pixels, more than the %d the status page decodes for a thumbnail; "
-                        "none is shown",
-                        shown,
-                        width,
-                        height,
-                        MAX_PIXELS,
-                        file=shown,
-                    )
-                    raise NoThumbnail("too many pixels")
+            with Image.open(f, formats=FORMATS) as image:
+                _check_pixels(*image.size, shown)  # from the header: nothing decoded yet
                 image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # a JPEG decodes at a fraction
                 image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
                 out = io.BytesIO()
@@ -146,3 +170,33 @@ def make_thumbnail(image_fd: int, shown: str) -> bytes:
                 return out.getvalue()
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise NoThumbnail(type(exc).__name__) from None
+
+
+def _check_pixels(width: int, height: int, shown: str) -> None:
+    if width * height > MAX_PIXELS:
+        say(
+            log.warning,
+            "%s: %d x %d pixels, more than the %d the status page decodes for a thumbnail; none is shown",
+            shown,
+            width,
+            height,
+            MAX_PIXELS,
+            file=shown,
+        )
+        raise NoThumbnail("too many pixels")
+
+
+def webp_canvas(head: bytes) -> tuple[int, int] | None:
+    """A WebP's canvas (width, height) from its first 30 bytes, read as Pillow reads it; None when its
+    first chunk is none of VP8, VP8L, VP8X."""
+    if len(head) < 30:
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":
+        return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF
+    if chunk == b"VP8X":
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    if chunk == b"VP8L" and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None

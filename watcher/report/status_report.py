@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,14 +35,17 @@ VIDEO_STATES = ("queued", "generating", "done", "failed", "unknown")
 MAX_RECENT_VIDEOS = 12  # per folder
 
 
-def build_status(config: Config, state_dirs: Sequence[Path], owner: ApiOwner) -> dict[str, Any]:
+def build_status(
+    config: Config, state_dirs: Sequence[Path], owner: ApiOwner, *, max_failures: int | None = None
+) -> dict[str, Any]:
     """The report for `config`'s folders, with the agent running on one of `state_dirs`, if any, and
-    its latest uploads and videos. Sidecars count as done for `owner` only."""
+    its latest uploads and videos. Sidecars count as done for `owner` only. `max_failures`: failures
+    listed per folder at most (the first by name; `failures_omitted` counts the others)."""
     # Without the token's user the index cannot be told to be this user's: every sidecar is read.
     opened = (IndexReader.open(d / INDEX_NAME, owner.key) for d in state_dirs if owner.user is not None)
     index = next(filter(None, opened), None)
     try:
-        report = folder_report(config, index, owner)
+        report = folder_report(config, index, owner, max_failures=max_failures)
     finally:
         if index is not None:
             index.close()
@@ -118,7 +121,11 @@ def recent_videos(folder: Folder, where: int, done: Iterable[Entry]) -> list[dic
 
 
 def folder_report(
-    config: Config, index: IndexReader | None = None, owner: ApiOwner | None = None
+    config: Config,
+    index: IndexReader | None = None,
+    owner: ApiOwner | None = None,
+    *,
+    max_failures: int | None = None,
 ) -> dict[str, Any]:
     """Each folder's counts and failures. With an `index` (an agent's, read-only, made for `owner`), a
     done file it vouches for is counted without reading its sidecar, as the agent's start does. A
@@ -126,7 +133,7 @@ def folder_report(
     folders = []
     for folder in config.folders:
         counts = {state: 0 for state in FileState}
-        failures = []
+        failures = _Failures(max_failures)
 
         def vouched(_directory: str, count: int, counts: dict[FileState, int] = counts) -> None:
             counts[FileState.DONE] += count
@@ -146,32 +153,51 @@ def folder_report(
             counts[state] += 1
             if problem is not None or (state is FileState.FAILED and found.record is not None):
                 error = problem if problem is not None else str((found.record or {}).get("error", ""))
-                failures.append(
-                    {"file": os.path.relpath(found.path, folder.path), "error": error[:MAX_ERROR]}
-                )
-        failures += moved_failures_of(folder)
-        folders.append(
-            {
-                "path": folder.path,
-                "account": folder.account,
-                "uploaded": counts[FileState.DONE],
-                "pending": counts[FileState.PENDING],
-                "failed": counts[FileState.FAILED] + sum(1 for f in failures if f.get("moved")),
-                "failures": sorted(failures, key=lambda f: f["file"]),
-            }
-        )
+                failures.add({"file": os.path.relpath(found.path, folder.path), "error": error[:MAX_ERROR]})
+        for moved in _moved_failure_entries(folder):
+            failures.add(moved)
+        listed = failures.listed()
+        entry: dict[str, Any] = {
+            "path": folder.path,
+            "account": folder.account,
+            "uploaded": counts[FileState.DONE],
+            "pending": counts[FileState.PENDING],
+            "failed": counts[FileState.FAILED] + failures.moved,
+            "failures": listed,
+        }
+        if failures.total > len(listed):
+            entry["failures_omitted"] = failures.total - len(listed)
+        folders.append(entry)
     return {"folders": folders}
 
 
-def moved_failures_of(folder: Folder) -> list[dict[str, Any]]:
+class _Failures:
+    """A folder's failures sorted by file; with `keep`, the first `keep` of them only, so that a
+    dropper's million failed files cost no memory here (the page's report is built every 2 s)."""
+
+    def __init__(self, keep: int | None) -> None:
+        self._keep, self._items = keep, list[dict[str, Any]]()
+        self.total = self.moved = 0
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.total += 1
+        self.moved += bool(entry.get("moved"))
+        self._items.append(entry)
+        if self._keep is not None and len(self._items) > 2 * self._keep + 64:
+            self._items = self.listed()
+
+    def listed(self) -> list[dict[str, Any]]:
+        ordered = sorted(self._items, key=lambda f: f["file"])
+        return ordered if self._keep is None else ordered[: self._keep]
+
+
+def _moved_failure_entries(folder: Folder) -> Iterator[dict[str, Any]]:
     """The failures moved to `folder`'s failed_dir, as `failures` entries: still failed, with the reason
     from the error record that moved with each ("moved": true; "file" below the folder, as the others)."""
-    found = []
     for path, record in moved_failures(folder, read=True):
         shown = os.path.relpath(path, folder.path) if is_inside(path, folder.path) else path
         error = str((record or {}).get("error", "its error record cannot be read"))
-        found.append({"file": shown, "error": error[:MAX_ERROR], "moved": True})
-    return found
+        yield {"file": shown, "error": error[:MAX_ERROR], "moved": True}
 
 
 def add_agent(report: dict[str, Any], agent: dict[str, Any] | None) -> None:

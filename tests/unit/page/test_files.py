@@ -22,6 +22,16 @@ def test_the_query_gives_the_folder_and_the_bytes_of_the_name() -> None:
             parse_file_query(query, 1)
 
 
+def test_a_name_has_one_spelling() -> None:
+    for spelled in ("sub/a.png", "./sub/a.png", "sub//a.png", "sub/./a.png", ".//sub/a.png/"):
+        assert parse_file_query("folder=0&file=" + spelled.replace("/", "%2F"), 1) == (0, "sub/a.png")
+    # A video in an output_dir beside the folder: `/video` checks that it is a done one.
+    assert parse_file_query("folder=0&file=..%2Fout%2F.%2Fv.mp4", 1) == (0, "../out/v.mp4")
+    for query in ("folder=0&file=.", "folder=0&file=.%2F%2F"):
+        with pytest.raises(NotServed):
+            parse_file_query(query, 1)
+
+
 def opened(site: Site, rel: str) -> bool:
     try:
         fd, _ = open_done_image(site.config.folders[0], rel, site.owner)

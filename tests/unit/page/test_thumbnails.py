@@ -16,7 +16,14 @@ import pytest
 from PIL import Image
 
 from tests.helpers.images import png_bytes, png_chunk
-from watcher.page.thumbnails import MAX_PIXELS, NoThumbnail, Thumbnails, cache_key, make_thumbnail
+from watcher.page.thumbnails import (
+    MAX_PIXELS,
+    NoThumbnail,
+    Thumbnails,
+    cache_key,
+    make_thumbnail,
+    webp_canvas,
+)
 
 
 def fd_of(path: Path, data: bytes) -> int:
@@ -110,3 +117,20 @@ def test_the_cache_keeps_its_newest_thumbnails(tmp_path: Path, monkeypatch: pyte
         os.close(fd)
     kept = sorted(p.name for p in (tmp_path / "thumbnails").iterdir())
     assert kept == [f"{n:040d}.jpg" for n in range(50, 100)]
+
+
+@pytest.mark.parametrize(
+    ("options", "mode"),
+    [({"lossless": False}, "RGB"), ({"lossless": True}, "RGB"), ({"lossless": False}, "RGBA")],
+)
+def test_a_webps_canvas_is_read_from_its_header_as_pillow_reads_it(
+    options: dict[str, bool], mode: str
+) -> None:
+    out = io.BytesIO()
+    image = Image.new(mode, (301, 77))
+    if mode == "RGBA":  # with alpha and an animation: a VP8X chunk first
+        image.save(out, "WEBP", save_all=True, append_images=[Image.new(mode, (301, 77))], **options)
+    else:
+        image.save(out, "WEBP", **options)
+    assert webp_canvas(out.getvalue()[:30]) == (301, 77) == Image.open(out).size
+    assert webp_canvas(b"RIFF\0\0\0\0WEBPJUNK" + bytes(14)) is None

@@ -238,6 +238,7 @@ import {
         append(list, failureItem(path, "upload failed", failure.error || "no reason recorded",
           command("fix it, then: minimax-watcher retry " + shellQuote(path))));
       }
+      failures += Number(folder.failures_omitted) || 0; // left out of the answer, counted
       const videos = folder.videos;
       const failed = videos ? Number(videos.failed) || 0 : 0;
       const unknown = videos ? Number(videos.unknown) || 0 : 0;
