@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import stat
+import struct
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -168,7 +169,10 @@ def make_thumbnail(image_fd: int, shown: str) -> bytes:
                 out = io.BytesIO()
                 image.convert("RGB").save(out, "JPEG", quality=80)
                 return out.getvalue()
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except NoThumbnail:
+            raise
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+            # What Pillow's decoders raise on broken data, at open or while reading the image.
             raise NoThumbnail(type(exc).__name__) from None
 
 

@@ -76,6 +76,26 @@ def test_what_pillow_cannot_read_is_no_thumbnail(tmp_path: Path) -> None:
         os.close(fd)
 
 
+def test_a_png_broken_after_its_header_is_no_thumbnail_and_is_not_decoded_again(tmp_path: Path) -> None:
+    """Pillow's decoders raise more than OSError on broken data (here SyntaxError, once the image is
+    being read): each is no thumbnail, remembered, never a 500 and an error line per request."""
+    out = io.BytesIO()
+    Image.new("RGB", (300, 150), (10, 220, 30)).save(out, "PNG")
+    data = bytearray(out.getvalue())
+    assert data[37:41] == b"IDAT"
+    length = int.from_bytes(data[33:37], "big")
+    data[33:37] = (length - 88).to_bytes(4, "big")  # the next chunk is read from inside the image data
+    fd = fd_of(tmp_path / "broken.png", bytes(data))
+    thumbnails = Thumbnails(tmp_path / "cache")
+    try:
+        with pytest.raises(NoThumbnail, match="SyntaxError"):
+            thumbnails.get("k", fd, "broken.png")
+        with pytest.raises(NoThumbnail, match="none before"):
+            thumbnails.get("k", fd, "broken.png")
+    finally:
+        os.close(fd)
+
+
 def test_the_cache_is_read_and_written_without_following_a_symlink(tmp_path: Path) -> None:
     cache = Thumbnails(tmp_path / "thumbnails")
     st = os.stat(tmp_path)
