@@ -6,13 +6,14 @@ no other exception leaves `load_config`, whatever the input. See docs/architectu
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 from pydantic import ValidationError
@@ -420,3 +421,13 @@ def os_reason(exc: BaseException) -> str:
 def shown_path(path: Path | str) -> str:
     """A path as an error message shows it: a 5,000-character one would bury the message."""
     return abbreviated(str(path))
+
+
+def open_secret_file(path: Path) -> BinaryIO:
+    """A file that holds a secret (the token, the page's password), opened for reading. Only a regular
+    file: a FIFO or a device planted at its name would block the start (OSError, said as the others)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a folder)")
+    return os.fdopen(fd, "rb")

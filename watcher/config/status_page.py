@@ -8,7 +8,15 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watcher.config.load import Config, ConfigError, Listen, os_reason, parse_listen, shown_path
+from watcher.config.load import (
+    Config,
+    ConfigError,
+    Listen,
+    open_secret_file,
+    os_reason,
+    parse_listen,
+    shown_path,
+)
 from watcher.redact import register_secret
 
 MAX_PASSWORD_FILE_BYTES = 4096
@@ -45,7 +53,7 @@ def page_settings(config: Config) -> PageSettings | None:
 def _read_password(path: Path) -> bytes:
     key, shown = "status_page.password_file", shown_path(path)
     try:
-        with open(path, "rb") as f:
+        with open_secret_file(path) as f:
             if os.fstat(f.fileno()).st_mode & (stat.S_IRGRP | stat.S_IROTH):
                 raise ConfigError(f"{key}: other users can read {shown}; run `chmod 600 {shown}`")
             data = f.read(MAX_PASSWORD_FILE_BYTES + 1)

@@ -22,6 +22,7 @@ from watcher.config.load import (
     TOKEN_ENV,
     Config,
     ConfigError,
+    open_secret_file,
     os_reason,
     shown_path,
 )
@@ -91,7 +92,7 @@ def _resolve_token(config: Config | None, env: Mapping[str, str]) -> ResolvedTok
 def _read_token_file(path: Path, key: str, *, private: bool) -> str:
     shown = shown_path(path)
     try:
-        with open(path, "rb") as f:
+        with open_secret_file(path) as f:
             if private:
                 _refuse_mode(os.fstat(f.fileno()).st_mode, key, path)
             data = f.read(MAX_TOKEN_FILE_BYTES + 1)

@@ -3,6 +3,7 @@ read as the token file is (private, one line), every problem one line naming the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,13 @@ def test_a_bad_password_file_is_a_config_error(
         password.chmod(mode)
     loaded = config(tmp_path, {"listen": "0.0.0.0:8765", "password_file": str(password)})
     with pytest.raises(ConfigError, match=f"status_page.password_file: {says}"):
+        page_settings(loaded)
+
+
+def test_a_fifo_as_the_password_file_is_a_config_error_not_a_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pw", 0o600)  # no writer: reading it would block the agent's start for good
+    loaded = config(tmp_path, {"listen": "0.0.0.0:8765", "password_file": "pw"})
+    with pytest.raises(ConfigError, match=r"status_page.password_file: cannot read .*not a regular file"):
         page_settings(loaded)
 
 

@@ -4,6 +4,7 @@ and token files, a real credentials folder; every refusal names the source, neve
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -240,7 +241,8 @@ def test_token_file_that_is_not_utf8_is_a_config_error(tmp_path: Path, drop: Pat
     [
         pytest.param("/" + "t" * 4999, "File name too long", id="5000-characters"),
         pytest.param("t/" * 2500, "File name too long", id="too-many-components"),
-        pytest.param(".", "Is a directory", id="a-directory"),
+        pytest.param(".", "not a regular file", id="a-directory"),
+        pytest.param("fifo", "not a regular file", id="a-fifo"),  # would block the start for good
         pytest.param("huge", "larger than 64 KiB", id="huge"),
     ],
 )
@@ -248,6 +250,7 @@ def test_token_file_that_cannot_be_read_is_a_config_error(
     tmp_path: Path, drop: Path, token_file: str, expected: str
 ) -> None:
     write_token(tmp_path / "huge", "user:1-" + "x" * (1 << 20))
+    os.mkfifo(tmp_path / "fifo", 0o600)
     config = load_config(
         write_config(tmp_path, f"api:\n  token_file: {json.dumps(token_file)}\nfolders:\n  - path: {drop}\n")
     )
