@@ -295,6 +295,11 @@ def test_without_systemctl_the_dry_run_prints_its_plan_and_install_refuses_chang
         "(--dry-run shows the plan)"
     )
     assert files_state(box, *WATCHED) == before
+    gone = box.run(*no_systemd, COMMAND, "service", "uninstall", "--dry-run", check=False)
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "Without systemd here (no systemctl on $PATH): nothing to stop" in gone.stdout
+    assert UNIT not in steps(gone.stdout) and "Would keep:" in gone.stdout, gone.stdout
+    assert files_state(box, *WATCHED) == before
 
 
 def test_without_a_config_install_writes_the_sample_and_stops_before_folders_token_and_service(

@@ -196,7 +196,7 @@ def _needs_enable(host: Host, progress: Progress) -> str | None:
     return None if is_enabled(host) else "to start it at boot"
 
 
-def plan_uninstall(host: Host) -> list[Step]:
+def plan_uninstall(host: Host, *, systemd: bool = True) -> list[Step]:
     def needs_stop(host: Host, progress: Progress) -> str | None:
         active = unit_state(host, "ActiveState")["ActiveState"]
         if active in ("active", "activating", "reloading") or is_enabled(host):
@@ -206,14 +206,19 @@ def plan_uninstall(host: Host) -> list[Step]:
     def failed(host: Host, progress: Progress) -> str | None:
         return "to forget its failure" if unit_state(host, "ActiveState")["ActiveState"] == "failed" else None
 
-    return [
-        Command(UNIT_NAME, ["systemctl", "disable", "--now", UNIT_NAME], needed=needs_stop),
-        Command("failed state", ["systemctl", "reset-failed", UNIT_NAME], needed=failed),
+    files: list[Step] = [
         RemovedFile(f"drop-in {DROPIN_PATH}", DROPIN_PATH),
         EmptyDirectoryRemoved(
             f"drop-in folder {DROPIN_DIR}", DROPIN_DIR, leaving=posixpath.basename(DROPIN_PATH)
         ),
         RemovedFile(f"unit {UNIT_PATH}", UNIT_PATH),
+    ]
+    if not systemd:  # nothing runs it: the unit's files are all there is to remove
+        return files
+    return [
+        Command(UNIT_NAME, ["systemctl", "disable", "--now", UNIT_NAME], needed=needs_stop),
+        Command("failed state", ["systemctl", "reset-failed", UNIT_NAME], needed=failed),
+        *files,
         Command("daemon-reload", ["systemctl", "daemon-reload"], needed=needs_daemon_reload),
     ]
 
@@ -325,8 +330,11 @@ def uninstall(*, dry_run: bool, host: Host | None = None, out: TextIO = sys.stdo
         except FileNotFoundError:
             dropin = ""
         others = EmptyDirectoryRemoved("", DROPIN_DIR, posixpath.basename(DROPIN_PATH)).others(host)
+        no_systemd = systemd_missing(host)
         print(f"{'Dry run of ' if dry_run else ''}service uninstall", file=out)
-        run_plan(plan_uninstall(host), host, dry_run=dry_run, out=out)
+        if no_systemd is not None:
+            print(f"Without systemd here ({no_systemd}): nothing to stop; only the unit's files", file=out)
+        run_plan(plan_uninstall(host, systemd=no_systemd is None), host, dry_run=dry_run, out=out)
     except (PlanError, OSError) as exc:
         print(f"service uninstall: {exc}", file=sys.stderr)
         return 1
