@@ -32,6 +32,7 @@ CONFIG_YAML_VALUES = {
     "folders.generate.prompt": "slow dolly in, soft light",
     "folders.generate.max_per_day": 10,
     "folders.generate.poll_seconds": 1,
+    "status_page.listen": "127.0.0.1:8765",  # "Try it" ends on the page
 }
 
 
