@@ -34,7 +34,12 @@ ZSH_DRIVER = r"""
 zmodload zsh/zpty
 zpty shell 'zsh -f -i'
 zpty -w shell "PROMPT=; fpath=(${(q)1} \$fpath); autoload -Uz compinit; compinit -u -D"
-zpty -w shell 'show() { zle -I; print -r -- "@@""$BUFFER""@@" }; zle -N show; bindkey "^X" show'
+# show prints the line as completed, then empties it for the next (a ^U typed ahead can be lost).
+zpty -w shell 'show() { zle -I; print -r -- "@@""$BUFFER""@@"; BUFFER= }; zle -N show; bindkey "^X" show'
+# Wait until the shell has run both (its echo of the line is not the printed word): keys typed while
+# compinit still runs could be read by it, or thrown away, on a loaded machine.
+zpty -w shell 'print set""up-done'
+zpty -r shell out '*setup-done*'
 shift
 for line in "$@"; do
   zpty -n -w shell $'\x15'"$line"$'\t\x18'
